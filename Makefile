@@ -1,0 +1,17 @@
+# The two commands of the README. Both set up .venv first (seconds when it is up to date).
+.PHONY: setup demo test lint render
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@scripts/offline.sh .venv/bin/imagine-assist demo --out demo-output
+
+test: setup
+	@scripts/offline.sh .venv/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	@.venv/bin/ruff check src tests cvat-plugins
+
+render: setup
+	@.venv/bin/imagine-assist functions render --out serverless

@@ -1,0 +1,2 @@
+"""imagine-assist: annotation assistant for aquatic-science imagery."""
+__version__ = "0.1.0"

@@ -1,0 +1,159 @@
+"""The `imagine-assist` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from imagine_assist.errors import UserError
+from imagine_assist.home import HOME_ENV, Home
+
+
+def _functions(args: argparse.Namespace) -> int:
+    from imagine_assist.functions.catalog import FUNCTIONS
+    from imagine_assist.functions.render import drift, render
+
+    specs = list(FUNCTIONS.values())
+    if args.action == "list":
+        for spec in specs:
+            print(f"{spec.id:18} {spec.kind:9} {', '.join(spec.label_names)}")
+        return 0
+    if args.check:
+        stale = drift(specs, args.out)
+        for path in stale:
+            print(f"out of date: {path}", file=sys.stderr)
+        if stale:
+            print("run `imagine-assist functions render` and commit the result", file=sys.stderr)
+        return 1 if stale else 0
+    for path in render(specs, args.out):
+        print(path)
+    return 0
+
+
+def _samples(args: argparse.Namespace) -> int:
+    from imagine_assist.samples import FISH_SPECIES, LITTER_CATEGORIES, generate_fish, generate_litter
+    from imagine_assist.samples.base import write_dataset
+
+    generate, labels = {
+        "fish": (generate_fish, FISH_SPECIES), "litter": (generate_litter, LITTER_CATEGORIES),
+    }[args.family]
+    from tqdm.auto import tqdm
+
+    files = write_dataset(args.out, tqdm(generate(args.n, seed=args.seed), total=args.n), labels)
+    print(f"{files.image_count} images: YOLO dataset {files.data_yaml}, CVAT XML {files.cvat_xml}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from imagine_assist.models.store import family_dir
+    from imagine_assist.training.defaults import train_default
+    from imagine_assist.training.recipes import RECIPES
+
+    recipe = RECIPES[args.family].scaled(epochs=args.epochs, images=args.images)
+    target = family_dir(args.family, args.models)
+    work = Path(args.work) if args.work else Home.resolve().root / "runs" / args.family
+    trained = train_default(args.family, target, work, recipe)
+    test = trained.metrics["test"]
+    print(f"{args.family}: held-out test mAP50 {test['mAP50']:.3f}, mAP50-95 "
+          f"{test['mAP50-95']:.3f}, precision {test['precision']:.3f}, recall {test['recall']:.3f}")
+    print(f"installed {trained.onnx} and {trained.pt}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from imagine_assist.functions.catalog import load_function
+    from imagine_assist.predict import predict_to_files
+
+    function = load_function(args.function, args.weights, args.models,
+                             args.tile_size, args.tile_overlap)
+    report = predict_to_files(function, args.source, args.out, args.threshold,
+                              previews=not args.no_previews)
+    print(f"{args.function}: {sum(report.totals.values())} objects "
+          f"{json.dumps(report.totals)} -> {report.out_dir}")
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from imagine_assist.demo import run_demo
+
+    run_demo(Path(args.out), args.models)
+    return 0
+
+
+def _threshold(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"threshold must lie in [0, 1], got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imagine-assist", description=__doc__)
+    parser.add_argument("--home", help=f"state directory (default ${HOME_ENV} or ~/.local/share/imagine-assist)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    functions = commands.add_parser("functions", help="list the served functions or render serverless/")
+    functions.add_argument("action", choices=["list", "render"])
+    functions.add_argument("--out", default="serverless", help="where serverless/<id>/ folders go")
+    functions.add_argument("--check", action="store_true", help="only report files that differ")
+    functions.set_defaults(run=_functions)
+
+    samples = commands.add_parser("samples", help="write a synthetic dataset (YOLO + CVAT XML)")
+    samples.add_argument("family", choices=["fish", "litter"])
+    samples.add_argument("--out", required=True)
+    samples.add_argument("-n", type=int, default=20, help="number of images")
+    samples.add_argument("--seed", type=int, default=0)
+    samples.set_defaults(run=_samples)
+
+    train = commands.add_parser("train", help="train a family's default model on sample data")
+    train.add_argument("family", choices=["fish", "litter"])
+    train.add_argument("--models", help="models directory (default <home>/models)")
+    train.add_argument("--work", help="directory for data and training runs")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--images", type=int, help="generated train+val images")
+    train.set_defaults(run=_train)
+
+    predict = commands.add_parser("predict", help="run a function over images, write CVAT XML, CSV, previews")
+    predict.add_argument("source", help="an image or a directory of images")
+    predict.add_argument("--function", required=True)
+    predict.add_argument("--out", required=True)
+    predict.add_argument("--weights", help=".onnx or .pt (default: the family's installed model)")
+    predict.add_argument("--models", help="models directory (default <home>/models)")
+    predict.add_argument("--threshold", type=_threshold)
+    predict.add_argument("--tile-size", type=int)
+    predict.add_argument("--tile-overlap", type=int)
+    predict.add_argument("--no-previews", action="store_true")
+    predict.set_defaults(run=_predict)
+
+    demo = commands.add_parser("demo", help="train the default models if needed and run them on demo data")
+    demo.add_argument("--out", default="demo-output")
+    demo.add_argument("--models", help="models directory (default <home>/models)")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.home:
+        os.environ[HOME_ENV] = args.home
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

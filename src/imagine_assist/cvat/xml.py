@@ -1,0 +1,88 @@
+"""CVAT for images 1.1 XML: the format CVAT imports and exports for image tasks."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+import supervision as sv
+
+from imagine_assist.cvat.masks import mask_bbox, rle_counts
+
+
+def _fmt(value: float) -> str:
+    return f"{float(value):.2f}"
+
+
+def _class_name(detections: sv.Detections, i: int, labels: Sequence[str]) -> str:
+    names = detections.data.get("class_name")
+    if names is not None:
+        return str(names[i])
+    return labels[int(detections.class_id[i])]
+
+
+def cvat_images_tree(
+    images: Sequence[tuple[str, int, int, sv.Detections]],
+    labels: Sequence[str],
+    subsets: Sequence[str] | None = None,
+    label_type: str = "rectangle",
+    source: str = "auto",
+) -> ET.ElementTree:
+    """Build the XML tree. Each detection becomes a `<mask>` when it has a mask, else a `<box>`."""
+    root = ET.Element("annotations")
+    ET.SubElement(root, "version").text = "1.1"
+    task = ET.SubElement(ET.SubElement(root, "meta"), "task")
+    ET.SubElement(task, "size").text = str(len(images))
+    ET.SubElement(task, "mode").text = "annotation"
+    label_list = ET.SubElement(task, "labels")
+    for name in labels:
+        label = ET.SubElement(label_list, "label")
+        ET.SubElement(label, "name").text = name
+        ET.SubElement(label, "type").text = label_type
+        ET.SubElement(label, "attributes")
+
+    for image_id, (name, width, height, detections) in enumerate(images):
+        attrs = {"id": str(image_id), "name": name, "width": str(width), "height": str(height)}
+        if subsets is not None:
+            attrs["subset"] = subsets[image_id]
+        node = ET.SubElement(root, "image", attrs)
+        for i in range(len(detections)):
+            common = {
+                "label": _class_name(detections, i, labels),
+                "source": source,
+                "occluded": "0",
+                "z_order": "0",
+            }
+            if detections.mask is not None:
+                mask = detections.mask[i]
+                x1, y1, x2, y2 = mask_bbox(mask)
+                crop = mask[y1 : y2 + 1, x1 : x2 + 1]
+                ET.SubElement(node, "mask", {
+                    **common,
+                    "rle": ", ".join(str(c) for c in rle_counts(crop)),
+                    "left": str(x1), "top": str(y1),
+                    "width": str(x2 - x1 + 1), "height": str(y2 - y1 + 1),
+                })
+            else:
+                x1, y1, x2, y2 = detections.xyxy[i]
+                ET.SubElement(node, "box", {
+                    **common,
+                    "xtl": _fmt(x1), "ytl": _fmt(y1), "xbr": _fmt(x2), "ybr": _fmt(y2),
+                })
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write_cvat_images_xml(
+    path: str | Path,
+    images: Sequence[tuple[str, int, int, sv.Detections]],
+    labels: Sequence[str],
+    subsets: Sequence[str] | None = None,
+) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cvat_images_tree(images, labels, subsets).write(path, encoding="utf-8", xml_declaration=True)
+    return path
+
+

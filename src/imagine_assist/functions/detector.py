@@ -1,0 +1,54 @@
+"""A served detector: its spec plus a model, answering CVAT detector requests."""
+
+from __future__ import annotations
+
+import numpy as np
+import supervision as sv
+
+from imagine_assist.cvat.shapes import to_detector_response
+from imagine_assist.errors import UserError
+from imagine_assist.functions.requests import parse_image, parse_threshold
+from imagine_assist.functions.spec import FunctionSpec
+from imagine_assist.models.detector import Detector
+from imagine_assist.models.tiling import detect_tiled
+
+
+class DetectorFunction:
+    """`detect` works on arrays; `handle` answers a CVAT detector request body."""
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        detector: Detector,
+        tile_size: int | None = None,
+        tile_overlap: int | None = None,
+    ) -> None:
+        unknown = sorted(set(detector.class_names) - set(spec.label_names))
+        if unknown:
+            raise UserError(
+                f"the model's classes {unknown} are not labels of {spec.id} "
+                f"({spec.label_names}); load a model trained for this function"
+            )
+        self.spec = spec
+        self.detector = detector
+        self.tile_size = tile_size if tile_size is not None else spec.tile_size
+        self.tile_overlap = tile_overlap if tile_overlap is not None else spec.tile_overlap
+        if self.tile_size is not None and not 0 <= self.tile_overlap < self.tile_size:
+            raise UserError(f"tile overlap {self.tile_overlap} must lie in [0, {self.tile_size})")
+
+    def detect(self, image: np.ndarray, threshold: float | None = None) -> sv.Detections:
+        threshold = self.spec.default_threshold if threshold is None else threshold
+        height, width = image.shape[:2]
+        if self.tile_size and max(height, width) > self.tile_size:
+            return detect_tiled(
+                image, lambda window: self.detector(window, threshold),
+                tile=self.tile_size, overlap=self.tile_overlap,
+            )
+        return self.detector(image, threshold)
+
+    def handle(self, body: dict) -> list[dict]:
+        threshold = parse_threshold(body, self.spec.default_threshold)
+        image = parse_image(body, max_pixels=self.spec.max_image_pixels)
+        detections = self.detect(image, threshold)
+        height, width = image.shape[:2]
+        return to_detector_response(detections, self.spec.label_types, (width, height))

@@ -1,0 +1,139 @@
+"""Object detectors behind one call: ``detector(image_rgb, threshold) -> sv.Detections``.
+
+Two runtimes load local weights and read class names from the weights' own metadata:
+- `OnnxDetector` (ONNX Runtime), used for serving; it never imports torch.
+- `UltralyticsDetector` (``.pt``), for training-side checks; it imports ultralytics lazily.
+Nothing is downloaded: a path that does not exist is an error, never a hub name.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import supervision as sv
+
+from imagine_assist.errors import ModelNotFound, UserError
+
+log = logging.getLogger(__name__)
+
+
+class Detector(Protocol):
+    class_names: list[str]
+    input_size: int
+
+    def __call__(self, image: np.ndarray, threshold: float) -> sv.Detections: ...
+
+
+def with_class_names(detections: sv.Detections, class_names: list[str]) -> sv.Detections:
+    class_ids = detections.class_id if detections.class_id is not None else []
+    detections.data["class_name"] = np.array([class_names[int(c)] for c in class_ids], dtype=str)
+    return detections
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Resize keeping the aspect ratio and pad to size x size, as ultralytics does (pad 114)."""
+    height, width = image.shape[:2]
+    scale = min(size / height, size / width)
+    new_w, new_h = round(width * scale), round(height * scale)
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
+    canvas = np.full((size, size, 3), 114, dtype=np.uint8)
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    return canvas, scale, (pad_x, pad_y)
+
+
+class OnnxDetector:
+    """A YOLOv8-style detection model exported by ultralytics to ONNX (no NMS in the graph)."""
+
+    def __init__(self, path: str | Path, iou: float = 0.5, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise ModelNotFound(f"no ONNX model at {path}")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                     if p in ort.get_available_providers()]
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as error:  # onnxruntime raises its own untyped errors
+            raise UserError(f"{path} is not a readable ONNX model: {error}") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "names" not in meta:
+            raise UserError(f"{path} has no class names in its metadata; export it with ultralytics")
+        names = ast.literal_eval(meta["names"])  # a dict literal; literal_eval runs no code
+        self.class_names = [names[i] for i in sorted(names)]
+        imgsz = ast.literal_eval(meta.get("imgsz", "[640, 640]"))
+        self.input_size = int(imgsz[0] if isinstance(imgsz, list | tuple) else imgsz)
+        self.input_name = self.session.get_inputs()[0].name
+        self.iou = iou
+        self.path = path
+        log.info("loaded %s with %s (%s)", path, self.session.get_providers()[0], self.class_names)
+
+    def __call__(self, image: np.ndarray, threshold: float) -> sv.Detections:
+        canvas, scale, (pad_x, pad_y) = letterbox(image, self.input_size)
+        blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        output = self.session.run(None, {self.input_name: blob})[0][0].T  # (anchors, 4 + classes)
+        scores = output[:, 4:]
+        class_id = scores.argmax(axis=1)
+        confidence = scores[np.arange(len(scores)), class_id]
+        keep = confidence >= threshold
+        if not keep.any():
+            return with_class_names(sv.Detections.empty(), self.class_names)
+        cx, cy, w, h = output[keep, :4].T
+        xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+        xyxy = (xyxy - [pad_x, pad_y, pad_x, pad_y]) / scale
+        height, width = image.shape[:2]
+        xyxy = np.clip(xyxy, 0, [width, height, width, height]).astype(np.float32)
+        detections = sv.Detections(
+            xyxy=xyxy, confidence=confidence[keep].astype(np.float32), class_id=class_id[keep]
+        ).with_nms(threshold=self.iou, class_agnostic=False)
+        return with_class_names(detections, self.class_names)
+
+
+class UltralyticsDetector:
+    """A local ultralytics ``.pt`` detection model."""
+
+    def __init__(self, path: str | Path, iou: float = 0.5, device: str = "cpu") -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelNotFound(f"no model at {path}")
+        from ultralytics import YOLO
+
+        self.model = YOLO(str(path), task="detect")
+        names = self.model.names
+        self.class_names = [names[i] for i in sorted(names)]
+        imgsz = (getattr(self.model.model, "args", None) or {}).get("imgsz", 640)
+        self.input_size = int(imgsz[0] if isinstance(imgsz, list | tuple) else imgsz)
+        self.iou, self.device, self.path = iou, device, path
+
+    def __call__(self, image: np.ndarray, threshold: float) -> sv.Detections:
+        result = self.model.predict(
+            image[:, :, ::-1],  # ultralytics reads numpy frames as BGR
+            conf=threshold, iou=self.iou, imgsz=self.input_size, device=self.device, verbose=False,
+        )[0]
+        detections = sv.Detections.from_ultralytics(result)
+        return with_class_names(detections, self.class_names)
+
+
+def load_detector(path: str | Path, threads: int | None = None) -> Detector:
+    """Load local weights by extension: ``.onnx`` with ONNX Runtime, ``.pt`` with ultralytics."""
+    path = Path(os.path.expanduser(str(path)))
+    if not path.exists():
+        raise ModelNotFound(
+            f"no model at {path}. Train the default with `imagine-assist train <family>` "
+            "or pass the path of local weights (.onnx or .pt)"
+        )
+    if path.suffix == ".onnx":
+        return OnnxDetector(path, threads=threads)
+    if path.suffix == ".pt":
+        return UltralyticsDetector(path)
+    raise UserError(f"{path}: unknown weights format '{path.suffix}' (expected .onnx or .pt)")

@@ -1,0 +1,130 @@
+"""Tiled inference for frames much larger than the model input (12-20 MP drone photos).
+
+The frame is cut into overlapping windows, each window is detected on its own, and the
+results are merged so that an object cut by a window border is reported once:
+- a box touching a window's inner border is *clipped* (it may show only part of the object);
+- a clipped box lying mostly inside a same-class box from another window is dropped in
+  favour of that whole view;
+- two clipped parts of an object larger than the overlap are joined into their union.
+The tiler knows nothing about models: it takes a callback, like supervision's slicer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import supervision as sv
+
+DetectFn = Callable[[np.ndarray], sv.Detections]
+
+
+def tile_windows(width: int, height: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Windows (x1, y1, x2, y2) covering the frame; the last row and column end at the border."""
+    if tile <= 0 or not 0 <= overlap < tile:
+        raise ValueError(f"need tile > 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
+
+    def starts(length: int) -> list[int]:
+        if length <= tile:
+            return [0]
+        positions = list(range(0, length - tile, tile - overlap))
+        return positions + [length - tile]
+
+    return [(x, y, min(x + tile, width), min(y + tile, height))
+            for y in starts(height) for x in starts(width)]
+
+
+def _clipped_flags(xyxy: np.ndarray, window: tuple[int, int, int, int],
+                   width: int, height: int, margin: float) -> np.ndarray:
+    x1, y1, x2, y2 = window
+    inner_left, inner_top = x1 > 0, y1 > 0
+    inner_right, inner_bottom = x2 < width, y2 < height
+    return (
+        (inner_left & (xyxy[:, 0] <= x1 + margin))
+        | (inner_top & (xyxy[:, 1] <= y1 + margin))
+        | (inner_right & (xyxy[:, 2] >= x2 - margin))
+        | (inner_bottom & (xyxy[:, 3] >= y2 - margin))
+    )
+
+
+def _pair_overlaps(box: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IoU, intersection over the smaller box, and the best 1-D IoU along x or y."""
+    ix1 = np.maximum(box[0], others[:, 0])
+    iy1 = np.maximum(box[1], others[:, 1])
+    ix2 = np.minimum(box[2], others[:, 2])
+    iy2 = np.minimum(box[3], others[:, 3])
+    iw, ih = np.clip(ix2 - ix1, 0, None), np.clip(iy2 - iy1, 0, None)
+    inter = iw * ih
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    iou = inter / np.maximum(area + areas - inter, 1e-9)
+    ios = inter / np.maximum(np.minimum(area, areas), 1e-9)
+    span_x = np.maximum(box[2], others[:, 2]) - np.minimum(box[0], others[:, 0])
+    span_y = np.maximum(box[3], others[:, 3]) - np.minimum(box[1], others[:, 1])
+    axis_iou = np.maximum(iw / np.maximum(span_x, 1e-9), ih / np.maximum(span_y, 1e-9))
+    return iou, np.where(inter > 0, ios, 0.0), np.where(inter > 0, axis_iou, 0.0)
+
+
+def merge_tiles(detections: sv.Detections, clipped: np.ndarray, iou_threshold: float = 0.5,
+                containment: float = 0.6, aligned: float = 0.8) -> sv.Detections:
+    """Merge detections gathered from overlapping windows (frame coordinates)."""
+    if len(detections) == 0:
+        return detections
+    order = np.argsort(-detections.confidence)
+    xyxy = detections.xyxy.astype(np.float64)
+    class_id = detections.class_id
+    taken = np.zeros(len(detections), dtype=bool)
+    keep_index: list[int] = []
+    keep_box: list[np.ndarray] = []
+    keep_conf: list[float] = []
+    for i in order:
+        if taken[i]:
+            continue
+        taken[i] = True
+        group, box, box_clipped = [i], xyxy[i], bool(clipped[i])
+        while True:  # a part joined to a clipped box can bring the next part in reach
+            rest = order[~taken[order]]
+            rest = rest[class_id[rest] == class_id[i]]
+            if len(rest) == 0:
+                break
+            iou, ios, axis_iou = _pair_overlaps(box, xyxy[rest])
+            same = (iou > iou_threshold) | ((box_clipped | clipped[rest]) & (ios > containment)) | (
+                box_clipped & clipped[rest] & (axis_iou > aligned))
+            if not same.any():
+                break
+            taken[rest[same]] = True
+            group.extend(rest[same].tolist())
+            members = np.array(group)
+            whole = members[~clipped[members]]
+            if len(whole):
+                box = xyxy[whole[np.argmax(detections.confidence[whole])]]
+                break
+            # seen only in parts: the object is larger than the overlap
+            box = np.concatenate([xyxy[members, :2].min(axis=0), xyxy[members, 2:].max(axis=0)])
+        keep_index.append(int(i))
+        keep_box.append(box)
+        keep_conf.append(float(detections.confidence[np.array(group)].max()))
+    merged = detections[np.array(keep_index)]
+    merged.xyxy = np.array(keep_box, dtype=np.float32)
+    merged.confidence = np.array(keep_conf, dtype=np.float32)
+    return merged
+
+
+def detect_tiled(image: np.ndarray, detect: DetectFn, tile: int, overlap: int,
+                 edge_margin: float = 2.0) -> sv.Detections:
+    """Run `detect` on overlapping windows of `image` and merge the results."""
+    height, width = image.shape[:2]
+    parts: list[sv.Detections] = []
+    flags: list[np.ndarray] = []
+    for window in tile_windows(width, height, tile, overlap):
+        x1, y1, x2, y2 = window
+        found = detect(image[y1:y2, x1:x2])
+        if len(found) == 0:
+            continue
+        found.xyxy = found.xyxy + np.array([x1, y1, x1, y1], dtype=found.xyxy.dtype)
+        found.mask = None  # window-sized masks cannot be merged; tiled output is boxes
+        parts.append(found)
+        flags.append(_clipped_flags(found.xyxy, window, width, height, edge_margin))
+    if not parts:
+        return sv.Detections.empty()
+    return merge_tiles(sv.Detections.merge(parts), np.concatenate(flags))

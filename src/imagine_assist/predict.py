@@ -1,0 +1,130 @@
+"""Batch prediction to files: CVAT XML, counts CSV, preview images and a counts plot."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import supervision as sv
+from PIL import Image
+from tqdm.auto import tqdm
+
+from imagine_assist.cvat.xml import write_cvat_images_xml
+from imagine_assist.errors import UserError
+from imagine_assist.functions.detector import DetectorFunction
+from imagine_assist.images import read_image
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+PREVIEW_MAX_SIDE = 2048
+
+
+def list_images(source: str | Path) -> list[Path]:
+    source = Path(source)
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise UserError(f"{source} is neither an image nor a directory")
+    images = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {source}")
+    return images
+
+
+@dataclass
+class PredictReport:
+    out_dir: Path
+    cvat_xml: Path
+    counts_csv: Path
+    totals_csv: Path
+    plot: Path
+    previews: list[Path] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def draw_preview(image: np.ndarray, detections: sv.Detections) -> np.ndarray:
+    scale = min(1.0, PREVIEW_MAX_SIDE / max(image.shape[:2]))
+    if scale < 1.0:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        detections = detections[:]  # a copy: the caller's boxes stay in full resolution
+        detections.xyxy = detections.xyxy * scale
+    labels = [f"{name} {conf:.2f}" for name, conf in
+              zip(detections.data.get("class_name", []), detections.confidence, strict=False)]
+    thickness = max(1, round(max(image.shape[:2]) / 600))
+    frame = sv.BoxAnnotator(thickness=thickness).annotate(image.copy(), detections)
+    return sv.LabelAnnotator(text_scale=0.4 * thickness, text_thickness=1).annotate(
+        frame, detections, labels=labels
+    )
+
+
+def plot_counts(totals: dict[str, int], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.5), dpi=120)
+    bars = axis.bar(list(totals), list(totals.values()), color="#2a7fb8")
+    axis.bar_label(bars)
+    axis.set_ylabel("count")
+    axis.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def predict_to_files(function: DetectorFunction, source: str | Path, out_dir: str | Path,
+                     threshold: float | None = None, previews: bool = True) -> PredictReport:
+    source = Path(source)
+    out_dir = Path(out_dir)
+    paths = list_images(source)
+    base = source if source.is_dir() else source.parent
+    labels = function.spec.label_names
+    preview_dir = out_dir / "previews"
+    preview_dir.mkdir(parents=True, exist_ok=True)
+    report = PredictReport(out_dir, out_dir / "annotations.xml", out_dir / "counts.csv",
+                           out_dir / "counts_total.csv", out_dir / "counts.png")
+    results: list[tuple[str, int, int, sv.Detections]] = []
+    for path in tqdm(paths, desc=f"{function.spec.id}", unit="image"):
+        try:
+            image = read_image(path, max_pixels=function.spec.max_image_pixels)
+        except UserError as error:  # one bad file must not cost the others
+            log.warning("skipped %s", error)
+            report.skipped.append((path, str(error)))
+            continue
+        detections = function.detect(image, threshold)
+        name = path.relative_to(base).as_posix()
+        height, width = image.shape[:2]
+        results.append((name, width, height, detections))
+        if previews:
+            preview = preview_dir / f"{Path(name).with_suffix('').as_posix().replace('/', '__')}.jpg"
+            Image.fromarray(draw_preview(image, detections)).save(preview, quality=85)
+            report.previews.append(preview)
+
+    if not results:
+        raise UserError(f"none of the {len(paths)} images under {source} could be read")
+    write_cvat_images_xml(report.cvat_xml, results, labels)
+    totals: Counter[str] = Counter({label: 0 for label in labels})
+    with report.counts_csv.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "width", "height", *labels, "total"])
+        for name, width, height, detections in results:
+            counts = Counter(str(n) for n in detections.data.get("class_name", []))
+            totals.update(counts)
+            writer.writerow([name, width, height, *(counts[label] for label in labels), len(detections)])
+    with report.totals_csv.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["label", "count"])
+        writer.writerows((label, totals[label]) for label in labels)
+    report.totals = {label: totals[label] for label in labels}
+    plot_counts(report.totals, report.plot,
+                f"{function.spec.name}: {len(results)} images, {sum(totals.values())} objects")
+    return report

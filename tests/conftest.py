@@ -1,0 +1,100 @@
+"""Test session setup: private state directories, no network, small trained models.
+
+State (imagine-assist home, ultralytics config, FiftyOne database, HOME itself) goes to a
+temporary directory before anything imports ultralytics or FiftyOne.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="imagine-assist-tests-"))
+os.environ["IMAGINE_ASSIST_HOME"] = str(_SESSION_DIR / "home")
+os.environ["HOME"] = str(_SESSION_DIR / "user")
+os.environ["YOLO_CONFIG_DIR"] = str(_SESSION_DIR / "home" / "ultralytics")
+os.environ["FIFTYONE_DATABASE_DIR"] = str(_SESSION_DIR / "fiftyone-db")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+from imagine_assist.home import Home, configure_offline  # noqa: E402
+
+configure_offline(Home.resolve())
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class NetworkBlocked(OSError):
+    pass
+
+
+def _is_local(address) -> bool:
+    if isinstance(address, tuple):
+        host = address[0]
+    else:  # AF_UNIX paths
+        return True
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network():
+    """Any connection to a non-loopback address fails the test that makes it."""
+    original_connect = socket.socket.connect
+    original_connect_ex = socket.socket.connect_ex
+    original_getaddrinfo = socket.getaddrinfo
+
+    def guarded_connect(self, address):
+        if not _is_local(address):
+            raise NetworkBlocked(f"test tried to reach the network: {address!r}")
+        return original_connect(self, address)
+
+    def guarded_connect_ex(self, address):
+        if not _is_local(address):
+            raise NetworkBlocked(f"test tried to reach the network: {address!r}")
+        return original_connect_ex(self, address)
+
+    def guarded_getaddrinfo(host, *args, **kwargs):
+        if host is not None and not _is_local((host if isinstance(host, str) else host.decode(),)):
+            raise NetworkBlocked(f"test tried to resolve {host!r}")
+        return original_getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect = guarded_connect
+    socket.socket.connect_ex = guarded_connect_ex
+    socket.getaddrinfo = guarded_getaddrinfo
+    yield
+    socket.socket.connect = original_connect
+    socket.socket.connect_ex = original_connect_ex
+    socket.getaddrinfo = original_getaddrinfo
+
+
+def _train_tiny(family: str, root: Path, epochs: int, images: int, test_images: int):
+    from imagine_assist.training.defaults import train_default
+    from imagine_assist.training.recipes import RECIPES
+
+    recipe = RECIPES[family].scaled(epochs=epochs, images=images, test_images=test_images)
+    return train_default(family, root / "models" / family, root / "runs" / family, recipe)
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    return _SESSION_DIR / "trained" / "models"
+
+
+@pytest.fixture(scope="session")
+def fish_model(models_dir):
+    """A small fish model, trained once per test run. It is for plumbing, not accuracy."""
+    return _train_tiny("fish", models_dir.parent, epochs=4, images=24, test_images=6)
+
+
+@pytest.fixture(scope="session")
+def litter_model(models_dir):
+    return _train_tiny("litter", models_dir.parent, epochs=3, images=2, test_images=1)
