@@ -35,7 +35,12 @@ def _functions(args: argparse.Namespace) -> int:
 
 
 def _samples(args: argparse.Namespace) -> int:
-    from imagine_assist.samples import FISH_SPECIES, LITTER_CATEGORIES, generate_fish, generate_litter
+    from imagine_assist.samples import (
+        FISH_SPECIES,
+        LITTER_CATEGORIES,
+        generate_fish,
+        generate_litter,
+    )
     from imagine_assist.samples.base import write_dataset
 
     generate, labels = {
@@ -56,7 +61,7 @@ def _train(args: argparse.Namespace) -> int:
     recipe = RECIPES[args.family].scaled(epochs=args.epochs, images=args.images)
     target = family_dir(args.family, args.models)
     work = Path(args.work) if args.work else Home.resolve().root / "runs" / args.family
-    trained = train_default(args.family, target, work, recipe)
+    trained = train_default(args.family, target, work, recipe, device=args.device)
     test = trained.metrics["test"]
     print(f"{args.family}: held-out test mAP50 {test['mAP50']:.3f}, mAP50-95 "
           f"{test['mAP50-95']:.3f}, precision {test['precision']:.3f}, recall {test['recall']:.3f}")
@@ -118,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--work", help="directory for data and training runs")
     train.add_argument("--epochs", type=int)
     train.add_argument("--images", type=int, help="generated train+val images")
+    train.add_argument("--device", default="cpu", help="cpu (default), or a CUDA device such as 0")
     train.set_defaults(run=_train)
 
     predict = commands.add_parser("predict", help="run a function over images, write CVAT XML, CSV, previews")

@@ -68,9 +68,9 @@ def build_datasets(recipe: DetectorRecipe, work_dir: Path) -> tuple[Path, Path, 
 
 
 def train_default(family: str, family_dir: Path, work_dir: Path,
-                  recipe: DetectorRecipe | None = None) -> TrainedModel:
+                  recipe: DetectorRecipe | None = None, device: str = "cpu") -> TrainedModel:
     if family not in RECIPES:
         raise UserError(f"no default recipe for {family!r}; families: {', '.join(RECIPES)}")
     recipe = recipe or RECIPES[family]
     data_yaml, test_yaml, lineage = build_datasets(recipe, work_dir)
-    return train_and_install(data_yaml, test_yaml, work_dir, family_dir, recipe, lineage)
+    return train_and_install(data_yaml, test_yaml, work_dir, family_dir, recipe, lineage, device)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ def _ultralytics():
     return ultralytics
 
 
-def train_yolo(data_yaml: Path, out_dir: Path, recipe: DetectorRecipe) -> Path:
+def train_yolo(data_yaml: Path, out_dir: Path, recipe: DetectorRecipe, device: str = "cpu") -> Path:
     """Train from the recipe's architecture yaml; return the best checkpoint."""
     ultralytics = _ultralytics()
     model = ultralytics.YOLO(recipe.architecture, task="detect")
@@ -33,18 +35,18 @@ def train_yolo(data_yaml: Path, out_dir: Path, recipe: DetectorRecipe) -> Path:
 
     def on_epoch_end(trainer) -> None:
         metrics = trainer.metrics or {}
-        progress.set_postfix(
-            loss=f"{float(trainer.tloss.sum()) if trainer.tloss is not None else 0:.2f}",
-            mAP50=f"{metrics.get('metrics/mAP50(B)', 0):.3f}",
-        )
-        progress.update(1)
+        progress.set_postfix(mAP50=f"{metrics.get('metrics/mAP50(B)', 0):.3f}")
+        # ultralytics calls this once more after the final validation: count epochs, not calls
+        progress.update(min(trainer.epoch + 1, recipe.epochs) - progress.n)
 
     model.add_callback("on_fit_epoch_end", on_epoch_end)
     try:
         model.train(
             data=str(data_yaml), imgsz=recipe.imgsz, epochs=recipe.epochs, batch=recipe.batch,
             seed=recipe.seed, deterministic=True, patience=recipe.patience,
-            project=str(out_dir), name="run", exist_ok=True, workers=0, device="cpu",
+            project=str(out_dir), name="run", exist_ok=True, device=device,
+            # On a 2-core CPU, loader processes only compete with the model for the cores.
+            workers=0 if device == "cpu" else min(8, os.cpu_count() or 1),
             plots=False, verbose=False, amp=False,
         )
     finally:
@@ -55,11 +57,12 @@ def train_yolo(data_yaml: Path, out_dir: Path, recipe: DetectorRecipe) -> Path:
     return best
 
 
-def evaluate_yolo(weights: Path, data_yaml: Path, split: str, imgsz: int) -> dict:
+def evaluate_yolo(weights: Path, data_yaml: Path, split: str, imgsz: int,
+                  device: str = "cpu") -> dict:
     """mAP50, mAP50-95, precision and recall overall and per class on one split."""
     ultralytics = _ultralytics()
     model = ultralytics.YOLO(str(weights), task="detect")
-    result = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=8, device="cpu",
+    result = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=8, device=device,
                        plots=False, verbose=False, workers=0, project=str(weights.parent.parent),
                        name=f"val-{split}", exist_ok=True)
     names = model.names
@@ -83,7 +86,11 @@ def evaluate_yolo(weights: Path, data_yaml: Path, split: str, imgsz: int) -> dic
 def export_onnx(weights: Path, imgsz: int) -> Path:
     ultralytics = _ultralytics()
     model = ultralytics.YOLO(str(weights), task="detect")
-    exported = model.export(format="onnx", imgsz=imgsz, dynamic=False, simplify=True, verbose=False)
+    # onnxslim is in the train extra; without it (a bare GPU box) export unsimplified
+    # rather than let ultralytics try to pip-install it.
+    simplify = importlib.util.find_spec("onnxslim") is not None
+    exported = model.export(format="onnx", imgsz=imgsz, dynamic=False, simplify=simplify,
+                            verbose=False)
     return Path(exported)
 
 
@@ -110,10 +117,10 @@ def install_model(family_dir: Path, best_pt: Path, onnx: Path, metrics: dict) ->
 
 
 def train_and_install(data_yaml: Path, test_yaml: Path, work_dir: Path, family_dir: Path,
-                      recipe: DetectorRecipe, lineage: dict) -> TrainedModel:
+                      recipe: DetectorRecipe, lineage: dict, device: str = "cpu") -> TrainedModel:
     started = time.time()
-    best = train_yolo(data_yaml, work_dir, recipe)
-    test = evaluate_yolo(best, test_yaml, "test", recipe.imgsz)
+    best = train_yolo(data_yaml, work_dir, recipe, device)
+    test = evaluate_yolo(best, test_yaml, "test", recipe.imgsz, device)
     onnx = export_onnx(best, recipe.imgsz)
     metrics = {
         "family": recipe.family,
@@ -121,5 +128,6 @@ def train_and_install(data_yaml: Path, test_yaml: Path, work_dir: Path, family_d
         "test": test,
         "data": lineage,
         "train_seconds": round(time.time() - started, 1),
+        "device": device,
     }
     return install_model(family_dir, best, onnx, metrics)

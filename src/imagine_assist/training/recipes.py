@@ -38,9 +38,9 @@ class DetectorRecipe:
 
 
 RECIPES: dict[str, DetectorRecipe] = {
-    "fish": DetectorRecipe(family="fish", images=160, test_images=60, imgsz=320, epochs=40),
+    "fish": DetectorRecipe(family="fish", images=400, test_images=100, imgsz=320, epochs=80),
     "litter": DetectorRecipe(
-        family="litter", images=8, test_images=3, imgsz=320, epochs=40,
+        family="litter", images=16, test_images=4, imgsz=320, epochs=80,
         tile_size=640, tile_overlap=160,
     ),
 }

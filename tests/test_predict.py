@@ -1,0 +1,62 @@
+"""`imagine-assist predict`: the files a user gets, read back with FiftyOne's CVAT parser."""
+
+import csv
+
+import pytest
+from PIL import Image
+
+from imagine_assist.cli import main
+from imagine_assist.functions.catalog import FUNCTIONS
+from imagine_assist.samples import generate_fish
+
+
+@pytest.fixture(scope="module")
+def fish_images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fish-images")
+    for sample in generate_fish(5, seed=21):
+        Image.fromarray(sample.image).save(folder / sample.name)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return folder
+
+
+def test_predict_writes_xml_csv_plot_and_previews(fish_model, fish_images, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["predict", str(fish_images), "--function", "fish-detector", "--out", str(out),
+                 "--weights", str(fish_model.onnx), "--threshold", "0.05"])
+    assert code == 0
+    assert "broken.jpg" in capsys.readouterr().err  # reported, and the others still done
+
+    from fiftyone.utils.cvat import load_cvat_image_annotations
+
+    _, cvat_labels, cvat_images = load_cvat_image_annotations(str(out / "annotations.xml"))
+    assert [label["name"] for label in cvat_labels] == FUNCTIONS["fish-detector"].label_names
+    assert len(cvat_images) == 5
+
+    with (out / "counts.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 5
+    by_name = {image.name: len(image.boxes) for image in cvat_images}
+    for row in rows:
+        per_label = sum(int(row[label]) for label in FUNCTIONS["fish-detector"].label_names)
+        assert per_label == int(row["total"]) == by_name[row["image"]]
+    with (out / "counts_total.csv").open() as handle:
+        totals = {row["label"]: int(row["count"]) for row in csv.DictReader(handle)}
+    assert sum(totals.values()) == sum(by_name.values())
+    assert (out / "counts.png").stat().st_size > 1000
+    assert len(list((out / "previews").glob("*.jpg"))) == 5
+
+
+def test_unknown_function_and_bad_threshold_are_clear_errors(tmp_path, capsys, fish_images):
+    assert main(["predict", str(fish_images), "--function", "shark-detector", "--out",
+                 str(tmp_path)]) == 2
+    assert "known functions: fish-detector, litter-detector" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["predict", str(fish_images), "--function", "fish-detector", "--out",
+              str(tmp_path), "--threshold", "2"])
+
+
+def test_missing_model_tells_how_to_get_one(tmp_path, capsys, fish_images):
+    code = main(["predict", str(fish_images), "--function", "fish-detector", "--out",
+                 str(tmp_path), "--models", str(tmp_path / "empty")])
+    assert code == 2
+    assert "imagine-assist train" in capsys.readouterr().err

@@ -1,0 +1,57 @@
+"""serverless/ is generated from the specs; a checked-in file that drifts fails here."""
+
+import json
+
+import yaml
+
+from imagine_assist.functions.catalog import FUNCTIONS
+from imagine_assist.functions.render import drift, function_config, render
+from imagine_assist.functions.spec import LabelSpec
+
+from .conftest import REPO
+
+
+def test_checked_in_serverless_matches_the_specs():
+    stale = drift(list(FUNCTIONS.values()), REPO / "serverless")
+    assert stale == [], f"run `imagine-assist functions render`: {stale}"
+
+
+def test_drift_is_detected(tmp_path):
+    specs = list(FUNCTIONS.values())
+    render(specs, tmp_path)
+    assert drift(specs, tmp_path) == []
+    target = tmp_path / "fish-detector" / "function.yaml"
+    target.write_text(target.read_text().replace("eventTimeout: 30s", "eventTimeout: 31s"))
+    assert drift(specs, tmp_path) == [str(target)]
+
+
+def test_function_yaml_has_what_cvat_reads():
+    for spec in FUNCTIONS.values():
+        for name in ("function.yaml", "function-gpu.yaml"):
+            config = yaml.safe_load((REPO / "serverless" / spec.id / name).read_text())
+            meta = config["metadata"]
+            assert meta["name"] == spec.id
+            assert meta["annotations"]["type"] == "detector"
+            labels = json.loads(meta["annotations"]["spec"])
+            assert [label["name"] for label in labels] == spec.label_names
+            for label in labels:  # a malformed label breaks CVAT's listing of every function
+                assert label["type"] == "rectangle" and label["attributes"] == []
+            assert config["spec"]["handler"] == "main:handler"
+            assert config["spec"]["eventTimeout"] == f"{spec.event_timeout_s}s"
+            trigger = config["spec"]["triggers"]["myHttpTrigger"]
+            assert trigger["attributes"]["maxRequestBodySize"] == spec.max_body_bytes
+            assert "maxWorkers" not in trigger  # deprecated in Nuclio 1.13
+            gpu = config["spec"]["resources"].get("limits", {}).get("nvidia.com/gpu")
+            assert gpu == (1 if name == "function-gpu.yaml" else None)
+
+
+def test_spec_annotation_is_a_yaml_block_scalar():
+    text = (REPO / "serverless" / "fish-detector" / "function.yaml").read_text()
+    assert "spec: |" in text
+
+
+def test_label_types_flow_into_the_yaml():
+    spec = FUNCTIONS["fish-detector"]
+    labels = (LabelSpec(0, "diplodus", "mask"),)
+    config = function_config(type(spec)(**{**spec.__dict__, "labels": labels}))
+    assert json.loads(config["metadata"]["annotations"]["spec"])[0]["type"] == "mask"

@@ -1,0 +1,89 @@
+"""Training the default models: what lands in the models directory, and the two runtimes agree."""
+
+import json
+
+import numpy as np
+import pytest
+
+from imagine_assist.models.detector import OnnxDetector, UltralyticsDetector, load_detector
+from imagine_assist.samples import FISH_SPECIES, generate_fish
+from imagine_assist.training import detector as training
+
+
+def test_trained_model_is_installed_with_its_metrics(fish_model):
+    family_dir = fish_model.onnx.parent
+    assert {p.name for p in family_dir.iterdir()} >= {"model.pt", "model.onnx", "metrics.json"}
+    metrics = json.loads((family_dir / "metrics.json").read_text())
+    assert metrics["test"]["split"] == "test"
+    assert 0.0 <= metrics["test"]["mAP50"] <= 1.0
+    assert metrics["data"]["test"]["seed"] != metrics["data"]["train_val"]["seed"]
+    assert metrics["recipe"]["architecture"] == "yolov8n.yaml"
+
+
+def test_onnx_reads_class_names_and_input_size_from_metadata(fish_model):
+    detector = load_detector(fish_model.onnx)
+    assert isinstance(detector, OnnxDetector)
+    assert detector.class_names == list(FISH_SPECIES)
+    assert detector.input_size == 320
+
+
+def _iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_onnx_runtime_agrees_with_ultralytics_on_the_same_weights(fish_model):
+    onnx, torch_model = load_detector(fish_model.onnx), load_detector(fish_model.pt)
+    assert isinstance(torch_model, UltralyticsDetector)
+    assert torch_model.class_names == onnx.class_names
+    compared = 0
+    for sample in generate_fish(4, seed=41):
+        ours, theirs = onnx(sample.image, 0.1), torch_model(sample.image, 0.1)
+        for box, conf, cls in zip(theirs.xyxy, theirs.confidence, theirs.class_id, strict=True):
+            if conf < 0.2:
+                continue  # near the threshold either runtime may keep or drop a box
+            same_class = ours.xyxy[ours.class_id == cls]
+            assert len(same_class), "ONNX Runtime missed a box ultralytics found"
+            assert max(_iou(box, b) for b in same_class) > 0.9
+            compared += 1
+    assert compared > 0
+
+
+def test_a_training_run_that_dies_keeps_the_installed_model(fish_model, tmp_path, monkeypatch):
+    family_dir = tmp_path / "fish"
+    training.install_model(family_dir, fish_model.pt, fish_model.onnx, {"family": "fish", "v": 1})
+    before = {p.name: p.read_bytes() for p in family_dir.iterdir()}
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt  # a user's Ctrl-C halfway through
+
+    monkeypatch.setattr(training, "train_yolo", dies)
+    from imagine_assist.training.recipes import RECIPES
+
+    with pytest.raises(KeyboardInterrupt):
+        training.train_and_install(tmp_path / "d.yaml", tmp_path / "t.yaml", tmp_path / "w",
+                                   family_dir, RECIPES["fish"], lineage={})
+    assert {p.name: p.read_bytes() for p in family_dir.iterdir()} == before
+
+
+def test_unknown_weights_are_clear_errors(tmp_path):
+    from imagine_assist.errors import ModelNotFound, UserError
+
+    with pytest.raises(ModelNotFound, match="imagine-assist train"):
+        load_detector(tmp_path / "nope.onnx")
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(UserError, match="not a readable ONNX model"):
+        load_detector(bad)
+    other = tmp_path / "model.tflite"
+    other.write_bytes(b"x")
+    with pytest.raises(UserError, match="unknown weights format"):
+        load_detector(other)
+
+
+def test_empty_frame_gives_no_detections(fish_model):
+    detector = load_detector(fish_model.onnx)
+    found = detector(np.full((200, 300, 3), 255, np.uint8), 0.5)
+    assert len(found) == 0 and found.data["class_name"].shape == (0,)
