@@ -25,8 +25,10 @@ def detections(with_masks=True) -> sv.Detections:
     masks = blob_masks()
     xyxy = np.array([sv.mask_to_xyxy(m[None])[0] for m in masks], dtype=np.float32)
     return sv.Detections(
-        xyxy=xyxy, mask=masks if with_masks else None,
-        confidence=np.array([0.9, 0.8, 0.7], np.float32), class_id=np.array([0, 1, 2]),
+        xyxy=xyxy,
+        mask=masks if with_masks else None,
+        confidence=np.array([0.9, 0.8, 0.7], np.float32),
+        class_id=np.array([0, 1, 2]),
         data={"class_name": np.array(["copepod", "egg", "unknown-label"])},
     )
 
@@ -63,8 +65,10 @@ def test_detector_response_follows_the_contract():
 
 def test_rectangles_are_xyxy_floats_and_tags_are_appended():
     response = to_detector_response(
-        detections(with_masks=False), {"copepod": "rectangle", "multiple": "tag"},
-        (WIDTH, HEIGHT), tags=["multiple"],
+        detections(with_masks=False),
+        {"copepod": "rectangle", "multiple": "tag"},
+        (WIDTH, HEIGHT),
+        tags=["multiple"],
     )
     box, tag = response
     assert box["type"] == "rectangle"
@@ -95,8 +99,9 @@ def test_sdk_masks_decode_pixel_for_pixel():
 
 
 def test_sdk_conv_mask_to_poly_gives_polygons_only():
-    shapes = to_sdk_annotations(detections(), {"copepod": 0}, {"copepod": "mask"},
-                                conv_mask_to_poly=True)
+    shapes = to_sdk_annotations(
+        detections(), {"copepod": 0}, {"copepod": "mask"}, conv_mask_to_poly=True
+    )
     assert [s.type.value for s in shapes] == ["polygon"]
 
 

@@ -63,10 +63,17 @@ def test_parse_image_requires_the_field():
     assert parse_image(body, max_pixels=10**6).shape == (48, 64, 3)
 
 
-@pytest.mark.parametrize(("body", "expected"), [
-    ({}, 0.4), ({"threshold": None}, 0.4), ({"threshold": 0.7}, 0.7), ({"threshold": 0}, 0.0),
-    ({"threshold": 1}, 1.0), ({"threshold": "0.25"}, 0.25),
-])
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({}, 0.4),
+        ({"threshold": None}, 0.4),
+        ({"threshold": 0.7}, 0.7),
+        ({"threshold": 0}, 0.0),
+        ({"threshold": 1}, 1.0),
+        ({"threshold": "0.25"}, 0.25),
+    ],
+)
 def test_threshold_defaults_and_values(body, expected):
     assert parse_threshold(body, default=0.4) == expected
 

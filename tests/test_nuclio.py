@@ -17,7 +17,8 @@ from .conftest import REPO
 
 def load_main(function_id):
     path = REPO / "serverless" / function_id / "main.py"
-    spec = importlib.util.spec_from_file_location(f"nuclio_main_{function_id.replace('-', '_')}", path)
+    name = f"nuclio_main_{function_id.replace('-', '_')}"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     import sys
 
@@ -83,17 +84,20 @@ def test_raw_json_bytes_body_is_accepted(fish):
     assert status == 200 and isinstance(items, list)
 
 
-@pytest.mark.parametrize(("body", "fragment"), [
-    ({"image": "%%% not base64"}, "base64"),
-    ({"image": base64.b64encode(b"hello, not an image").decode()}, "not an image"),
-    ({"threshold": 0.5}, "no 'image' field"),
-    ({"image": "TRUNCATED"}, "truncated"),
-    ({"image": "HUGE"}, "pixels"),
-    ({"image": "OK", "threshold": "high"}, "threshold"),
-    ({"image": "OK", "threshold": 1.5}, "threshold"),
-    ({"image": "OK", "threshold": -0.2}, "threshold"),
-    (b"{broken json", "JSON"),
-])
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"image": "%%% not base64"}, "base64"),
+        ({"image": base64.b64encode(b"hello, not an image").decode()}, "not an image"),
+        ({"threshold": 0.5}, "no 'image' field"),
+        ({"image": "TRUNCATED"}, "truncated"),
+        ({"image": "HUGE"}, "pixels"),
+        ({"image": "OK", "threshold": "high"}, "threshold"),
+        ({"image": "OK", "threshold": 1.5}, "threshold"),
+        ({"image": "OK", "threshold": -0.2}, "threshold"),
+        (b"{broken json", "JSON"),
+    ],
+)
 def test_bad_input_gets_a_clear_error_and_the_function_keeps_serving(fish, body, fragment):
     platform, module = fish
     import numpy as np

@@ -21,8 +21,10 @@ def test_the_session_blocks_non_loopback_connections():
 
 
 def _can_isolate() -> bool:
-    return shutil.which("unshare") is not None and subprocess.run(
-        ["unshare", "-n", "true"], capture_output=True).returncode == 0
+    return (
+        shutil.which("unshare") is not None
+        and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+    )
 
 
 @pytest.mark.skipif(not _can_isolate(), reason="needs root and unshare for a network namespace")
@@ -37,8 +39,13 @@ def test_predict_runs_in_a_namespace_without_network(fish_model, tmp_path):
         f"sys.exit(main(['predict', {str(tmp_path)!r}, '--function', 'fish-detector', "
         f"'--out', {str(tmp_path / 'out')!r}, '--weights', {str(fish_model.onnx)!r}]))\n"
     )
-    result = subprocess.run(["unshare", "-n", sys.executable, "-c", script],
-                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    result = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "annotations.xml").is_file()
 

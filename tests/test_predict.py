@@ -21,15 +21,27 @@ def fish_images(tmp_path_factory):
 
 def test_predict_writes_xml_csv_plot_and_previews(fish_model, fish_images, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["predict", str(fish_images), "--function", "fish-detector", "--out", str(out),
-                 "--weights", str(fish_model.onnx), "--threshold", "0.05"])
+    code = main(
+        [
+            "predict",
+            str(fish_images),
+            "--function",
+            "fish-detector",
+            "--out",
+            str(out),
+            "--weights",
+            str(fish_model.onnx),
+            "--threshold",
+            "0.05",
+        ]
+    )
     assert code == 0
     assert "broken.jpg" in capsys.readouterr().err  # reported, and the others still done
 
     from fiftyone.utils.cvat import load_cvat_image_annotations
 
     _, cvat_labels, cvat_images = load_cvat_image_annotations(str(out / "annotations.xml"))
-    assert [label["name"] for label in cvat_labels] == FUNCTIONS["fish-detector"].label_names
+    assert [label["name"] for label in cvat_labels.labels] == FUNCTIONS["fish-detector"].label_names
     assert len(cvat_images) == 5
 
     with (out / "counts.csv").open() as handle:
@@ -47,16 +59,38 @@ def test_predict_writes_xml_csv_plot_and_previews(fish_model, fish_images, tmp_p
 
 
 def test_unknown_function_and_bad_threshold_are_clear_errors(tmp_path, capsys, fish_images):
-    assert main(["predict", str(fish_images), "--function", "shark-detector", "--out",
-                 str(tmp_path)]) == 2
+    assert (
+        main(["predict", str(fish_images), "--function", "shark-detector", "--out", str(tmp_path)])
+        == 2
+    )
     assert "known functions: fish-detector, litter-detector" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["predict", str(fish_images), "--function", "fish-detector", "--out",
-              str(tmp_path), "--threshold", "2"])
+        main(
+            [
+                "predict",
+                str(fish_images),
+                "--function",
+                "fish-detector",
+                "--out",
+                str(tmp_path),
+                "--threshold",
+                "2",
+            ]
+        )
 
 
 def test_missing_model_tells_how_to_get_one(tmp_path, capsys, fish_images):
-    code = main(["predict", str(fish_images), "--function", "fish-detector", "--out",
-                 str(tmp_path), "--models", str(tmp_path / "empty")])
+    code = main(
+        [
+            "predict",
+            str(fish_images),
+            "--function",
+            "fish-detector",
+            "--out",
+            str(tmp_path),
+            "--weights",
+            str(tmp_path / "none.onnx"),
+        ]
+    )
     assert code == 2
     assert "imagine-assist train" in capsys.readouterr().err

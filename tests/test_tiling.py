@@ -74,8 +74,10 @@ def test_many_objects_in_a_large_frame_are_each_found_once():
     for _ in range(40):
         x, y = int(rng.integers(0, 1900)), int(rng.integers(0, 1400))
         box = (x, y, x + int(rng.integers(15, 60)), y + int(rng.integers(15, 60)))
-        if all(box[2] + 3 < o[0] or o[2] + 3 < box[0] or box[3] + 3 < o[1] or o[3] + 3 < box[1]
-               for o in objs):
+        if all(
+            box[2] + 3 < o[0] or o[2] + 3 < box[0] or box[3] + 3 < o[1] or o[3] + 3 < box[1]
+            for o in objs
+        ):
             objs.append(box)
     found = detect_tiled(frame_with(objs, 2000, 1500), blob_detector, tile=320, overlap=80)
     assert sorted(map(tuple, found.xyxy.astype(int).tolist())) == sorted(objs)

@@ -1,2 +1,3 @@
 """imagine-assist: annotation assistant for aquatic-science imagery."""
+
 __version__ = "0.1.0"

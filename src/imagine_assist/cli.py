@@ -44,7 +44,8 @@ def _samples(args: argparse.Namespace) -> int:
     from imagine_assist.samples.base import write_dataset
 
     generate, labels = {
-        "fish": (generate_fish, FISH_SPECIES), "litter": (generate_litter, LITTER_CATEGORIES),
+        "fish": (generate_fish, FISH_SPECIES),
+        "litter": (generate_litter, LITTER_CATEGORIES),
     }[args.family]
     from tqdm.auto import tqdm
 
@@ -63,8 +64,10 @@ def _train(args: argparse.Namespace) -> int:
     work = Path(args.work) if args.work else Home.resolve().root / "runs" / args.family
     trained = train_default(args.family, target, work, recipe, device=args.device)
     test = trained.metrics["test"]
-    print(f"{args.family}: held-out test mAP50 {test['mAP50']:.3f}, mAP50-95 "
-          f"{test['mAP50-95']:.3f}, precision {test['precision']:.3f}, recall {test['recall']:.3f}")
+    print(
+        f"{args.family}: held-out test mAP50 {test['mAP50']:.3f}, mAP50-95 "
+        f"{test['mAP50-95']:.3f}, precision {test['precision']:.3f}, recall {test['recall']:.3f}"
+    )
     print(f"installed {trained.onnx} and {trained.pt}")
     return 0
 
@@ -73,12 +76,16 @@ def _predict(args: argparse.Namespace) -> int:
     from imagine_assist.functions.catalog import load_function
     from imagine_assist.predict import predict_to_files
 
-    function = load_function(args.function, args.weights, args.models,
-                             args.tile_size, args.tile_overlap)
-    report = predict_to_files(function, args.source, args.out, args.threshold,
-                              previews=not args.no_previews)
-    print(f"{args.function}: {sum(report.totals.values())} objects "
-          f"{json.dumps(report.totals)} -> {report.out_dir}")
+    function = load_function(
+        args.function, args.weights, args.models, args.tile_size, args.tile_overlap
+    )
+    report = predict_to_files(
+        function, args.source, args.out, args.threshold, previews=not args.no_previews
+    )
+    print(
+        f"{args.function}: {sum(report.totals.values())} objects "
+        f"{json.dumps(report.totals)} -> {report.out_dir}"
+    )
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     return 0
@@ -100,11 +107,15 @@ def _threshold(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imagine-assist", description=__doc__)
-    parser.add_argument("--home", help=f"state directory (default ${HOME_ENV} or ~/.local/share/imagine-assist)")
+    parser.add_argument(
+        "--home", help=f"state directory (default ${HOME_ENV} or ~/.local/share/imagine-assist)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    functions = commands.add_parser("functions", help="list the served functions or render serverless/")
+    functions = commands.add_parser(
+        "functions", help="list the served functions or render serverless/"
+    )
     functions.add_argument("action", choices=["list", "render"])
     functions.add_argument("--out", default="serverless", help="where serverless/<id>/ folders go")
     functions.add_argument("--check", action="store_true", help="only report files that differ")
@@ -126,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="cpu", help="cpu (default), or a CUDA device such as 0")
     train.set_defaults(run=_train)
 
-    predict = commands.add_parser("predict", help="run a function over images, write CVAT XML, CSV, previews")
+    predict = commands.add_parser(
+        "predict", help="run a function over images, write CVAT XML, CSV, previews"
+    )
     predict.add_argument("source", help="an image or a directory of images")
     predict.add_argument("--function", required=True)
     predict.add_argument("--out", required=True)
@@ -138,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--no-previews", action="store_true")
     predict.set_defaults(run=_predict)
 
-    demo = commands.add_parser("demo", help="train the default models if needed and run them on demo data")
+    demo = commands.add_parser(
+        "demo", help="train the default models if needed and run them on demo data"
+    )
     demo.add_argument("--out", default="demo-output")
     demo.add_argument("--models", help="models directory (default <home>/models)")
     demo.set_defaults(run=_demo)
@@ -149,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.home:
         os.environ[HOME_ENV] = args.home
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return args.run(args)
     except UserError as error:

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from imagine_assist.errors import BadRequest, PayloadTooLarge
 
@@ -37,7 +37,10 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
             image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as error:
         raise PayloadTooLarge(f"image is too large to decode safely: {error}") from None
-    except (UnidentifiedImageError, OSError):
+    except Exception:
+        # Any failure to identify untrusted bytes is the sender's problem. Not only PIL's own
+        # errors: importing ultralytics patches Image.open, which then raises ImportError
+        # (missing pi_heif) for bytes PIL cannot identify.
         raise BadRequest(
             "the bytes are not an image that can be read (send JPEG or PNG bytes)"
         ) from None

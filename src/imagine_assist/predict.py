@@ -55,13 +55,17 @@ def draw_preview(image: np.ndarray, detections: sv.Detections) -> np.ndarray:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         detections = detections[:]  # a copy: the caller's boxes stay in full resolution
         detections.xyxy = detections.xyxy * scale
-    labels = [f"{name} {conf:.2f}" for name, conf in
-              zip(detections.data.get("class_name", []), detections.confidence, strict=False)]
+    labels = [
+        f"{name} {conf:.2f}"
+        for name, conf in zip(
+            detections.data.get("class_name", []), detections.confidence, strict=False
+        )
+    ]
     thickness = max(1, round(max(image.shape[:2]) / 600))
     frame = sv.BoxAnnotator(thickness=thickness).annotate(image.copy(), detections)
-    return sv.LabelAnnotator(text_scale=0.4 * thickness, text_thickness=1).annotate(
-        frame, detections, labels=labels
-    )
+    return sv.LabelAnnotator(
+        text_scale=0.3 + 0.1 * thickness, text_thickness=1, text_padding=3
+    ).annotate(frame, detections, labels=labels)
 
 
 def plot_counts(totals: dict[str, int], path: Path, title: str) -> Path:
@@ -81,8 +85,13 @@ def plot_counts(totals: dict[str, int], path: Path, title: str) -> Path:
     return path
 
 
-def predict_to_files(function: DetectorFunction, source: str | Path, out_dir: str | Path,
-                     threshold: float | None = None, previews: bool = True) -> PredictReport:
+def predict_to_files(
+    function: DetectorFunction,
+    source: str | Path,
+    out_dir: str | Path,
+    threshold: float | None = None,
+    previews: bool = True,
+) -> PredictReport:
     source = Path(source)
     out_dir = Path(out_dir)
     paths = list_images(source)
@@ -90,8 +99,13 @@ def predict_to_files(function: DetectorFunction, source: str | Path, out_dir: st
     labels = function.spec.label_names
     preview_dir = out_dir / "previews"
     preview_dir.mkdir(parents=True, exist_ok=True)
-    report = PredictReport(out_dir, out_dir / "annotations.xml", out_dir / "counts.csv",
-                           out_dir / "counts_total.csv", out_dir / "counts.png")
+    report = PredictReport(
+        out_dir,
+        out_dir / "annotations.xml",
+        out_dir / "counts.csv",
+        out_dir / "counts_total.csv",
+        out_dir / "counts.png",
+    )
     results: list[tuple[str, int, int, sv.Detections]] = []
     for path in tqdm(paths, desc=f"{function.spec.id}", unit="image"):
         try:
@@ -105,7 +119,9 @@ def predict_to_files(function: DetectorFunction, source: str | Path, out_dir: st
         height, width = image.shape[:2]
         results.append((name, width, height, detections))
         if previews:
-            preview = preview_dir / f"{Path(name).with_suffix('').as_posix().replace('/', '__')}.jpg"
+            preview = (
+                preview_dir / f"{Path(name).with_suffix('').as_posix().replace('/', '__')}.jpg"
+            )
             Image.fromarray(draw_preview(image, detections)).save(preview, quality=85)
             report.previews.append(preview)
 
@@ -119,12 +135,17 @@ def predict_to_files(function: DetectorFunction, source: str | Path, out_dir: st
         for name, width, height, detections in results:
             counts = Counter(str(n) for n in detections.data.get("class_name", []))
             totals.update(counts)
-            writer.writerow([name, width, height, *(counts[label] for label in labels), len(detections)])
+            writer.writerow(
+                [name, width, height, *(counts[label] for label in labels), len(detections)]
+            )
     with report.totals_csv.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["label", "count"])
         writer.writerows((label, totals[label]) for label in labels)
     report.totals = {label: totals[label] for label in labels}
-    plot_counts(report.totals, report.plot,
-                f"{function.spec.name}: {len(results)} images, {sum(totals.values())} objects")
+    plot_counts(
+        report.totals,
+        report.plot,
+        f"{function.spec.name}: {len(results)} images, {sum(totals.values())} objects",
+    )
     return report

@@ -51,7 +51,9 @@ def mask_to_polygon(mask: np.ndarray, tolerance: float = 1.0) -> list[float]:
 
     CVAT needs at least 3 points; a tiny or thin mask falls back to its bbox corners.
     """
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(
+        mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
     if contours:
         contour = max(contours, key=cv2.contourArea)
         if tolerance > 0:

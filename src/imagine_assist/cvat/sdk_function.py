@@ -27,6 +27,8 @@ class SdkDetectionFunction:
         # conf_threshold is None when the user gave none: the spec's default applies.
         detections = self.function.detect(np.asarray(image.convert("RGB")), context.conf_threshold)
         return to_sdk_annotations(
-            detections, self._label_ids, self.function.spec.label_types,
+            detections,
+            self._label_ids,
+            self.function.spec.label_types,
             conv_mask_to_poly=context.conv_mask_to_poly,
         )

@@ -103,10 +103,13 @@ def to_sdk_annotations(
             points = mask_to_polygon(mask) if has_mask else _rectangle_polygon(xyxy)
             annotations.append(cvataa.polygon(label_id, points))
         elif shape_type == "mask":
-            bitmap = mask if has_mask else _box_mask(xyxy, int(np.ceil(xyxy[2])) + 1, int(np.ceil(xyxy[3])) + 1)
+            bitmap = (
+                mask
+                if has_mask
+                else _box_mask(xyxy, int(np.ceil(xyxy[2])) + 1, int(np.ceil(xyxy[3])) + 1)
+            )
             annotations.append(cvataa.mask(label_id, encode_mask(bitmap.astype(bool))))
         else:
             annotations.append(cvataa.rectangle(label_id, [float(v) for v in xyxy]))
     annotations.extend(cvataa.tag(label_ids[tag]) for tag in tags)
     return annotations
-

@@ -58,18 +58,31 @@ def cvat_images_tree(
                 mask = detections.mask[i]
                 x1, y1, x2, y2 = mask_bbox(mask)
                 crop = mask[y1 : y2 + 1, x1 : x2 + 1]
-                ET.SubElement(node, "mask", {
-                    **common,
-                    "rle": ", ".join(str(c) for c in rle_counts(crop)),
-                    "left": str(x1), "top": str(y1),
-                    "width": str(x2 - x1 + 1), "height": str(y2 - y1 + 1),
-                })
+                ET.SubElement(
+                    node,
+                    "mask",
+                    {
+                        **common,
+                        "rle": ", ".join(str(c) for c in rle_counts(crop)),
+                        "left": str(x1),
+                        "top": str(y1),
+                        "width": str(x2 - x1 + 1),
+                        "height": str(y2 - y1 + 1),
+                    },
+                )
             else:
                 x1, y1, x2, y2 = detections.xyxy[i]
-                ET.SubElement(node, "box", {
-                    **common,
-                    "xtl": _fmt(x1), "ytl": _fmt(y1), "xbr": _fmt(x2), "ybr": _fmt(y2),
-                })
+                ET.SubElement(
+                    node,
+                    "box",
+                    {
+                        **common,
+                        "xtl": _fmt(x1),
+                        "ytl": _fmt(y1),
+                        "xbr": _fmt(x2),
+                        "ybr": _fmt(y2),
+                    },
+                )
     ET.indent(root)
     return ET.ElementTree(root)
 
@@ -84,5 +97,3 @@ def write_cvat_images_xml(
     path.parent.mkdir(parents=True, exist_ok=True)
     cvat_images_tree(images, labels, subsets).write(path, encoding="utf-8", xml_declaration=True)
     return path
-
-

@@ -8,7 +8,7 @@ from imagine_assist.errors import UserError
 from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.functions.spec import MIB, FunctionSpec, labels_of
 from imagine_assist.models.detector import load_detector
-from imagine_assist.models.store import model_path
+from imagine_assist.models.store import resolve_model
 from imagine_assist.samples.fish import FISH_SPECIES
 from imagine_assist.samples.litter import LITTER_CATEGORIES
 
@@ -57,7 +57,8 @@ def load_function(
     tile_size: int | None = None,
     tile_overlap: int | None = None,
 ) -> DetectorFunction:
-    """The function with its model: `weights` if given, else the family's installed model."""
+    """The function with its model: `weights` if given, else the family's installed model,
+    else the bundled default."""
     spec = get_spec(function_id)
-    path = Path(weights) if weights else model_path(spec.family, models_dir)
+    path = Path(weights) if weights else resolve_model(spec.family, models_dir)
     return DetectorFunction(spec, load_detector(path), tile_size, tile_overlap)

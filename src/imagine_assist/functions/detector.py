@@ -41,8 +41,10 @@ class DetectorFunction:
         height, width = image.shape[:2]
         if self.tile_size and max(height, width) > self.tile_size:
             return detect_tiled(
-                image, lambda window: self.detector(window, threshold),
-                tile=self.tile_size, overlap=self.tile_overlap,
+                image,
+                lambda window: self.detector(window, threshold),
+                tile=self.tile_size,
+                overlap=self.tile_overlap,
             )
         return self.detector(image, threshold)
 

@@ -35,21 +35,30 @@ def _install_directives(gpu: bool) -> dict:
     install = "pip install --no-cache-dir --find-links /opt/nuclio/wheels imagine-assist"
     if not gpu:
         return {
-            "preCopy": [{"kind": "USER", "value": "root"}, {"kind": "WORKDIR", "value": "/opt/nuclio"}],
+            "preCopy": [
+                {"kind": "USER", "value": "root"},
+                {"kind": "WORKDIR", "value": "/opt/nuclio"},
+            ],
             "postCopy": [{"kind": "RUN", "value": install}],
         }
     return {
         "preCopy": [
             {"kind": "USER", "value": "root"},
-            {"kind": "RUN", "value": "apt-get update && apt-get install -y --no-install-recommends "
-                                     "python3 python3-venv && python3 -m venv /opt/venv"},
+            {
+                "kind": "RUN",
+                "value": "apt-get update && apt-get install -y --no-install-recommends "
+                "python3 python3-venv && python3 -m venv /opt/venv",
+            },
             {"kind": "ENV", "value": "PATH=/opt/venv/bin:$PATH"},
             {"kind": "WORKDIR", "value": "/opt/nuclio"},
         ],
         "postCopy": [
             {"kind": "RUN", "value": install},
-            {"kind": "RUN", "value": "pip uninstall -y onnxruntime && pip install --no-cache-dir "
-                                     "--find-links /opt/nuclio/wheels onnxruntime-gpu"},
+            {
+                "kind": "RUN",
+                "value": "pip uninstall -y onnxruntime && pip install --no-cache-dir "
+                "--find-links /opt/nuclio/wheels onnxruntime-gpu",
+            },
         ],
     }
 
@@ -87,10 +96,12 @@ def function_config(spec: FunctionSpec, gpu: bool = False) -> dict:
                     "attributes": {"maxRequestBodySize": spec.max_body_bytes},
                 }
             },
-            "volumes": [{
-                "volume": {"name": "models", "hostPath": {"path": HOST_MODELS_DIR}},
-                "volumeMount": {"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True},
-            }],
+            "volumes": [
+                {
+                    "volume": {"name": "models", "hostPath": {"path": HOST_MODELS_DIR}},
+                    "volumeMount": {"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True},
+                }
+            ],
             "resources": resources,
             "platform": {
                 "attributes": {
@@ -116,6 +127,7 @@ def main_py(spec: FunctionSpec) -> str:
 
 def rendered_files(spec: FunctionSpec) -> dict[str, str]:
     """File name to content for one function folder."""
+
     def dump(config: dict) -> str:
         return HEADER + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=100)
 

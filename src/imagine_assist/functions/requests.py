@@ -25,7 +25,7 @@ def parse_body(raw: Any) -> dict:
         except json.JSONDecodeError as error:
             raise BadRequest(f"the request body is not valid JSON: {error}") from None
     if not isinstance(raw, dict):
-        raise BadRequest("the request body must be a JSON object such as {\"image\": \"<base64>\"}")
+        raise BadRequest('the request body must be a JSON object such as {"image": "<base64>"}')
     return raw
 
 

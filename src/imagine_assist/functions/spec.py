@@ -50,7 +50,9 @@ class FunctionSpec:
 
     def __post_init__(self) -> None:
         if not _ID_PATTERN.match(self.id):
-            raise ValueError(f"function id {self.id!r} must be lower-case letters, digits, '-' or '.'")
+            raise ValueError(
+                f"function id {self.id!r} must be lower-case letters, digits, '-' or '.'"
+            )
         if self.kind not in FUNCTION_KINDS:
             raise ValueError(f"{self.id}: kind {self.kind!r} is not one of {FUNCTION_KINDS}")
         names = [label.name for label in self.labels]
@@ -74,5 +76,7 @@ class FunctionSpec:
         return json.dumps([label.to_cvat() for label in self.labels], indent=2)
 
 
-def labels_of(names: tuple[str, ...] | list[str], shape_type: str = "rectangle") -> tuple[LabelSpec, ...]:
+def labels_of(
+    names: tuple[str, ...] | list[str], shape_type: str = "rectangle"
+) -> tuple[LabelSpec, ...]:
     return tuple(LabelSpec(i, name, shape_type) for i, name in enumerate(names))

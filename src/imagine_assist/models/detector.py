@@ -60,15 +60,20 @@ class OnnxDetector:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
-                     if p in ort.get_available_providers()]
+        providers = [
+            p
+            for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+            if p in ort.get_available_providers()
+        ]
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as error:  # onnxruntime raises its own untyped errors
             raise UserError(f"{path} is not a readable ONNX model: {error}") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if "names" not in meta:
-            raise UserError(f"{path} has no class names in its metadata; export it with ultralytics")
+            raise UserError(
+                f"{path} has no class names in its metadata; export it with ultralytics"
+            )
         names = ast.literal_eval(meta["names"])  # a dict literal; literal_eval runs no code
         self.class_names = [names[i] for i in sorted(names)]
         imgsz = ast.literal_eval(meta.get("imgsz", "[640, 640]"))
@@ -118,7 +123,11 @@ class UltralyticsDetector:
     def __call__(self, image: np.ndarray, threshold: float) -> sv.Detections:
         result = self.model.predict(
             image[:, :, ::-1],  # ultralytics reads numpy frames as BGR
-            conf=threshold, iou=self.iou, imgsz=self.input_size, device=self.device, verbose=False,
+            conf=threshold,
+            iou=self.iou,
+            imgsz=self.input_size,
+            device=self.device,
+            verbose=False,
         )[0]
         detections = sv.Detections.from_ultralytics(result)
         return with_class_names(detections, self.class_names)

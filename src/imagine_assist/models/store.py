@@ -1,13 +1,23 @@
-"""Where each family's current model lives: ``<models dir>/<family>/model.{pt,onnx}``.
+"""Where each family's model lives.
 
-The models directory defaults to ``$IMAGINE_ASSIST_HOME/models``.
+- Installed: ``<models dir>/<family>/model.{onnx,pt}`` plus ``metrics.json``; the models
+  directory defaults to ``$IMAGINE_ASSIST_HOME/models``. `imagine-assist train` writes here.
+- Bundled: the default models shipped inside the package (ONNX and metrics.json), trained by
+  `imagine-assist train <family>` on the sample data; used when nothing is installed.
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
 from pathlib import Path
 
+from imagine_assist.errors import ModelNotFound
 from imagine_assist.home import Home
+
+log = logging.getLogger(__name__)
+
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 
 
 def family_dir(family: str, models_dir: str | Path | None = None) -> Path:
@@ -17,3 +27,34 @@ def family_dir(family: str, models_dir: str | Path | None = None) -> Path:
 
 def model_path(family: str, models_dir: str | Path | None = None, fmt: str = "onnx") -> Path:
     return family_dir(family, models_dir) / f"model.{fmt}"
+
+
+def resolve_model(family: str, models_dir: str | Path | None = None) -> Path:
+    """The installed ONNX model of a family, else the bundled default."""
+    installed = model_path(family, models_dir)
+    if installed.is_file():
+        return installed
+    bundled = BUNDLED_DIR / family / "model.onnx"
+    if bundled.is_file():
+        log.info("no %s model in %s: using the bundled default", family, installed.parent)
+        return bundled
+    raise ModelNotFound(
+        f"no {family} model in {installed.parent}. Train one with `imagine-assist train {family}` "
+        "or pass --weights"
+    )
+
+
+def install_bundled(family: str, models_dir: str | Path | None = None) -> Path:
+    """Copy the bundled default into the models directory unless a model is installed there."""
+    target = family_dir(family, models_dir)
+    if (target / "model.onnx").is_file():
+        return target / "model.onnx"
+    source = BUNDLED_DIR / family
+    if not (source / "model.onnx").is_file():
+        raise ModelNotFound(f"this installation has no bundled {family} model")
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("metrics.json", "model.onnx"):  # the model last: its presence means "complete"
+        partial = target / f".{name}.partial"
+        shutil.copyfile(source / name, partial)
+        partial.replace(target / name)
+    return target / "model.onnx"

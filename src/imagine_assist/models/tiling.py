@@ -19,10 +19,14 @@ import supervision as sv
 DetectFn = Callable[[np.ndarray], sv.Detections]
 
 
-def tile_windows(width: int, height: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+def tile_windows(
+    width: int, height: int, tile: int, overlap: int
+) -> list[tuple[int, int, int, int]]:
     """Windows (x1, y1, x2, y2) covering the frame; the last row and column end at the border."""
     if tile <= 0 or not 0 <= overlap < tile:
-        raise ValueError(f"need tile > 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
+        raise ValueError(
+            f"need tile > 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}"
+        )
 
     def starts(length: int) -> list[int]:
         if length <= tile:
@@ -30,12 +34,16 @@ def tile_windows(width: int, height: int, tile: int, overlap: int) -> list[tuple
         positions = list(range(0, length - tile, tile - overlap))
         return positions + [length - tile]
 
-    return [(x, y, min(x + tile, width), min(y + tile, height))
-            for y in starts(height) for x in starts(width)]
+    return [
+        (x, y, min(x + tile, width), min(y + tile, height))
+        for y in starts(height)
+        for x in starts(width)
+    ]
 
 
-def _clipped_flags(xyxy: np.ndarray, window: tuple[int, int, int, int],
-                   width: int, height: int, margin: float) -> np.ndarray:
+def _clipped_flags(
+    xyxy: np.ndarray, window: tuple[int, int, int, int], width: int, height: int, margin: float
+) -> np.ndarray:
     x1, y1, x2, y2 = window
     inner_left, inner_top = x1 > 0, y1 > 0
     inner_right, inner_bottom = x2 < width, y2 < height
@@ -47,7 +55,9 @@ def _clipped_flags(xyxy: np.ndarray, window: tuple[int, int, int, int],
     )
 
 
-def _pair_overlaps(box: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pair_overlaps(
+    box: np.ndarray, others: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """IoU, intersection over the smaller box, and the best 1-D IoU along x or y."""
     ix1 = np.maximum(box[0], others[:, 0])
     iy1 = np.maximum(box[1], others[:, 1])
@@ -65,8 +75,13 @@ def _pair_overlaps(box: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.
     return iou, np.where(inter > 0, ios, 0.0), np.where(inter > 0, axis_iou, 0.0)
 
 
-def merge_tiles(detections: sv.Detections, clipped: np.ndarray, iou_threshold: float = 0.5,
-                containment: float = 0.6, aligned: float = 0.8) -> sv.Detections:
+def merge_tiles(
+    detections: sv.Detections,
+    clipped: np.ndarray,
+    iou_threshold: float = 0.5,
+    containment: float = 0.6,
+    aligned: float = 0.8,
+) -> sv.Detections:
     """Merge detections gathered from overlapping windows (frame coordinates)."""
     if len(detections) == 0:
         return detections
@@ -88,8 +103,11 @@ def merge_tiles(detections: sv.Detections, clipped: np.ndarray, iou_threshold: f
             if len(rest) == 0:
                 break
             iou, ios, axis_iou = _pair_overlaps(box, xyxy[rest])
-            same = (iou > iou_threshold) | ((box_clipped | clipped[rest]) & (ios > containment)) | (
-                box_clipped & clipped[rest] & (axis_iou > aligned))
+            same = (
+                (iou > iou_threshold)
+                | ((box_clipped | clipped[rest]) & (ios > containment))
+                | (box_clipped & clipped[rest] & (axis_iou > aligned))
+            )
             if not same.any():
                 break
             taken[rest[same]] = True
@@ -110,8 +128,9 @@ def merge_tiles(detections: sv.Detections, clipped: np.ndarray, iou_threshold: f
     return merged
 
 
-def detect_tiled(image: np.ndarray, detect: DetectFn, tile: int, overlap: int,
-                 edge_margin: float = 2.0) -> sv.Detections:
+def detect_tiled(
+    image: np.ndarray, detect: DetectFn, tile: int, overlap: int, edge_margin: float = 2.0
+) -> sv.Detections:
     """Run `detect` on overlapping windows of `image` and merge the results."""
     height, width = image.shape[:2]
     parts: list[sv.Detections] = []

@@ -45,7 +45,10 @@ class NuclioFunction:
             context.logger.error_with(
                 "request failed", function=self.spec.id, traceback=traceback.format_exc()
             )
-            message = f"{self.spec.id} failed on this request ({type(error).__name__}); see the function log"
+            message = (
+                f"{self.spec.id} failed on this request ({type(error).__name__}); "
+                "see the function log"
+            )
             return _json(context, {"message": message}, 500)
 
 

@@ -106,7 +106,9 @@ def write_dataset(
         label_dir.mkdir(parents=True, exist_ok=True)
         Image.fromarray(sample.image).save(image_dir / sample.name, quality=jpeg_quality)
         stem = Path(sample.name).stem
-        (label_dir / f"{stem}.txt").write_text("".join(f"{line}\n" for line in yolo_lines(sample, labels)))
+        (label_dir / f"{stem}.txt").write_text(
+            "".join(f"{line}\n" for line in yolo_lines(sample, labels))
+        )
         width, height = sample.size
         written.append((sample.name, width, height, sample.detections(labels), sample.split))
         used_splits.add(sample.split)

@@ -51,22 +51,58 @@ class _Look:
 
 _LOOKS = {
     "diplodus": _Look(
-        length=(40, 140), top=0.25, bottom=0.21, peak=0.5, peduncle=0.26, snout=2.6,
-        tail=0.2, spread=0.17, fork=0.45,
-        back=(0.42, 0.45, 0.47), belly=(0.90, 0.91, 0.90), fin=(0.55, 0.56, 0.55),
-        iris=(0.70, 0.70, 0.66), eye=0.05, dorsal=(0.22, 0.86, 0.075), anal=(0.12, 0.42, 0.06),
+        length=(40, 140),
+        top=0.25,
+        bottom=0.21,
+        peak=0.5,
+        peduncle=0.26,
+        snout=2.6,
+        tail=0.2,
+        spread=0.17,
+        fork=0.45,
+        back=(0.42, 0.45, 0.47),
+        belly=(0.90, 0.91, 0.90),
+        fin=(0.55, 0.56, 0.55),
+        iris=(0.70, 0.70, 0.66),
+        eye=0.05,
+        dorsal=(0.22, 0.86, 0.075),
+        anal=(0.12, 0.42, 0.06),
     ),
     "chromis": _Look(
-        length=(30, 75), top=0.21, bottom=0.17, peak=0.55, peduncle=0.3, snout=2.2,
-        tail=0.27, spread=0.2, fork=0.8,
-        back=(0.10, 0.12, 0.19), belly=(0.32, 0.26, 0.22), fin=(0.13, 0.13, 0.17),
-        iris=(0.25, 0.30, 0.38), eye=0.06, dorsal=(0.3, 0.9, 0.07), anal=(0.14, 0.45, 0.075),
+        length=(30, 75),
+        top=0.21,
+        bottom=0.17,
+        peak=0.55,
+        peduncle=0.3,
+        snout=2.2,
+        tail=0.27,
+        spread=0.2,
+        fork=0.8,
+        back=(0.10, 0.12, 0.19),
+        belly=(0.32, 0.26, 0.22),
+        fin=(0.13, 0.13, 0.17),
+        iris=(0.25, 0.30, 0.38),
+        eye=0.06,
+        dorsal=(0.3, 0.9, 0.07),
+        anal=(0.14, 0.45, 0.075),
     ),
     "sarpa": _Look(
-        length=(45, 140), top=0.15, bottom=0.14, peak=0.5, peduncle=0.3, snout=2.0,
-        tail=0.18, spread=0.13, fork=0.55,
-        back=(0.38, 0.41, 0.44), belly=(0.82, 0.82, 0.78), fin=(0.52, 0.50, 0.42),
-        iris=(0.86, 0.70, 0.22), eye=0.035, dorsal=(0.3, 0.86, 0.05), anal=(0.12, 0.36, 0.045),
+        length=(45, 140),
+        top=0.15,
+        bottom=0.14,
+        peak=0.5,
+        peduncle=0.3,
+        snout=2.0,
+        tail=0.18,
+        spread=0.13,
+        fork=0.55,
+        back=(0.38, 0.41, 0.44),
+        belly=(0.82, 0.82, 0.78),
+        fin=(0.52, 0.50, 0.42),
+        iris=(0.86, 0.70, 0.22),
+        eye=0.035,
+        dorsal=(0.3, 0.86, 0.05),
+        anal=(0.12, 0.36, 0.045),
     ),
 }
 
@@ -142,15 +178,25 @@ def _polygons(look: _Look, length: float) -> tuple[np.ndarray, list[np.ndarray]]
     base = look.tail * length
     bx, btop, bbottom = (v[0] for v in _outline(look, length, np.array([0.04])))
     s = look.spread * length
-    tail = np.array([
-        [bx, btop * 0.9], [0.45 * base, -0.62 * s], [0.0, -s], [look.fork * base, 0.0],
-        [0.0, s], [0.45 * base, 0.62 * s], [bx, bbottom * 0.9],
-    ])
+    tail = np.array(
+        [
+            [bx, btop * 0.9],
+            [0.45 * base, -0.62 * s],
+            [0.0, -s],
+            [look.fork * base, 0.0],
+            [0.0, s],
+            [0.45 * base, 0.62 * s],
+            [bx, bbottom * 0.9],
+        ]
+    )
     px, _, pbottom = _outline(look, length, np.array([0.6, 0.7]))
-    pelvic = np.array([
-        [px[0], pbottom[0] * 0.9], [px[1], pbottom[1] * 0.9],
-        [px[0] - 0.06 * length, pbottom[0] + 0.09 * length],
-    ])
+    pelvic = np.array(
+        [
+            [px[0], pbottom[0] * 0.9],
+            [px[1], pbottom[1] * 0.9],
+            [px[0] - 0.06 * length, pbottom[0] + 0.09 * length],
+        ]
+    )
     fins = [tail, _fin(look, length, look.dorsal, -1), _fin(look, length, look.anal, 1), pelvic]
     return body, fins
 
@@ -397,7 +443,7 @@ def _camera(
         cv2.circle(snow, centre, radius, float(rng.uniform(0.2, 0.7)), -1, cv2.LINE_AA)
     snow = cv2.GaussianBlur(snow, (0, 0), 0.7)[..., None]
     image = image + (np.minimum(colour * 1.6 + 0.25, 1.0) - image) * snow
-    yy, xx = np.mgrid[-1:1:height * 1j, -1:1:width * 1j].astype(np.float32)
+    yy, xx = np.mgrid[-1 : 1 : height * 1j, -1 : 1 : width * 1j].astype(np.float32)
     vignette = 1.0 - rng.uniform(0.1, 0.45) * ((xx**2 + yy**2) / 2.0)
     image = image * (rng.uniform(0.6, 1.2) * vignette)[..., None]
     image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.1))

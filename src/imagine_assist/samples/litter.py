@@ -146,14 +146,29 @@ def _pick(rng: np.random.Generator, options: Sequence) -> np.ndarray:
 
 # --- litter ---------------------------------------------------------------------------------
 
-_BOTTLES = ((0.86, 0.90, 0.92, 0.45), (0.48, 0.68, 0.90, 0.6), (0.32, 0.62, 0.42, 0.65),
-            (0.92, 0.92, 0.90, 0.95))  # clear, blue, green PET, opaque milk (RGB, opacity)
+_BOTTLES = (
+    (0.86, 0.90, 0.92, 0.45),
+    (0.48, 0.68, 0.90, 0.6),
+    (0.32, 0.62, 0.42, 0.65),
+    (0.92, 0.92, 0.90, 0.95),
+)  # clear, blue, green PET, opaque milk (RGB, opacity)
 _CAPS = ((0.95, 0.95, 0.95), (0.1, 0.3, 0.8), (0.85, 0.1, 0.1), (0.1, 0.6, 0.2), (0.95, 0.5, 0.1))
 _LABELS = ((0.85, 0.1, 0.1), (0.1, 0.3, 0.8), (0.95, 0.8, 0.1), (0.95, 0.95, 0.95))
-_BAGS = ((0.95, 0.95, 0.93), (0.75, 0.85, 0.95), (0.12, 0.12, 0.13), (0.9, 0.45, 0.55),
-         (0.55, 0.8, 0.5), (0.95, 0.88, 0.45))
-_CANS = ((0.78, 0.08, 0.10), (0.78, 0.79, 0.81), (0.10, 0.22, 0.70), (0.10, 0.50, 0.22),
-         (0.82, 0.66, 0.22))
+_BAGS = (
+    (0.95, 0.95, 0.93),
+    (0.75, 0.85, 0.95),
+    (0.12, 0.12, 0.13),
+    (0.9, 0.45, 0.55),
+    (0.55, 0.8, 0.5),
+    (0.95, 0.88, 0.45),
+)
+_CANS = (
+    (0.78, 0.08, 0.10),
+    (0.78, 0.79, 0.81),
+    (0.10, 0.22, 0.70),
+    (0.10, 0.50, 0.22),
+    (0.82, 0.66, 0.22),
+)
 _ROPES = ((0.96, 0.45, 0.08), (0.12, 0.35, 0.82), (0.12, 0.55, 0.25), (0.92, 0.82, 0.12))
 
 
@@ -262,7 +277,10 @@ def _net(rng: np.random.Generator) -> _Sprite:
 
 
 _MAKERS: dict[str, Callable[[np.random.Generator], _Sprite]] = {
-    "bottle": _bottle, "bag": _bag, "can": _can, "rope": _rope,
+    "bottle": _bottle,
+    "bag": _bag,
+    "can": _can,
+    "rope": _rope,
 }
 
 
@@ -465,8 +483,10 @@ def litter_frame(
             x0, y0 = int(rng.integers(-20, width - 20)), int(rng.integers(-20, height - 20))
             _paint(frame, sprite, x0, y0, shadow)
     objects = _litter(rng, frame, shadow, on_sand)
-    noise = cv2.cvtColor(np.frombuffer(rng.bytes(width * height), np.uint8).reshape(height, width),
-                         cv2.COLOR_GRAY2RGB)
+    noise = cv2.cvtColor(
+        np.frombuffer(rng.bytes(width * height), np.uint8).reshape(height, width),
+        cv2.COLOR_GRAY2RGB,
+    )
     grain = 0.07 if on_sand else 0.035  # sand is grainier than water at this scale
     cv2.addWeighted(frame, 1.0, noise, grain, -127.5 * grain, dst=frame)
     return frame, objects

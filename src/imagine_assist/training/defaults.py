@@ -41,8 +41,9 @@ def _generate(family: str, n: int, seed: int, fractions) -> Iterator[Sample]:
 def _samples(recipe: DetectorRecipe, n: int, seed: int, fractions, desc: str) -> Iterator[Sample]:
     samples = tqdm(_generate(recipe.family, n, seed, fractions), total=n, desc=desc, unit="image")
     if recipe.tile_size:
-        return tile_samples(samples, recipe.tile_size, recipe.tile_overlap,
-                            recipe.empty_tile_share, seed=seed)
+        return tile_samples(
+            samples, recipe.tile_size, recipe.tile_overlap, recipe.empty_tile_share, seed=seed
+        )
     return iter(samples)
 
 
@@ -67,8 +68,13 @@ def build_datasets(recipe: DetectorRecipe, work_dir: Path) -> tuple[Path, Path, 
     return train.data_yaml, test.data_yaml, lineage
 
 
-def train_default(family: str, family_dir: Path, work_dir: Path,
-                  recipe: DetectorRecipe | None = None, device: str = "cpu") -> TrainedModel:
+def train_default(
+    family: str,
+    family_dir: Path,
+    work_dir: Path,
+    recipe: DetectorRecipe | None = None,
+    device: str = "cpu",
+) -> TrainedModel:
     if family not in RECIPES:
         raise UserError(f"no default recipe for {family!r}; families: {', '.join(RECIPES)}")
     recipe = recipe or RECIPES[family]

@@ -42,12 +42,22 @@ def train_yolo(data_yaml: Path, out_dir: Path, recipe: DetectorRecipe, device: s
     model.add_callback("on_fit_epoch_end", on_epoch_end)
     try:
         model.train(
-            data=str(data_yaml), imgsz=recipe.imgsz, epochs=recipe.epochs, batch=recipe.batch,
-            seed=recipe.seed, deterministic=True, patience=recipe.patience,
-            project=str(out_dir), name="run", exist_ok=True, device=device,
+            data=str(data_yaml),
+            imgsz=recipe.imgsz,
+            epochs=recipe.epochs,
+            batch=recipe.batch,
+            seed=recipe.seed,
+            deterministic=True,
+            patience=recipe.patience,
+            project=str(out_dir),
+            name="run",
+            exist_ok=True,
+            device=device,
             # On a 2-core CPU, loader processes only compete with the model for the cores.
             workers=0 if device == "cpu" else min(8, os.cpu_count() or 1),
-            plots=False, verbose=False, amp=False,
+            plots=False,
+            verbose=False,
+            amp=False,
         )
     finally:
         progress.close()
@@ -57,14 +67,25 @@ def train_yolo(data_yaml: Path, out_dir: Path, recipe: DetectorRecipe, device: s
     return best
 
 
-def evaluate_yolo(weights: Path, data_yaml: Path, split: str, imgsz: int,
-                  device: str = "cpu") -> dict:
+def evaluate_yolo(
+    weights: Path, data_yaml: Path, split: str, imgsz: int, device: str = "cpu"
+) -> dict:
     """mAP50, mAP50-95, precision and recall overall and per class on one split."""
     ultralytics = _ultralytics()
     model = ultralytics.YOLO(str(weights), task="detect")
-    result = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=8, device=device,
-                       plots=False, verbose=False, workers=0, project=str(weights.parent.parent),
-                       name=f"val-{split}", exist_ok=True)
+    result = model.val(
+        data=str(data_yaml),
+        split=split,
+        imgsz=imgsz,
+        batch=8,
+        device=device,
+        plots=False,
+        verbose=False,
+        workers=0,
+        project=str(weights.parent.parent),
+        name=f"val-{split}",
+        exist_ok=True,
+    )
     names = model.names
     per_class = {}
     for index, class_id in enumerate(result.box.ap_class_index):
@@ -89,8 +110,9 @@ def export_onnx(weights: Path, imgsz: int) -> Path:
     # onnxslim is in the train extra; without it (a bare GPU box) export unsimplified
     # rather than let ultralytics try to pip-install it.
     simplify = importlib.util.find_spec("onnxslim") is not None
-    exported = model.export(format="onnx", imgsz=imgsz, dynamic=False, simplify=simplify,
-                            verbose=False)
+    exported = model.export(
+        format="onnx", imgsz=imgsz, dynamic=False, simplify=simplify, verbose=False
+    )
     return Path(exported)
 
 
@@ -113,11 +135,20 @@ def install_model(family_dir: Path, best_pt: Path, onnx: Path, metrics: dict) ->
     partial = family_dir / ".metrics.json.partial"
     partial.write_text(json.dumps(metrics, indent=2))
     partial.replace(family_dir / "metrics.json")
-    return TrainedModel(metrics["family"], family_dir / "model.pt", family_dir / "model.onnx", metrics)
+    return TrainedModel(
+        metrics["family"], family_dir / "model.pt", family_dir / "model.onnx", metrics
+    )
 
 
-def train_and_install(data_yaml: Path, test_yaml: Path, work_dir: Path, family_dir: Path,
-                      recipe: DetectorRecipe, lineage: dict, device: str = "cpu") -> TrainedModel:
+def train_and_install(
+    data_yaml: Path,
+    test_yaml: Path,
+    work_dir: Path,
+    family_dir: Path,
+    recipe: DetectorRecipe,
+    lineage: dict,
+    device: str = "cpu",
+) -> TrainedModel:
     started = time.time()
     best = train_yolo(data_yaml, work_dir, recipe, device)
     test = evaluate_yolo(best, test_yaml, "test", recipe.imgsz, device)

@@ -26,8 +26,9 @@ class DetectorRecipe:
     tile_overlap: int = 0
     empty_tile_share: float = 0.1  # of windows without objects, keep this share
 
-    def scaled(self, epochs: int | None = None, images: int | None = None,
-               test_images: int | None = None) -> DetectorRecipe:
+    def scaled(
+        self, epochs: int | None = None, images: int | None = None, test_images: int | None = None
+    ) -> DetectorRecipe:
         """The same recipe with a smaller budget (tests, quick tries)."""
         return replace(
             self,
@@ -40,7 +41,12 @@ class DetectorRecipe:
 RECIPES: dict[str, DetectorRecipe] = {
     "fish": DetectorRecipe(family="fish", images=400, test_images=100, imgsz=320, epochs=80),
     "litter": DetectorRecipe(
-        family="litter", images=16, test_images=4, imgsz=320, epochs=80,
-        tile_size=640, tile_overlap=160,
+        family="litter",
+        images=16,
+        test_images=4,
+        imgsz=320,
+        epochs=80,
+        tile_size=640,
+        tile_overlap=160,
     ),
 }

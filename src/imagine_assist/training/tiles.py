@@ -13,8 +13,9 @@ from imagine_assist.samples.base import Sample, SampleObject
 MIN_VISIBLE = 0.6  # share of an object's box inside a window for it to count as labelled there
 
 
-def tile_samples(samples: Iterable[Sample], tile: int, overlap: int,
-                 empty_share: float = 0.1, seed: int = 0) -> Iterator[Sample]:
+def tile_samples(
+    samples: Iterable[Sample], tile: int, overlap: int, empty_share: float = 0.1, seed: int = 0
+) -> Iterator[Sample]:
     """Windows of each sample with the objects they show; most empty windows are skipped.
 
     A window that shows too little of an object would teach the model to ignore it, so
