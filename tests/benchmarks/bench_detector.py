@@ -1,10 +1,10 @@
-"""Speed of our served detectors against ultralytics on the same weights and images.
+"""Speed of our served detectors against ultralytics' own predict, same model, same image.
 
     .venv/bin/python tests/benchmarks/bench_detector.py [--models DIR] [--repeats 20]
 
-Needs the default models (`make demo` or `imagine-assist train fish|litter`). Each figure is
-a median over `--repeats` runs, reported with its ratio to the baseline measured in the same
-process. Not collected by pytest.
+Uses each family's installed model, else the bundled default. Every figure is a median over
+`--repeats` calls, with its ratio to the baseline measured in the same process. Not collected
+by pytest (no timing assertions in tests).
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ def median_ms(call, repeats: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
-def row(name: str, ms: float, baseline_ms: float) -> str:
-    return f"| {name} | {ms:.1f} | {ms / baseline_ms:.2f} |"
+def table(title: str, baseline_name: str, rows: list[tuple[str, float]]) -> None:
+    baseline = rows[0][1]
+    print(f"\n{title}\n\n| path | ms (median) | ratio to {baseline_name} |\n|---|---|---|")
+    for name, ms in rows:
+        print(f"| {name} | {ms:.1f} | {ms / baseline:.2f} |")
 
 
 def main() -> None:
@@ -48,88 +51,90 @@ def main() -> None:
 
     from imagine_assist.functions.catalog import load_function
     from imagine_assist.images import encode_jpeg
-    from imagine_assist.models.store import model_path
+    from imagine_assist.models.store import model_path, resolve_model
     from imagine_assist.samples import generate_fish, generate_litter
 
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}\n"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}"
     )
 
-    fish_pt, fish_onnx = model_path("fish", args.models, "pt"), model_path("fish", args.models)
+    def ultralytics_call(model, image: np.ndarray, imgsz: int):
+        bgr = np.ascontiguousarray(image[:, :, ::-1])  # ultralytics reads arrays as BGR
+        return lambda: model.predict(bgr, imgsz=imgsz, conf=0.35, verbose=False, device="cpu")
+
+    fish_onnx = resolve_model("fish", args.models)
     image = next(iter(generate_fish(1, seed=99))).image
     function = load_function("fish-detector", fish_onnx)
     body = {"image": base64.b64encode(encode_jpeg(image)).decode()}
-    ultra_pt, ultra_onnx = YOLO(str(fish_pt)), YOLO(str(fish_onnx), task="detect")
-    bgr = np.ascontiguousarray(image[:, :, ::-1])
-    baseline = median_ms(
-        lambda: ultra_pt.predict(bgr, imgsz=320, conf=0.35, verbose=False, device="cpu"),
-        args.repeats,
-    )
-    print(f"fish-detector, one {image.shape[1]}x{image.shape[0]} frame, model input 320:\n")
-    print("| path | ms (median) | ratio to ultralytics .pt predict |\n|---|---|---|")
-    print(row("ultralytics predict, .pt (baseline)", baseline, baseline))
-    print(
-        row(
-            "ultralytics predict, .onnx",
+    size = function.detector.input_size
+    rows = [
+        (
+            "ultralytics predict, same .onnx (baseline)",
             median_ms(
-                lambda: ultra_onnx.predict(bgr, imgsz=320, conf=0.35, verbose=False, device="cpu"),
-                args.repeats,
+                ultralytics_call(YOLO(str(fish_onnx), task="detect"), image, size), args.repeats
             ),
-            baseline,
+        ),
+    ]
+    fish_pt = model_path("fish", args.models, "pt")
+    if fish_pt.is_file():
+        rows.append(
+            (
+                "ultralytics predict, the .pt it was exported from",
+                median_ms(ultralytics_call(YOLO(str(fish_pt)), image, size), args.repeats),
+            )
         )
-    )
-    print(
-        row(
+    rows += [
+        (
             "imagine-assist detect (ONNX Runtime)",
             median_ms(lambda: function.detect(image), args.repeats),
-            baseline,
-        )
-    )
-    print(
-        row(
-            "imagine-assist Nuclio handler body (base64 JPEG in, JSON list out)",
+        ),
+        (
+            "imagine-assist handler: base64 JPEG in, CVAT JSON out",
             median_ms(lambda: function.handle(body), args.repeats),
-            baseline,
-        )
+        ),
+    ]
+    table(
+        f"fish-detector, one {image.shape[1]}x{image.shape[0]} frame, model input {size}:",
+        "ultralytics on the same .onnx",
+        rows,
     )
 
-    litter_pt, litter_onnx = (
-        model_path("litter", args.models, "pt"),
-        model_path("litter", args.models),
-    )
-    frame = next(iter(generate_litter(1, seed=99))).image
+    litter_onnx = resolve_model("litter", args.models)
     litter = load_function("litter-detector", litter_onnx)
-    ultra_litter = YOLO(str(litter_pt))
+    sample = next(iter(generate_litter(1, seed=99)))
+    frame = sample.image
+    ultra_litter = YOLO(str(litter_onnx), task="detect")
+    size = litter.detector.input_size
 
-    def ultralytics_slicer(window: np.ndarray) -> sv.Detections:
-        result = ultra_litter.predict(
-            window[:, :, ::-1], imgsz=320, conf=0.35, verbose=False, device="cpu"
-        )[0]
-        return sv.Detections.from_ultralytics(result)
+    def ultralytics_window(window: np.ndarray) -> sv.Detections:
+        return sv.Detections.from_ultralytics(ultralytics_call(ultra_litter, window, size)()[0])
 
     slicer = sv.InferenceSlicer(
-        callback=ultralytics_slicer, slice_wh=(640, 640), overlap_wh=(160, 160), thread_workers=1
+        callback=ultralytics_window,
+        slice_wh=(litter.tile_size, litter.tile_size),
+        overlap_wh=(litter.tile_overlap, litter.tile_overlap),
+        thread_workers=1,
     )
-    repeats = max(3, args.repeats // 5)
-    baseline = median_ms(lambda: slicer(frame[:, :, ::-1]), repeats, warmup=1)
-    print(
-        f"\nlitter-detector, one {frame.shape[1]}x{frame.shape[0]} frame, 640 px windows, "
-        "160 px overlap, model input 320:\n"
-    )
-    print(
-        "| path | ms (median) | ratio to supervision InferenceSlicer + ultralytics .pt |\n"
-        "|---|---|---|"
-    )
-    print(
-        row("supervision InferenceSlicer + ultralytics predict .pt (baseline)", baseline, baseline)
-    )
-    print(
-        row(
+    repeats = max(5, args.repeats // 2)
+    rows = [
+        (
+            "supervision InferenceSlicer + ultralytics predict, same .onnx (baseline)",
+            median_ms(lambda: slicer(frame), repeats, warmup=1),
+        ),
+        (
             "imagine-assist tiled detect (ONNX Runtime)",
             median_ms(lambda: litter.detect(frame), repeats, warmup=1),
-            baseline,
-        )
+        ),
+    ]
+    print(
+        f"\nboxes on that frame: {len(sample.objects)} in the ground truth, "
+        f"{len(litter.detect(frame))} from imagine-assist, {len(slicer(frame))} from the slicer"
+    )
+    table(
+        f"litter-detector, one {frame.shape[1]}x{frame.shape[0]} frame, {litter.tile_size} px "
+        f"windows, {litter.tile_overlap} px overlap, model input {size}:",
+        "the supervision slicer",
+        rows,
     )
 
 
