@@ -53,8 +53,9 @@ def test_our_onnx_runtime_agrees_with_ultralytics_on_the_same_model():
     compared = 0
     for sample in generate_fish(6, seed=41):
         mine = ours(sample.image, 0.25)
-        result = theirs.predict(sample.image[:, :, ::-1], imgsz=320, conf=0.25, iou=0.5,
-                                verbose=False, device="cpu")[0]
+        result = theirs.predict(
+            sample.image[:, :, ::-1], imgsz=320, conf=0.25, iou=0.5, verbose=False, device="cpu"
+        )[0]
         other = sv.Detections.from_ultralytics(result)
         for box, conf, cls in zip(other.xyxy, other.confidence, other.class_id, strict=True):
             if conf < 0.35:

@@ -35,21 +35,13 @@ def _functions(args: argparse.Namespace) -> int:
 
 
 def _samples(args: argparse.Namespace) -> int:
-    from imagine_assist.samples import (
-        FISH_SPECIES,
-        LITTER_CATEGORIES,
-        generate_fish,
-        generate_litter,
-    )
-    from imagine_assist.samples.base import write_dataset
-
-    generate, labels = {
-        "fish": (generate_fish, FISH_SPECIES),
-        "litter": (generate_litter, LITTER_CATEGORIES),
-    }[args.family]
     from tqdm.auto import tqdm
 
-    files = write_dataset(args.out, tqdm(generate(args.n, seed=args.seed), total=args.n), labels)
+    from imagine_assist.samples import SAMPLE_FAMILIES, write_dataset
+
+    family = SAMPLE_FAMILIES[args.family]
+    samples = tqdm(family.generate(args.n, seed=args.seed), total=args.n, unit="image")
+    files = write_dataset(args.out, samples, family.labels)
     print(f"{files.image_count} images: YOLO dataset {files.data_yaml}, CVAT XML {files.cvat_xml}")
     return 0
 

@@ -127,7 +127,7 @@ def predict_to_files(
 
     if not results:
         raise UserError(f"none of the {len(paths)} images under {source} could be read")
-    write_cvat_images_xml(report.cvat_xml, results, labels)
+    write_cvat_images_xml(report.cvat_xml, results, labels, label_type="rectangle")
     totals: Counter[str] = Counter({label: 0 for label in labels})
     with report.counts_csv.open("w", newline="") as handle:
         writer = csv.writer(handle)

@@ -26,7 +26,7 @@ def cvat_images_tree(
     images: Sequence[tuple[str, int, int, sv.Detections]],
     labels: Sequence[str],
     subsets: Sequence[str] | None = None,
-    label_type: str = "rectangle",
+    label_type: str = "any",
     source: str = "auto",
 ) -> ET.ElementTree:
     """Build the XML tree. Each detection becomes a `<mask>` when it has a mask, else a `<box>`."""
@@ -92,8 +92,10 @@ def write_cvat_images_xml(
     images: Sequence[tuple[str, int, int, sv.Detections]],
     labels: Sequence[str],
     subsets: Sequence[str] | None = None,
+    label_type: str = "any",
 ) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cvat_images_tree(images, labels, subsets).write(path, encoding="utf-8", xml_declaration=True)
+    tree = cvat_images_tree(images, labels, subsets, label_type=label_type)
+    tree.write(path, encoding="utf-8", xml_declaration=True)
     return path

@@ -1,10 +1,27 @@
 """Synthetic fish and litter images with exact ground truth, and the dataset files for them."""
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
 from imagine_assist.samples.base import DatasetFiles, Sample, SampleObject, write_dataset
 from imagine_assist.samples.fish import FISH_SPECIES, generate_fish
 from imagine_assist.samples.litter import LITTER_CATEGORIES, generate_litter
 
+
+@dataclass(frozen=True)
+class SampleFamily:
+    generate: Callable[..., Iterator[Sample]]  # (n, seed=..., fractions=...) -> samples
+    labels: tuple[str, ...]
+
+
+SAMPLE_FAMILIES: dict[str, SampleFamily] = {
+    "fish": SampleFamily(generate_fish, FISH_SPECIES),
+    "litter": SampleFamily(generate_litter, LITTER_CATEGORIES),
+}
+
 __all__ = [
+    "SAMPLE_FAMILIES",
+    "SampleFamily",
     "FISH_SPECIES",
     "LITTER_CATEGORIES",
     "DatasetFiles",

@@ -12,14 +12,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from imagine_assist.errors import UserError
-from imagine_assist.samples import (
-    FISH_SPECIES,
-    LITTER_CATEGORIES,
-    Sample,
-    generate_fish,
-    generate_litter,
-    write_dataset,
-)
+from imagine_assist.samples import SAMPLE_FAMILIES, Sample, write_dataset
 from imagine_assist.training.detector import TrainedModel, train_and_install
 from imagine_assist.training.recipes import RECIPES, DetectorRecipe
 from imagine_assist.training.tiles import tile_samples
@@ -29,17 +22,12 @@ TEST_ONLY = (0.0, 0.0, 1.0)
 
 
 def family_labels(family: str) -> tuple[str, ...]:
-    return {"fish": FISH_SPECIES, "litter": LITTER_CATEGORIES}[family]
-
-
-def _generate(family: str, n: int, seed: int, fractions) -> Iterator[Sample]:
-    if family == "fish":
-        return generate_fish(n, seed=seed, fractions=fractions)
-    return generate_litter(n, seed=seed, fractions=fractions)
+    return SAMPLE_FAMILIES[family].labels
 
 
 def _samples(recipe: DetectorRecipe, n: int, seed: int, fractions, desc: str) -> Iterator[Sample]:
-    samples = tqdm(_generate(recipe.family, n, seed, fractions), total=n, desc=desc, unit="image")
+    generated = SAMPLE_FAMILIES[recipe.family].generate(n, seed=seed, fractions=fractions)
+    samples = tqdm(generated, total=n, desc=desc, unit="image")
     if recipe.tile_size:
         return tile_samples(
             samples, recipe.tile_size, recipe.tile_overlap, recipe.empty_tile_share, seed=seed

@@ -1,0 +1,44 @@
+"""State stays in the chosen home directory, and the README's main job runs end to end."""
+
+import json
+import os
+import subprocess
+import sys
+
+from imagine_assist.cli import main
+
+
+def test_ultralytics_state_goes_to_the_home_directory(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "FIFTYONE_"))}
+    env["IMAGINE_ASSIST_HOME"] = str(tmp_path / "home")
+    script = (
+        "from imagine_assist.home import Home, configure_offline\n"
+        "configure_offline(Home.resolve())\n"
+        "from ultralytics.utils import SETTINGS\n"
+        "import fiftyone.core.config as c, os\n"
+        "print(SETTINGS.file)\n"
+        "print(os.environ['FIFTYONE_DATABASE_DIR'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    settings_file, db_dir = result.stdout.split()[-2:]
+    home = tmp_path / "home"
+    assert settings_file.startswith(str(home / "ultralytics"))
+    assert db_dir == str(home / "fiftyone" / "db")
+    # training's font check finds this instead of downloading Arial.ttf
+    assert (home / "ultralytics" / "Ultralytics" / "Arial.ttf").stat().st_size > 100_000
+
+
+def test_demo_writes_every_output_for_both_functions(tmp_path, capsys):
+    out, models = tmp_path / "demo", tmp_path / "models"
+    assert main(["demo", "--out", str(out), "--models", str(models)]) == 0
+    for function, family in (("fish-detector", "fish"), ("litter-detector", "litter")):
+        folder = out / function
+        for name in ("annotations.xml", "counts.csv", "counts_total.csv", "counts.png"):
+            assert (folder / name).stat().st_size > 0, name
+        images = list((out / "data" / family / "images").iterdir())
+        assert len(list((folder / "previews").iterdir())) == len(images) > 0
+        metrics = json.loads((models / family / "metrics.json").read_text())
+        assert metrics["test"]["mAP50"] >= 0.5
+    printed = capsys.readouterr().out
+    assert "fish-detector:" in printed and "litter-detector:" in printed
