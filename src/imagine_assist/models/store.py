@@ -2,7 +2,7 @@
 
 - Installed: ``<models dir>/<family>/model.{onnx,pt}`` plus ``metrics.json``; the models
   directory defaults to ``$IMAGINE_ASSIST_HOME/models``. `imagine-assist train` writes here.
-- Bundled: the default models shipped inside the package (ONNX and metrics.json), trained by
+- Bundled: the default models shipped inside the package (ONNX, .pt, metrics.json), trained by
   `imagine-assist train <family>` on the sample data; used when nothing is installed.
 """
 
@@ -29,12 +29,12 @@ def model_path(family: str, models_dir: str | Path | None = None, fmt: str = "on
     return family_dir(family, models_dir) / f"model.{fmt}"
 
 
-def resolve_model(family: str, models_dir: str | Path | None = None) -> Path:
-    """The installed ONNX model of a family, else the bundled default."""
-    installed = model_path(family, models_dir)
+def resolve_model(family: str, models_dir: str | Path | None = None, fmt: str = "onnx") -> Path:
+    """The installed model of a family, else the bundled default."""
+    installed = model_path(family, models_dir, fmt)
     if installed.is_file():
         return installed
-    bundled = BUNDLED_DIR / family / "model.onnx"
+    bundled = BUNDLED_DIR / family / f"model.{fmt}"
     if bundled.is_file():
         log.info("no %s model in %s: using the bundled default", family, installed.parent)
         return bundled
@@ -53,7 +53,8 @@ def install_bundled(family: str, models_dir: str | Path | None = None) -> Path:
     if not (source / "model.onnx").is_file():
         raise ModelNotFound(f"this installation has no bundled {family} model")
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("metrics.json", "model.onnx"):  # the model last: its presence means "complete"
+    # model.onnx last: its presence is what marks the directory as holding a model
+    for name in ("metrics.json", "model.pt", "model.onnx"):
         partial = target / f".{name}.partial"
         shutil.copyfile(source / name, partial)
         partial.replace(target / name)
