@@ -83,6 +83,22 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from imagine_assist.nuclio.serve import serve
+
+    function_ids = [f.strip() for f in args.functions.split(",")] if args.functions else None
+    serve(
+        args.host,
+        args.port,
+        function_ids,
+        args.models,
+        args.workers,
+        args.timeout,
+        Path(args.access_log) if args.access_log else None,
+    )
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from imagine_assist.demo import run_demo
 
@@ -142,6 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tile-overlap", type=int)
     predict.add_argument("--no-previews", action="store_true")
     predict.set_defaults(run=_predict)
+
+    serve = commands.add_parser(
+        "serve", help="serve the functions to CVAT as a Nuclio-compatible gateway"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    serve.add_argument("--port", type=int, default=8070)
+    serve.add_argument("--functions", help="comma-separated function ids (default all)")
+    serve.add_argument("--models", help="models directory (default <home>/models)")
+    serve.add_argument("--workers", type=int, default=1, help="inference threads")
+    serve.add_argument("--timeout", type=float, help="seconds per request (default: the spec's)")
+    serve.add_argument("--access-log", help="JSON-lines access log (default <home>/logs/)")
+    serve.set_defaults(run=_serve)
 
     demo = commands.add_parser(
         "demo", help="train the default models if needed and run them on demo data"
