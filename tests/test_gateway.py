@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
-import contextlib
 import dataclasses
 import io
 import json
@@ -15,14 +14,13 @@ import time
 import numpy as np
 import pytest
 import requests
-import uvicorn
 from PIL import Image
 
 from imagine_assist.functions.catalog import get_spec, load_function
 from imagine_assist.images import encode_jpeg
-from imagine_assist.nuclio.gateway import Gateway, create_app
+from imagine_assist.nuclio.gateway import Gateway
 from imagine_assist.nuclio.hosting import FunctionHost
-from imagine_assist.nuclio.serve import build_hosts
+from imagine_assist.nuclio.serve import background_server, build_hosts
 from imagine_assist.samples import generate_fish, generate_litter
 
 # What CVAT's LambdaGateway sends (contract §3): on every request, plus two on invocations.
@@ -38,35 +36,8 @@ def invoke_headers(name: str) -> dict:
     return {**CVAT_HEADERS, "x-nuclio-function-name": name, "x-nuclio-path": "/"}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
 def running(gateway: Gateway, wait_ready: bool = True):
-    port = free_port()
-    gateway.port = port
-    config = uvicorn.Config(
-        create_app(gateway), host="127.0.0.1", port=port, log_level="warning", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while not server.started:
-        assert time.time() < deadline, "the gateway did not start"
-        time.sleep(0.02)
-    while wait_ready and requests.get(f"{url}/api/healthz").status_code != 200:
-        assert time.time() < deadline, "the models did not load"
-        time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    return background_server(gateway, wait_ready=wait_ready)
 
 
 def b64(image: np.ndarray) -> str:

@@ -263,11 +263,16 @@ class GuardAndLog:
             return
         request = Request(scope)
         started = time.perf_counter()
-        status = {"code": 500}
+        state = {"status": 500, "noted": False}
 
         async def send_and_note(message) -> None:
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                state["status"] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # noted before the last bytes go out, so a client that has its answer
+                # also finds it in the metrics and the access log
+                state["noted"] = True
+                self.note(request, state["status"], time.perf_counter() - started)
             await send(message)
 
         try:
@@ -278,7 +283,8 @@ class GuardAndLog:
                     scope, receive, send_and_note
                 )
         finally:
-            self.note(request, status["code"], time.perf_counter() - started)
+            if not state["noted"]:
+                self.note(request, state["status"], time.perf_counter() - started)
 
     def note(self, request: Request, status: int, seconds: float) -> None:
         function = request.headers.get("x-nuclio-function-name", "")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from imagine_assist.errors import UserError
@@ -30,6 +35,38 @@ def build_hosts(function_ids: list[str] | None, models_dir: str | Path | None) -
         )
         for function_id in ids
     }
+
+
+@contextlib.contextmanager
+def background_server(
+    gateway: Gateway, host: str = "127.0.0.1", wait_ready: bool = True, timeout_s: float = 120.0
+) -> Iterator[str]:
+    """Run the gateway on a free port in a thread; yields its base URL (tests, benchmarks)."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        gateway.port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(gateway), host=host, port=gateway.port, log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True, name="gateway")
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.02)
+        while wait_ready and any(h.status.state == "loading" for h in gateway.hosts.values()):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the models did not load in time")
+            time.sleep(0.05)
+        yield f"http://{host}:{gateway.port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def serve(
