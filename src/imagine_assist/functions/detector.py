@@ -7,8 +7,9 @@ import supervision as sv
 
 from imagine_assist.cvat.shapes import to_detector_response
 from imagine_assist.errors import UserError
-from imagine_assist.functions.requests import parse_image, parse_threshold
+from imagine_assist.functions.requests import image_bytes, parse_threshold
 from imagine_assist.functions.spec import FunctionSpec
+from imagine_assist.images import decode_image_reduced
 from imagine_assist.models.detector import Detector
 from imagine_assist.models.tiling import detect_tiled
 
@@ -50,7 +51,15 @@ class DetectorFunction:
 
     def handle(self, body: dict) -> list[dict]:
         threshold = parse_threshold(body, self.spec.default_threshold)
-        image = parse_image(body, max_pixels=self.spec.max_image_pixels)
+        # Without tiling the model sees the frame at its input size, so a JPEG can be decoded
+        # at reduced scale; boxes are scaled back to the full frame.
+        image, (width, height) = decode_image_reduced(
+            image_bytes(body),
+            self.spec.max_image_pixels,
+            reduce_to=None if self.tile_size else self.detector.input_size,
+        )
         detections = self.detect(image, threshold)
-        height, width = image.shape[:2]
+        if image.shape[1] != width or image.shape[0] != height:
+            scale = np.array([width / image.shape[1], height / image.shape[0]] * 2)
+            detections.xyxy = (detections.xyxy * scale).astype(np.float32)
         return to_detector_response(detections, self.spec.label_types, (width, height))

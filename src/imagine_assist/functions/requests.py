@@ -14,14 +14,11 @@ from imagine_assist.images import decode_base64, decode_image
 
 def parse_body(raw: Any) -> dict:
     """Nuclio hands over a dict when the request was JSON, else bytes or str."""
-    if isinstance(raw, bytes | bytearray):
+    if isinstance(raw, bytes | bytearray | str):
         try:
-            raw = raw.decode("utf-8")
+            raw = json.loads(raw)  # bytes are decoded as UTF-8 (or UTF-16/32 by their BOM)
         except UnicodeDecodeError:
             raise BadRequest("the request body is not UTF-8 JSON") from None
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
         except json.JSONDecodeError as error:
             raise BadRequest(f"the request body is not valid JSON: {error}") from None
     if not isinstance(raw, dict):
@@ -45,7 +42,11 @@ def parse_threshold(body: dict, default: float) -> float:
     return threshold
 
 
-def parse_image(body: dict, max_pixels: int, field: str = "image") -> np.ndarray:
+def image_bytes(body: dict, field: str = "image") -> bytes:
     if field not in body:
         raise BadRequest(f"the request has no '{field}' field (base64 JPEG or PNG bytes)")
-    return decode_image(decode_base64(body[field], field), max_pixels=max_pixels)
+    return decode_base64(body[field], field)
+
+
+def parse_image(body: dict, max_pixels: int, field: str = "image") -> np.ndarray:
+    return decode_image(image_bytes(body, field), max_pixels=max_pixels)

@@ -75,6 +75,15 @@ class Gateway:
         self.slots = threading.BoundedSemaphore(workers + queue)
         self.access_log = access_log
         self._log_lock = threading.Lock()
+        # line-buffered: each record reaches the file when written, without a reopen
+        self._access_file = access_log.open("a", buffering=1) if access_log else None
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self._access_file is not None:
+            with self._log_lock:
+                self._access_file.close()
+                self._access_file = None
 
     # --- access -------------------------------------------------------------------------
     def authorised(self, request: Request) -> bool:
@@ -87,11 +96,12 @@ class Gateway:
         return hmac.compare_digest(sent.encode(), self.token.encode())
 
     def write_access(self, record: dict) -> None:
-        log.info("%s", json.dumps(record))
-        if self.access_log is None:
-            return
-        with self._log_lock, self.access_log.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        line = json.dumps(record)
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s", line)
+        if self._access_file is not None:
+            with self._log_lock:
+                self._access_file.write(line + "\n")
 
     # --- listing ------------------------------------------------------------------------
     def config(self, host: FunctionHost) -> dict:
@@ -216,7 +226,7 @@ def create_app(gateway: Gateway, load_on_start: bool = True) -> Starlette:
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread (tests) or not a POSIX platform
         yield
-        gateway.pool.shutdown(wait=False, cancel_futures=True)
+        gateway.close()
 
     async def known_error(request: Request, failure: Exception) -> Response:
         if isinstance(failure, GatewayError):
