@@ -86,6 +86,8 @@ def _predict(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from imagine_assist.nuclio.serve import serve
 
+    # a server's log is its record: model choices, loads and requests are worth seeing
+    logging.getLogger("imagine_assist").setLevel(logging.INFO)
     function_ids = [f.strip() for f in args.functions.split(",")] if args.functions else None
     serve(
         args.host,
