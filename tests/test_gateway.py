@@ -16,7 +16,7 @@ import pytest
 import requests
 from PIL import Image
 
-from imagine_assist.functions.catalog import get_spec, load_function
+from imagine_assist.functions.catalog import FUNCTIONS, get_spec, load_function
 from imagine_assist.images import encode_jpeg
 from imagine_assist.nuclio.gateway import Gateway
 from imagine_assist.nuclio.hosting import FunctionHost
@@ -58,12 +58,12 @@ def gateway_url(tmp_path_factory):
 def test_lists_functions_as_cvat_reads_them(gateway_url):
     url, gateway, _ = gateway_url
     listing = requests.get(f"{url}/api/functions", headers=CVAT_HEADERS).json()
-    assert set(listing) == {"fish-detector", "litter-detector"}
+    assert set(listing) == set(FUNCTIONS)
     for name, config in listing.items():
         meta = config["metadata"]
         assert meta["name"] == name
         assert meta["labels"]["nuclio.io/project-name"] == "cvat"
-        assert meta["annotations"]["type"] == "detector"
+        assert meta["annotations"]["type"] == get_spec(name).kind
         labels = json.loads(meta["annotations"]["spec"])  # CVAT json-loads this string
         assert [label["name"] for label in labels] == get_spec(name).label_names
         assert config["spec"]["description"]

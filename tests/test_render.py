@@ -31,7 +31,7 @@ def test_function_yaml_has_what_cvat_reads():
             config = yaml.safe_load((REPO / "serverless" / spec.id / name).read_text())
             meta = config["metadata"]
             assert meta["name"] == spec.id
-            assert meta["annotations"]["type"] == "detector"
+            assert meta["annotations"]["type"] == spec.kind
             labels = json.loads(meta["annotations"]["spec"])
             assert [label["name"] for label in labels] == spec.label_names
             for label in labels:  # a malformed label breaks CVAT's listing of every function

@@ -65,9 +65,13 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from imagine_assist.functions.catalog import load_function
+    from imagine_assist.functions.catalog import get_spec, load_function
     from imagine_assist.predict import predict_to_files
 
+    if get_spec(args.function).kind != "detector":
+        raise UserError(
+            f"{args.function} is a {get_spec(args.function).kind}; predict runs detectors"
+        )
     function = load_function(
         args.function, args.weights, args.models, args.tile_size, args.tile_overlap
     )
@@ -98,6 +102,44 @@ def _serve(args: argparse.Namespace) -> int:
         args.timeout,
         Path(args.access_log) if args.access_log else None,
     )
+    return 0
+
+
+def _track(args: argparse.Namespace) -> int:
+    from imagine_assist.functions.catalog import get_spec, load_function
+    from imagine_assist.tow import Survey, track_to_files, upload_tracks
+
+    if get_spec(args.function).kind != "detector":
+        raise UserError(
+            f"{args.function} is a {get_spec(args.function).kind}; track needs a detector"
+        )
+    if args.every < 1:
+        raise UserError("--every must be 1 or more")
+    function = load_function(args.function, args.weights, args.models)
+    survey = Survey(args.fov_deg, args.camera_height_m, args.tow_length_m, args.speed_m_s)
+    report = track_to_files(
+        args.video, function, args.out, args.every, survey, args.system_radius_px
+    )
+    systems = sum(n for _, n in report.counts)
+    print(
+        f"{len(report.tracks.tracks)} tracks, {systems} burrow systems over "
+        f"{len(report.counts)} min -> {report.out_dir}"
+    )
+    if report.density:
+        print(
+            f"density {report.density['density_per_m2']} burrow systems per m² "
+            f"over {report.density['area_m2']} m²"
+        )
+    if args.upload_to_task is not None:
+        from cvat_sdk import make_client
+
+        host = os.environ.get("CVAT_HOST")
+        user, password = os.environ.get("CVAT_USER"), os.environ.get("CVAT_PASSWORD")
+        if not (host and user and password):
+            raise UserError("set CVAT_HOST, CVAT_USER and CVAT_PASSWORD to upload to CVAT")
+        with make_client(host, credentials=(user, password)) as client:
+            upload_tracks(client, args.upload_to_task, report.tracks.tracks)
+        print(f"uploaded {len(report.tracks.tracks)} tracks to task {args.upload_to_task}")
     return 0
 
 
@@ -132,14 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     functions.set_defaults(run=_functions)
 
     samples = commands.add_parser("samples", help="write a synthetic dataset (YOLO + CVAT XML)")
-    samples.add_argument("family", choices=["fish", "litter"])
+    samples.add_argument("family", choices=["fish", "litter", "burrow"])
     samples.add_argument("--out", required=True)
     samples.add_argument("-n", type=int, default=20, help="number of images")
     samples.add_argument("--seed", type=int, default=0)
     samples.set_defaults(run=_samples)
 
     train = commands.add_parser("train", help="train a family's default model on sample data")
-    train.add_argument("family", choices=["fish", "litter"])
+    train.add_argument("family", choices=["fish", "litter", "burrow"])
     train.add_argument("--models", help="models directory (default <home>/models)")
     train.add_argument("--work", help="directory for data and training runs")
     train.add_argument("--epochs", type=int)
@@ -172,6 +214,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--timeout", type=float, help="seconds per request (default: the spec's)")
     serve.add_argument("--access-log", help="JSON-lines access log (default <home>/logs/)")
     serve.set_defaults(run=_serve)
+
+    track = commands.add_parser(
+        "track", help="track burrows over a whole video; counts per minute, density, CVAT XML"
+    )
+    track.add_argument("video")
+    track.add_argument("--function", default="burrow-detector")
+    track.add_argument("--out", required=True)
+    track.add_argument("--weights", help=".onnx or .pt (default: the family's installed model)")
+    track.add_argument("--models", help="models directory (default <home>/models)")
+    track.add_argument("--every", type=int, default=1, help="detect on every k-th frame")
+    track.add_argument("--fov-deg", type=float, help="horizontal field of view of the camera")
+    track.add_argument("--camera-height-m", type=float, help="camera height above the seabed")
+    track.add_argument("--tow-length-m", type=float, help="distance covered by the tow")
+    track.add_argument("--speed-m-s", type=float, help="tow speed, if the length is not known")
+    track.add_argument(
+        "--system-radius-px",
+        type=float,
+        help="openings closer than this form one system (default from the FOV)",
+    )
+    track.add_argument(
+        "--upload-to-task",
+        type=int,
+        metavar="ID",
+        help="add the tracks to this CVAT task (CVAT_HOST, CVAT_USER, CVAT_PASSWORD)",
+    )
+    track.set_defaults(run=_track)
 
     demo = commands.add_parser(
         "demo", help="train the default models if needed and run them on demo data"

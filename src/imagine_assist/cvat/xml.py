@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import supervision as sv
@@ -97,5 +98,82 @@ def write_cvat_images_xml(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tree = cvat_images_tree(images, labels, subsets, label_type=label_type)
+    tree.write(path, encoding="utf-8", xml_declaration=True)
+    return path
+
+
+@dataclass
+class VideoTrack:
+    """One object over time: boxes by frame index, for CVAT for video 1.1."""
+
+    track_id: int
+    label: str
+    boxes: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
+    group_id: int | None = None  # e.g. the burrow system an opening belongs to
+
+
+def cvat_video_tree(
+    tracks: Sequence[VideoTrack],
+    labels: Sequence[str],
+    frame_count: int,
+    size: tuple[int, int],
+    source: str = "auto",
+) -> ET.ElementTree:
+    """Tracks as CVAT writes them: a keyframe box per frame present, and an `outside`
+    box on the frame after each run of frames ends, so the track stops there."""
+    width, height = size
+    root = ET.Element("annotations")
+    ET.SubElement(root, "version").text = "1.1"
+    task = ET.SubElement(ET.SubElement(root, "meta"), "task")
+    ET.SubElement(task, "size").text = str(frame_count)
+    ET.SubElement(task, "mode").text = "interpolation"
+    ET.SubElement(task, "start_frame").text = "0"
+    ET.SubElement(task, "stop_frame").text = str(max(frame_count - 1, 0))
+    original = ET.SubElement(task, "original_size")
+    ET.SubElement(original, "width").text = str(width)
+    ET.SubElement(original, "height").text = str(height)
+    label_list = ET.SubElement(task, "labels")
+    for name in labels:
+        label = ET.SubElement(label_list, "label")
+        ET.SubElement(label, "name").text = name
+        ET.SubElement(label, "type").text = "rectangle"
+        ET.SubElement(label, "attributes")
+    for index, track in enumerate(tracks):
+        attrs = {"id": str(index), "label": track.label, "source": source}
+        if track.group_id is not None:
+            attrs["group_id"] = str(track.group_id)
+        node = ET.SubElement(root, "track", attrs)
+        frames = sorted(track.boxes)
+        for position, frame in enumerate(frames):
+            x1, y1, x2, y2 = track.boxes[frame]
+            box = {
+                "frame": str(frame),
+                "keyframe": "1",
+                "outside": "0",
+                "occluded": "0",
+                "xtl": _fmt(x1),
+                "ytl": _fmt(y1),
+                "xbr": _fmt(x2),
+                "ybr": _fmt(y2),
+                "z_order": "0",
+            }
+            ET.SubElement(node, "box", box)
+            gap = position + 1 == len(frames) or frames[position + 1] != frame + 1
+            if gap and frame + 1 < frame_count:
+                ET.SubElement(node, "box", {**box, "frame": str(frame + 1), "outside": "1"})
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write_cvat_video_xml(
+    path: str | Path,
+    tracks: Sequence[VideoTrack],
+    labels: Sequence[str],
+    frame_count: int,
+    size: tuple[int, int],
+) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tree = cvat_video_tree(tracks, labels, frame_count, size)
     tree.write(path, encoding="utf-8", xml_declaration=True)
     return path

@@ -6,9 +6,13 @@ from pathlib import Path
 
 from imagine_assist.errors import UserError
 from imagine_assist.functions.detector import DetectorFunction
+from imagine_assist.functions.reid import ReidFunction
 from imagine_assist.functions.spec import MIB, FunctionSpec, labels_of
+from imagine_assist.functions.tracker import TrackerFunction
+from imagine_assist.functions.tracker_state import state_key
 from imagine_assist.models.detector import load_detector
 from imagine_assist.models.store import resolve_model
+from imagine_assist.samples.burrows import BURROW_LABELS
 from imagine_assist.samples.fish import FISH_SPECIES
 from imagine_assist.samples.litter import LITTER_CATEGORIES
 
@@ -38,7 +42,45 @@ LITTER_DETECTOR = FunctionSpec(
     tile_overlap=160,
 )
 
-FUNCTIONS: dict[str, FunctionSpec] = {spec.id: spec for spec in (FISH_DETECTOR, LITTER_DETECTOR)}
+BURROW_DETECTOR = FunctionSpec(
+    id="burrow-detector",
+    name="Nephrops burrow detector (imagine-assist)",
+    kind="detector",
+    family="burrow",
+    description="Nephrops burrow openings in UWTV survey frames (YOLOv8n, ONNX Runtime)",
+    labels=labels_of(BURROW_LABELS),
+    default_threshold=0.35,
+    event_timeout_s=30,
+)
+
+BURROW_TRACKER = FunctionSpec(
+    id="burrow-tracker",
+    name="Nephrops burrow tracker (imagine-assist)",
+    kind="tracker",
+    family="burrow",
+    description="Follows a burrow box frame by frame: detector near the prediction, "
+    "template matching as a fallback; signed JSON states",
+    labels=(),
+    default_threshold=0.25,
+    event_timeout_s=30,
+)
+
+BURROW_REID = FunctionSpec(
+    id="burrow-reid",
+    name="Nephrops burrow re-identification (imagine-assist)",
+    kind="reid",
+    family="burrow",
+    description="Matches burrow boxes between two frames by camera motion and appearance, "
+    "so CVAT's automatic annotation links detections into tracks",
+    labels=(),
+    default_threshold=0.5,  # appearance distance, 1 - correlation, in [0, 2]
+    event_timeout_s=30,
+)
+
+FUNCTIONS: dict[str, FunctionSpec] = {
+    spec.id: spec
+    for spec in (FISH_DETECTOR, LITTER_DETECTOR, BURROW_DETECTOR, BURROW_TRACKER, BURROW_REID)
+}
 
 
 def get_spec(function_id: str) -> FunctionSpec:
@@ -56,9 +98,13 @@ def load_function(
     models_dir: str | Path | None = None,
     tile_size: int | None = None,
     tile_overlap: int | None = None,
-) -> DetectorFunction:
+) -> DetectorFunction | TrackerFunction | ReidFunction:
     """The function with its model: `weights` if given, else the family's installed model,
-    else the bundled default."""
+    else the bundled default. Each answers CVAT requests with `handle(body)`."""
     spec = get_spec(function_id)
+    if spec.kind == "reid":
+        return ReidFunction(spec)  # motion and appearance only: no model to load
     path = Path(weights) if weights else resolve_model(spec.family, models_dir)
+    if spec.kind == "tracker":
+        return TrackerFunction(spec, load_detector(path), state_key())
     return DetectorFunction(spec, load_detector(path), tile_size, tile_overlap)

@@ -12,12 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.functions.spec import FunctionSpec
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[], DetectorFunction]
+Loader = Callable[[], object]  # returns a function object with handle(body)
 
 
 class Unavailable(Exception):
@@ -37,7 +36,7 @@ class FunctionHost:
         self.spec = spec
         self._loader = loader
         self._lock = threading.Lock()
-        self._function: DetectorFunction | None = None
+        self._function = None
         self._status = HostStatus("loading", "the model is loading")
         self._reloading = threading.Lock()  # one reload at a time per function
 
@@ -46,7 +45,7 @@ class FunctionHost:
         with self._lock:
             return self._status
 
-    def current(self) -> DetectorFunction:
+    def current(self):
         with self._lock:
             function, status = self._function, self._status
         if function is None:
@@ -65,7 +64,8 @@ class FunctionHost:
                     if self._function is None:
                         self._status = HostStatus("failed", f"the model failed to load: {error}")
                     return HostStatus("failed", str(error))
-            model = str(getattr(function.detector, "path", ""))
+            detector = getattr(function, "detector", None)  # a reid function has no model
+            model = str(getattr(detector, "path", ""))
             log.info("%s: loaded %s in %.1f s", self.spec.id, model, time.perf_counter() - started)
             with self._lock:
                 self._function = function

@@ -4,6 +4,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from imagine_assist.samples.base import DatasetFiles, Sample, SampleObject, write_dataset
+from imagine_assist.samples.burrows import (
+    BURROW_LABELS,
+    BurrowSystem,
+    Tow,
+    TowFiles,
+    TowFrame,
+    TowGeometry,
+    TowObject,
+    counts_per_minute,
+    generate_tow,
+    tow_detection_samples,
+    write_tow,
+)
 from imagine_assist.samples.fish import FISH_SPECIES, generate_fish
 from imagine_assist.samples.litter import LITTER_CATEGORIES, generate_litter
 
@@ -17,6 +30,7 @@ class SampleFamily:
 SAMPLE_FAMILIES: dict[str, SampleFamily] = {
     "fish": SampleFamily(generate_fish, FISH_SPECIES),
     "litter": SampleFamily(generate_litter, LITTER_CATEGORIES),
+    "burrow": SampleFamily(tow_detection_samples, BURROW_LABELS),
 }
 
 __all__ = [
@@ -24,6 +38,17 @@ __all__ = [
     "SampleFamily",
     "FISH_SPECIES",
     "LITTER_CATEGORIES",
+    "BURROW_LABELS",
+    "BurrowSystem",
+    "Tow",
+    "TowFiles",
+    "TowFrame",
+    "TowGeometry",
+    "TowObject",
+    "counts_per_minute",
+    "generate_tow",
+    "tow_detection_samples",
+    "write_tow",
     "DatasetFiles",
     "Sample",
     "SampleObject",

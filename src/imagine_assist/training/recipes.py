@@ -49,4 +49,6 @@ RECIPES: dict[str, DetectorRecipe] = {
         tile_size=640,
         tile_overlap=160,
     ),
+    # frames from several synthetic tows (samples.burrows.tow_detection_samples)
+    "burrow": DetectorRecipe(family="burrow", images=600, test_images=150, imgsz=320, epochs=60),
 }

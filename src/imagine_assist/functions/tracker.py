@@ -1,0 +1,153 @@
+"""A CVAT tracker (contract §2.3): follow the user's boxes frame by frame.
+
+For each box: predict where it moves (last velocity), look for a detection near there
+that matches its appearance, and fall back to template matching where the detector finds
+nothing (turbidity, blur). One request per frame, states round-tripped as signed JSON.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from imagine_assist.errors import BadRequest
+from imagine_assist.functions.appearance import grey, similarity, template
+from imagine_assist.functions.requests import parse_image
+from imagine_assist.functions.spec import FunctionSpec
+from imagine_assist.functions.tracker_state import (
+    TrackState,
+    decode_state,
+    encode_state,
+)
+from imagine_assist.models.detector import Detector
+
+MAX_SHAPES = 200  # more boxes than a frame can hold: someone is testing the limits
+SEARCH_MARGIN = 1.0  # search a window this many box sizes around the prediction
+SMOOTHING = 0.5  # weight of the newest motion in the velocity
+
+
+def _parse_box(value) -> np.ndarray:
+    if not isinstance(value, list | tuple) or len(value) < 4:
+        raise BadRequest("each shape must be [x1, y1, x2, y2]")
+    try:
+        box = np.array([float(v) for v in value[:4]], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BadRequest("each shape must hold numbers [x1, y1, x2, y2]") from None
+    if not np.isfinite(box).all() or box[0] >= box[2] or box[1] >= box[3]:
+        raise BadRequest(f"shape {list(value)[:4]} is not a box with x1 < x2 and y1 < y2")
+    return box
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ix = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
+    iy = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+class TrackerFunction:
+    def __init__(
+        self, spec: FunctionSpec, detector: Detector, key: bytes, threshold: float | None = None
+    ) -> None:
+        self.spec = spec
+        self.detector = detector
+        self.key = key
+        self.threshold = spec.default_threshold if threshold is None else threshold
+
+    # --- one box ------------------------------------------------------------------------
+    def start(self, image_grey: np.ndarray, box: np.ndarray) -> TrackState:
+        patch = template(image_grey, box)
+        if patch is None:
+            raise BadRequest(f"shape {box.tolist()} lies outside the frame")
+        return TrackState(box, np.zeros(2), patch)
+
+    def search_window(self, box: np.ndarray, width: int, height: int) -> tuple[int, ...]:
+        w, h = box[2] - box[0], box[3] - box[1]
+        margin = max(w, h) * SEARCH_MARGIN + 16
+        return (
+            max(int(box[0] - margin), 0),
+            max(int(box[1] - margin), 0),
+            min(int(math.ceil(box[2] + margin)), width),
+            min(int(math.ceil(box[3] + margin)), height),
+        )
+
+    def follow(self, image: np.ndarray, image_grey: np.ndarray, state: TrackState) -> TrackState:
+        height, width = image_grey.shape
+        predicted = state.box + np.tile(state.velocity, 2)
+        x1, y1, x2, y2 = self.search_window(predicted, width, height)
+        found = None
+        if x2 - x1 >= 8 and y2 - y1 >= 8:
+            found = self._by_detection(
+                image[y1:y2, x1:x2], image_grey, (x1, y1), predicted, state.template
+            )
+            if found is None:
+                found = self._by_template(
+                    image_grey[y1:y2, x1:x2], (x1, y1), predicted, state.template
+                )
+        box = predicted if found is None else found
+        motion = ((box[:2] + box[2:]) - (state.box[:2] + state.box[2:])) / 2
+        velocity = (1 - SMOOTHING) * state.velocity + SMOOTHING * motion
+        patch = template(image_grey, box)
+        blended = (
+            state.template if patch is None else cv2.addWeighted(state.template, 0.8, patch, 0.2, 0)
+        )
+        return TrackState(box, velocity, blended)
+
+    def _by_detection(self, window, image_grey, origin, predicted, reference):
+        detections = self.detector(window, self.threshold)
+        if len(detections) == 0:
+            return None
+        boxes = detections.xyxy.astype(np.float64) + np.array([*origin, *origin])
+        overlap = _iou(predicted, boxes)
+        looks = np.array([similarity(reference, template(image_grey, b)) for b in boxes])
+        score = overlap + 0.5 * looks
+        best = int(np.argmax(score))
+        if overlap[best] < 0.1 and looks[best] < 0.5:
+            return None
+        return boxes[best]
+
+    def _by_template(self, window_grey, origin, predicted, reference):
+        w, h = predicted[2] - predicted[0], predicted[3] - predicted[1]
+        pad_w, pad_h = int(round(w * 1.5)), int(round(h * 1.5))  # template covers box + 25 %
+        if pad_w < 4 or pad_h < 4 or pad_w >= window_grey.shape[1] or pad_h >= window_grey.shape[0]:
+            return None
+        scaled = cv2.resize(reference, (pad_w, pad_h), interpolation=cv2.INTER_LINEAR)
+        scores = cv2.matchTemplate(window_grey, scaled, cv2.TM_CCOEFF_NORMED)
+        _, best, _, (left, top) = cv2.minMaxLoc(scores)
+        if best < 0.4:
+            return None
+        x1 = origin[0] + left + (pad_w - w) / 2
+        y1 = origin[1] + top + (pad_h - h) / 2
+        return np.array([x1, y1, x1 + w, y1 + h])
+
+    # --- the CVAT request ---------------------------------------------------------------
+    def handle(self, body: dict) -> dict:
+        shapes = body.get("shapes")
+        if not isinstance(shapes, list):
+            raise BadRequest("the request needs 'shapes': a list of [x1, y1, x2, y2]")
+        if len(shapes) > MAX_SHAPES:
+            raise BadRequest(f"at most {MAX_SHAPES} shapes per request, got {len(shapes)}")
+        states = body.get("states") or []
+        if not isinstance(states, list):
+            raise BadRequest("'states' must be a list (null entries start new tracks)")
+        boxes = [_parse_box(shape) for shape in shapes]
+        # every state is checked before any work, so a bad one costs nothing
+        previous = [
+            decode_state(states[i], self.key) if i < len(states) and states[i] is not None else None
+            for i in range(len(boxes))
+        ]
+        image = parse_image(body, self.spec.max_image_pixels)
+        image_grey = grey(image)
+        out_shapes, out_states = [], []
+        for box, state in zip(boxes, previous, strict=True):
+            state = (
+                self.start(image_grey, box)
+                if state is None
+                else self.follow(image, image_grey, state)
+            )
+            out_shapes.append([round(float(v), 2) for v in state.box])
+            out_states.append(encode_state(state, self.key))
+        return {"shapes": out_shapes, "states": out_states}
