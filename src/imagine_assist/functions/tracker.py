@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from imagine_assist.errors import BadRequest
-from imagine_assist.functions.appearance import grey, similarity, template
+from imagine_assist.functions.appearance import grey, template
 from imagine_assist.functions.requests import parse_image
 from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.functions.tracker_state import (
@@ -26,6 +26,9 @@ from imagine_assist.models.detector import Detector
 MAX_SHAPES = 200  # more boxes than a frame can hold: someone is testing the limits
 SEARCH_MARGIN = 1.0  # search a window this many box sizes around the prediction
 SMOOTHING = 0.5  # weight of the newest motion in the velocity
+DISTANCE_PENALTY = 0.3  # correlation lost per (box size of distance from the prediction)^2
+MIN_CORRELATION = 0.3  # below this the template is not seen: keep the prediction
+MIN_SNAP_IOU = 0.4  # a detection this close to the template match replaces it
 
 
 def _parse_box(value) -> np.ndarray:
@@ -74,20 +77,26 @@ class TrackerFunction:
             min(int(math.ceil(box[3] + margin)), height),
         )
 
-    def follow(self, image: np.ndarray, image_grey: np.ndarray, state: TrackState) -> TrackState:
+    def follow(self, detected: np.ndarray, image_grey: np.ndarray, state: TrackState) -> TrackState:
+        """One step: template match near the prediction, snapped to a detection there.
+
+        `detected` holds the detector's boxes on the whole frame: the model works at the
+        scale it was trained on, and one pass serves every tracked box."""
         height, width = image_grey.shape
         predicted = state.box + np.tile(state.velocity, 2)
         x1, y1, x2, y2 = self.search_window(predicted, width, height)
-        found = None
+        box = predicted
         if x2 - x1 >= 8 and y2 - y1 >= 8:
-            found = self._by_detection(
-                image[y1:y2, x1:x2], image_grey, (x1, y1), predicted, state.template
+            origin = np.array([x1, y1, x1, y1], dtype=np.float64)
+            matched = self._by_template(
+                image_grey[y1:y2, x1:x2], predicted - origin, state.template
             )
-            if found is None:
-                found = self._by_template(
-                    image_grey[y1:y2, x1:x2], (x1, y1), predicted, state.template
-                )
-        box = predicted if found is None else found
+            anchor = predicted if matched is None else matched + origin
+            snapped = self._snap_to_detection(detected, anchor)
+            if snapped is not None:
+                box = snapped
+            elif matched is not None:
+                box = anchor
         motion = ((box[:2] + box[2:]) - (state.box[:2] + state.box[2:])) / 2
         velocity = (1 - SMOOTHING) * state.velocity + SMOOTHING * motion
         patch = template(image_grey, box)
@@ -96,32 +105,38 @@ class TrackerFunction:
         )
         return TrackState(box, velocity, blended)
 
-    def _by_detection(self, window, image_grey, origin, predicted, reference):
-        detections = self.detector(window, self.threshold)
-        if len(detections) == 0:
-            return None
-        boxes = detections.xyxy.astype(np.float64) + np.array([*origin, *origin])
-        overlap = _iou(predicted, boxes)
-        looks = np.array([similarity(reference, template(image_grey, b)) for b in boxes])
-        score = overlap + 0.5 * looks
-        best = int(np.argmax(score))
-        if overlap[best] < 0.1 and looks[best] < 0.5:
-            return None
-        return boxes[best]
+    def _by_template(
+        self, window_grey: np.ndarray, predicted: np.ndarray, reference: np.ndarray
+    ) -> np.ndarray | None:
+        """Where the object's template fits best near the prediction (window coordinates).
 
-    def _by_template(self, window_grey, origin, predicted, reference):
+        Neighbouring openings of a burrow system look alike, so the correlation is
+        weighed against the distance from where the object was expected to be."""
         w, h = predicted[2] - predicted[0], predicted[3] - predicted[1]
         pad_w, pad_h = int(round(w * 1.5)), int(round(h * 1.5))  # template covers box + 25 %
         if pad_w < 4 or pad_h < 4 or pad_w >= window_grey.shape[1] or pad_h >= window_grey.shape[0]:
             return None
         scaled = cv2.resize(reference, (pad_w, pad_h), interpolation=cv2.INTER_LINEAR)
         scores = cv2.matchTemplate(window_grey, scaled, cv2.TM_CCOEFF_NORMED)
-        _, best, _, (left, top) = cv2.minMaxLoc(scores)
-        if best < 0.4:
+        expected_x = predicted[0] - (pad_w - w) / 2
+        expected_y = predicted[1] - (pad_h - h) / 2
+        ys, xs = np.mgrid[: scores.shape[0], : scores.shape[1]]
+        distance = np.hypot(xs - expected_x, ys - expected_y) / max(w, h)
+        weighed = scores - DISTANCE_PENALTY * distance**2
+        top, left = np.unravel_index(int(np.argmax(weighed)), weighed.shape)
+        if scores[top, left] < MIN_CORRELATION:
             return None
-        x1 = origin[0] + left + (pad_w - w) / 2
-        y1 = origin[1] + top + (pad_h - h) / 2
+        x1, y1 = left + (pad_w - w) / 2, top + (pad_h - h) / 2
         return np.array([x1, y1, x1 + w, y1 + h])
+
+    @staticmethod
+    def _snap_to_detection(detected: np.ndarray, anchor: np.ndarray) -> np.ndarray | None:
+        """The detector's box for the object, when one overlaps where it was found."""
+        if len(detected) == 0:
+            return None
+        overlap = _iou(anchor, detected)
+        best = int(np.argmax(overlap))
+        return detected[best] if overlap[best] >= MIN_SNAP_IOU else None
 
     # --- the CVAT request ---------------------------------------------------------------
     def handle(self, body: dict) -> dict:
@@ -141,13 +156,15 @@ class TrackerFunction:
         ]
         image = parse_image(body, self.spec.max_image_pixels)
         image_grey = grey(image)
+        detected = np.zeros((0, 4))
+        if any(state is not None for state in previous):
+            detected = self.detector(image, self.threshold).xyxy.astype(np.float64)
         out_shapes, out_states = [], []
         for box, state in zip(boxes, previous, strict=True):
-            state = (
-                self.start(image_grey, box)
-                if state is None
-                else self.follow(image, image_grey, state)
-            )
+            if state is None:
+                state = self.start(image_grey, box)
+            else:
+                state = self.follow(detected, image_grey, state)
             out_shapes.append([round(float(v), 2) for v in state.box])
             out_states.append(encode_state(state, self.key))
         return {"shapes": out_shapes, "states": out_states}

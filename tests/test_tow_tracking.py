@@ -1,0 +1,100 @@
+"""`imagine-assist track`: a tow video in, tracks, counts per minute and density out."""
+
+import csv
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from imagine_assist.cli import main
+from imagine_assist.cvat.xml import VideoTrack
+from imagine_assist.models.track_eval import count_errors, track_rows, tracking_metrics
+from imagine_assist.samples import counts_per_minute, generate_tow, write_tow
+from imagine_assist.tow import tracks_request
+
+TEST_SEED = 77  # used by no training run
+
+
+@pytest.fixture(scope="module")
+def tow_files(tmp_path_factory):
+    tow = generate_tow(70.0, seed=TEST_SEED)  # crosses a minute boundary
+    return tow, write_tow(tow, tmp_path_factory.mktemp("tow"))
+
+
+@pytest.fixture(scope="module")
+def tracked(tow_files, tmp_path_factory):
+    tow, files = tow_files
+    out = tmp_path_factory.mktemp("tracked")
+    code = main(
+        [
+            "track",
+            str(files.video),
+            "--out",
+            str(out),
+            "--fov-deg",
+            "67.38",
+            "--camera-height-m",
+            "0.75",
+            "--tow-length-m",
+            f"{tow.tow_length_m:.3f}",
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def test_track_writes_cvat_xml_counts_plot_and_density(tow_files, tracked):
+    tow, _ = tow_files
+    root = ET.parse(tracked / "annotations.xml").getroot()
+    tracks = root.findall("track")
+    assert tracks and all(t.get("label") == "burrow" and t.get("group_id") for t in tracks)
+    assert int(root.find("meta/task/size").text) == tow.frame_count
+    for track in tracks:  # every track ends with an outside box, as CVAT expects
+        boxes = track.findall("box")
+        assert boxes[-1].get("outside") == "1" or int(boxes[-1].get("frame")) == tow.frame_count - 1
+    with (tracked / "counts_per_minute.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["minute"] for r in rows] == ["1", "2"]
+    assert set(rows[0]) == {"station", "counter", "minute", "count"}
+    counted = [(int(r["minute"]) - 1, int(r["count"])) for r in rows]
+    errors = count_errors(counts_per_minute(tow), counted)
+    assert abs(errors["total_relative_error"]) <= 0.2
+    density = (tracked / "density.json").read_text()
+    assert '"ground_width_m": 1.0' in density  # 2 * 0.75 m * tan(67.38 deg / 2)
+    assert (tracked / "counts_per_minute.png").stat().st_size > 1000
+
+
+def test_tracks_follow_the_ground_truth(tow_files):
+    """Quality guard on a short tow; the 2-minute held-out figures are in docs/benchmarks.md."""
+    from imagine_assist.functions.catalog import load_function
+    from imagine_assist.models.track import group_systems, track_video
+
+    tow, _ = tow_files
+    truth = [(f.index, o.track_id, o.xyxy) for f in tow.frames() for o in f.objects]
+    function = load_function("burrow-detector")
+    result = track_video(
+        (f.image for f in tow.frames()), function.detect, tow.geometry.fps, every=2
+    )
+    group_systems(result, 190)
+    metrics = tracking_metrics(truth, track_rows(result.tracks))
+    assert metrics["IDF1"] >= 0.8 and metrics["MOTA"] >= 0.7
+
+
+def test_upload_request_body_is_what_cvat_expects():
+    track = VideoTrack(3, "burrow", {10: (1, 2, 30, 40), 11: (2, 3, 31, 41)}, group_id=2)
+    body = tracks_request([track], {"burrow": 7}).to_dict()
+    assert body["shapes"] == [] and body["tags"] == []
+    (sent,) = body["tracks"]
+    assert sent["label_id"] == 7 and sent["frame"] == 10 and sent["group"] == 2
+    assert sent["source"] == "auto"
+    frames = [(s["frame"], s["outside"], s["type"]) for s in sent["shapes"]]
+    assert frames == [(10, False, "rectangle"), (11, False, "rectangle"), (12, True, "rectangle")]
+    assert sent["shapes"][0]["points"] == [1.0, 2.0, 30.0, 40.0]
+
+
+def test_track_refuses_what_it_cannot_read(tmp_path, capsys):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    assert main(["track", str(broken), "--out", str(tmp_path / "o")]) == 2
+    assert "video" in capsys.readouterr().err
+    assert main(["track", str(tmp_path / "none.mp4"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["track", str(broken), "--function", "burrow-reid", "--out", str(tmp_path)]) == 2
