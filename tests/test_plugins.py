@@ -80,3 +80,51 @@ def test_plugin_with_wrong_model_says_so(fish_model):
 
     with pytest.raises(UserError, match="not labels of litter-detector"):
         load_plugin("litter_detector", fish_model.onnx)
+
+
+def test_burrow_detector_plugin_finds_burrows():
+    from imagine_assist.samples import generate_tow
+
+    function = FunctionLoader(None, REPO / "cvat-plugins" / "burrow_detector.py", {}).load()
+    frame = next(f for f in generate_tow(10.0, seed=90).frames() if len(f.objects) >= 2)
+    context = _DetectionFunctionContextImpl(frame_name="f.jpg", conf_threshold=None)
+    shapes = function.detect(context, PIL.Image.fromarray(frame.image))
+    mapper = _AnnotationMapper(
+        logging.getLogger("t"),
+        function.spec.labels,
+        task_labels(["burrow"]),
+        allow_unmatched_labels=False,
+        conv_mask_to_poly=False,
+    )
+    _, validated = mapper.validate_and_remap(shapes, ds_frame=0)
+    assert len(validated) >= len(frame.objects) - 1
+
+
+def test_burrow_tracking_plugin_follows_a_burrow_as_an_agent_would():
+    import cvat_sdk.auto_annotation as cvataa
+
+    from imagine_assist.samples import generate_tow
+
+    function = FunctionLoader(None, REPO / "cvat-plugins" / "burrow_tracker.py", {}).load()
+    assert function.spec.supported_shape_types == {"rectangle"}
+    frames = list(generate_tow(6.0, seed=91).frames())
+    start = next(f for f in frames if f.objects and f.objects[0].xyxy[1] > 0)
+    target = start.objects[0]
+    state = function.init_tracking_state(
+        None,
+        function.preprocess_image(None, PIL.Image.fromarray(start.image)),
+        cvataa.TrackableShape(type="rectangle", points=list(target.xyxy)),
+    )
+    overlaps = []
+    for frame in frames[start.index + 1 :]:
+        truth = {o.track_id: o.xyxy for o in frame.objects}.get(target.track_id)
+        if truth is None:
+            break
+        shape = function.track(
+            None, function.preprocess_image(None, PIL.Image.fromarray(frame.image)), state
+        )
+        ix = max(0, min(shape.points[2], truth[2]) - max(shape.points[0], truth[0]))
+        iy = max(0, min(shape.points[3], truth[3]) - max(shape.points[1], truth[1]))
+        area = lambda b: (b[2] - b[0]) * (b[3] - b[1])  # noqa: E731
+        overlaps.append(ix * iy / (area(shape.points) + area(truth) - ix * iy))
+    assert len(overlaps) > 10 and sum(overlaps) / len(overlaps) >= 0.7

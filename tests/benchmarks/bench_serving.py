@@ -76,8 +76,68 @@ NOTES = """
   `http.client` (measured on `GET /api/healthz`), so the http.client row is the fairer
   measure of the gateway's own overhead.
 - Timings on 2 shared cores vary by about 10 % from run to run; the ratios vary less.
+- The per-frame tracker route is what CVAT's UI does for each tracked object: one request
+  per frame (here one burrow; CVAT sends all tracked objects of a frame in one request).
+  The JPEG encoding of each frame is included, as CVAT sends the stored frame.
 - Not measured: GPU inference (no CUDA execution provider on the development machines).
 """
+
+
+def tow_section(args, url: str, session, headers: dict) -> list[tuple[str, float]]:
+    """Frames per second of `imagine-assist track` on an MP4, and of CVAT's tracker route:
+    one HTTP request per frame through the gateway, state round-tripped as JSON."""
+    import tempfile
+
+    from imagine_assist.functions.catalog import load_function
+    from imagine_assist.images import encode_jpeg
+    from imagine_assist.samples import generate_tow, write_tow
+    from imagine_assist.tow import track_to_files
+
+    tow = generate_tow(args.tow_minutes * 60, seed=99)
+    work = Path(tempfile.mkdtemp(prefix="bench-tow-"))
+    video = write_tow(tow, work / "tow").video
+    detector = load_function("burrow-detector", models_dir=args.models)
+    rows = []
+    for every in (1, 2):
+        started = time.perf_counter()
+        track_to_files(video, detector, work / f"out-{every}", every=every)
+        rows.append(
+            (
+                f"imagine-assist track, detection on every {every}. frame",
+                tow.frame_count / (time.perf_counter() - started),
+            )
+        )
+
+    frames = [f for f in tow.frames() if f.index < 400]
+    first = next(f for f in frames if f.objects and f.objects[0].xyxy[1] > 0)
+    shape, state, timed = list(first.objects[0].xyxy), None, 0
+    started = time.perf_counter()
+    for frame in frames[first.index : first.index + 100]:
+        body = {
+            "image": base64.b64encode(encode_jpeg(frame.image)).decode(),
+            "shapes": [shape],
+            "states": [state],
+        }
+        response = session.post(
+            f"{url}/api/function_invocations",
+            json=body,
+            headers={**headers, "x-nuclio-function-name": "burrow-tracker"},
+        )
+        response.raise_for_status()
+        shape, state = response.json()["shapes"][0], response.json()["states"][0]
+        timed += 1
+    rows.append(
+        (
+            "CVAT's tracker route: burrow-tracker through the gateway, a request a frame",
+            timed / (time.perf_counter() - started),
+        )
+    )
+    say(
+        f"\nwhole-tow input: {tow.frame_count} frames of {tow.geometry.width}x"
+        f"{tow.geometry.height} at {tow.geometry.fps} fps (MP4); per-frame route: {timed} "
+        "requests with JPEG encoding, one burrow tracked"
+    )
+    return rows
 
 
 def main() -> None:
@@ -85,6 +145,7 @@ def main() -> None:
     parser.add_argument("--models")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--write", help="also write the report to this Markdown file")
+    parser.add_argument("--tow-minutes", type=float, default=1.0)
     args = parser.parse_args()
 
     from imagine_assist.home import Home, configure_offline
@@ -123,7 +184,9 @@ def main() -> None:
         "X-Nuclio-Invoke-Timeout": "120s",
         "x-nuclio-path": "/",
     }
-    gateway = Gateway(build_hosts(["fish-detector", "litter-detector"], args.models))
+    gateway = Gateway(
+        build_hosts(["fish-detector", "litter-detector", "burrow-tracker"], args.models)
+    )
     with background_server(gateway) as url, requests.Session() as session:
 
         def through_gateway(function_id: str, payload: dict):
@@ -229,6 +292,8 @@ def main() -> None:
             f"{len(litter.detect(frame))} from imagine-assist, {len(slicer(frame))} from the slicer"
         )
 
+        tow_rows = tow_section(args, url, session, headers)
+
     say("\n## Targets (issue 3)\n\n| target | wanted | reached | |\n|---|---|---|---|")
     direct = fish["imagine-assist ONNX runtime, called directly"]
     for client in ("http.client", "requests client (as CVAT)"):
@@ -250,6 +315,13 @@ def main() -> None:
         5.0,
         "lower",
     )
+
+    say("\n## Whole-tow tracking against the per-frame route (issue 4)\n")
+    say("| route | frames/s | 10-minute tow (15,000 frames) | ratio to the per-frame route |")
+    say("|---|---|---|---|")
+    per_frame = tow_rows[-1][1]
+    for name, fps in tow_rows:
+        say(f"| {name} | {fps:.1f} | {15000 / fps / 60:.1f} min | {fps / per_frame:.1f} |")
 
     if args.write:
         command = "python tests/benchmarks/bench_serving.py " + " ".join(sys.argv[1:])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1)
     parser.add_argument("--models")
     parser.add_argument("--json", help="write the figures to this file too")
+    parser.add_argument("--write", help="write a Markdown report to this file")
     args = parser.parse_args()
 
     from imagine_assist.functions.catalog import load_function
@@ -67,6 +69,48 @@ def main() -> None:
     print(json.dumps(figures, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
+    if args.write:
+        Path(args.write).write_text(markdown(figures, " ".join(sys.argv[1:])))
+
+
+def markdown(figures: dict, arguments: str) -> str:
+    tracking, counts, speed = figures["tracking"], figures["counts"], figures["speed"]
+    tow = figures["tow"]
+    lines = [
+        "# Whole-tow tracking quality",
+        "",
+        f"Produced by `python tests/benchmarks/eval_tow.py {arguments}` on "
+        f"{time.strftime('%Y-%m-%d')}: a held-out synthetic tow of {tow['minutes']:g} minutes "
+        f"({tow['frames']} frames, {tow['size'][0]}x{tow['size'][1]}, seed {tow['seed']}, "
+        "used by no development or training run), written as MP4 and tracked by "
+        f"`imagine-assist track` with the bundled burrow detector (detection on every "
+        f"{tow['every']}. frame). Metrics from the `trackers` package (TrackEval-compatible).",
+        "",
+        "| metric | value | target |",
+        "|---|---|---|",
+        f"| IDF1 | {tracking['IDF1']:.3f} | >= 0.8 |",
+        f"| MOTA | {tracking['MOTA']:.3f} | |",
+        f"| HOTA | {tracking['HOTA']:.3f} | |",
+        f"| ID switches | {tracking['IDSW']} | |",
+        f"| mean error of burrow systems per minute | {counts['mean_relative_error']:+.1%} "
+        "| within +-10 % |",
+        f"| mean absolute error per minute | {counts['mean_absolute_relative_error']:.1%} | |",
+        f"| error of the whole tow's count | {counts['total_relative_error']:+.1%} | |",
+        f"| tracking speed on 2 cores | {speed['fps']} frames/s, "
+        f"{speed['realtime_factor']}x real time | >= 1x |",
+        "",
+        "| minute | true systems | counted |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {r['minute']} | {r['true']} | {r['counted']} |" for r in counts["per_minute"]]
+    density = figures["density"]
+    if "density_per_m2" in density:
+        lines += [
+            "",
+            f"Density: {density['density_per_m2']} burrow systems per m² counted over "
+            f"{density['area_m2']} m², against {density['true']} in the ground truth.",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
