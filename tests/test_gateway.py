@@ -349,3 +349,29 @@ def test_gateway_makes_no_outbound_connection(monkeypatch):
         assert response.status_code == 200
     assert seen, "the recorder saw the test's own connections"
     assert all(address[0] == "127.0.0.1" for address in seen)
+
+
+def test_tracker_states_through_the_gateway(gateway_url):
+    url, *_ = gateway_url
+    frame = b64(np.full((240, 320, 3), 90, np.uint8))
+    headers = invoke_headers("burrow-tracker")
+    start = requests.post(
+        f"{url}/api/function_invocations",
+        headers=headers,
+        json={"image": frame, "shapes": [[100, 100, 140, 130]], "states": [None]},
+    )
+    assert start.status_code == 200
+    state = start.json()["states"][0]
+    tampered = {**state, "box": [0, 0, 10, 10]}
+    refused = requests.post(
+        f"{url}/api/function_invocations",
+        headers=headers,
+        json={"image": frame, "shapes": [[100, 100, 140, 130]], "states": [tampered]},
+    )
+    assert refused.status_code == 400 and "altered" in refused.json()["message"]
+    again = requests.post(
+        f"{url}/api/function_invocations",
+        headers=headers,
+        json={"image": frame, "shapes": [[100, 100, 140, 130]], "states": [state]},
+    )
+    assert again.status_code == 200 and len(again.json()["shapes"]) == 1

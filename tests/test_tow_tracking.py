@@ -98,3 +98,11 @@ def test_track_refuses_what_it_cannot_read(tmp_path, capsys):
     assert "video" in capsys.readouterr().err
     assert main(["track", str(tmp_path / "none.mp4"), "--out", str(tmp_path / "o")]) == 2
     assert main(["track", str(broken), "--function", "burrow-reid", "--out", str(tmp_path)]) == 2
+
+
+def test_samples_tow_command_writes_video_and_tracks(tmp_path):
+    assert main(["samples", "tow", "--out", str(tmp_path), "--seconds", "2", "--seed", "5"]) == 0
+    assert (tmp_path / "video.mp4").stat().st_size > 10_000
+    root = ET.parse(tmp_path / "annotations.xml").getroot()
+    assert int(root.find("meta/task/size").text) == 50
+    assert main(["samples", "tow", "--out", str(tmp_path), "--seconds", "-1"]) == 2

@@ -37,8 +37,17 @@ def _functions(args: argparse.Namespace) -> int:
 def _samples(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from imagine_assist.samples import SAMPLE_FAMILIES, write_dataset
+    from imagine_assist.samples import SAMPLE_FAMILIES, generate_tow, write_dataset, write_tow
 
+    if args.family == "tow":
+        if not 0 < args.seconds <= 3600:
+            raise UserError("--seconds must lie in (0, 3600]")
+        files = write_tow(generate_tow(args.seconds, seed=args.seed), args.out)
+        print(
+            f"tow video {files.video}, CVAT for video XML {files.annotations}, "
+            f"true counts {files.counts}"
+        )
+        return 0
     family = SAMPLE_FAMILIES[args.family]
     samples = tqdm(family.generate(args.n, seed=args.seed), total=args.n, unit="image")
     files = write_dataset(args.out, samples, family.labels)
@@ -174,9 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     functions.set_defaults(run=_functions)
 
     samples = commands.add_parser("samples", help="write a synthetic dataset (YOLO + CVAT XML)")
-    samples.add_argument("family", choices=["fish", "litter", "burrow"])
+    samples.add_argument(
+        "family",
+        choices=["fish", "litter", "burrow", "tow"],
+        help="tow: a synthetic UWTV tow video with its tracks",
+    )
     samples.add_argument("--out", required=True)
     samples.add_argument("-n", type=int, default=20, help="number of images")
+    samples.add_argument("--seconds", type=float, default=60.0, help="length of a tow")
     samples.add_argument("--seed", type=int, default=0)
     samples.set_defaults(run=_samples)
 
