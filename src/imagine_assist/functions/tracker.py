@@ -1,8 +1,10 @@
 """A CVAT tracker (contract §2.3): follow the user's boxes frame by frame.
 
-For each box: predict where it moves (last velocity), look for a detection near there
-that matches its appearance, and fall back to template matching where the detector finds
-nothing (turbidity, blur). One request per frame, states round-tripped as signed JSON.
+For each box: predict where it moves (last velocity), find its appearance template near
+that prediction (correlation weighed against distance, since the openings of one burrow
+system look alike), and take the detector's box there when one overlaps, for its size and
+position; where the detector finds nothing (turbidity, blur) the template match stands.
+One request per frame, states round-tripped as signed JSON.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 
 import cv2
 import numpy as np
+import supervision as sv
 
 from imagine_assist.errors import BadRequest
 from imagine_assist.functions.appearance import grey, template
@@ -41,14 +44,6 @@ def _parse_box(value) -> np.ndarray:
     if not np.isfinite(box).all() or box[0] >= box[2] or box[1] >= box[3]:
         raise BadRequest(f"shape {list(value)[:4]} is not a box with x1 < x2 and y1 < y2")
     return box
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
-    iy = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return inter / np.maximum(union, 1e-9)
 
 
 class TrackerFunction:
@@ -134,7 +129,7 @@ class TrackerFunction:
         """The detector's box for the object, when one overlaps where it was found."""
         if len(detected) == 0:
             return None
-        overlap = _iou(anchor, detected)
+        overlap = sv.box_iou_batch(anchor[None], detected)[0]
         best = int(np.argmax(overlap))
         return detected[best] if overlap[best] >= MIN_SNAP_IOU else None
 
