@@ -1,0 +1,72 @@
+"""The classical separator, the separation-line image and the object-level scores."""
+
+import numpy as np
+import pytest
+
+from imagine_assist.models.separate import (
+    crop_scale_bar,
+    organism_mask,
+    score_separation,
+    separation_lines,
+    summarise,
+    watershed_split,
+)
+
+
+def disc(shape, centre, radius) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return np.hypot(yy - centre[0], xx - centre[1]) <= radius
+
+
+SHAPE = (120, 200)
+LEFT, RIGHT = disc(SHAPE, (60, 60), 38), disc(SHAPE, (60, 130), 38)  # they overlap a little
+
+
+def vignette(masks) -> np.ndarray:
+    image = np.full((*SHAPE, 3), 245, np.uint8)
+    for mask in masks:
+        image[mask] = 120
+    return image
+
+
+def test_two_touching_discs_are_split_in_two():
+    union = LEFT | RIGHT
+    assert organism_mask(vignette([LEFT, RIGHT])).sum() == pytest.approx(union.sum(), rel=0.02)
+    parts = watershed_split(union)
+    assert len(parts) == 2
+    assert sum(p.sum() for p in parts) == union.sum()  # every pixel goes to one organism
+    truth = [LEFT & (np.arange(SHAPE[1]) < 95)[None, :], RIGHT & (np.arange(SHAPE[1]) >= 95)]
+    scores = score_separation(parts, truth)
+    assert scores["tp"] == 2 and scores["over_split"] == 0 and scores["under_split"] == 0
+
+
+def test_a_single_round_organism_is_not_split():
+    assert len(watershed_split(disc(SHAPE, (60, 100), 35))) == 1
+
+
+def test_separation_lines_run_between_organisms_only():
+    union = LEFT | RIGHT
+    parts = watershed_split(union)
+    lines = separation_lines(parts, SHAPE)
+    ys, xs = np.nonzero(lines)
+    assert len(xs) > 0 and np.all(np.abs(xs - 95) <= 3)  # along the neck between the discs
+    assert separation_lines([LEFT], SHAPE).sum() == 0
+
+
+def test_scores_count_over_and_under_splits():
+    left_half = LEFT & (np.arange(SHAPE[1]) < 45)[None, :]  # a third: no IoU match
+    right_half = LEFT & ~left_half
+    over = score_separation([left_half, right_half, RIGHT], [LEFT, RIGHT])
+    assert over["over_split"] == 1 and over["fp"] == 1  # the larger part still matches
+    under = score_separation([LEFT | RIGHT], [LEFT, RIGHT])
+    assert under["under_split"] == 1 and under["fn"] == 1
+    perfect = summarise([score_separation([LEFT, RIGHT], [LEFT, RIGHT])])
+    assert perfect["f1"] == 1.0 and perfect["over_split_rate"] == 0.0
+
+
+def test_scale_bar_crop():
+    image = np.zeros((100, 50, 3), np.uint8)
+    assert crop_scale_bar(image, 12).shape == (88, 50, 3)
+    assert crop_scale_bar(image, 0).shape == (100, 50, 3)
+    with pytest.raises(ValueError):
+        crop_scale_bar(image, 100)
