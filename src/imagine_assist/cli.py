@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     samples = commands.add_parser("samples", help="write a synthetic dataset (YOLO + CVAT XML)")
     samples.add_argument(
         "family",
-        choices=["fish", "litter", "burrow", "tow"],
+        choices=["fish", "litter", "burrow", "plankton", "tow"],
         help="tow: a synthetic UWTV tow video with its tracks",
     )
     samples.add_argument("--out", required=True)

@@ -19,6 +19,13 @@ from imagine_assist.samples.burrows import (
 )
 from imagine_assist.samples.fish import FISH_SPECIES, generate_fish
 from imagine_assist.samples.litter import LITTER_CATEGORIES, generate_litter
+from imagine_assist.samples.plankton import (
+    PLANKTON_LABELS,
+    VIGNETTE_CLASSES,
+    PlanktonSample,
+    generate_plankton,
+    vignette,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ SAMPLE_FAMILIES: dict[str, SampleFamily] = {
     "fish": SampleFamily(generate_fish, FISH_SPECIES),
     "litter": SampleFamily(generate_litter, LITTER_CATEGORIES),
     "burrow": SampleFamily(tow_detection_samples, BURROW_LABELS),
+    "plankton": SampleFamily(generate_plankton, PLANKTON_LABELS),
 }
 
 __all__ = [
@@ -39,6 +47,11 @@ __all__ = [
     "FISH_SPECIES",
     "LITTER_CATEGORIES",
     "BURROW_LABELS",
+    "PLANKTON_LABELS",
+    "VIGNETTE_CLASSES",
+    "PlanktonSample",
+    "generate_plankton",
+    "vignette",
     "BurrowSystem",
     "Tow",
     "TowFiles",
