@@ -35,7 +35,8 @@ def test_function_yaml_has_what_cvat_reads():
             labels = json.loads(meta["annotations"]["spec"])
             assert [label["name"] for label in labels] == spec.label_names
             for label in labels:  # a malformed label breaks CVAT's listing of every function
-                assert label["type"] == "rectangle" and label["attributes"] == []
+                assert label["type"] == spec.label_types[label["name"]]
+                assert label["attributes"] == []
             assert config["spec"]["handler"] == "main:handler"
             assert config["spec"]["eventTimeout"] == f"{spec.event_timeout_s}s"
             trigger = config["spec"]["triggers"]["myHttpTrigger"]

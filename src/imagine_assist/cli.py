@@ -152,6 +152,25 @@ def _track(args: argparse.Namespace) -> int:
     return 0
 
 
+def _separate(args: argparse.Namespace) -> int:
+    from imagine_assist.functions.catalog import load_function
+    from imagine_assist.zooscan import separate_to_files
+
+    function = load_function("plankton-separator")
+    if args.scale_bar_rows is not None:
+        if args.scale_bar_rows < 0:
+            raise UserError("--scale-bar-rows must be 0 or more")
+        function.scale_bar_rows = args.scale_bar_rows
+    report = separate_to_files(function, args.source, args.out)
+    print(
+        f"{report.vignettes} vignettes ({report.multiples} multiple) -> {report.objects} "
+        f"organisms; EcoTaxa TSV {report.tsv}"
+    )
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from imagine_assist.demo import run_demo
 
@@ -254,6 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="add the tracks to this CVAT task (CVAT_HOST, CVAT_USER, CVAT_PASSWORD)",
     )
     track.set_defaults(run=_track)
+
+    separate = commands.add_parser(
+        "separate", help="split touching plankton in ZooScan vignettes; EcoTaxa TSV"
+    )
+    separate.add_argument("source", help="a vignette or a directory of vignettes")
+    separate.add_argument("--out", required=True)
+    separate.add_argument(
+        "--scale-bar-rows",
+        type=int,
+        help="rows at the bottom holding the 1 mm scale bar (default 22)",
+    )
+    separate.set_defaults(run=_separate)
 
     demo = commands.add_parser(
         "demo", help="train the default models if needed and run them on demo data"

@@ -7,7 +7,8 @@ from pathlib import Path
 from imagine_assist.errors import UserError
 from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.functions.reid import ReidFunction
-from imagine_assist.functions.spec import MIB, FunctionSpec, labels_of
+from imagine_assist.functions.separator import SeparatorFunction
+from imagine_assist.functions.spec import MIB, FunctionSpec, LabelSpec, labels_of
 from imagine_assist.functions.tracker import TrackerFunction
 from imagine_assist.functions.tracker_state import state_key
 from imagine_assist.models.detector import load_detector
@@ -15,6 +16,7 @@ from imagine_assist.models.store import resolve_model
 from imagine_assist.samples.burrows import BURROW_LABELS
 from imagine_assist.samples.fish import FISH_SPECIES
 from imagine_assist.samples.litter import LITTER_CATEGORIES
+from imagine_assist.samples.plankton import SCALE_BAR_ROWS
 
 FISH_DETECTOR = FunctionSpec(
     id="fish-detector",
@@ -77,9 +79,33 @@ BURROW_REID = FunctionSpec(
     event_timeout_s=30,
 )
 
+PLANKTON_SEPARATOR = FunctionSpec(
+    id="plankton-separator",
+    name="ZooScan plankton separator (imagine-assist)",
+    kind="detector",
+    family="plankton",
+    description="One mask per organism in a ZooScan vignette and a single/multiple tag "
+    "(classical watershed separator for now)",
+    labels=(
+        LabelSpec(0, "organism", "mask"),
+        LabelSpec(1, "single", "tag"),
+        LabelSpec(2, "multiple", "tag"),
+    ),
+    default_threshold=0.5,
+    event_timeout_s=30,
+    framework="opencv",
+)
+
 FUNCTIONS: dict[str, FunctionSpec] = {
     spec.id: spec
-    for spec in (FISH_DETECTOR, LITTER_DETECTOR, BURROW_DETECTOR, BURROW_TRACKER, BURROW_REID)
+    for spec in (
+        FISH_DETECTOR,
+        LITTER_DETECTOR,
+        BURROW_DETECTOR,
+        BURROW_TRACKER,
+        BURROW_REID,
+        PLANKTON_SEPARATOR,
+    )
 }
 
 
@@ -98,10 +124,12 @@ def load_function(
     models_dir: str | Path | None = None,
     tile_size: int | None = None,
     tile_overlap: int | None = None,
-) -> DetectorFunction | TrackerFunction | ReidFunction:
+) -> DetectorFunction | TrackerFunction | ReidFunction | SeparatorFunction:
     """The function with its model: `weights` if given, else the family's installed model,
     else the bundled default. Each answers CVAT requests with `handle(body)`."""
     spec = get_spec(function_id)
+    if spec.id == PLANKTON_SEPARATOR.id:
+        return SeparatorFunction(spec, SCALE_BAR_ROWS)  # watershed: no model yet
     if spec.kind == "reid":
         return ReidFunction(spec)  # motion and appearance only: no model to load
     path = Path(weights) if weights else resolve_model(spec.family, models_dir)
