@@ -74,3 +74,22 @@ def test_separate_writes_vignettes_separation_lines_and_ecotaxa_tsv(tmp_path):
     for path in separations:
         vignette = Image.open(source / path.name.replace("_sep.png", ".png"))
         assert Image.open(path).size == vignette.size
+
+
+def test_predict_points_plankton_users_to_separate(tmp_path, capsys):
+    image = tmp_path / "v.png"
+    Image.fromarray(np.full((60, 80, 3), 250, np.uint8)).save(image)
+    assert (
+        main(
+            [
+                "predict",
+                str(image),
+                "--function",
+                "plankton-separator",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert "imagine-assist separate" in capsys.readouterr().err

@@ -73,15 +73,24 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _box_detector(function_id: str, *args):
+    """A function that answers with boxes from a model: what predict and track run."""
+    from imagine_assist.functions.catalog import load_function
+    from imagine_assist.functions.detector import DetectorFunction
+
+    function = load_function(function_id, *args)
+    if not isinstance(function, DetectorFunction):
+        raise UserError(
+            f"{function_id} is not a box detector; predict and track run fish-detector, "
+            "litter-detector or burrow-detector (plankton: imagine-assist separate)"
+        )
+    return function
+
+
 def _predict(args: argparse.Namespace) -> int:
-    from imagine_assist.functions.catalog import get_spec, load_function
     from imagine_assist.predict import predict_to_files
 
-    if get_spec(args.function).kind != "detector":
-        raise UserError(
-            f"{args.function} is a {get_spec(args.function).kind}; predict runs detectors"
-        )
-    function = load_function(
+    function = _box_detector(
         args.function, args.weights, args.models, args.tile_size, args.tile_overlap
     )
     report = predict_to_files(
@@ -115,16 +124,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _track(args: argparse.Namespace) -> int:
-    from imagine_assist.functions.catalog import get_spec, load_function
     from imagine_assist.tow import Survey, track_to_files, upload_tracks
 
-    if get_spec(args.function).kind != "detector":
-        raise UserError(
-            f"{args.function} is a {get_spec(args.function).kind}; track needs a detector"
-        )
     if args.every < 1:
         raise UserError("--every must be 1 or more")
-    function = load_function(args.function, args.weights, args.models)
+    function = _box_detector(args.function, args.weights, args.models)
     survey = Survey(args.fov_deg, args.camera_height_m, args.tow_length_m, args.speed_m_s)
     report = track_to_files(
         args.video, function, args.out, args.every, survey, args.system_radius_px
