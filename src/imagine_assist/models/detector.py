@@ -48,6 +48,17 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[in
     return canvas, scale, (pad_x, pad_y)
 
 
+def _metadata_value(text: str, path: Path):
+    """ultralytics writes metadata as Python literals ("{0: 'cod'}", "[320, 320]").
+    ast.literal_eval parses literals only and never runs code, so a crafted file cannot."""
+    try:
+        return ast.literal_eval(text)  # literals only: no code runs
+    except (ValueError, SyntaxError):
+        raise UserError(
+            f"{path}: unreadable metadata {text[:60]!r}; export with ultralytics"
+        ) from None
+
+
 class OnnxDetector:
     """A YOLOv8-style detection model exported by ultralytics to ONNX (no NMS in the graph)."""
 
@@ -74,9 +85,9 @@ class OnnxDetector:
             raise UserError(
                 f"{path} has no class names in its metadata; export it with ultralytics"
             )
-        names = ast.literal_eval(meta["names"])  # a dict literal; literal_eval runs no code
+        names = _metadata_value(meta["names"], path)
         self.class_names = [names[i] for i in sorted(names)]
-        imgsz = ast.literal_eval(meta.get("imgsz", "[640, 640]"))
+        imgsz = _metadata_value(meta.get("imgsz", "[640, 640]"), path)
         self.input_size = int(imgsz[0] if isinstance(imgsz, list | tuple) else imgsz)
         self.input_name = self.session.get_inputs()[0].name
         self.iou = iou
