@@ -29,6 +29,7 @@ def main() -> None:
 
     samples = list(generate_plankton(args.n, seed=args.seed))
     scores = {"all": [], "single": [], "multiple": []}
+    tagged = {"tp": 0, "fp": 0, "fn": 0}  # "multiple" as the tag the function sends
     started = time.perf_counter()
     for sample in samples:
         rows = sample.scale_bar_rows
@@ -37,11 +38,19 @@ def main() -> None:
         score = score_separation(predicted, truth)
         scores["all"].append(score)
         scores[sample.vignette_class].append(score)
+        said_multiple = len(predicted) >= 2
+        tagged["tp"] += said_multiple and sample.multiple
+        tagged["fp"] += said_multiple and not sample.multiple
+        tagged["fn"] += sample.multiple and not said_multiple
     seconds = time.perf_counter() - started
     report = {
         "vignettes": len(samples),
         "multiples": len(scores["multiple"]),
         "watershed": {key: summarise(value) for key, value in scores.items()},
+        "multiple_tag": {
+            "recall": tagged["tp"] / max(tagged["tp"] + tagged["fn"], 1),
+            "precision": tagged["tp"] / max(tagged["tp"] + tagged["fp"], 1),
+        },
         "vignettes_per_second": round(len(samples) / seconds, 1),
     }
     print(json.dumps(report, indent=2))
