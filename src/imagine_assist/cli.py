@@ -55,14 +55,43 @@ def _samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_plankton(args: argparse.Namespace, target: Path, work: Path) -> int:
+    from dataclasses import replace
+
+    from imagine_assist.training.plankton import PLANKTON_RECIPE, train_plankton
+
+    recipe = PLANKTON_RECIPE.scaled(epochs=args.epochs, images=args.images)
+    if args.hours:
+        recipe = replace(recipe, hours=args.hours)
+    metrics = train_plankton(target, work, recipe, device=args.device, only=args.only)
+    test = metrics["test"]
+    for name in ("model", "watershed"):
+        if name in test:
+            scores = test[name]["all"]
+            print(
+                f"separator ({name}): F1 {scores['f1']:.3f}, over-split "
+                f"{scores['over_split_rate']:.3f}, under-split {scores['under_split_rate']:.3f}"
+            )
+    if "classifier" in test:
+        scores = test["classifier"]
+        print(
+            f"classifier: recall(multiple) {scores['recall_multiple']:.3f}, "
+            f"precision(multiple) {scores['precision_multiple']:.3f}"
+        )
+    print(f"installed the plankton models in {target}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from imagine_assist.models.store import family_dir
     from imagine_assist.training.defaults import train_default
     from imagine_assist.training.recipes import RECIPES
 
-    recipe = RECIPES[args.family].scaled(epochs=args.epochs, images=args.images)
     target = family_dir(args.family, args.models)
     work = Path(args.work) if args.work else Home.resolve().root / "runs" / args.family
+    if args.family == "plankton":
+        return _train_plankton(args, target, work)
+    recipe = RECIPES[args.family].scaled(epochs=args.epochs, images=args.images)
     trained = train_default(args.family, target, work, recipe, device=args.device)
     test = trained.metrics["test"]
     print(
@@ -218,12 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     samples.set_defaults(run=_samples)
 
     train = commands.add_parser("train", help="train a family's default model on sample data")
-    train.add_argument("family", choices=["fish", "litter", "burrow"])
+    train.add_argument("family", choices=["fish", "litter", "burrow", "plankton"])
     train.add_argument("--models", help="models directory (default <home>/models)")
     train.add_argument("--work", help="directory for data and training runs")
     train.add_argument("--epochs", type=int)
     train.add_argument("--images", type=int, help="generated train+val images")
     train.add_argument("--device", default="cpu", help="cpu (default), or a CUDA device such as 0")
+    train.add_argument(
+        "--hours", type=float, help="plankton: wall-clock budget per model (overrides --epochs)"
+    )
+    train.add_argument(
+        "--only", choices=["separator", "classifier"], help="plankton: train one of the two models"
+    )
     train.set_defaults(run=_train)
 
     predict = commands.add_parser(

@@ -59,36 +59,45 @@ def _metadata_value(text: str, path: Path):
         ) from None
 
 
+def open_onnx(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime session on the best local provider, with a clear error for a bad file."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelNotFound(f"no ONNX model at {path}")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    providers = [
+        p
+        for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+        if p in ort.get_available_providers()
+    ]
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as error:  # onnxruntime raises its own untyped errors
+        raise UserError(f"{path} is not a readable ONNX model: {error}") from None
+
+
+def ultralytics_metadata(session, path: Path) -> tuple[list[str], int]:
+    """Class names and input size from the metadata ultralytics writes into an export."""
+    meta = session.get_modelmeta().custom_metadata_map
+    if "names" not in meta:
+        raise UserError(f"{path} has no class names in its metadata; export it with ultralytics")
+    names = _metadata_value(meta["names"], path)
+    imgsz = _metadata_value(meta.get("imgsz", "[640, 640]"), path)
+    size = int(imgsz[0] if isinstance(imgsz, list | tuple) else imgsz)
+    return [names[i] for i in sorted(names)], size
+
+
 class OnnxDetector:
     """A YOLOv8-style detection model exported by ultralytics to ONNX (no NMS in the graph)."""
 
     def __init__(self, path: str | Path, iou: float = 0.5, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
         path = Path(path)
-        if not path.is_file():
-            raise ModelNotFound(f"no ONNX model at {path}")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        providers = [
-            p
-            for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
-            if p in ort.get_available_providers()
-        ]
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
-        except Exception as error:  # onnxruntime raises its own untyped errors
-            raise UserError(f"{path} is not a readable ONNX model: {error}") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if "names" not in meta:
-            raise UserError(
-                f"{path} has no class names in its metadata; export it with ultralytics"
-            )
-        names = _metadata_value(meta["names"], path)
-        self.class_names = [names[i] for i in sorted(names)]
-        imgsz = _metadata_value(meta.get("imgsz", "[640, 640]"), path)
-        self.input_size = int(imgsz[0] if isinstance(imgsz, list | tuple) else imgsz)
+        self.session = open_onnx(path, threads)
+        self.class_names, self.input_size = ultralytics_metadata(self.session, path)
         self.input_name = self.session.get_inputs()[0].name
         self.iou = iou
         self.path = path

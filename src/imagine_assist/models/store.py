@@ -25,16 +25,21 @@ def family_dir(family: str, models_dir: str | Path | None = None) -> Path:
     return root / family
 
 
-def model_path(family: str, models_dir: str | Path | None = None, fmt: str = "onnx") -> Path:
-    return family_dir(family, models_dir) / f"model.{fmt}"
+def model_path(
+    family: str, models_dir: str | Path | None = None, fmt: str = "onnx", name: str = "model"
+) -> Path:
+    return family_dir(family, models_dir) / f"{name}.{fmt}"
 
 
-def resolve_model(family: str, models_dir: str | Path | None = None, fmt: str = "onnx") -> Path:
-    """The installed model of a family, else the bundled default."""
-    installed = model_path(family, models_dir, fmt)
+def resolve_model(
+    family: str, models_dir: str | Path | None = None, fmt: str = "onnx", name: str = "model"
+) -> Path:
+    """The installed model of a family, else the bundled default. `name` picks one model of a
+    family that has several (plankton: "separator" and "classifier")."""
+    installed = model_path(family, models_dir, fmt, name)
     if installed.is_file():
         return installed
-    bundled = BUNDLED_DIR / family / f"model.{fmt}"
+    bundled = BUNDLED_DIR / family / f"{name}.{fmt}"
     if bundled.is_file():
         log.info("no %s model in %s: using the bundled default", family, installed.parent)
         return bundled

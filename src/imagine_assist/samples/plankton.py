@@ -564,6 +564,29 @@ def _annotation(mask: np.ndarray) -> SampleObject:
     return SampleObject(label=PLANKTON_LABELS[0], xyxy=box, mask=mask)
 
 
+def plankton_sample(
+    seed: int,
+    index: int,
+    multiple_share: float = 0.45,
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    max_size: int = 1400,
+) -> PlanktonSample:
+    """Vignette `index` of the stream for `seed`: it depends only on (seed, index), so worker
+    processes can each make a share of a large training set."""
+    rng = np.random.default_rng([seed, index])
+    multiple = bool(rng.random() < multiple_share)
+    image, objects, meta = vignette(rng, multiple, max_size)
+    return PlanktonSample(
+        f"plankton_{index:05d}.jpg",
+        image,
+        objects,
+        split_for(index, fractions),
+        multiple=meta["multiple"],
+        kinds=tuple(meta["kinds"]),
+        scale_bar_rows=meta["scale_bar_rows"],
+    )
+
+
 def generate_plankton(
     n: int,
     seed: int = 0,
@@ -573,15 +596,4 @@ def generate_plankton(
 ) -> Iterator[PlanktonSample]:
     """`n` vignettes; vignette i depends only on (seed, i), so any one can be regenerated alone."""
     for i in range(n):
-        rng = np.random.default_rng([seed, i])
-        multiple = bool(rng.random() < multiple_share)
-        image, objects, meta = vignette(rng, multiple, max_size)
-        yield PlanktonSample(
-            f"plankton_{i:05d}.jpg",
-            image,
-            objects,
-            split_for(i, fractions),
-            multiple=meta["multiple"],
-            kinds=tuple(meta["kinds"]),
-            scale_bar_rows=meta["scale_bar_rows"],
-        )
+        yield plankton_sample(seed, i, multiple_share, fractions, max_size)

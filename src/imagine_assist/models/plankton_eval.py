@@ -1,0 +1,79 @@
+"""Held-out scores for the plankton models: the classifier's recall and precision for
+"multiple", and object-level F1 (IoU 0.5) with over- and under-split rates for the trained
+separator and the watershed baseline, on vignettes generated from a seed of their own."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from imagine_assist.models.separate import (
+    crop_scale_bar,
+    score_separation,
+    separate_touching,
+    summarise,
+)
+from imagine_assist.samples.plankton import generate_plankton
+
+MULTIPLE_THRESHOLD = 0.5
+
+
+def _classifier_scores(p_multiple: list[float], truth: list[bool], threshold: float) -> dict:
+    said = [p >= threshold for p in p_multiple]
+    tp = sum(s and t for s, t in zip(said, truth, strict=True))
+    fp = sum(s and not t for s, t in zip(said, truth, strict=True))
+    fn = sum(t and not s for s, t in zip(said, truth, strict=True))
+    correct = sum(s == t for s, t in zip(said, truth, strict=True))
+    return {
+        "threshold": threshold,
+        "recall_multiple": tp / max(tp + fn, 1),
+        "precision_multiple": tp / max(tp + fp, 1),
+        "accuracy": correct / max(len(truth), 1),
+    }
+
+
+def evaluate_plankton(
+    n: int,
+    seed: int,
+    separator: str | Path | None = None,
+    classifier: str | Path | None = None,
+    threshold: float = MULTIPLE_THRESHOLD,
+) -> dict:
+    from imagine_assist.models.plankton import load_classifier, load_separator
+
+    separators = {"watershed": separate_touching}
+    if separator:
+        separators["model"] = load_separator(separator)
+    vignette_classifier = load_classifier(classifier) if classifier else None
+    scores = {name: {"all": [], "single": [], "multiple": []} for name in separators}
+    seconds = dict.fromkeys([*separators, "classifier"], 0.0)
+    p_multiple, truth = [], []
+    samples = generate_plankton(n, seed=seed)
+    for sample in tqdm(samples, total=n, desc="evaluating plankton", unit="vignette"):
+        rows = sample.scale_bar_rows
+        image = crop_scale_bar(sample.image, rows)
+        true_masks = [o.mask[: o.mask.shape[0] - rows] for o in sample.objects]
+        for name, separate in separators.items():
+            started = time.perf_counter()
+            predicted = separate(image)
+            seconds[name] += time.perf_counter() - started
+            score = score_separation(predicted, true_masks)
+            scores[name]["all"].append(score)
+            scores[name][sample.vignette_class].append(score)
+        if vignette_classifier is not None:
+            started = time.perf_counter()
+            p_multiple.append(vignette_classifier.p_multiple(image))
+            seconds["classifier"] += time.perf_counter() - started
+        truth.append(sample.multiple)
+    report: dict = {"vignettes": n, "seed": seed, "multiples": sum(truth)}
+    for name, by_set in scores.items():
+        report[name] = {key: summarise(value) for key, value in by_set.items()}
+        report[name]["vignettes_per_second"] = round(n / max(seconds[name], 1e-9), 1)
+    if vignette_classifier is not None:
+        report["classifier"] = _classifier_scores(p_multiple, truth, threshold)
+        report["classifier"]["vignettes_per_second"] = round(
+            n / max(seconds["classifier"], 1e-9), 1
+        )
+    return report

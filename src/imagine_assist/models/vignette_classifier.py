@@ -1,0 +1,51 @@
+"""Single or multiple: an ultralytics classification model, exported to ONNX, on one vignette.
+
+The classifier sees the vignette (scale bar already cropped) padded square with white and
+resized to its input size: the same picture it was trained on (`training.plankton`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from imagine_assist.errors import UserError
+from imagine_assist.models.detector import open_onnx, ultralytics_metadata
+
+MULTIPLE = "multiple"
+
+
+def square_on_white(image: np.ndarray, size: int) -> np.ndarray:
+    """Pad to a square with white (the vignette's own background), then resize to `size`."""
+    height, width = image.shape[:2]
+    side = max(height, width)
+    canvas = np.full((side, side, *image.shape[2:]), 255, dtype=np.uint8)
+    top, left = (side - height) // 2, (side - width) // 2
+    canvas[top : top + height, left : left + width] = image
+    shrink = side > size
+    return cv2.resize(
+        canvas, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
+
+
+class OnnxVignetteClassifier:
+    """P(multiple) for a vignette, from an ultralytics ``-cls`` model exported to ONNX."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        path = Path(path)
+        self.session = open_onnx(path, threads)
+        self.class_names, self.input_size = ultralytics_metadata(self.session, path)
+        if MULTIPLE not in self.class_names:
+            raise UserError(f"{path} is not a single/multiple classifier: {self.class_names}")
+        self.multiple_index = self.class_names.index(MULTIPLE)
+        self.input_name = self.session.get_inputs()[0].name
+        self.path = path
+
+    def p_multiple(self, image: np.ndarray) -> float:
+        rgb = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        square = square_on_white(rgb, self.input_size)
+        blob = np.ascontiguousarray(square.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        probabilities = self.session.run(None, {self.input_name: blob})[0][0]
+        return float(probabilities[self.multiple_index])
