@@ -9,9 +9,16 @@ from PIL import Image
 
 from imagine_assist.cli import main
 from imagine_assist.cvat.masks import from_nuclio_mask
-from imagine_assist.errors import BadRequest
+from imagine_assist.errors import BadRequest, ModelNotFound, UserError
 from imagine_assist.functions.catalog import load_function
 from imagine_assist.images import encode_jpeg
+from imagine_assist.models.separate import (
+    crop_scale_bar,
+    score_separation,
+    separate_touching,
+    summarise,
+)
+from imagine_assist.models.store import BUNDLED_DIR
 from imagine_assist.samples import generate_plankton
 
 from .test_nuclio import call, load_main
@@ -25,9 +32,11 @@ def png_b64(image: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def test_masks_reach_cvat_exactly_with_polygons_and_a_tag():
+def test_masks_reach_cvat_exactly_with_polygons_and_a_tag(monkeypatch):
     from nuclio_sdk.test import Platform
 
+    # as deployed: the models volume holds separator.onnx with classifier.onnx beside it
+    monkeypatch.setenv("IMAGINE_ASSIST_MODEL", str(BUNDLED_DIR / "plankton" / "separator.onnx"))
     module, platform = load_main("plankton-separator"), Platform()
     function = load_function("plankton-separator")
     for sample in generate_plankton(6, seed=71):
@@ -36,10 +45,12 @@ def test_masks_reach_cvat_exactly_with_polygons_and_a_tag():
         shapes = [i for i in items if i["type"] == "mask"]
         tags = [i for i in items if i["type"] == "tag"]
         expected = function.split(sample.image)
-        assert len(shapes) == len(expected) and len(tags) == 1
-        assert tags[0]["label"] == ("multiple" if len(expected) >= 2 else "single")
+        assert len(shapes) == len(expected.detections) and len(tags) == 1
+        p_multiple = float(tags[0]["attributes"][0]["value"])
+        assert tags[0]["attributes"][0]["name"] == "p_multiple" and 0 <= p_multiple <= 1
+        assert tags[0]["label"] == ("multiple" if p_multiple >= 0.5 else "single")
         height, width = sample.image.shape[:2]
-        for item, mask in zip(shapes, expected.mask, strict=True):
+        for item, mask in zip(shapes, expected.detections.mask, strict=True):
             assert item["label"] == "organism" and len(item["points"]) >= 6
             np.testing.assert_array_equal(from_nuclio_mask(item["mask"], width, height), mask)
 
@@ -93,3 +104,63 @@ def test_predict_points_plankton_users_to_separate(tmp_path, capsys):
         == 2
     )
     assert "imagine-assist separate" in capsys.readouterr().err
+
+
+def _f1(separate, samples):
+    scores = []
+    for sample in samples:
+        rows = sample.scale_bar_rows
+        truth = [o.mask[: o.mask.shape[0] - rows] for o in sample.objects]
+        scores.append(score_separation(separate(crop_scale_bar(sample.image, rows)), truth))
+    return summarise(scores)
+
+
+def test_bundled_models_separate_and_classify_better_than_the_watershed():
+    function = load_function("plankton-separator")
+    samples = list(generate_plankton(24, seed=74, multiple_share=0.5))
+    model, watershed = _f1(function.separate, samples), _f1(separate_touching, samples)
+    assert model["f1"] >= 0.75 and model["f1"] >= watershed["f1"] + 0.15, (model, watershed)
+    calls = [function.split(sample.image) for sample in samples]
+    said = [call.tag == "multiple" for call in calls]
+    truth = [sample.multiple for sample in samples]
+    assert sum(s == t for s, t in zip(said, truth, strict=True)) >= 0.85 * len(samples)
+    for call in calls:
+        assert call.tag == ("multiple" if call.p_multiple >= 0.5 else "single")
+
+
+def test_without_models_the_watershed_serves_and_counts_give_the_tag(tmp_path, monkeypatch):
+    from imagine_assist.models import store
+
+    monkeypatch.setattr(store, "BUNDLED_DIR", tmp_path / "nothing-bundled")
+    function = load_function("plankton-separator", models_dir=tmp_path / "models")
+    assert function.separate is separate_touching and function.classifier is None
+    sample = next(generate_plankton(1, seed=75, multiple_share=1.0))
+    call = function.split(sample.image)
+    assert call.p_multiple is None
+    assert call.tag == ("multiple" if len(call.detections) >= 2 else "single")
+
+
+def test_named_weights_that_are_missing_or_broken_are_an_error(tmp_path):
+    with pytest.raises(ModelNotFound):
+        load_function("plankton-separator", tmp_path / "missing.onnx")
+    broken = tmp_path / "separator.onnx"
+    broken.write_bytes(b"not an onnx file")
+    with pytest.raises(UserError, match="not a readable ONNX model"):
+        load_function("plankton-separator", broken)
+    detector = BUNDLED_DIR / "fish" / "model.onnx"
+    with pytest.raises(UserError, match="not a segmentation model"):
+        load_function("plankton-separator", detector)
+
+
+def test_separate_with_two_workers_matches_one(tmp_path):
+    source = tmp_path / "scan"
+    source.mkdir()
+    for sample in generate_plankton(6, seed=76, multiple_share=0.6):
+        Image.fromarray(sample.image).save(source / sample.name.replace(".jpg", ".png"))
+    (source / "broken.png").write_bytes(b"\x89PNG but not really")
+    tables = []
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        assert main(["separate", str(source), "--out", str(out), "--workers", str(workers)]) == 0
+        tables.append((out / "ecotaxa_import.tsv").read_text())
+    assert tables[0] == tables[1] and tables[0].count("\n") > 2 + 6

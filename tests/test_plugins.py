@@ -128,3 +128,43 @@ def test_burrow_tracking_plugin_follows_a_burrow_as_an_agent_would():
         area = lambda b: (b[2] - b[0]) * (b[3] - b[1])  # noqa: E731
         overlaps.append(ix * iy / (area(shape.points) + area(truth) - ix * iy))
     assert len(overlaps) > 10 and sum(overlaps) / len(overlaps) >= 0.7
+
+
+@pytest.mark.parametrize("conv_mask_to_poly", [False, True])
+def test_plankton_plugin_masks_and_tag_pass_cvat_sdk_validation(conv_mask_to_poly):
+    from imagine_assist.samples import generate_plankton
+
+    function = load_plugin("plankton_separator", BUNDLED_DIR / "plankton" / "separator.onnx")
+    p_multiple = models.Attribute(
+        id=7, name="p_multiple", input_type="text", mutable=False, values=[""], default_value=""
+    )
+    labels = [
+        # cvat-sdk wants a polygon label where masks become polygons
+        models.Label(
+            id=100,
+            name="organism",
+            type="polygon" if conv_mask_to_poly else "mask",
+            attributes=[],
+            sublabels=[],
+        ),
+        models.Label(id=101, name="single", type="tag", attributes=[p_multiple], sublabels=[]),
+        models.Label(id=102, name="multiple", type="tag", attributes=[p_multiple], sublabels=[]),
+    ]
+    mapper = _AnnotationMapper(
+        logging.getLogger("test"),
+        function.spec.labels,
+        labels,
+        allow_unmatched_labels=False,
+        conv_mask_to_poly=conv_mask_to_poly,
+    )
+    for sample in generate_plankton(3, seed=77, multiple_share=1.0):
+        context = _DetectionFunctionContextImpl(
+            frame_name=sample.name, conf_threshold=None, conv_mask_to_poly=conv_mask_to_poly
+        )
+        output = function.detect(context, PIL.Image.fromarray(sample.image))
+        tags, shapes = mapper.validate_and_remap(output, ds_frame=2)
+        assert len(tags) == 1 and tags[0].label_id in (101, 102)
+        (value,) = tags[0].attributes
+        assert value.spec_id == 7 and 0.0 <= float(value.value) <= 1.0
+        assert shapes and {s.label_id for s in shapes} == {100}
+        assert {s.type.value for s in shapes} == {"polygon" if conv_mask_to_poly else "mask"}

@@ -36,7 +36,11 @@ def test_function_yaml_has_what_cvat_reads():
             assert [label["name"] for label in labels] == spec.label_names
             for label in labels:  # a malformed label breaks CVAT's listing of every function
                 assert label["type"] == spec.label_types[label["name"]]
-                assert label["attributes"] == []
+                for attribute in label["attributes"]:  # CVAT reads these keys unguarded
+                    assert {"name", "input_type", "values"} <= set(attribute)
+                    assert attribute["input_type"] in {"text", "number", "select", "checkbox"}
+                names = [a["name"] for a in label["attributes"]]
+                assert len(names) == len(set(names))
             assert config["spec"]["handler"] == "main:handler"
             assert config["spec"]["eventTimeout"] == f"{spec.event_timeout_s}s"
             trigger = config["spec"]["triggers"]["myHttpTrigger"]

@@ -6,6 +6,7 @@ import pytest
 from imagine_assist.models.separate import (
     crop_scale_bar,
     organism_mask,
+    partition_foreground,
     score_separation,
     separation_lines,
     summarise,
@@ -70,3 +71,23 @@ def test_scale_bar_crop():
     assert crop_scale_bar(image, 0).shape == (100, 50, 3)
     with pytest.raises(ValueError):
         crop_scale_bar(image, 100)
+
+
+def test_partition_gives_disjoint_masks_covering_the_foreground():
+    foreground = LEFT | RIGHT | disc(SHAPE, (20, 185), 8)  # plus a blob the model missed
+    def logits(mask, sure):
+        return np.where(mask, sure, -5.0).astype(np.float32)
+
+    sure_left, sure_right = logits(LEFT, 3.0), logits(RIGHT, 2.0)
+    coarse_left = logits(disc(SHAPE, (60, 60), 30), 3.0)  # too small: misses a rim
+    duplicate = logits(LEFT & (np.arange(SHAPE[1]) < 70), 1.0)
+    masks = partition_foreground(np.stack([coarse_left, sure_right, duplicate]), foreground)
+    assert len(masks) == 3  # left, right, and the missed blob; the duplicate is dropped
+    stacked = np.stack(masks)
+    assert (stacked.sum(axis=0) <= 1).all()  # disjoint
+    np.testing.assert_array_equal(stacked.any(axis=0), foreground)  # cover it exactly
+    left = max(masks, key=lambda m: (m & LEFT).sum())
+    assert (left & LEFT).sum() / (left | LEFT).sum() > 0.9  # the rim went to the nearest organism
+    assert masks[2].sum() == disc(SHAPE, (20, 185), 8).sum()
+    assert partition_foreground(np.stack([sure_left]), np.zeros(SHAPE, bool)) == []
+    assert len(partition_foreground(np.zeros((0, *SHAPE), np.float32), LEFT)) == 1

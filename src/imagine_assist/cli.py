@@ -186,15 +186,14 @@ def _track(args: argparse.Namespace) -> int:
 
 
 def _separate(args: argparse.Namespace) -> int:
-    from imagine_assist.functions.catalog import load_function
-    from imagine_assist.zooscan import separate_to_files
+    from imagine_assist.zooscan import SeparatorSource, separate_to_files
 
-    function = load_function("plankton-separator")
-    if args.scale_bar_rows is not None:
-        if args.scale_bar_rows < 0:
-            raise UserError("--scale-bar-rows must be 0 or more")
-        function.scale_bar_rows = args.scale_bar_rows
-    report = separate_to_files(function, args.source, args.out)
+    if args.scale_bar_rows is not None and args.scale_bar_rows < 0:
+        raise UserError("--scale-bar-rows must be 0 or more")
+    if args.workers < 1:
+        raise UserError("--workers must be 1 or more")
+    source = SeparatorSource(args.weights, args.models, args.scale_bar_rows)
+    report = separate_to_files(args.source, args.out, source, workers=args.workers)
     print(
         f"{report.vignettes} vignettes ({report.multiples} multiple) -> {report.objects} "
         f"organisms; EcoTaxa TSV {report.tsv}"
@@ -318,6 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     separate.add_argument("source", help="a vignette or a directory of vignettes")
     separate.add_argument("--out", required=True)
+    separate.add_argument("--weights", help="separator .onnx (default: the installed model)")
+    separate.add_argument("--models", help="models directory (default <home>/models)")
+    separate.add_argument(
+        "--workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="worker processes (default: 2, or 1 on a one-core machine)",
+    )
     separate.add_argument(
         "--scale-bar-rows",
         type=int,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import multiprocessing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,56 +63,127 @@ def cut_out(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, tuple[int,
     return alone[y1:y2, x1:x2], (x1, y1, x2, y2)
 
 
+@dataclass(frozen=True)
+class SeparatorSource:
+    """How a worker process loads the separator: the same arguments as `load_function`."""
+
+    weights: str | None = None
+    models_dir: str | None = None
+    scale_bar_rows: int | None = None
+
+    def load(self, threads: int | None = None) -> SeparatorFunction:
+        from imagine_assist.functions.catalog import get_spec, load_plankton_separator
+
+        spec = get_spec("plankton-separator")
+        function = load_plankton_separator(spec, self.weights, self.models_dir, threads)
+        if self.scale_bar_rows is not None:
+            function.scale_bar_rows = self.scale_bar_rows
+        return function
+
+
+@dataclass
+class _Separated:
+    path: Path
+    rows: list[list] = field(default_factory=list)
+    tag: str = ""
+    error: str | None = None
+
+
+def _separate_one(function: SeparatorFunction, path: Path, out: Path) -> _Separated:
+    try:
+        image = read_image(path, function.spec.max_image_pixels)
+    except UserError as error:  # one bad file must not cost the others
+        return _Separated(path, error=str(error))
+    separation = function.split(image)
+    masks = list(separation.detections.mask) if len(separation.detections) else []
+    lines = separation_lines(masks, image.shape[:2])
+    Image.fromarray(lines).save(out / "separations" / f"{path.stem}_sep.png")
+    result = _Separated(path, tag=separation.tag)
+    for index, mask in enumerate(masks, start=1):
+        object_id = f"{path.stem}_{index}"
+        crop, (x1, y1, x2, y2) = cut_out(image, mask)
+        name = f"{object_id}.png"
+        Image.fromarray(crop).save(out / "vignettes" / name)
+        ys, xs = np.nonzero(mask)
+        result.rows.append(
+            [
+                name,
+                object_id,
+                int(mask.sum()),
+                round(float(xs.mean()), 2),
+                round(float(ys.mean()), 2),
+                x1,
+                y1,
+                x2 - x1,
+                y2 - y1,
+                path.name,
+                separation.tag,
+            ]
+        )
+    return result
+
+
+_worker_function: SeparatorFunction | None = None
+
+
+def _start_worker(source: SeparatorSource) -> None:
+    global _worker_function  # one model per worker process, loaded once
+    _worker_function = source.load(threads=1)
+
+
+def _separate_in_worker(job: tuple[Path, Path]) -> _Separated:
+    assert _worker_function is not None
+    return _separate_one(_worker_function, *job)
+
+
 def separate_to_files(
-    function: SeparatorFunction, source: str | Path, out_dir: str | Path
+    source: str | Path,
+    out_dir: str | Path,
+    separator: SeparatorFunction | SeparatorSource | None = None,
+    workers: int = 1,
 ) -> SeparationReport:
+    """Separate every vignette under `source` into `out_dir`. With `workers` > 1, vignettes
+    are spread over that many processes, each with its own single-threaded model: on a
+    small CPU that beats one process whose model uses every core (the separation's own
+    steps are single-threaded)."""
     source, out = Path(source), Path(out_dir)
     paths = list_images(source)
     (out / "vignettes").mkdir(parents=True, exist_ok=True)
     (out / "separations").mkdir(parents=True, exist_ok=True)
     report = SeparationReport(out, out / "ecotaxa_import.tsv")
-    rows = []
-    for path in tqdm(paths, desc="separating", unit="vignette"):
-        try:
-            image = read_image(path, function.spec.max_image_pixels)
-        except UserError as error:  # one bad file must not cost the others
-            log.warning("skipped %s", error)
-            report.skipped.append((path, str(error)))
-            continue
-        detections = function.split(image)
-        masks = list(detections.mask) if detections.mask is not None else []
-        kind = function.tag(detections)
-        report.vignettes += 1
-        report.multiples += kind == "multiple"
-        lines = separation_lines(masks, image.shape[:2])
-        Image.fromarray(lines).save(out / "separations" / f"{path.stem}_sep.png")
-        for index, mask in enumerate(masks, start=1):
-            object_id = f"{path.stem}_{index}"
-            crop, (x1, y1, x2, y2) = cut_out(image, mask)
-            name = f"{object_id}.png"
-            Image.fromarray(crop).save(out / "vignettes" / name)
-            ys, xs = np.nonzero(mask)
-            rows.append(
-                [
-                    name,
-                    object_id,
-                    int(mask.sum()),
-                    round(float(xs.mean()), 2),
-                    round(float(ys.mean()), 2),
-                    x1,
-                    y1,
-                    x2 - x1,
-                    y2 - y1,
-                    path.name,
-                    kind,
-                ]
-            )
-            report.objects += 1
+    separator = separator or SeparatorSource()
+    jobs = [(path, out) for path in paths]
+    progress = tqdm(total=len(paths), desc="separating", unit="vignette")
+    if workers > 1:
+        if not isinstance(separator, SeparatorSource):
+            raise ValueError("worker processes need a SeparatorSource to load the model")
+        context = multiprocessing.get_context("spawn")  # no forked ONNX Runtime threads
+        with context.Pool(workers, _start_worker, (separator,)) as pool:
+            results = [
+                _collect(r, report, progress) for r in pool.imap(_separate_in_worker, jobs, 4)
+            ]
+    else:
+        function = separator.load() if isinstance(separator, SeparatorSource) else separator
+        results = [_collect(_separate_one(function, *job), report, progress) for job in jobs]
+    progress.close()
     if report.vignettes == 0:
         raise UserError(f"none of the {len(paths)} images under {source} could be read")
     with report.tsv.open("w", newline="") as handle:
         writer = csv.writer(handle, delimiter="\t")
         writer.writerow([name for name, _ in ECOTAXA_COLUMNS])
         writer.writerow([kind for _, kind in ECOTAXA_COLUMNS])
-        writer.writerows(rows)
+        for result in results:
+            writer.writerows(result.rows)
     return report
+
+
+def _collect(result: _Separated, report: SeparationReport, progress) -> _Separated:
+    progress.update(1)
+    if result.error is not None:
+        log.warning("skipped %s", result.error)
+        report.skipped.append((result.path, result.error))
+        return result
+    report.vignettes += 1
+    report.multiples += result.tag == "multiple"
+    report.objects += len(result.rows)
+    return result

@@ -39,7 +39,7 @@ def to_detector_response(
     detections: sv.Detections,
     label_types: Mapping[str, str],
     image_size: tuple[int, int],
-    tags: Sequence[str] = (),
+    tags: Sequence[str | dict] = (),
 ) -> list[dict]:
     """Detections as a Nuclio detector's answer. Names missing from `label_types` are dropped.
 
@@ -70,7 +70,9 @@ def to_detector_response(
             item["type"] = "rectangle"
             item["points"] = [float(v) for v in xyxy]
         response.append(item)
-    response.extend({"label": tag, "type": "tag", "attributes": []} for tag in tags)
+    for tag in tags:  # a name, or {"label", "confidence"?, "attributes"?}
+        fields = {"label": tag} if isinstance(tag, str) else dict(tag)
+        response.append({"type": "tag", "attributes": [], **fields})
     return response
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from imagine_assist.errors import UserError
+from imagine_assist.errors import ModelNotFound, UserError
 from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.functions.reid import ReidFunction
 from imagine_assist.functions.separator import SeparatorFunction
@@ -17,6 +18,8 @@ from imagine_assist.samples.burrows import BURROW_LABELS
 from imagine_assist.samples.fish import FISH_SPECIES
 from imagine_assist.samples.litter import LITTER_CATEGORIES
 from imagine_assist.samples.plankton import SCALE_BAR_ROWS
+
+log = logging.getLogger(__name__)
 
 FISH_DETECTOR = FunctionSpec(
     id="fish-detector",
@@ -84,16 +87,16 @@ PLANKTON_SEPARATOR = FunctionSpec(
     name="ZooScan plankton separator (imagine-assist)",
     kind="detector",
     family="plankton",
-    description="One mask per organism in a ZooScan vignette and a single/multiple tag "
-    "(classical watershed separator for now)",
+    description="One mask per organism in a ZooScan vignette (YOLOv8n-seg refined to the "
+    "vignette's foreground) and a single/multiple tag with P(multiple) (YOLOv8n-cls)",
     labels=(
         LabelSpec(0, "organism", "mask"),
-        LabelSpec(1, "single", "tag"),
-        LabelSpec(2, "multiple", "tag"),
+        LabelSpec(1, "single", "tag", text_attributes=("p_multiple",)),
+        LabelSpec(2, "multiple", "tag", text_attributes=("p_multiple",)),
     ),
     default_threshold=0.5,
     event_timeout_s=30,
-    framework="opencv",
+    model_file="separator.onnx",  # classifier.onnx beside it
 )
 
 FUNCTIONS: dict[str, FunctionSpec] = {
@@ -118,6 +121,36 @@ def get_spec(function_id: str) -> FunctionSpec:
         ) from None
 
 
+def load_plankton_separator(
+    spec: FunctionSpec,
+    weights: str | Path | None = None,
+    models_dir: str | Path | None = None,
+    threads: int | None = None,
+) -> SeparatorFunction:
+    """The trained separator and classifier (`weights` names the separator's ONNX file; the
+    classifier is looked up beside it, then in the models directory). With no separator
+    model at all, the watershed baseline serves, and the tag comes from its count."""
+    from imagine_assist.models.plankton import load_classifier, load_separator
+
+    if weights:  # asked for by name: a missing or broken file is an error, not a fallback
+        separator = load_separator(weights, threads=threads)
+        beside = Path(weights).with_name("classifier.onnx")
+        classifier_path = beside if beside.is_file() else None
+    else:
+        try:
+            separator = load_separator(None, models_dir, threads)
+        except ModelNotFound as error:
+            log.warning("%s: serving the watershed baseline instead", error)
+            return SeparatorFunction(spec, SCALE_BAR_ROWS)
+        classifier_path = None
+    try:
+        classifier = load_classifier(classifier_path, models_dir, threads)
+    except ModelNotFound as error:
+        log.warning("%s: the single/multiple tag comes from the number of organisms", error)
+        classifier = None
+    return SeparatorFunction(spec, SCALE_BAR_ROWS, separator, classifier)
+
+
 def load_function(
     function_id: str,
     weights: str | Path | None = None,
@@ -129,7 +162,7 @@ def load_function(
     else the bundled default. Each answers CVAT requests with `handle(body)`."""
     spec = get_spec(function_id)
     if spec.id == PLANKTON_SEPARATOR.id:
-        return SeparatorFunction(spec, SCALE_BAR_ROWS)  # watershed: no model yet
+        return load_plankton_separator(spec, weights, models_dir)
     if spec.kind == "reid":
         return ReidFunction(spec)  # motion and appearance only: no model to load
     path = Path(weights) if weights else resolve_model(spec.family, models_dir)

@@ -82,7 +82,9 @@ def function_config(spec: FunctionSpec, gpu: bool = False) -> dict:
             "runtime": "python:3.12" if gpu else "python:3.11",
             "handler": "main:handler",
             "eventTimeout": f"{spec.event_timeout_s}s",
-            "env": [{"name": MODEL_ENV, "value": container_model_path(spec.family)}],
+            "env": [
+                {"name": MODEL_ENV, "value": container_model_path(spec.family, spec.model_file)}
+            ],
             "build": {
                 "image": f"imagine-assist/{spec.id}{'-gpu' if gpu else ''}:{__version__}",
                 "baseImage": GPU_BASE_IMAGE if gpu else CPU_BASE_IMAGE,

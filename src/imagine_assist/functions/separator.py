@@ -1,13 +1,17 @@
 """`plankton-separator`: one mask per organism in a ZooScan vignette, plus a single or
 multiple tag, as a CVAT detector (contract §2.1: masks as crop + bbox, with a polygon).
 
-The separator behind it is a callable from an image to masks. Today that is the classical
-watershed baseline (`models.separate`); a trained separator plugs in the same way.
+The separator behind it is any callable from an image to masks: the trained model
+(`models.plankton.ModelSeparator`) by default, the classical watershed baseline
+(`models.separate.separate_touching`) where no model is installed. The tag comes from the
+single/multiple classifier with its probability; without one, from the number of masks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import supervision as sv
@@ -20,6 +24,20 @@ from imagine_assist.models.separate import crop_scale_bar, separate_touching
 
 Separator = Callable[[np.ndarray], list[np.ndarray]]
 ORGANISM, SINGLE, MULTIPLE = "organism", "single", "multiple"
+
+
+class VignetteClassifier(Protocol):
+    def p_multiple(self, image: np.ndarray) -> float: ...
+
+
+@dataclass(frozen=True)
+class Separation:
+    """One vignette's answer: the organisms, and the single/multiple call with P(multiple)
+    (None when no classifier made the call)."""
+
+    detections: sv.Detections
+    tag: str
+    p_multiple: float | None
 
 
 def as_detections(masks: list[np.ndarray], shape: tuple[int, int]) -> sv.Detections:
@@ -40,30 +58,43 @@ def as_detections(masks: list[np.ndarray], shape: tuple[int, int]) -> sv.Detecti
 
 class SeparatorFunction:
     def __init__(
-        self, spec: FunctionSpec, scale_bar_rows: int, separate: Separator = separate_touching
+        self,
+        spec: FunctionSpec,
+        scale_bar_rows: int,
+        separate: Separator = separate_touching,
+        classifier: VignetteClassifier | None = None,
+        multiple_threshold: float = 0.5,
     ) -> None:
         self.spec = spec
         self.scale_bar_rows = scale_bar_rows
         self.separate = separate
+        self.classifier = classifier
+        self.multiple_threshold = multiple_threshold
 
-    def split(self, image: np.ndarray, scale_bar_rows: int | None = None) -> sv.Detections:
+    def split(self, image: np.ndarray, scale_bar_rows: int | None = None) -> Separation:
         rows = self.scale_bar_rows if scale_bar_rows is None else scale_bar_rows
         if rows >= image.shape[0]:
             rows = 0  # a vignette smaller than the strip has no scale bar to crop
-        masks = self.separate(crop_scale_bar(image, rows))
-        return as_detections(masks, image.shape[:2])
-
-    @staticmethod
-    def tag(detections: sv.Detections) -> str:
-        return MULTIPLE if len(detections) >= 2 else SINGLE
+        cropped = crop_scale_bar(image, rows)
+        detections = as_detections(self.separate(cropped), image.shape[:2])
+        if self.classifier is None:
+            return Separation(detections, MULTIPLE if len(detections) >= 2 else SINGLE, None)
+        p_multiple = self.classifier.p_multiple(cropped)
+        tag = MULTIPLE if p_multiple >= self.multiple_threshold else SINGLE
+        return Separation(detections, tag, p_multiple)
 
     def handle(self, body: dict) -> list[dict]:
         rows = body.get("scale_bar_rows")
         if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
             raise BadRequest(f"'scale_bar_rows' must be a whole number >= 0, got {rows!r}")
         image = parse_image(body, self.spec.max_image_pixels)
-        detections = self.split(image, rows)
+        separation = self.split(image, rows)
         height, width = image.shape[:2]
+        tag: dict = {"label": separation.tag}
+        if separation.p_multiple is not None:
+            p = separation.p_multiple
+            tag["confidence"] = f"{p if separation.tag == MULTIPLE else 1 - p:.4f}"
+            tag["attributes"] = [{"name": "p_multiple", "value": f"{p:.4f}"}]
         return to_detector_response(
-            detections, self.spec.label_types, (width, height), tags=[self.tag(detections)]
+            separation.detections, self.spec.label_types, (width, height), tags=[tag]
         )

@@ -23,13 +23,19 @@ class LabelSpec:
     id: int
     name: str
     type: str = "rectangle"
+    # free-text attributes the function fills in (CVAT keeps only declared ones)
+    text_attributes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.type not in LABEL_TYPES:
             raise ValueError(f"label {self.name!r}: type {self.type!r} is not one of {LABEL_TYPES}")
 
     def to_cvat(self) -> dict:
-        return {"id": self.id, "name": self.name, "type": self.type, "attributes": []}
+        attributes = [
+            {"id": index, "name": name, "input_type": "text", "values": []}
+            for index, name in enumerate(self.text_attributes)
+        ]
+        return {"id": self.id, "name": self.name, "type": self.type, "attributes": attributes}
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class FunctionSpec:
     max_body_bytes: int = 32 * MIB
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     tile_size: int | None = None  # None: the whole frame goes to the model at once
+    model_file: str = "model.onnx"  # in <models dir>/<family>/; others may sit beside it
     tile_overlap: int = 0  # pixels; larger than the largest expected object
     framework: str = "onnxruntime"
 

@@ -26,7 +26,7 @@ class ModelSeparator:
     def __call__(self, image: np.ndarray) -> list[np.ndarray]:
         instances = self.segmenter(image, self.threshold)
         foreground = organism_mask(image, self.min_area)
-        return partition_foreground(instances.probabilities, foreground, self.min_area)
+        return partition_foreground(instances.logits, foreground, self.min_area)
 
 
 def load_separator(

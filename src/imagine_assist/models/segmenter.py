@@ -2,8 +2,9 @@
 
 The graph gives, per anchor, a box, class scores and 32 mask coefficients, plus 32 prototype
 masks at a quarter of the input size; an instance's mask is the sigmoid of its coefficients
-times the prototypes, cut to its box. Masks come back as probabilities at the image's own
-size, so a caller can decide who owns a pixel two instances both claim.
+times the prototypes, cut to its box. Masks come back as logits at the image's own size
+(resampled as logits, as ultralytics does, so the outlines match its own), so a caller can
+decide who owns a pixel two instances both claim: a pixel is in a mask where its logit > 0.
 """
 
 from __future__ import annotations
@@ -21,16 +22,12 @@ from imagine_assist.models.detector import letterbox, open_onnx, ultralytics_met
 
 @dataclass
 class Instances:
-    probabilities: np.ndarray  # float32 (K, H, W), each in [0, 1]
+    logits: np.ndarray  # float32 (K, H, W): the mask is where > 0
     confidence: np.ndarray  # float32 (K,)
     xyxy: np.ndarray  # float32 (K, 4) in image pixels
 
     def __len__(self) -> int:
         return len(self.confidence)
-
-
-def _sigmoid(values: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-values))
 
 
 class OnnxSegmenter:
@@ -54,7 +51,7 @@ class OnnxSegmenter:
         scores = predictions[:, 4 : 4 + classes].max(axis=1)
         keep = scores >= threshold
         if not keep.any():
-            empty = np.zeros((0, height, width), np.float32)
+            empty = np.zeros((0, height, width), np.float32)  # no instance: no logits
             return Instances(empty, np.zeros(0, np.float32), np.zeros((0, 4), np.float32))
         cx, cy, w, h = predictions[keep, :4].T
         boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
@@ -65,28 +62,25 @@ class OnnxSegmenter:
         boxes, confidence = boxes[order], scores[keep][order]
         coefficients = predictions[keep][order][:, 4 + classes :]
         proto_h, proto_w = prototypes.shape[1:]
-        low = _sigmoid(coefficients @ prototypes.reshape(len(prototypes), -1))
+        low = coefficients @ prototypes.reshape(len(prototypes), -1)
         low = low.reshape(-1, proto_h, proto_w).astype(np.float32)
-        # cut each mask to its own box, as ultralytics does, so far-away blobs are not claimed
-        ratio = proto_w / self.input_size
-        rows, cols = np.arange(proto_h)[None, :, None], np.arange(proto_w)[None, None, :]
-        bx = boxes * ratio
-        inside = (
-            (cols >= bx[:, 0, None, None])
-            & (cols < bx[:, 2, None, None])
-            & (rows >= bx[:, 1, None, None])
-            & (rows < bx[:, 3, None, None])
-        )
-        low *= inside
         # the image's own area inside the letterbox, in prototype pixels
+        ratio = proto_w / self.input_size
         top, left = pad_y * ratio, pad_x * ratio
         bottom, right = top + height * scale * ratio, left + width * scale * ratio
-        probabilities = np.stack(
+        logits = np.stack(
             [self._to_image(mask, (left, top, right, bottom), (width, height)) for mask in low]
         )
         xyxy = (boxes - [pad_x, pad_y, pad_x, pad_y]) / scale
         xyxy = np.clip(xyxy, 0, [width, height, width, height]).astype(np.float32)
-        return Instances(probabilities, confidence.astype(np.float32), xyxy)
+        # cut each mask to its own box, as ultralytics does, so far-away blobs are not claimed
+        outside = np.float32(-100.0)
+        for mask, (x1, y1, x2, y2) in zip(logits, np.round(xyxy).astype(int), strict=True):
+            mask[:y1] = outside
+            mask[y2:] = outside
+            mask[:, :x1] = outside
+            mask[:, x2:] = outside
+        return Instances(logits, confidence.astype(np.float32), xyxy)
 
     @staticmethod
     def _to_image(mask: np.ndarray, region: tuple, size: tuple[int, int]) -> np.ndarray:

@@ -26,19 +26,31 @@ def crop_scale_bar(image: np.ndarray, rows: int) -> np.ndarray:
     return image[: image.shape[0] - rows]
 
 
+def _background_grey(grey: np.ndarray) -> float:
+    """The 90th percentile grey level, from a histogram (a full sort was a tenth of the time)."""
+    counts = cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel()
+    return float(np.searchsorted(np.cumsum(counts), 0.9 * grey.size))
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill every region of background that the border cannot reach."""
+    outside = np.pad(mask.astype(np.uint8), 1)
+    cv2.floodFill(outside, None, (0, 0), 2)
+    return outside[1:-1, 1:-1] != 2
+
+
 def organism_mask(image: np.ndarray, min_area: int = 30) -> np.ndarray:
     """Organism pixels: darker than the background, holes filled, specks dropped."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-    background = float(np.percentile(grey, 90))
-    mask = grey < background - FOREGROUND_MARGIN
-    mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    mask = ndimage.binary_fill_holes(mask)
-    labels, count = ndimage.label(mask)
-    if count == 0:
-        return mask
-    sizes = ndimage.sum(mask, labels, index=np.arange(1, count + 1))
-    keep = np.isin(labels, 1 + np.flatnonzero(sizes >= min_area))
-    return keep
+    mask = (grey < _background_grey(grey) - FOREGROUND_MARGIN).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    mask = fill_holes(mask).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+    if count <= 1:
+        return mask.astype(bool)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area
+    keep[0] = False
+    return keep[labels]
 
 
 def watershed_split(
@@ -73,11 +85,22 @@ def _merge_borders(masks: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray
     labelled = np.zeros(mask.shape, np.int32)
     for index, region in enumerate(masks, start=1):
         labelled[region] = index
-    missing = mask & (labelled == 0)
-    if missing.any():
-        _, (rows, cols) = ndimage.distance_transform_edt(labelled == 0, return_indices=True)
-        labelled[missing] = labelled[rows[missing], cols[missing]]
+    fill_nearest(labelled, mask & (labelled == 0))
     return [labelled == index for index in range(1, len(masks) + 1)]
+
+
+def fill_nearest(labelled: np.ndarray, missing: np.ndarray) -> None:
+    """Set each `missing` pixel to the label of the nearest labelled pixel, in place."""
+    if not missing.any() or not labelled.any():
+        return
+    # cv2 numbers the zero pixels of its input in row-major order and gives every pixel
+    # the number of its nearest one: map those numbers back to our labels.
+    unlabelled = (labelled == 0).astype(np.uint8)
+    _, nearest = cv2.distanceTransformWithLabels(
+        unlabelled, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    owners = np.concatenate([[0], labelled[labelled > 0]])
+    labelled[missing] = owners[nearest[missing]]
 
 
 def _components(mask: np.ndarray, min_area: int) -> list[np.ndarray]:
@@ -92,12 +115,12 @@ def separate_touching(image: np.ndarray) -> list[np.ndarray]:
 
 
 def partition_foreground(
-    probabilities: np.ndarray,
+    logits: np.ndarray,
     foreground: np.ndarray,
     min_area: int = 30,
     duplicate_share: float = 0.6,
 ) -> list[np.ndarray]:
-    """Turn a model's instance probabilities (K, H, W), most confident first, into disjoint
+    """Turn a model's instance mask logits (K, H, W), most confident first, into disjoint
     organism masks that cover the foreground exactly.
 
     The model decides how many organisms there are and roughly where each lies; the
@@ -105,7 +128,13 @@ def partition_foreground(
     a more confident one is a duplicate. A foreground pixel goes to the instance most sure
     of it, else to the nearest instance; a foreground blob no instance reached becomes an
     organism of its own, so nothing the model missed is lost."""
-    claims = probabilities > 0.5
+    if not foreground.any():
+        return []
+    # work inside the foreground's box: vignettes are mostly white margin
+    rows, cols = np.flatnonzero(foreground.any(1)), np.flatnonzero(foreground.any(0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    inside = foreground[box]
+    claims = logits[:, box[0], box[1]] > 0
     kept: list[int] = []
     for index, claim in enumerate(claims):
         area = int(claim.sum())
@@ -114,21 +143,28 @@ def partition_foreground(
         if any(np.logical_and(claim, claims[k]).sum() > duplicate_share * area for k in kept):
             continue
         kept.append(index)
-    labelled = np.zeros(foreground.shape, np.int32)
+    labelled = np.zeros(inside.shape, np.int32)
     if kept:
-        best = np.argmax(probabilities[kept], axis=0)
-        sure = np.take_along_axis(probabilities[kept], best[None], axis=0)[0] > 0.5
-        labelled[sure & foreground] = best[sure & foreground] + 1
-    blobs, count = ndimage.label(foreground)
+        chosen = logits[kept][:, box[0], box[1]]
+        best = chosen.argmax(axis=0)
+        sure = (chosen.max(axis=0) > 0) & inside
+        labelled[sure] = best[sure] + 1
+    count, blobs = cv2.connectedComponents(inside.astype(np.uint8), connectivity=4)
+    reached = np.zeros(count, bool)
+    reached[blobs[labelled > 0]] = True
     next_label = len(kept) + 1
-    for blob in range(1, count + 1):
-        region = blobs == blob
-        if not labelled[region].any():
-            labelled[region] = next_label
-            next_label += 1
-    masks = [labelled == label for label in range(1, next_label)]
-    masks = [m for m in masks if m.sum() >= min_area]
-    return _merge_borders(masks, foreground) if masks else []
+    for blob in np.flatnonzero(~reached[1:]) + 1:
+        labelled[blobs == blob] = next_label  # a blob the model missed: an organism of its own
+        next_label += 1
+    areas = np.bincount(labelled.ravel(), minlength=next_label)
+    labelled[(areas < min_area)[labelled]] = 0
+    fill_nearest(labelled, inside & (labelled == 0))
+    masks = []
+    for label in np.flatnonzero(np.bincount(labelled.ravel())[1:]) + 1:
+        full = np.zeros(foreground.shape, bool)
+        full[box] = labelled == label
+        masks.append(full)
+    return masks
 
 
 def separation_lines(masks: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:

@@ -19,9 +19,9 @@ MODEL_ENV = "IMAGINE_ASSIST_MODEL"
 MODELS_MOUNT = "/opt/nuclio/models"
 
 
-def container_model_path(family: str) -> str:
+def container_model_path(family: str, model_file: str = "model.onnx") -> str:
     """Where a deployed function finds its model: the models volume is mounted read-only."""
-    return f"{MODELS_MOUNT}/{family}/model.onnx"
+    return f"{MODELS_MOUNT}/{family}/{model_file}"
 
 
 class NuclioFunction:
@@ -29,7 +29,10 @@ class NuclioFunction:
         self.spec = get_spec(function_id)
 
     def init_context(self, context) -> None:
-        path = Path(os.environ.get(MODEL_ENV) or container_model_path(self.spec.family))
+        path = Path(
+            os.environ.get(MODEL_ENV)
+            or container_model_path(self.spec.family, self.spec.model_file)
+        )
         context.user_data.function = load_function(self.spec.id, weights=path)
         context.logger.info_with("model loaded", function=self.spec.id, model=str(path))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from imagine_assist.home import Home, configure_offline
+from imagine_assist.models.compact import halve_weights
 from imagine_assist.training.recipes import DetectorRecipe
 
 
@@ -113,7 +114,7 @@ def export_onnx(weights: Path, imgsz: int) -> Path:
     exported = model.export(
         format="onnx", imgsz=imgsz, dynamic=False, simplify=simplify, verbose=False
     )
-    return Path(exported)
+    return halve_weights(exported)
 
 
 @dataclass(frozen=True)

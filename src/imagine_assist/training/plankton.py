@@ -24,6 +24,7 @@ import yaml
 from PIL import Image
 from tqdm.auto import tqdm
 
+from imagine_assist.models.compact import halve_weights
 from imagine_assist.models.separate import crop_scale_bar
 from imagine_assist.models.vignette_classifier import square_on_white
 from imagine_assist.samples.plankton import VIGNETTE_CLASSES, PlanktonSample, plankton_sample
@@ -246,7 +247,8 @@ def export_onnx(weights: Path, task: str, imgsz: int) -> Path:
     ultralytics = _ultralytics()
     model = ultralytics.YOLO(str(weights), task=task)
     simplify = importlib.util.find_spec("onnxslim") is not None
-    return Path(model.export(format="onnx", imgsz=imgsz, dynamic=False, simplify=simplify))
+    exported = model.export(format="onnx", imgsz=imgsz, dynamic=False, simplify=simplify)
+    return halve_weights(exported)
 
 
 def install_plankton(family_dir: Path, files: dict[str, Path], metrics: dict) -> None:
