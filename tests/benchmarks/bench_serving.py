@@ -58,7 +58,7 @@ def target(name: str, reached: float, limit: float, better: str) -> None:
 
 
 NOTES = """
-## Notes
+### Notes
 
 - The fish model is the bundled YOLOv8n at input 320, so the 640x640 frame is letterboxed
   to 320 by every path alike. The ONNX row is `DetectorFunction.detect` on a decoded array;
@@ -67,10 +67,6 @@ NOTES = """
 - The litter slicer baseline (supervision's InferenceSlicer calling ultralytics) merges
   windows by NMS only; ours also joins objects cut by window borders
   (tests/test_tiling.py).
-- The client runs in the same process as the gateway (one GIL for both). `requests`, which
-  CVAT's lambda manager uses, costs about 1.2 ms per call by itself against 0.35 ms for
-  `http.client` (measured on `GET /api/healthz`), so the http.client row is the fairer
-  measure of the gateway's own overhead.
 - The client runs in the same process as the gateway (one GIL for both). `requests`, which
   CVAT's lambda manager uses, costs about 1.2 ms per call by itself against 0.35 ms for
   `http.client` (measured on `GET /api/healthz`), so the http.client row is the fairer
@@ -294,7 +290,7 @@ def main() -> None:
 
         tow_rows = tow_section(args, url, session, headers)
 
-    say("\n## Targets (issue 3)\n\n| target | wanted | reached | |\n|---|---|---|---|")
+    say("\n### Targets (issue 3)\n\n| target | wanted | reached | |\n|---|---|---|---|")
     direct = fish["imagine-assist ONNX runtime, called directly"]
     for client in ("http.client", "requests client (as CVAT)"):
         target(
@@ -316,7 +312,7 @@ def main() -> None:
         "lower",
     )
 
-    say("\n## Whole-tow tracking against the per-frame route (issue 4)\n")
+    say("\n### Whole-tow tracking against the per-frame route (issue 4)\n")
     say("| route | frames/s | 10-minute tow (15,000 frames) | ratio to the per-frame route |")
     say("|---|---|---|---|")
     per_frame = tow_rows[-1][1]
@@ -324,9 +320,11 @@ def main() -> None:
         say(f"| {name} | {fps:.1f} | {15000 / fps / 60:.1f} min | {fps / per_frame:.1f} |")
 
     if args.write:
+        from report import write_section
+
         command = "python tests/benchmarks/bench_serving.py " + " ".join(sys.argv[1:])
-        header = f"# Benchmarks\n\nProduced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n"
-        Path(args.write).write_text(header + "\n".join(REPORT) + "\n" + NOTES)
+        header = f"## Serving\n\nProduced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n"
+        write_section(args.write, "serving", header + "\n".join(REPORT) + "\n" + NOTES)
 
 
 if __name__ == "__main__":
