@@ -75,6 +75,7 @@ def test_scale_bar_crop():
 
 def test_partition_gives_disjoint_masks_covering_the_foreground():
     foreground = LEFT | RIGHT | disc(SHAPE, (20, 185), 8)  # plus a blob the model missed
+
     def logits(mask, sure):
         return np.where(mask, sure, -5.0).astype(np.float32)
 

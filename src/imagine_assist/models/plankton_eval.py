@@ -1,5 +1,6 @@
-"""Held-out scores for the plankton models: the classifier's recall and precision for
-"multiple", and object-level F1 (IoU 0.5) with over- and under-split rates for the trained
+"""Held-out scores for the plankton models: the recall and precision for "multiple" of the
+classifier alone and of the tag as served (classifier or two-plus organisms from the
+separator), and object-level F1 (IoU 0.5) with over- and under-split rates for the trained
 separator and the watershed baseline, on vignettes generated from a seed of their own."""
 
 from __future__ import annotations
@@ -20,14 +21,12 @@ from imagine_assist.samples.plankton import generate_plankton
 MULTIPLE_THRESHOLD = 0.5
 
 
-def _classifier_scores(p_multiple: list[float], truth: list[bool], threshold: float) -> dict:
-    said = [p >= threshold for p in p_multiple]
+def _multiple_scores(said: list[bool], truth: list[bool]) -> dict:
     tp = sum(s and t for s, t in zip(said, truth, strict=True))
     fp = sum(s and not t for s, t in zip(said, truth, strict=True))
     fn = sum(t and not s for s, t in zip(said, truth, strict=True))
     correct = sum(s == t for s, t in zip(said, truth, strict=True))
     return {
-        "threshold": threshold,
         "recall_multiple": tp / max(tp + fn, 1),
         "precision_multiple": tp / max(tp + fp, 1),
         "accuracy": correct / max(len(truth), 1),
@@ -49,7 +48,7 @@ def evaluate_plankton(
     vignette_classifier = load_classifier(classifier) if classifier else None
     scores = {name: {"all": [], "single": [], "multiple": []} for name in separators}
     seconds = dict.fromkeys([*separators, "classifier"], 0.0)
-    p_multiple, truth = [], []
+    p_multiple, truth, model_counts = [], [], []
     samples = generate_plankton(n, seed=seed)
     for sample in tqdm(samples, total=n, desc="evaluating plankton", unit="vignette"):
         rows = sample.scale_bar_rows
@@ -60,6 +59,8 @@ def evaluate_plankton(
             predicted = separate(image)
             seconds[name] += time.perf_counter() - started
             score = score_separation(predicted, true_masks)
+            if name == "model":
+                model_counts.append(len(predicted))
             scores[name]["all"].append(score)
             scores[name][sample.vignette_class].append(score)
         if vignette_classifier is not None:
@@ -72,8 +73,11 @@ def evaluate_plankton(
         report[name] = {key: summarise(value) for key, value in by_set.items()}
         report[name]["vignettes_per_second"] = round(n / max(seconds[name], 1e-9), 1)
     if vignette_classifier is not None:
-        report["classifier"] = _classifier_scores(p_multiple, truth, threshold)
-        report["classifier"]["vignettes_per_second"] = round(
-            n / max(seconds["classifier"], 1e-9), 1
-        )
+        said = [p >= threshold for p in p_multiple]
+        report["classifier"] = _multiple_scores(said, truth) | {"threshold": threshold}
+        rate = n / max(seconds["classifier"], 1e-9)
+        report["classifier"]["vignettes_per_second"] = round(rate, 1)
+        if model_counts:  # the tag plankton-separator sends
+            said = [s or count >= 2 for s, count in zip(said, model_counts, strict=True)]
+            report["tag"] = _multiple_scores(said, truth)
     return report
