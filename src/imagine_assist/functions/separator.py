@@ -23,6 +23,7 @@ from imagine_assist.cvat.shapes import to_detector_response
 from imagine_assist.errors import BadRequest
 from imagine_assist.functions.requests import parse_image
 from imagine_assist.functions.spec import FunctionSpec
+from imagine_assist.models.plankton import MULTIPLE_THRESHOLD
 from imagine_assist.models.separate import crop_scale_bar, separate_touching
 
 Separator = Callable[[np.ndarray], list[np.ndarray]]
@@ -66,7 +67,7 @@ class SeparatorFunction:
         scale_bar_rows: int,
         separate: Separator = separate_touching,
         classifier: VignetteClassifier | None = None,
-        multiple_threshold: float = 0.5,
+        multiple_threshold: float = MULTIPLE_THRESHOLD,
     ) -> None:
         self.spec = spec
         self.scale_bar_rows = scale_bar_rows

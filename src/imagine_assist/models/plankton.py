@@ -13,6 +13,10 @@ from imagine_assist.models.store import resolve_model
 from imagine_assist.models.vignette_classifier import OnnxVignetteClassifier
 
 SEPARATOR_THRESHOLD = 0.25
+# P(multiple) from which a vignette is called a multiple. Set on development vignettes
+# (seed 2000) for a recall of "multiple" of about 0.97: a missed multiple goes to EcoTaxa as
+# one wrong object, while a false one costs the operator a glance.
+MULTIPLE_THRESHOLD = 0.3
 
 
 class ModelSeparator:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from imagine_assist.models.plankton import MULTIPLE_THRESHOLD
 from imagine_assist.models.separate import (
     crop_scale_bar,
     score_separation,
@@ -17,8 +18,6 @@ from imagine_assist.models.separate import (
     summarise,
 )
 from imagine_assist.samples.plankton import generate_plankton
-
-MULTIPLE_THRESHOLD = 0.5
 
 
 def _multiple_scores(said: list[bool], truth: list[bool]) -> dict:
