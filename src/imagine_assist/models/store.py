@@ -4,6 +4,7 @@
   directory defaults to ``$IMAGINE_ASSIST_HOME/models``. `imagine-assist train` writes here.
 - Bundled: the default models shipped inside the package (ONNX, .pt, metrics.json), trained by
   `imagine-assist train <family>` on the sample data; used when nothing is installed.
+  The plankton family holds two models, ``separator.*`` and ``classifier.*``.
 """
 
 from __future__ import annotations
