@@ -35,8 +35,15 @@ def model_path(
 def resolve_model(
     family: str, models_dir: str | Path | None = None, fmt: str = "onnx", name: str = "model"
 ) -> Path:
-    """The installed model of a family, else the bundled default. `name` picks one model of a
-    family that has several (plankton: "separator" and "classifier")."""
+    """The promoted registry version of a family, else the model installed directly in its
+    directory, else the bundled default. `name` picks one model of a family that has
+    several (plankton: "separator" and "classifier")."""
+    from imagine_assist.models.registry import Registry
+
+    root = family_dir(family, models_dir).parent
+    promoted = Registry(root).current(family)
+    if promoted is not None and promoted.file(f"{name}.{fmt}").is_file():
+        return promoted.file(f"{name}.{fmt}")
     installed = model_path(family, models_dir, fmt, name)
     if installed.is_file():
         return installed

@@ -3,7 +3,13 @@
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from imagine_assist.samples.base import DatasetFiles, Sample, SampleObject, write_dataset
+from imagine_assist.samples.base import (
+    DatasetFiles,
+    Sample,
+    SampleObject,
+    write_cvat_export,
+    write_dataset,
+)
 from imagine_assist.samples.burrows import (
     BURROW_LABELS,
     BurrowSystem,

@@ -132,3 +132,35 @@ def write_dataset(
         subsets=[split for *_, split in written],
     )
     return DatasetFiles(root, data_yaml, cvat_xml, tuple(labels), len(written))
+
+
+def write_cvat_export(
+    path: str | Path,
+    samples: Iterable[Sample],
+    labels: Sequence[str],
+    jpeg_quality: int = 92,
+) -> Path:
+    """A zip laid out as CVAT's "CVAT for images 1.1" export with images: `annotations.xml`
+    and `images/<name>`. Stands in for a corrected task exported from CVAT."""
+    import io
+    import zipfile
+
+    from imagine_assist.cvat.xml import cvat_images_tree
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entries = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for sample in samples:
+            buffer = io.BytesIO()
+            Image.fromarray(sample.image).save(buffer, format="JPEG", quality=jpeg_quality)
+            archive.writestr(f"images/{sample.name}", buffer.getvalue())
+            width, height = sample.size
+            boxes = sample.detections(labels)
+            boxes.mask = None  # a box task: CVAT exports rectangles
+            entries.append((sample.name, width, height, boxes))
+        tree = cvat_images_tree(entries, labels, None, label_type="rectangle")
+        xml = io.BytesIO()
+        tree.write(xml, encoding="utf-8", xml_declaration=True)
+        archive.writestr("annotations.xml", xml.getvalue())
+    return path

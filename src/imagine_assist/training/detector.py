@@ -28,8 +28,11 @@ def _ultralytics():
     return ultralytics
 
 
-def train_yolo(data_yaml: Path, out_dir: Path, recipe: DetectorRecipe, device: str = "cpu") -> Path:
-    """Train from the recipe's architecture yaml; return the best checkpoint."""
+def train_yolo(
+    data_yaml: Path, out_dir: Path, recipe: DetectorRecipe, device: str = "cpu", **overrides
+) -> Path:
+    """Train from the recipe's architecture (a yaml, or a .pt to fine-tune); return the best
+    checkpoint. `overrides` are further ultralytics train arguments (augmentation)."""
     ultralytics = _ultralytics()
     model = ultralytics.YOLO(recipe.architecture, task="detect")
     progress = tqdm(total=recipe.epochs, desc=f"training {recipe.family}", unit="epoch")
@@ -59,6 +62,7 @@ def train_yolo(data_yaml: Path, out_dir: Path, recipe: DetectorRecipe, device: s
             plots=False,
             verbose=False,
             amp=False,
+            **overrides,
         )
     finally:
         progress.close()

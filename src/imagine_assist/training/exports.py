@@ -1,0 +1,195 @@
+"""CVAT export zips into FiftyOne datasets, and from there into a YOLO training dataset.
+
+Reading goes through FiftyOne's own importers (CVAT for images 1.1, CVAT for video 1.1,
+COCO 1.0, Ultralytics YOLO Detection 1.0), chosen from what the zip holds. Writing goes
+through FiftyOne's YOLO exporter. The split is decided by each image's content hash, so an
+image lands in the same split in every round, whatever export it came in, and the
+held-out images never reach training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagine_assist.errors import UserError
+from imagine_assist.home import Home, configure_offline
+
+GROUND_TRUTH = "ground_truth"
+FORMATS = (
+    "CVAT for images 1.1",
+    "CVAT for video 1.1",
+    "COCO 1.0",
+    "Ultralytics YOLO Detection 1.0",
+)
+
+
+def fiftyone():
+    """Import FiftyOne only after its database directory and telemetry are set."""
+    configure_offline(Home.resolve())
+    import fiftyone as fo
+
+    return fo
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    path: Path
+    format: str
+    sha256: str
+    root: Path  # where it was unpacked
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def unpack(export: str | Path, work_dir: Path) -> ExportInfo:
+    export = Path(export)
+    if not export.is_file():
+        raise UserError(f"no export at {export}")
+    sha = file_sha256(export)
+    root = work_dir / f"export-{sha[:12]}"
+    try:
+        with zipfile.ZipFile(export) as archive:
+            bad = archive.testzip()
+            if bad is not None:
+                raise UserError(f"{export} is damaged: {bad} does not match its checksum")
+            names = archive.namelist()
+            for name in names:  # never write outside the unpack directory
+                if name.startswith("/") or ".." in Path(name).parts:
+                    raise UserError(f"{export} holds an unsafe path: {name}")
+            archive.extractall(root)
+    except zipfile.BadZipFile as error:
+        raise UserError(
+            f"{export} is not a readable zip ({error}); export the task again"
+        ) from None
+    return ExportInfo(export, detect_format(root, export), sha, root)
+
+
+def detect_format(root: Path, export: Path) -> str:
+    if (root / "annotations.xml").is_file():
+        text = (root / "annotations.xml").read_text(errors="replace")[:20000]
+        return (
+            "CVAT for video 1.1"
+            if "<track " in text or "<track>" in text
+            else "CVAT for images 1.1"
+        )
+    if list(root.glob("annotations/*.json")):
+        return "COCO 1.0"
+    if (root / "data.yaml").is_file():
+        return "Ultralytics YOLO Detection 1.0"
+    raise UserError(
+        f"{export} is not an export this tool reads. Export the task from CVAT as one of: "
+        + ", ".join(FORMATS)
+    )
+
+
+def _images_dir(root: Path) -> Path:
+    for name in ("images", "data"):
+        if (root / name).is_dir():
+            return root / name
+    return root
+
+
+def load_export(info: ExportInfo, name: str | None = None):
+    """A FiftyOne dataset of the export, labels in the `ground_truth` field."""
+    fo = fiftyone()
+    name = name or f"export-{info.sha256[:12]}"
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+    root = info.root
+    # CVAT importers return several label kinds; keep the boxes, under one field name
+    boxes = {"name": name, "label_field": {"detections": GROUND_TRUTH}}
+    common = {"name": name, "label_field": GROUND_TRUTH}
+    try:
+        if info.format == "CVAT for images 1.1":
+            dataset = fo.Dataset.from_dir(
+                dataset_type=fo.types.CVATImageDataset,
+                data_path=str(_images_dir(root)),
+                labels_path=str(root / "annotations.xml"),
+                **boxes,
+            )
+        elif info.format == "CVAT for video 1.1":
+            dataset = fo.Dataset.from_dir(
+                dataset_type=fo.types.CVATVideoDataset,
+                data_path=str(_images_dir(root)),
+                labels_path=str(root / "annotations.xml"),
+                **boxes,
+            )
+        elif info.format == "COCO 1.0":
+            labels = sorted(root.glob("annotations/*.json"))[0]
+            dataset = fo.Dataset.from_dir(
+                dataset_type=fo.types.COCODetectionDataset,
+                data_path=str(_images_dir(root)),
+                labels_path=str(labels),
+                label_types="detections",
+                **common,
+            )
+        else:
+            dataset = _load_yolo(fo, root, common)
+    except UserError:
+        raise
+    except Exception as error:  # FiftyOne's importers raise many kinds on malformed files
+        raise UserError(
+            f"{info.path}: FiftyOne could not read it as {info.format}: {error}"
+        ) from None
+    dataset.info["export"] = {"path": str(info.path), "sha256": info.sha256, "format": info.format}
+    dataset.save()
+    return dataset
+
+
+def _load_yolo(fo, root: Path, common: dict):
+    import yaml
+
+    config = yaml.safe_load((root / "data.yaml").read_text()) or {}
+    dataset = fo.Dataset(common["name"])
+    for split in ("train", "val", "valid", "test", "Train", "Validation"):
+        if (root / "images" / split).is_dir():
+            dataset.add_dir(
+                dataset_dir=str(root),
+                dataset_type=fo.types.YOLOv5Dataset,
+                yaml_path=str(root / "data.yaml"),
+                split=split,
+                label_field=common["label_field"],
+            )
+    if not len(dataset) and config:
+        raise UserError(f"{root}: data.yaml names no image folder under images/")
+    return dataset
+
+
+def labels_in(dataset) -> set[str]:
+    return set(dataset.distinct(f"{GROUND_TRUTH}.detections.label"))
+
+
+def check_export(dataset, classes: tuple[str, ...], export: Path) -> None:
+    """An empty export, or one whose labels are not the family's, gets a clear error."""
+    if len(dataset) == 0:
+        raise UserError(f"{export} holds no images")
+    labelled = dataset.count(f"{GROUND_TRUTH}.detections")
+    if labelled == 0:
+        raise UserError(f"{export} holds {len(dataset)} images but no boxes")
+    unknown = labels_in(dataset) - set(classes)
+    if unknown:
+        raise UserError(
+            f"{export} has labels this family does not know: {', '.join(sorted(unknown))}. "
+            f"The family's classes are: {', '.join(classes)}. Rename them in CVAT, or train "
+            "a family whose recipe lists them"
+        )
+
+
+def content_split(image_path: str, val: float, test: float) -> str:
+    """train, val or test, from the image bytes alone: stable across rounds and exports."""
+    digest = hashlib.sha256(Path(image_path).read_bytes()).digest()
+    slot = int.from_bytes(digest[:8], "big") / 2**64
+    if slot < test:
+        return "test"
+    if slot < test + val:
+        return "val"
+    return "train"
