@@ -48,6 +48,7 @@ SAMPLE_FAMILIES: dict[str, SampleFamily] = {
 }
 
 __all__ = [
+    "write_cvat_export",
     "SAMPLE_FAMILIES",
     "SampleFamily",
     "FISH_SPECIES",
