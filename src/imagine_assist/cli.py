@@ -82,8 +82,119 @@ def _train_plankton(args: argparse.Namespace, target: Path, work: Path) -> int:
     return 0
 
 
+def _reload_gateway(gateway: str, family: str) -> None:
+    """Ask a running gateway to reload every function of the family."""
+    import requests
+
+    from imagine_assist.functions.catalog import FUNCTIONS
+
+    for spec in FUNCTIONS.values():
+        if spec.family != family:
+            continue
+        url = f"{gateway.rstrip('/')}/api/functions/{spec.id}/reload"
+        try:
+            response = requests.post(url, timeout=30)
+        except requests.RequestException as error:
+            raise UserError(f"the gateway at {gateway} did not answer: {error}") from None
+        if response.status_code == 404:
+            continue  # this gateway does not serve that function
+        if response.status_code >= 400:
+            raise UserError(f"{url}: {response.status_code} {response.text[:200]}")
+        print(f"reloaded {spec.id} on {gateway}")
+
+
+def _train_from_exports(args: argparse.Namespace) -> int:
+    from imagine_assist.models.registry import Registry
+    from imagine_assist.models.store import family_dir
+    from imagine_assist.training.retrain import load_recipe, retrain
+
+    registry = Registry(family_dir(args.family, args.models).parent)
+    work = Path(args.work) if args.work else Home.resolve().root / "runs" / f"{args.family}-retrain"
+    recipe = load_recipe(args.family, args.recipe)
+    result = retrain(
+        args.family, args.exports, registry, work, recipe, args.device, args.force, args.epochs
+    )
+    metrics = result.card["metrics"]
+    deployed = metrics["deployed"]
+    print(
+        f"{args.family} {result.version.name}: mAP50 {metrics['candidate']['mAP50']:.3f}"
+        + (
+            f" (deployed {metrics['deployed_version']}: {deployed['mAP50']:.3f})"
+            if deployed
+            else ""
+        )
+        + f" on {result.card['evaluated_on']['images']} held-out images"
+    )
+    print("gate: " + "; ".join(result.gate["reasons"]))
+    if result.promoted:
+        forced = "" if result.gate["passed"] else " (forced)"
+        print(f"promoted {result.version.name}{forced}")
+        if args.gateway:
+            _reload_gateway(args.gateway, args.family)
+    else:
+        current = registry.current(args.family)
+        print(
+            f"kept {current.name if current else 'the deployed model'}; `imagine-assist models "
+            f"promote {args.family} {result.version.name} --force` overrides the gate"
+        )
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    import json
+
+    from imagine_assist.models.registry import Registry
+    from imagine_assist.models.store import family_dir
+
+    registry = Registry(family_dir(args.family, args.models).parent)
+    current = registry.current(args.family)
+    if args.action == "list":
+        versions = registry.versions(args.family)
+        if not versions:
+            print(f"no {args.family} versions in {registry.root}")
+        for version in versions:
+            card = version.card
+            candidate = (card.get("metrics") or {}).get("candidate") or {}
+            mark = "*" if current and current.name == version.name else " "
+            print(
+                f"{mark} {version.name}  mAP50 {candidate.get('mAP50', float('nan')):.3f}  "
+                f"gate {'passed' if card.get('gate', {}).get('passed') else 'failed'}  "
+                f"{len(card.get('data', {}).get('exports', []))} export(s)"
+            )
+        return 0
+    if args.action == "show":
+        version = registry.get(args.family, args.version) if args.version else current
+        if version is None:
+            raise UserError(f"{args.family} has no promoted version; name one with --version")
+        print(json.dumps(version.card, indent=2))
+        return 0
+    if args.action == "promote":
+        if not args.version:
+            raise UserError("name the version to promote, e.g. `models promote fish v3`")
+        version = registry.get(args.family, args.version)
+        gate = version.card.get("gate", {"passed": True})
+        if not gate.get("passed") and not args.force:
+            raise UserError(
+                f"{version.name} failed its gate ({'; '.join(gate.get('reasons', []))}); "
+                "add --force to promote it anyway"
+            )
+        forced = not gate.get("passed", True)
+        reason = "by hand" + (", forced" if forced else "")
+        registry.promote(args.family, version.name, reason, forced)
+        print(f"promoted {args.family} {version.name}")
+    else:
+        version = registry.rollback(args.family)
+        print(f"rolled {args.family} back to {version.name}")
+    if args.gateway:
+        _reload_gateway(args.gateway, args.family)
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from imagine_assist.models.store import family_dir
+
+    if args.exports:
+        return _train_from_exports(args)
     from imagine_assist.training.defaults import train_default
     from imagine_assist.training.recipes import RECIPES
 
@@ -258,6 +369,28 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--only", choices=["separator", "classifier"], help="plankton: train one of the two models"
     )
+    train.add_argument(
+        "--from",
+        dest="exports",
+        action="append",
+        default=[],
+        metavar="EXPORT_ZIP",
+        help="retrain from this CVAT export (repeat for several); versions go to the registry",
+    )
+    train.add_argument("--recipe", help="retraining recipe yaml (default: the family's)")
+    train.add_argument("--force", action="store_true", help="promote even if the gate fails")
+    train.add_argument("--gateway", help="URL of a running gateway to reload after promotion")
+
+    models = commands.add_parser("models", help="list, show, promote or roll back model versions")
+    models.add_argument("action", choices=["list", "show", "promote", "rollback"])
+    models.add_argument("family", choices=["fish", "litter", "burrow", "plankton"])
+    models.add_argument("version", nargs="?", help="e.g. v3 (show, promote)")
+    models.add_argument("--models", help="models directory (default <home>/models)")
+    models.add_argument(
+        "--force", action="store_true", help="promote a version that failed its gate"
+    )
+    models.add_argument("--gateway", help="URL of a running gateway to reload")
+    models.set_defaults(run=_models)
     train.set_defaults(run=_train)
 
     predict = commands.add_parser(

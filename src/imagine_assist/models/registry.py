@@ -3,12 +3,13 @@
     <models dir>/<family>/
         versions/v1/   model.onnx, model.pt, card.json (metrics, lineage, recipe, code version)
         versions/v2/   ...
-        CURRENT        the promoted version's name, e.g. "v2"
-        history.jsonl  one line per promotion or rollback
+        CURRENT        the live promotion: {"version": "v2", "previous": "v1", reason, time...}
+        history.jsonl  one line per promotion or rollback (a log; CURRENT is the truth)
 
 Every write is atomic, so killing a training run or a promotion at any moment leaves the
 registry as it was: a version is staged in a hidden directory and renamed into place only
-when complete, and a promotion is one `os.replace` of CURRENT. The served functions follow
+when complete, and a promotion is one `os.replace` of CURRENT, which also names the version
+it replaced (what a rollback returns to); the log lines come after. The served functions follow
 CURRENT (`models.store.resolve_model`); a family without one serves the model installed
 directly in its directory, else the bundled default.
 """
@@ -81,11 +82,25 @@ class Registry:
         known = ", ".join(v.name for v in self.versions(family)) or "none"
         raise UserError(f"{family} has no version {name!r} in {self.root} (versions: {known})")
 
-    def current(self, family: str) -> ModelVersion | None:
+    def live(self, family: str) -> dict | None:
+        """The CURRENT record, or None when nothing was promoted."""
         pointer = self.family_dir(family) / CURRENT
         if not pointer.is_file():
             return None
-        name = pointer.read_text().strip()
+        try:
+            record = json.loads(pointer.read_text())
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("version"), str):
+            raise UserError(f"{pointer} is not a promotion record; promote a version again")
+        return record
+
+    def current(self, family: str) -> ModelVersion | None:
+        record = self.live(family)
+        if record is None:
+            return None
+        name = record["version"]
+        pointer = self.family_dir(family) / CURRENT
         version = self.family_dir(family) / "versions" / name
         if not _VERSION.match(name) or not (version / CARD).is_file():
             raise UserError(f"{pointer} names {name!r}, which is not a complete version")
@@ -129,11 +144,12 @@ class Registry:
             "forced": forced,
             "reason": reason,
         }
-        # the version's card records how it went live; then one atomic switch
-        card = version.card
+        _write_atomically(
+            self.family_dir(family) / CURRENT, json.dumps(record) + "\n"
+        )  # the switch
+        card = version.card  # then the logs: the version's card and the family's history
         card.setdefault("promotions", []).append(record)
         _write_atomically(version.path / CARD, json.dumps(card, indent=2))
-        _write_atomically(self.family_dir(family) / CURRENT, name + "\n")
         with (self.family_dir(family) / "history.jsonl").open("a") as history:
             history.write(json.dumps(record) + "\n")
         return version
@@ -152,12 +168,10 @@ class Registry:
 
     def rollback(self, family: str) -> ModelVersion:
         """Go back to the version that was current before the present one."""
-        current = self.current(family)
-        if current is None:
+        record = self.live(family)
+        if record is None:
             raise UserError(f"{family} has no promoted version in {self.root} to roll back")
-        for record in reversed(self.history(family)):
-            if record["version"] == current.name and record.get("previous"):
-                return self.promote(
-                    family, record["previous"], f"rollback from {current.name}", action="rollback"
-                )
-        raise UserError(f"{family} {current.name} has no earlier version to roll back to")
+        if not record.get("previous"):
+            raise UserError(f"{family} {record['version']} has no earlier version to roll back to")
+        reason = f"rollback from {record['version']}"
+        return self.promote(family, record["previous"], reason, action="rollback")

@@ -29,7 +29,7 @@ from starlette.routing import Route
 from imagine_assist.errors import BadRequest
 from imagine_assist.functions.render import function_config
 from imagine_assist.functions.requests import parse_body
-from imagine_assist.nuclio.hosting import FunctionHost, Unavailable
+from imagine_assist.nuclio.hosting import FunctionHost, Unavailable, model_version
 from imagine_assist.nuclio.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -166,10 +166,15 @@ class Gateway:
 
 def create_app(gateway: Gateway, load_on_start: bool = True) -> Starlette:
     async def healthz(request: Request) -> Response:
-        states = {name: host.status.state for name, host in gateway.hosts.items()}
+        statuses = {name: host.status for name, host in gateway.hosts.items()}
+        states = {name: status.state for name, status in statuses.items()}
+        models = {
+            name: {"model": status.model, "version": model_version(status.model)}
+            for name, status in statuses.items()
+        }
         ready = all(state == "ready" for state in states.values())
         return JSONResponse(
-            {"status": "ready" if ready else "not ready", "functions": states},
+            {"status": "ready" if ready else "not ready", "functions": states, "models": models},
             status_code=200 if ready else 503,
         )
 
@@ -207,7 +212,12 @@ def create_app(gateway: Gateway, load_on_start: bool = True) -> Starlette:
                 + (f" with {current.model}" if current.model else ""),
             )
         return JSONResponse(
-            {"function": host.spec.id, "state": status.state, "model": status.model}
+            {
+                "function": host.spec.id,
+                "state": status.state,
+                "model": status.model,
+                "version": model_version(status.model),
+            }
         )
 
     async def metrics(request: Request) -> Response:

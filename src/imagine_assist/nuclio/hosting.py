@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from imagine_assist.functions.spec import FunctionSpec
 
@@ -29,6 +30,26 @@ class HostStatus:
     message: str = ""
     model: str = ""
     loaded_at: float | None = None
+
+
+def model_path_of(function) -> str:
+    """The weights file a loaded function answers with ("" for one without a model)."""
+    detector = getattr(function, "detector", None)
+    if detector is None:  # the plankton separator holds a segmenter; a reid function nothing
+        detector = getattr(getattr(function, "separate", None), "segmenter", None)
+    return str(getattr(detector, "path", ""))
+
+
+def model_version(model: str) -> str:
+    """ "v3" for a registry version, "bundled" or "installed" otherwise, "" for no model."""
+    if not model:
+        return ""
+    path = Path(model)
+    if path.parent.parent.name == "versions" and path.parent.name.startswith("v"):
+        return path.parent.name
+    from imagine_assist.models.store import BUNDLED_DIR
+
+    return "bundled" if BUNDLED_DIR in path.parents else "installed"
 
 
 class FunctionHost:
@@ -64,8 +85,7 @@ class FunctionHost:
                     if self._function is None:
                         self._status = HostStatus("failed", f"the model failed to load: {error}")
                     return HostStatus("failed", str(error))
-            detector = getattr(function, "detector", None)  # a reid function has no model
-            model = str(getattr(detector, "path", ""))
+            model = model_path_of(function)
             log.info("%s: loaded %s in %.1f s", self.spec.id, model, time.perf_counter() - started)
             with self._lock:
                 self._function = function

@@ -1,0 +1,115 @@
+"""The model registry: versions, promotion, rollback, and atomic writes under kill -9."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from imagine_assist.errors import UserError
+from imagine_assist.models.registry import Registry
+from imagine_assist.models.store import BUNDLED_DIR, resolve_model
+
+
+def weights(tmp_path, name="model.onnx", text="weights"):
+    path = tmp_path / f"src-{text}" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_versions_promote_and_roll_back(tmp_path):
+    registry = Registry(tmp_path / "models")
+    assert registry.current("fish") is None
+    assert resolve_model("fish", tmp_path / "models") == BUNDLED_DIR / "fish" / "model.onnx"
+    v1 = registry.add("fish", {"model.onnx": weights(tmp_path, text="one")}, {"metrics": 1})
+    v2 = registry.add("fish", {"model.onnx": weights(tmp_path, text="two")}, {"metrics": 2})
+    assert [v.name for v in registry.versions("fish")] == ["v1", "v2"]
+    assert v2.card["metrics"] == 2 and v2.card["version"] == "v2"
+    assert registry.current("fish") is None  # added is not promoted
+
+    registry.promote("fish", "v1", "first")
+    registry.promote("fish", "v2", "better")
+    assert resolve_model("fish", tmp_path / "models") == v2.file()
+    assert registry.rollback("fish").name == "v1"
+    assert resolve_model("fish", tmp_path / "models").read_text() == "one"
+    assert [r["action"] for r in registry.history("fish")] == ["promote", "promote", "rollback"]
+    assert [p["reason"] for p in v1.card["promotions"]] == ["first", "rollback from v2"]
+    with pytest.raises(UserError, match="no version 'v9'"):
+        registry.promote("fish", "v9", "typo")
+
+
+def test_rollback_without_history_is_refused(tmp_path):
+    registry = Registry(tmp_path)
+    with pytest.raises(UserError, match="no promoted version"):
+        registry.rollback("fish")
+    registry.add("fish", {"model.onnx": weights(tmp_path)}, {})
+    registry.promote("fish", "v1", "only one")
+    with pytest.raises(UserError, match="no earlier version"):
+        registry.rollback("fish")
+
+
+def test_a_tampered_current_pointer_is_a_clear_error(tmp_path):
+    registry = Registry(tmp_path)
+    (tmp_path / "fish").mkdir()
+    (tmp_path / "fish" / "CURRENT").write_text('{"version": "../../etc"}\n')
+    with pytest.raises(UserError, match="not a complete version"):
+        registry.current("fish")
+    (tmp_path / "fish" / "CURRENT").write_text("v1 and some noise")
+    with pytest.raises(UserError, match="not a promotion record"):
+        registry.current("fish")
+
+
+# A child process that adds and promotes a version, sleeping inside the step we kill it in.
+CHILD = """
+import os, shutil, sys, time
+from pathlib import Path
+from imagine_assist.models.registry import Registry
+root, step, source = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+copy, replace = shutil.copyfile, os.replace
+def slow_copy(a, b, *args, **kwargs):
+    if step == "add":
+        print("copying", flush=True); time.sleep(60)
+    return copy(a, b, *args, **kwargs)
+def slow_replace(a, b):
+    if step == "promote" and Path(b).name == "CURRENT":
+        print("switching", flush=True); time.sleep(60)
+    return replace(a, b)
+shutil.copyfile, os.replace = slow_copy, slow_replace
+registry = Registry(root)
+version = registry.add("fish", {"model.onnx": source}, {"metrics": "new"})
+registry.promote("fish", version.name, "new")
+"""
+
+
+@pytest.mark.parametrize("step", ["add", "promote"])
+def test_killing_an_add_or_a_promotion_leaves_the_registry_as_it_was(tmp_path, step):
+    registry = Registry(tmp_path / "models")
+    registry.add("fish", {"model.onnx": weights(tmp_path, text="good")}, {"metrics": "good"})
+    registry.promote("fish", "v1", "the last good model")
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "models").rglob("*"))
+    history = registry.history("fish")
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path / "models"), step, str(weights(tmp_path))],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert child.stdout.readline().strip() in ("copying", "switching")
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+
+    assert registry.current("fish").name == "v1"
+    assert resolve_model("fish", tmp_path / "models").read_text() == "good"
+    assert registry.history("fish") == history
+    after = sorted(p.relative_to(tmp_path) for p in (tmp_path / "models").rglob("*"))
+    new = [str(p) for p in after if p not in before]
+    if step == "add":  # nothing new is visible: only a hidden staging folder is left
+        assert [v.name for v in registry.versions("fish")] == ["v1"]
+        assert all(".staging-" in p for p in new)
+    else:  # the new version is stored, complete, and not live
+        assert [v.name for v in registry.versions("fish")] == ["v1", "v2"]
+        assert "promotions" not in registry.get("fish", "v2").card
+        assert all("versions/v2" in p or p.endswith(".partial") for p in new)

@@ -1,0 +1,197 @@
+"""Retraining from CVAT exports: import, deterministic split, training, gate, registry,
+and a gateway that serves the promoted version after a reload."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+import requests
+
+from imagine_assist.cli import main
+from imagine_assist.models.registry import Registry
+from imagine_assist.nuclio.gateway import Gateway
+from imagine_assist.nuclio.serve import background_server, build_hosts
+from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export
+from imagine_assist.training.exports import content_split, file_sha256, load_export, unpack
+from imagine_assist.training.retrain import check_gate, load_recipe
+
+from .test_gateway import b64, invoke_headers
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    """A corrected fish task as CVAT exports it (CVAT for images 1.1 with images)."""
+    folder = tmp_path_factory.mktemp("exports")
+    return write_cvat_export(folder / "task-1.zip", generate_fish(24, seed=90), FISH_SPECIES)
+
+
+def test_export_imports_through_fiftyone_with_its_boxes(export, tmp_path):
+    info = unpack(export, tmp_path)
+    assert info.format == "CVAT for images 1.1" and info.sha256 == file_sha256(export)
+    dataset = load_export(info)
+    assert len(dataset) == 24
+    truth = {s.name: s for s in generate_fish(24, seed=90)}
+    for sample in dataset:
+        expected = truth[os.path.basename(sample.filepath)]
+        boxes = sample.ground_truth.detections if sample.ground_truth else []
+        assert len(boxes) == len(expected.objects)
+    assert set(dataset.distinct("ground_truth.detections.label")) <= set(FISH_SPECIES)
+
+
+def test_split_depends_on_image_content_only(tmp_path):
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"the same bytes")
+    copy = tmp_path / "elsewhere" / "renamed.jpg"
+    copy.parent.mkdir()
+    copy.write_bytes(b"the same bytes")
+    assert content_split(str(image), 0.15, 0.15) == content_split(str(copy), 0.15, 0.15)
+    splits = [content_split(str(image), 0.15, 0.15)]
+    for i in range(200):
+        other = tmp_path / f"{i}.jpg"
+        other.write_bytes(f"image {i}".encode())
+        splits.append(content_split(str(other), 0.15, 0.15))
+    assert 0.05 < splits.count("test") / len(splits) < 0.3
+
+
+def test_gate_compares_on_the_same_images():
+    deployed = {"mAP50": 0.8, "per_class": {"cod": {"recall": 0.9}, "ling": {"recall": 0.5}}}
+    better = {"mAP50": 0.85, "per_class": {"cod": {"recall": 0.88}, "ling": {"recall": 0.6}}}
+    worse_class = {"mAP50": 0.9, "per_class": {"cod": {"recall": 0.7}, "ling": {"recall": 0.9}}}
+    gate = load_recipe("fish").gate
+    assert check_gate(better, deployed, gate)["passed"]
+    result = check_gate(worse_class, deployed, gate)
+    assert not result["passed"] and "cod recall fell" in result["reasons"][0]
+    assert not check_gate({"mAP50": 0.7, "per_class": {}}, deployed, gate)["passed"]
+
+
+def _registry_state(models):
+    return sorted(str(p.relative_to(models)) for p in models.rglob("*")) if models.exists() else []
+
+
+def test_bad_exports_are_refused_and_change_nothing(tmp_path, capsys):
+    models = tmp_path / "models"
+    corrupt = tmp_path / "corrupt.zip"
+    corrupt.write_bytes(b"PK\x03\x04 this is not really a zip")
+    empty = tmp_path / "empty.zip"
+    write_cvat_export(empty, [], FISH_SPECIES)
+    from imagine_assist.samples import LITTER_CATEGORIES, generate_litter
+
+    wrong = write_cvat_export(
+        tmp_path / "litter.zip", generate_litter(1, seed=3), LITTER_CATEGORIES
+    )
+    not_cvat = tmp_path / "other.zip"
+    with zipfile.ZipFile(not_cvat, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    expected = {
+        corrupt: "not a readable zip",
+        empty: "holds no images",
+        wrong: "classes are: diplodus, chromis, sarpa",
+        not_cvat: "not an export this tool reads",
+    }
+    for path, message in expected.items():
+        code = main(
+            [
+                "train",
+                "fish",
+                "--from",
+                str(path),
+                "--models",
+                str(models),
+                "--work",
+                str(tmp_path / "work"),
+            ]
+        )
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert message in err, err
+    assert _registry_state(models) == []
+
+
+def test_round_trip_export_train_promote_and_serve_the_new_version(export, tmp_path, capsys):
+    models = tmp_path / "models"
+    gateway = Gateway(build_hosts(["fish-detector"], models), port=0)
+    with background_server(gateway) as url:
+        before = requests.get(f"{url}/api/healthz", timeout=10).json()
+        assert before["models"]["fish-detector"]["version"] == "bundled"
+        code = main(
+            [
+                "train",
+                "fish",
+                "--from",
+                str(export),
+                "--models",
+                str(models),
+                "--work",
+                str(tmp_path / "work"),
+                "--epochs",
+                "1",
+                "--force",
+                "--gateway",
+                url,
+            ]
+        )
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert "promoted v1" in out and "reloaded fish-detector" in out
+        after = requests.get(f"{url}/api/healthz", timeout=10).json()
+        assert after["models"]["fish-detector"]["version"] == "v1"
+        image = next(iter(generate_fish(1, seed=91))).image
+        response = requests.post(
+            f"{url}/api/function_invocations",
+            json={"image": b64(image), "threshold": 0.1},
+            headers=invoke_headers("fish-detector"),
+            timeout=60,
+        )
+        assert response.status_code == 200 and isinstance(response.json(), list)
+    registry = Registry(models)
+    card = registry.current("fish").card
+    assert card["data"]["exports"][0]["sha256"] == file_sha256(export)
+    assert card["data"]["split"]["train"] > 0 and card["metrics"]["deployed_version"] == "bundled"
+    assert card["code_version"].startswith("0.")
+    assert card["promotions"][0]["forced"] == (not card["gate"]["passed"])
+    assert main(["models", "list", "fish", "--models", str(models)]) == 0
+    assert "* v1" in capsys.readouterr().out
+
+
+def test_killing_a_training_run_leaves_the_registry_as_it_was(export, tmp_path):
+    models = tmp_path / "models"
+    registry = Registry(models)
+    good = tmp_path / "good.onnx"
+    good.write_text("the last good model")
+    registry.add("fish", {"model.onnx": good}, {"metrics": "good"})
+    registry.promote("fish", "v1", "the last good model")
+    before = _registry_state(models)
+    work = tmp_path / "work"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "imagine_assist.cli",
+            "train",
+            "fish",
+            "--from",
+            str(export),
+            "--models",
+            str(models),
+            "--work",
+            str(work),
+            "--epochs",
+            "50",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    while not list(work.glob("train/run/weights/*.pt")):  # killed mid-training
+        assert child.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    assert _registry_state(models) == before
+    assert registry.current("fish").name == "v1"
+    assert json.loads((models / "fish" / "versions" / "v1" / "card.json").read_text())["metrics"]
