@@ -190,6 +190,32 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _review(args: argparse.Namespace) -> int:
+    import json
+
+    from imagine_assist.review.review import MISTAKES_VIEW, review_export
+
+    out = Path(args.out)
+    work = Home.resolve().root / "runs" / "review"
+    dataset, summary = review_export(
+        args.export, args.function, out, work, args.models, args.threshold
+    )
+    facts = json.loads(summary.summary.read_text())
+    print(
+        f"{facts['samples']} images: mAP50 {facts['mAP50']:.3f}, TP {facts['tp']}, "
+        f"FP {facts['fp']}, FN {facts['fn']}"
+    )
+    for name, scores in facts["per_class"].items():
+        print(f"  {name}: precision {scores['precision']:.3f}, recall {scores['recall']:.3f}")
+    print(f"likely mistakes first ({facts['mistakes_scored_by']}): {', '.join(summary.flagged)}")
+    print(f"summary and plots in {out}; FiftyOne dataset {dataset.name!r}, view {MISTAKES_VIEW!r}")
+    if args.app:
+        from imagine_assist.review.app import serve_app
+
+        serve_app(dataset, MISTAKES_VIEW, args.port)
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from imagine_assist.models.store import family_dir
 
@@ -380,6 +406,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--recipe", help="retraining recipe yaml (default: the family's)")
     train.add_argument("--force", action="store_true", help="promote even if the gate fails")
     train.add_argument("--gateway", help="URL of a running gateway to reload after promotion")
+
+    review = commands.add_parser(
+        "review", help="compare a corrected CVAT export with the model's predictions in FiftyOne"
+    )
+    review.add_argument("export", help="CVAT export zip (images 1.1, video 1.1, COCO, YOLO)")
+    review.add_argument(
+        "--function", required=True, help="the deployed detector, e.g. fish-detector"
+    )
+    review.add_argument("--out", default="review", help="folder for summary.json and plots")
+    review.add_argument("--models", help="models directory (default <home>/models)")
+    review.add_argument("--threshold", type=float, help="prediction confidence threshold")
+    review.add_argument("--app", action="store_true", help="open the FiftyOne App on 127.0.0.1")
+    review.add_argument("--port", type=int, default=5151, help="FiftyOne App port")
+    review.set_defaults(run=_review)
 
     models = commands.add_parser("models", help="list, show, promote or roll back model versions")
     models.add_argument("action", choices=["list", "show", "promote", "rollback"])

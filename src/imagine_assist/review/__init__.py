@@ -1,0 +1,1 @@
+"""Reviewing corrected labels against the deployed model's predictions in FiftyOne."""

@@ -1,0 +1,235 @@
+"""`imagine-assist review <export.zip> --function <id>`: a FiftyOne dataset of the corrected
+export with the deployed model's predictions beside the labels, evaluated and sorted by
+likely mistakes, with a summary people can look at.
+
+    dataset = load_export(...)                        # ground_truth: the people's labels
+    add_predictions(dataset, function)                # predictions: the deployed model
+    results = evaluate(dataset)                       # mAP, P/R per class, TP/FP/FN per sample
+    flag_mistakes(dataset)                            # mistakenness (fiftyone-brain, offline)
+    dataset.load_saved_view("mistakes")               # worst first, for the App
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from imagine_assist.images import read_image
+from imagine_assist.training.exports import GROUND_TRUTH, fiftyone
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS = "predictions"
+EVAL_KEY = "eval"
+MISTAKES_VIEW = "mistakes"
+MISTAKENNESS = "mistakenness"
+
+
+def to_fiftyone(detections, width: int, height: int):
+    """supervision `Detections` as FiftyOne `Detections` (relative [x, y, w, h] boxes)."""
+    fo = fiftyone()
+    names = detections.data.get("class_name", [])
+    items = []
+    for index, (x1, y1, x2, y2) in enumerate(detections.xyxy):
+        confidence = None if detections.confidence is None else float(detections.confidence[index])
+        items.append(
+            fo.Detection(
+                label=str(names[index]),
+                bounding_box=[x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height],
+                confidence=confidence,
+            )
+        )
+    return fo.Detections(detections=items)
+
+
+def add_predictions(dataset, function, threshold: float | None = None) -> None:
+    """Run a served detector function over every sample into the `predictions` field."""
+    for sample in tqdm(dataset.iter_samples(autosave=True), total=len(dataset), desc="predicting"):
+        image = read_image(sample.filepath)
+        height, width = image.shape[:2]
+        sample[PREDICTIONS] = to_fiftyone(function.detect(image, threshold), width, height)
+
+
+def evaluate(dataset, classes: list[str]):
+    """COCO-style evaluation at IoU 0.5, with cross-class matches for the confusion matrix;
+    each sample gets eval_tp, eval_fp and eval_fn."""
+    return dataset.evaluate_detections(
+        PREDICTIONS,
+        gt_field=GROUND_TRUTH,
+        eval_key=EVAL_KEY,
+        method="coco",
+        iou=0.5,
+        classwise=False,
+        compute_mAP=True,
+        classes=classes,
+        progress=False,
+    )
+
+
+def flag_mistakes(dataset) -> str:
+    """Score each sample's likely label mistakes; return how it was scored.
+
+    fiftyone-brain's mistakenness runs offline. Where it is missing, the documented rule is
+    the share of a sample's labels and predictions that disagree: (FP + FN) / (TP + FP + FN)."""
+    try:
+        import fiftyone.brain as fob
+
+        fob.compute_mistakenness(dataset, PREDICTIONS, label_field=GROUND_TRUTH, progress=False)
+        method = "fiftyone-brain mistakenness"
+    except ImportError:
+        for sample in dataset.iter_samples(autosave=True):
+            tp, fp, fn = (sample[f"{EVAL_KEY}_{k}"] or 0 for k in ("tp", "fp", "fn"))
+            sample[MISTAKENNESS] = (fp + fn) / max(tp + fp + fn, 1)
+        method = "(FP + FN) / (TP + FP + FN) per sample"
+    dataset.save_view(MISTAKES_VIEW, dataset.sort_by(MISTAKENNESS, reverse=True), overwrite=True)
+    return method
+
+
+@dataclass
+class ReviewSummary:
+    dataset_name: str
+    summary: Path
+    plots: list[Path]
+    flagged: list[str]
+
+
+def summarise(dataset, results, classes: list[str], method: str, out_dir: Path, top: int = 8):
+    """summary.json plus plots: PR curves, the confusion matrix and the worst samples."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = results.report(classes=classes)
+    worst = dataset.load_saved_view(MISTAKES_VIEW).limit(top)
+    per_sample = [
+        {
+            "file": Path(s.filepath).name,
+            "tp": s[f"{EVAL_KEY}_tp"],
+            "fp": s[f"{EVAL_KEY}_fp"],
+            "fn": s[f"{EVAL_KEY}_fn"],
+            MISTAKENNESS: s[MISTAKENNESS],
+        }
+        for s in dataset.load_saved_view(MISTAKES_VIEW)
+    ]
+    summary = {
+        "dataset": dataset.name,
+        "export": dataset.info.get("export"),
+        "samples": len(dataset),
+        "mAP50": map50(results),
+        "mAP50-95": results.mAP(),  # COCO's, over IoU 0.50:0.95
+        "per_class": {c: report[c] for c in classes if c in report},
+        "tp": int(sum(s["tp"] or 0 for s in per_sample)),
+        "fp": int(sum(s["fp"] or 0 for s in per_sample)),
+        "fn": int(sum(s["fn"] or 0 for s in per_sample)),
+        "mistakes_scored_by": method,
+        "per_sample": per_sample,
+    }
+    path = out_dir / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, default=float))
+
+    plots = [out_dir / "pr_curves.png", out_dir / "confusion_matrix.png", out_dir / "worst.png"]
+    figure, axis = plt.subplots(figsize=(5, 4))
+    at_half = int(np.argmin(np.abs(np.asarray(results.iou_threshs) - 0.5)))
+    for index, name in enumerate(results.classes):
+        axis.plot(results.recall, results.precision[at_half][index], label=name)
+    axis.set(
+        xlabel="recall", ylabel="precision", title=f"PR at IoU 0.5, mAP50 {map50(results):.3f}"
+    )
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(plots[0], dpi=90)
+    plt.close(figure)
+
+    labels = [*classes, "(none)"]
+    matrix = results.confusion_matrix(classes=classes, include_other=False, include_missing=True)
+    figure, axis = plt.subplots(figsize=(5, 4.5))
+    axis.imshow(matrix, cmap="Blues")
+    axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axis.set_yticks(range(len(labels)), labels)
+    axis.set(xlabel="predicted", ylabel="corrected label", title="confusion (IoU 0.5)")
+    for (row, col), value in np.ndenumerate(matrix):
+        axis.text(col, row, int(value), ha="center", va="center", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(plots[1], dpi=90)
+    plt.close(figure)
+
+    _draw_worst(worst, plots[2], plt)
+    flagged = [Path(s.filepath).name for s in worst if (s[MISTAKENNESS] or 0) > 0]
+    return ReviewSummary(dataset.name, path, plots, flagged)
+
+
+def map50(results) -> float:
+    """COCO-style AP at IoU 0.5, averaged over the classes that have labels."""
+    at_half = int(np.argmin(np.abs(np.asarray(results.iou_threshs) - 0.5)))
+    per_class = [p for p in results.precision[at_half] if (np.asarray(p) >= 0).any()]
+    return float(np.mean([np.mean(np.clip(p, 0, None)) for p in per_class])) if per_class else 0.0
+
+
+def _draw_worst(view, target: Path, plt) -> None:
+    samples = list(view)
+    columns = 4
+    rows = max(1, -(-len(samples) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    for axis, sample in zip(axes.ravel(), samples, strict=False):
+        image = read_image(sample.filepath)
+        height, width = image.shape[:2]
+        axis.imshow(image)
+        for field, colour in ((GROUND_TRUTH, "lime"), (PREDICTIONS, "red")):
+            labels = sample[field]
+            for box in labels.detections if labels else []:
+                x, y, w, h = box.bounding_box
+                axis.add_patch(
+                    plt.Rectangle(
+                        (x * width, y * height),
+                        w * width,
+                        h * height,
+                        fill=False,
+                        color=colour,
+                        linewidth=1,
+                    )
+                )
+                axis.text(x * width, y * height, box.label, color=colour, fontsize=6)
+        axis.set_title(
+            f"{Path(sample.filepath).name[:24]}\nmistakenness {sample[MISTAKENNESS] or 0:.2f}",
+            fontsize=7,
+        )
+    figure.suptitle("most likely mistakes: corrected labels green, model red", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(target, dpi=80)
+    plt.close(figure)
+
+
+def review_export(
+    export: str | Path,
+    function_id: str,
+    out_dir: Path,
+    work_dir: Path,
+    models_dir: str | Path | None = None,
+    threshold: float | None = None,
+):
+    from imagine_assist.errors import UserError
+    from imagine_assist.functions.catalog import load_function
+    from imagine_assist.functions.detector import DetectorFunction
+    from imagine_assist.training.exports import check_export, load_export, unpack
+
+    function = load_function(function_id, models_dir=models_dir)
+    if not isinstance(function, DetectorFunction):
+        raise UserError(f"{function_id} is not a box detector; review takes a detector function")
+    info = unpack(export, work_dir)
+    classes = list(function.spec.label_names)
+    dataset = load_export(info, name=f"review-{function_id}-{info.sha256[:12]}")
+    check_export(dataset, tuple(classes), info.path)
+    dataset.persistent = True  # so `--app` and later sessions find it by name
+    add_predictions(dataset, function, threshold)
+    results = evaluate(dataset, classes)
+    method = flag_mistakes(dataset)
+    return dataset, summarise(dataset, results, classes, method, out_dir)
