@@ -42,3 +42,16 @@ def test_demo_writes_every_output_for_both_functions(tmp_path, capsys):
         assert metrics["test"]["mAP50"] >= 0.5
     printed = capsys.readouterr().out
     assert "fish-detector:" in printed and "litter-detector:" in printed
+    # one turn of the loop: pre-annotations, the corrected export, the review, a version
+    loop = out / "loop"
+    assert (loop / "pre-annotations" / "annotations.xml").stat().st_size > 0
+    assert (loop / "corrected-task.zip").is_file()
+    assert json.loads((loop / "review" / "summary.json").read_text())["samples"] == 40
+    card = json.loads((models / "fish" / "versions" / "v1" / "card.json").read_text())
+    assert card["data"]["exports"][0]["format"] == "CVAT for images 1.1"
+    assert ("promoted v1" in printed) == card["gate"]["passed"]
+    assert "fish-detector: ready, model " in printed
+    assert printed.rstrip().endswith(
+        "the functions appear under AI Tools and Automatic annotation."
+    )
+    assert 'CVAT_NUCLIO_INVOKE_METHOD: "dashboard"' in printed

@@ -5,6 +5,8 @@
 2. Write the demo images: observatory-like fish scenes and 4000x3000 drone-like frames,
    generated from a seed no training run uses, with their ground truth.
 3. Run `fish-detector` and `litter-detector` over them: CVAT XML, counts CSV, plot, previews.
+4. One turn of the annotation loop (`loop_demo`): pre-annotate, a simulated correction,
+   review, retrain, gate and promote, then serve the live models and say how CVAT uses them.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def write_demo_images(family: str, out_dir: Path) -> tuple[Path, int]:
     return images_dir, sum(len(s.objects) for s in samples)
 
 
-def run_demo(out: Path, models_dir: str | None = None) -> None:
+def run_demo(out: Path, models_dir: str | None = None, loop: bool = True) -> None:
     for spec in (s for s in FUNCTIONS.values() if s.kind == "detector" and s.family in DEMO_DATA):
         model = install_bundled(spec.family, models_dir)
         metrics = json.loads((model.parent / "metrics.json").read_text())
@@ -56,3 +58,7 @@ def run_demo(out: Path, models_dir: str | None = None) -> None:
             f"  {report.cvat_xml.name}, {report.counts_csv.name}, {report.plot.name}, "
             f"{len(report.previews)} previews"
         )
+    if loop:
+        from imagine_assist.loop_demo import run_loop_demo
+
+        run_loop_demo(out, models_dir)

@@ -48,7 +48,7 @@ class RetrainRecipe:
     imgsz: int = 320
     epochs: int = 20
     batch: int = 16
-    augmentation: dict = field(default_factory=dict)
+    train_args: dict = field(default_factory=dict)  # ultralytics: optimiser, augmentation
     val_share: float = 0.15
     test_share: float = 0.15
     gate: Gate = Gate()
@@ -71,7 +71,7 @@ def load_recipe(family: str, path: str | Path | None = None) -> RetrainRecipe:
             imgsz=int(raw.get("imgsz", 320)),
             epochs=int(raw.get("epochs", 20)),
             batch=int(raw.get("batch", 16)),
-            augmentation=dict(raw.get("augmentation") or {}),
+            train_args=dict(raw.get("train_args") or {}),
             val_share=float(split.get("val", 0.15)),
             test_share=float(split.get("test", 0.15)),
             gate=Gate(**(raw.get("gate") or {})),
@@ -227,7 +227,7 @@ def retrain(
         batch=recipe.batch,
         architecture=architecture,
     )
-    best = train_yolo(data_yaml, work_dir / "train", run_recipe, device, **recipe.augmentation)
+    best = train_yolo(data_yaml, work_dir / "train", run_recipe, device, **recipe.train_args)
     candidate = evaluate_yolo(best, data_yaml, eval_split, recipe.imgsz, device)
     deployed = evaluate_yolo(start, data_yaml, eval_split, recipe.imgsz, device) if start else None
     gate = check_gate(candidate, deployed, recipe.gate)

@@ -1,0 +1,92 @@
+"""One turn of the annotation loop on sample data, as `imagine-assist demo` shows it.
+
+pre-annotate new images -> a simulated correction (the ground truth plays the annotator,
+exported as CVAT does) -> review in FiftyOne -> retrain from the export -> the gate decides
+the promotion -> the gateway serves the live version.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import requests
+from PIL import Image
+
+from imagine_assist.functions.catalog import get_spec, load_function
+from imagine_assist.models.registry import Registry
+from imagine_assist.models.store import family_dir
+from imagine_assist.predict import predict_to_files
+from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export
+
+LOOP_SEED = 2025  # a new batch of images, used by no training recipe
+DEMO_EPOCHS = 3  # a short round so the demo takes a minute; the recipe's own is longer
+
+
+def run_loop_demo(out: Path, models_dir: str | None = None, images: int = 40) -> None:
+    from imagine_assist.nuclio.gateway import Gateway
+    from imagine_assist.nuclio.serve import background_server, build_hosts
+    from imagine_assist.review.review import review_export
+    from imagine_assist.training.retrain import retrain
+
+    loop = out / "loop"
+    samples = list(generate_fish(images, seed=LOOP_SEED, fractions=(1, 0, 0)))
+    (loop / "images").mkdir(parents=True, exist_ok=True)
+    for sample in samples:
+        Image.fromarray(sample.image).save(loop / "images" / sample.name, quality=92)
+
+    print("\n== the loop: 1. pre-annotate a new task")
+    function = load_function("fish-detector", models_dir=models_dir)
+    report = predict_to_files(function, loop / "images", loop / "pre-annotations", previews=False)
+    print(f"{sum(report.totals.values())} boxes -> {report.cvat_xml} (upload to the CVAT task)")
+
+    print("== 2. people correct them in CVAT and export the task (simulated: the ground truth)")
+    export = write_cvat_export(loop / "corrected-task.zip", samples, FISH_SPECIES)
+    print(f"{export} (CVAT for images 1.1)")
+
+    print("== 3. review the corrections against the model in FiftyOne")
+    work = loop / "work"
+    _, summary = review_export(export, "fish-detector", loop / "review", work, models_dir)
+    facts = json.loads(summary.summary.read_text())
+    print(
+        f"mAP50 {facts['mAP50']:.3f}, TP {facts['tp']}, FP {facts['fp']}, FN {facts['fn']}; "
+        f"plots in {summary.summary.parent}; look first at {', '.join(summary.flagged[:3])}"
+    )
+
+    print(f"== 4. retrain from the export ({DEMO_EPOCHS} epochs for the demo) and gate it")
+    registry = Registry(family_dir("fish", models_dir).parent)
+    result = retrain("fish", [export], registry, work / "train", epochs=DEMO_EPOCHS)
+    metrics = result.card["metrics"]
+    print(
+        f"{result.version.name}: mAP50 {metrics['candidate']['mAP50']:.3f} against "
+        f"{(metrics['deployed'] or {}).get('mAP50', 0):.3f} for the live model on the same "
+        f"{result.card['evaluated_on']['images']} held-out images; gate: "
+        + "; ".join(result.gate["reasons"])
+    )
+    live = registry.current("fish")
+    print(
+        f"promoted {result.version.name}"
+        if result.promoted
+        else f"not promoted: {live.name if live else 'the installed model'} stays live "
+        f"(`imagine-assist models promote fish {result.version.name} --force` overrides)"
+    )
+
+    print("== 5. serve the live models to CVAT")
+    gateway = Gateway(build_hosts(["fish-detector", "litter-detector"], models_dir), port=0)
+    with background_server(gateway) as url:
+        ready = requests.get(f"{url}/api/healthz", timeout=30).json()
+    for name, model in ready["models"].items():
+        print(f"{name}: {ready['functions'][name]}, model {model['version']} ({model['model']})")
+    timeout = max(get_spec(name).event_timeout_s for name in ready["models"])
+    print(
+        "\nTo annotate in CVAT with these models: run `imagine-assist serve --host <address "
+        "CVAT's\ncontainers reach, e.g. the Docker bridge> --port 8070` on this machine, set on "
+        "both\ncvat_server and cvat_worker_annotation (README, 'Use with CVAT without Nuclio'):\n"
+        '  CVAT_SERVERLESS: "1"  (cvat_server only)\n'
+        '  CVAT_NUCLIO_HOST: "host.docker.internal"\n'
+        '  CVAT_NUCLIO_PORT: "8070"\n'
+        '  CVAT_NUCLIO_INVOKE_METHOD: "dashboard"\n'
+        f'  CVAT_NUCLIO_DEFAULT_TIMEOUT: "{timeout}"\n'
+        '  extra_hosts: ["host.docker.internal:host-gateway"]\n'
+        "and restart them: the functions appear under AI Tools and Automatic annotation."
+    )
