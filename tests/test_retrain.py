@@ -17,7 +17,13 @@ from imagine_assist.models.registry import Registry
 from imagine_assist.nuclio.gateway import Gateway
 from imagine_assist.nuclio.serve import background_server, build_hosts
 from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export
-from imagine_assist.training.exports import content_split, file_sha256, load_export, unpack
+from imagine_assist.training.exports import (
+    content_split,
+    fiftyone,
+    file_sha256,
+    load_export,
+    unpack,
+)
 from imagine_assist.training.retrain import check_gate, load_recipe
 
 from .test_gateway import b64, invoke_headers
@@ -195,3 +201,38 @@ def test_killing_a_training_run_leaves_the_registry_as_it_was(export, tmp_path):
     assert _registry_state(models) == before
     assert registry.current("fish").name == "v1"
     assert json.loads((models / "fish" / "versions" / "v1" / "card.json").read_text())["metrics"]
+
+
+@pytest.mark.parametrize("layout", ["COCO 1.0", "Ultralytics YOLO Detection 1.0"])
+def test_coco_and_yolo_exports_import_with_the_same_boxes(export, tmp_path, layout):
+    fo = fiftyone()
+    source = load_export(unpack(export, tmp_path / "source"), name=f"source-{layout[:4]}")
+    folder = tmp_path / "layout"
+    if layout == "COCO 1.0":  # as CVAT lays out a COCO 1.0 export
+        source.export(
+            dataset_type=fo.types.COCODetectionDataset,
+            data_path=str(folder / "images"),
+            labels_path=str(folder / "annotations" / "instances_default.json"),
+            label_field="ground_truth",
+            classes=list(FISH_SPECIES),
+        )
+    else:  # data.yaml, images/train, labels/train
+        source.export(
+            export_dir=str(folder),
+            dataset_type=fo.types.YOLOv5Dataset,
+            label_field="ground_truth",
+            split="train",
+            classes=list(FISH_SPECIES),
+            yaml_path="data.yaml",
+        )
+    archive = tmp_path / "other.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                zipped.write(path, path.relative_to(folder))
+    info = unpack(archive, tmp_path / "unpacked")
+    assert info.format == layout
+    dataset = load_export(info)
+    assert len(dataset) == len(source)
+    assert dataset.count("ground_truth.detections") == source.count("ground_truth.detections")
+    assert set(dataset.distinct("ground_truth.detections.label")) == set(FISH_SPECIES)

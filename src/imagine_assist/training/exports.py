@@ -158,6 +158,7 @@ def _load_yolo(fo, root: Path, common: dict):
                 yaml_path=str(root / "data.yaml"),
                 split=split,
                 label_field=common["label_field"],
+                include_all_data=True,  # images without a label file are background, not noise
             )
     if not len(dataset) and config:
         raise UserError(f"{root}: data.yaml names no image folder under images/")
