@@ -115,7 +115,8 @@ def main() -> None:
 
     lines = [
         f"{args.rounds} rounds of {args.images} new fish images, ground truth as the annotator, "
-        f"`training/recipes/fish.yaml` ({recipe.epochs} epochs fine-tuning the live model), "
+        f"`src/imagine_assist/training/recipes/fish.yaml` ({recipe.epochs} epochs fine-tuning the "
+        "live model), "
         f"{args.device}, {minutes:.0f} min in all:",
         "",
         "| round | live model | acceptance rate | pre-annotations | boxes added | held-out mAP50 "
