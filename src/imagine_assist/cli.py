@@ -216,6 +216,50 @@ def _review(args: argparse.Namespace) -> int:
     return 0
 
 
+def cvat_client(host: str):
+    """A logged-in cvat-sdk client from CVAT_ACCESS_TOKEN, or CVAT_USER and CVAT_PASSWORD."""
+    from cvat_sdk import make_client
+
+    token = os.environ.get("CVAT_ACCESS_TOKEN")
+    user, password = os.environ.get("CVAT_USER"), os.environ.get("CVAT_PASSWORD")
+    if token:
+        return make_client(host, access_token=token)
+    if user and password:
+        return make_client(host, credentials=(user, password))
+    raise UserError("set CVAT_ACCESS_TOKEN, or CVAT_USER and CVAT_PASSWORD, to reach CVAT")
+
+
+def _loop(args: argparse.Namespace) -> int:
+    from imagine_assist.loop import run_loop
+
+    work = Path(args.work) if args.work else Home.resolve().root / "loop" / args.family
+    reload = (lambda family: _reload_gateway(args.gateway, family)) if args.gateway else None
+    with cvat_client(args.cvat) as client:
+        report = run_loop(
+            client,
+            args.family,
+            args.task,
+            args.next_task,
+            work,
+            args.models,
+            args.device,
+            args.epochs,
+            args.force,
+            reload,
+        )
+    print(f"exported task {args.task} -> {report.export}; review in {report.review_summary.parent}")
+    print(
+        f"trained {report.version} from {len(report.exports_used)} export(s): "
+        + ("promoted" if report.promoted else "not promoted")
+        + " ("
+        + "; ".join(report.gate_reasons)
+        + ")"
+    )
+    if report.annotated_task is not None:
+        print(f"pre-annotated task {report.annotated_task} with the live model")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from imagine_assist.models.store import family_dir
 
@@ -406,6 +450,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--recipe", help="retraining recipe yaml (default: the family's)")
     train.add_argument("--force", action="store_true", help="promote even if the gate fails")
     train.add_argument("--gateway", help="URL of a running gateway to reload after promotion")
+
+    loop = commands.add_parser(
+        "loop", help="export a corrected CVAT task, review, retrain, promote, pre-annotate the next"
+    )
+    loop.add_argument("family", choices=["fish", "litter", "burrow"])
+    loop.add_argument("--cvat", required=True, help="CVAT server URL")
+    loop.add_argument("--task", type=int, required=True, help="the corrected task")
+    loop.add_argument("--next-task", type=int, help="the task to pre-annotate afterwards")
+    loop.add_argument("--models", help="models directory (default <home>/models)")
+    loop.add_argument("--work", help="folder for exports, reviews and runs")
+    loop.add_argument("--epochs", type=int)
+    loop.add_argument("--device", default="cpu")
+    loop.add_argument("--force", action="store_true", help="promote even if the gate fails")
+    loop.add_argument("--gateway", help="URL of a running gateway to reload after promotion")
+    loop.set_defaults(run=_loop)
 
     review = commands.add_parser(
         "review", help="compare a corrected CVAT export with the model's predictions in FiftyOne"

@@ -1,0 +1,95 @@
+"""`imagine-assist loop`: one turn of the annotation loop against a CVAT server, through
+cvat-sdk. Export the corrected task, review it, retrain from every export so far, promote
+if the gate agrees, reload the gateway, and pre-annotate the next task with the live model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagine_assist.errors import UserError
+from imagine_assist.functions.catalog import FUNCTIONS, load_function
+from imagine_assist.models.registry import Registry
+from imagine_assist.models.store import family_dir
+
+log = logging.getLogger(__name__)
+EXPORT_FORMAT = "CVAT for images 1.1"  # frames of image and video tasks alike, with images
+
+
+@dataclass
+class LoopReport:
+    export: Path
+    exports_used: list[Path]
+    review_summary: Path
+    version: str
+    promoted: bool
+    gate_reasons: list[str]
+    annotated_task: int | None
+
+
+def detector_of(family: str) -> str:
+    for spec in FUNCTIONS.values():
+        if spec.family == family and spec.kind == "detector":
+            return spec.id
+    raise UserError(f"no detector function for the family {family!r}")
+
+
+def run_loop(
+    client,
+    family: str,
+    task_id: int,
+    next_task_id: int | None,
+    work_dir: Path,
+    models_dir: str | Path | None = None,
+    device: str = "cpu",
+    epochs: int | None = None,
+    force: bool = False,
+    reload=None,
+) -> LoopReport:
+    """`client` is a logged-in `cvat_sdk.Client`; `reload` is called after a promotion."""
+    from cvat_sdk.auto_annotation import annotate_task
+
+    from imagine_assist.cvat.sdk_function import SdkDetectionFunction
+    from imagine_assist.review.review import review_export
+    from imagine_assist.training.retrain import retrain
+
+    function_id = detector_of(family)
+    exports_dir = work_dir / "exports"
+    exports_dir.mkdir(parents=True, exist_ok=True)
+    export = exports_dir / f"task-{task_id}.zip"
+    task = client.tasks.retrieve(task_id)
+    log.info("exporting task %s (%s)", task_id, EXPORT_FORMAT)
+    task.export_dataset(EXPORT_FORMAT, export, include_images=True)
+
+    _, summary = review_export(
+        export, function_id, work_dir / f"review-task-{task_id}", work_dir / "unpacked", models_dir
+    )
+    # every corrected task so far: a later export of the same task replaces its earlier one
+    exports = sorted(exports_dir.glob("task-*.zip"))
+    registry = Registry(family_dir(family, models_dir).parent)
+    result = retrain(
+        family,
+        exports,
+        registry,
+        work_dir / f"train-task-{task_id}",
+        device=device,
+        force=force,
+        epochs=epochs,
+    )
+    if result.promoted and reload is not None:
+        reload(family)
+
+    if next_task_id is not None:
+        live = SdkDetectionFunction(load_function(function_id, models_dir=models_dir))
+        annotate_task(client, next_task_id, live, allow_unmatched_labels=True)
+    return LoopReport(
+        export,
+        exports,
+        summary.summary,
+        result.version.name,
+        result.promoted,
+        result.gate["reasons"],
+        next_task_id,
+    )

@@ -1,0 +1,120 @@
+"""`imagine-assist loop` against a stand-in for cvat-sdk's client: no CVAT server runs here,
+so the test checks the exact cvat-sdk calls and everything the loop does with their results."""
+
+import shutil
+
+import cvat_sdk.auto_annotation
+import pytest
+
+from imagine_assist import cli
+from imagine_assist.cvat.sdk_function import SdkDetectionFunction
+from imagine_assist.models.registry import Registry
+from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export
+
+
+class RecordingTask:
+    def __init__(self, client, task_id):
+        self.client, self.id = client, task_id
+
+    def export_dataset(self, format_name, filename, **kwargs):
+        self.client.calls.append(("export_dataset", self.id, format_name, kwargs))
+        shutil.copyfile(self.client.exports[self.id], filename)  # what CVAT would send
+        return filename
+
+
+class RecordingClient:
+    """Answers the calls the loop makes, the way cvat-sdk's Client does, and records them."""
+
+    def __init__(self, exports):
+        self.exports, self.calls = exports, []
+        self.tasks = self
+
+    def retrieve(self, task_id):
+        self.calls.append(("tasks.retrieve", task_id))
+        return RecordingTask(self, task_id)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.fixture
+def client(tmp_path, monkeypatch):
+    exports = {
+        7: write_cvat_export(tmp_path / "cvat-7.zip", generate_fish(24, seed=97), FISH_SPECIES)
+    }
+    recording = RecordingClient(exports)
+    made = []
+
+    def make_client(host, **auth):
+        made.append((host, auth))
+        return recording
+
+    monkeypatch.setattr("cvat_sdk.make_client", make_client)
+    annotated = []
+
+    def annotate_task(client, task_id, function, **kwargs):
+        annotated.append((client, task_id, function, kwargs))
+
+    monkeypatch.setattr(cvat_sdk.auto_annotation, "annotate_task", annotate_task)
+    monkeypatch.setenv("CVAT_USER", "annotator")
+    monkeypatch.setenv("CVAT_PASSWORD", "secret")
+    monkeypatch.delenv("CVAT_ACCESS_TOKEN", raising=False)
+    return recording, made, annotated
+
+
+def test_loop_exports_reviews_retrains_and_pre_annotates_the_next_task(tmp_path, client, capsys):
+    recording, made, annotated = client
+    models, work = tmp_path / "models", tmp_path / "work"
+    argv = [
+        "loop",
+        "fish",
+        "--cvat",
+        "https://cvat.example",
+        "--task",
+        "7",
+        "--next-task",
+        "8",
+        "--models",
+        str(models),
+        "--work",
+        str(work),
+        "--epochs",
+        "1",
+        "--force",
+    ]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert made == [("https://cvat.example", {"credentials": ("annotator", "secret")})]
+    assert recording.calls == [
+        ("tasks.retrieve", 7),
+        ("export_dataset", 7, "CVAT for images 1.1", {"include_images": True}),
+    ]
+    (used_client, task_id, function, kwargs) = annotated[0]
+    assert used_client is recording and task_id == 8 and kwargs == {"allow_unmatched_labels": True}
+    assert isinstance(function, SdkDetectionFunction)
+    version = Registry(models).current("fish")
+    assert version.name == "v1" and str(function.function.detector.path).startswith(
+        str(version.path)
+    )
+    assert (work / "review-task-7" / "summary.json").is_file()
+    out = capsys.readouterr().out
+    assert "trained v1 from 1 export(s): promoted" in out and "pre-annotated task 8" in out
+
+
+def test_loop_without_credentials_says_what_to_set(tmp_path, monkeypatch, capsys):
+    for name in ("CVAT_USER", "CVAT_PASSWORD", "CVAT_ACCESS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    argv = [
+        "loop",
+        "fish",
+        "--cvat",
+        "https://cvat.example",
+        "--task",
+        "7",
+        "--models",
+        str(tmp_path / "m"),
+    ]
+    assert cli.main(argv) == 2
+    assert "CVAT_ACCESS_TOKEN" in capsys.readouterr().err
