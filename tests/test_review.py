@@ -34,3 +34,85 @@ def test_review_ranks_mislabelled_images_first_and_writes_plots(tmp_path, capsys
     dataset = fo.load_dataset(summary["dataset"])
     first = dataset.load_saved_view("mistakes").first()
     assert first.filepath.endswith(ranked[0]) and first.predictions is not None
+
+
+class RecordingCvat:
+    """A loopback HTTP server standing in for CVAT: it records every request, accepts the
+    login, and refuses to create the task (so nothing further is attempted)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.requests = []
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if self.path.startswith("/api/auth/login"):
+                    self.send_header("Set-Cookie", "csrftoken=abc; Path=/")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _record(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                recorder.requests.append((self.command, self.path, dict(self.headers), body))
+
+            def do_GET(self):  # noqa: N802 (http.server's names)
+                self._record()
+                if self.path.startswith("/api/server/about"):
+                    return self._answer(200, {"version": "2.20.0"})
+                return self._answer(200, {"count": 0, "results": [], "next": None})
+
+            def do_POST(self):  # noqa: N802
+                self._record()
+                if self.path.startswith("/api/auth/login"):
+                    return self._answer(200, {"key": "token"})
+                return self._answer(500, {"detail": "recording server: stops here"})
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_send_to_cvat_logs_in_and_asks_for_a_task_of_the_flagged_samples(
+    tmp_path, monkeypatch, capsys
+):
+    samples = [s for s in generate_fish(16, seed=98) if s.objects][:10]
+    for sample in samples[:2]:
+        for obj in sample.objects:
+            obj.label = SWAP[obj.label]
+    export = write_cvat_export(tmp_path / "task.zip", samples, FISH_SPECIES)
+    cvat = RecordingCvat()
+    monkeypatch.setenv("CVAT_USER", "reviewer")
+    monkeypatch.setenv("CVAT_PASSWORD", "pw")
+    argv = [
+        "review",
+        str(export),
+        "--function",
+        "fish-detector",
+        "--out",
+        str(tmp_path / "r"),
+        "--send-to-cvat",
+        cvat.url,
+    ]
+    assert main(argv) == 2  # the stand-in refuses the task: a clear error, not a traceback
+    assert f"CVAT at {cvat.url} answered:" in capsys.readouterr().err
+    login = cvat.requests[0]
+    assert login[:2] == ("POST", "/api/auth/login")
+    assert json.loads(login[3]) == {"username": "reviewer", "password": "pw"}
+    creates = [r for r in cvat.requests if r[0] == "POST" and r[1].startswith("/api/tasks")]
+    assert creates, [r[:2] for r in cvat.requests]
+    task = json.loads(creates[0][3])
+    assert "likely mistakes" in task["name"]
+    assert sorted(label["name"] for label in task["labels"]) == sorted(FISH_SPECIES)
+    assert all(r[2].get("X-CSRFToken") == "abc" for r in cvat.requests[1:])
+    cvat.server.shutdown()

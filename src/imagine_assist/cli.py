@@ -209,6 +209,13 @@ def _review(args: argparse.Namespace) -> int:
         print(f"  {name}: precision {scores['precision']:.3f}, recall {scores['recall']:.3f}")
     print(f"likely mistakes first ({facts['mistakes_scored_by']}): {', '.join(summary.flagged)}")
     print(f"summary and plots in {out}; FiftyOne dataset {dataset.name!r}, view {MISTAKES_VIEW!r}")
+    if args.send_to_cvat:
+        from imagine_assist.functions.catalog import get_spec
+        from imagine_assist.review.review import send_to_cvat
+
+        classes = list(get_spec(args.function).label_names)
+        key, count = send_to_cvat(dataset, classes, args.send_to_cvat)
+        print(f"sent {count} samples to {args.send_to_cvat}; bring the fixes back with key {key!r}")
     if args.app:
         from imagine_assist.review.app import serve_app
 
@@ -478,6 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--threshold", type=float, help="prediction confidence threshold")
     review.add_argument("--app", action="store_true", help="open the FiftyOne App on 127.0.0.1")
     review.add_argument("--port", type=int, default=5151, help="FiftyOne App port")
+    review.add_argument(
+        "--send-to-cvat",
+        metavar="CVAT_URL",
+        help="send the likely mistakes to this CVAT for correction (CVAT_USER, CVAT_PASSWORD)",
+    )
     review.set_defaults(run=_review)
 
     models = commands.add_parser("models", help="list, show, promote or roll back model versions")

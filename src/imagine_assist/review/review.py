@@ -233,3 +233,53 @@ def review_export(
     results = evaluate(dataset, classes)
     method = flag_mistakes(dataset)
     return dataset, summarise(dataset, results, classes, method, out_dir)
+
+
+def send_to_cvat(
+    dataset, classes: list[str], url: str, top: int = 20, min_mistakenness: float = 0.5
+):
+    """Send the likeliest mistakes to CVAT for correction, through FiftyOne's CVAT backend.
+    Credentials come from CVAT_USER and CVAT_PASSWORD. Returns the annotation run's key
+    (`dataset.load_annotations(key)` brings the corrections back)."""
+    import os
+    import time
+
+    import requests
+
+    from imagine_assist.errors import UserError
+
+    fo = fiftyone()
+    user, password = os.environ.get("CVAT_USER"), os.environ.get("CVAT_PASSWORD")
+    if not (user and password):
+        raise UserError("set CVAT_USER and CVAT_PASSWORD to send samples to CVAT")
+    flagged = (
+        dataset.load_saved_view(MISTAKES_VIEW)
+        .match(fo.ViewField(MISTAKENNESS) >= min_mistakenness)
+        .limit(top)
+    )
+    if len(flagged) == 0:
+        raise UserError(f"no sample has mistakenness >= {min_mistakenness}: nothing to send")
+    key = f"fix_{time.strftime('%Y%m%d_%H%M%S')}"
+    try:
+        flagged.annotate(
+            key,
+            backend="cvat",
+            url=url,
+            username=user,
+            password=password,
+            label_field=GROUND_TRUTH,
+            label_type="detections",
+            classes=classes,
+            task_name=f"{dataset.name}: {len(flagged)} likely mistakes",
+            launch_editor=False,
+        )
+    except requests.HTTPError as error:
+        response = error.response
+        if response is not None and response.status_code in (401, 403):
+            raise UserError(f"CVAT at {url} refused the login for {user!r}") from None
+        raise UserError(f"CVAT at {url} answered: {error}") from None
+    except requests.ConnectionError:
+        raise UserError(f"CVAT at {url} cannot be reached") from None
+    except Exception as error:  # FiftyOne's CVAT backend wraps HTTP errors in plain Exceptions
+        raise UserError(f"CVAT at {url} answered: {str(error)[:300]}") from None
+    return key, len(flagged)
