@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from imagine_assist.cli import main
+from imagine_assist.errors import UserError
 from imagine_assist.models.registry import Registry
 from imagine_assist.nuclio.gateway import Gateway
 from imagine_assist.nuclio.serve import background_server, build_hosts
@@ -236,3 +237,15 @@ def test_coco_and_yolo_exports_import_with_the_same_boxes(export, tmp_path, layo
     assert len(dataset) == len(source)
     assert dataset.count("ground_truth.detections") == source.count("ground_truth.detections")
     assert set(dataset.distinct("ground_truth.detections.label")) == set(FISH_SPECIES)
+
+
+def test_a_video_export_gets_advice_to_export_frames(tmp_path):
+    archive = tmp_path / "video.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr(
+            "annotations.xml", '<annotations><track id="0" label="fish"/></annotations>'
+        )
+    info = unpack(archive, tmp_path)
+    assert info.format == "CVAT for video 1.1"
+    with pytest.raises(UserError, match="export the task again as 'CVAT for images 1.1'"):
+        load_export(info)

@@ -117,11 +117,11 @@ def load_export(info: ExportInfo, name: str | None = None):
                 **boxes,
             )
         elif info.format == "CVAT for video 1.1":
-            dataset = fo.Dataset.from_dir(
-                dataset_type=fo.types.CVATVideoDataset,
-                data_path=str(_images_dir(root)),
-                labels_path=str(root / "annotations.xml"),
-                **boxes,
+            # Tracks would need the video decoded into frames (ffmpeg) before training;
+            # CVAT exports the same task's frames and boxes as images directly.
+            raise UserError(
+                f"{info.path} is a CVAT for video 1.1 export; review and retraining read "
+                "frames, so export the task again as 'CVAT for images 1.1' (with images)"
             )
         elif info.format == "COCO 1.0":
             labels = sorted(root.glob("annotations/*.json"))[0]
