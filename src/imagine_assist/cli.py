@@ -267,6 +267,35 @@ def _loop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deploy(args: argparse.Namespace) -> int:
+    import shlex
+    import shutil
+    import subprocess
+
+    from imagine_assist.deploy import plan_deploy
+    from imagine_assist.functions.catalog import get_spec
+
+    spec = get_spec(args.function)
+    models = Path(args.models) if args.models else Home.resolve().models
+    folder = Path(args.out or Home.resolve().root / "deploy" / spec.id)
+    wheelhouse = Path(args.wheelhouse) if args.wheelhouse else None
+    plan = plan_deploy(spec, folder, models, args.gpu, wheelhouse, args.base_image)
+    print(f"build folder {plan.folder} ({plan.config.name}, main.py, wheels/)")
+    for note in plan.notes:
+        print(f"note: {note}")
+    nuctl = shutil.which("nuctl")
+    for command in plan.commands:
+        if nuctl and not args.print_only:
+            print("running: " + shlex.join(command))
+            subprocess.run(command, check=True)
+        else:
+            print(
+                ("nuctl is not installed here; run: " if not nuctl else "run: ")
+                + shlex.join(command)
+            )
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from imagine_assist.models.store import family_dir
 
@@ -457,6 +486,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--recipe", help="retraining recipe yaml (default: the family's)")
     train.add_argument("--force", action="store_true", help="promote even if the gate fails")
     train.add_argument("--gateway", help="URL of a running gateway to reload after promotion")
+
+    deploy = commands.add_parser("deploy", help="build folder and nuctl deploy for one function")
+    deploy.add_argument("function")
+    deploy.add_argument("--gpu", action="store_true", help="use function-gpu.yaml")
+    deploy.add_argument("--wheelhouse", help="folder of wheels: build with no network")
+    deploy.add_argument("--models", help="models directory to mount (default <home>/models)")
+    deploy.add_argument("--out", help="build folder (default <home>/deploy/<function>)")
+    deploy.add_argument("--base-image", help="Docker base image for the build")
+    deploy.add_argument("--print-only", action="store_true", help="print the nuctl command")
+    deploy.set_defaults(run=_deploy)
 
     loop = commands.add_parser(
         "loop", help="export a corrected CVAT task, review, retrain, promote, pre-annotate the next"

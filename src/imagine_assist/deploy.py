@@ -1,0 +1,115 @@
+"""`imagine-assist deploy <function>`: a Nuclio build folder for one function, and `nuctl`.
+
+The folder holds function.yaml (from the spec, as `serverless/<id>/`), main.py and a
+`wheels/` folder. With `--wheelhouse`, every wheel the function needs comes from that folder
+and pip is told `--no-index`, so the image builds with no network (nuclio/nuclio#2021,
+cvat-ai/cvat#7015). The models are never baked in: the models directory is mounted
+read-only, so a promotion needs a restart, not a rebuild.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from imagine_assist.errors import UserError
+from imagine_assist.functions.render import HEADER, _Dumper, function_config, main_py
+from imagine_assist.functions.spec import FunctionSpec
+
+NUCLIO_WHEELS = "/opt/nuclio/wheels"
+REQUIRED_WHEELS = ("imagine_assist", "onnxruntime")
+
+
+@dataclass
+class DeployPlan:
+    folder: Path
+    config: Path
+    commands: list[list[str]]
+    notes: list[str]
+
+
+def _offline_directives(directives: dict, gpu: bool) -> tuple[dict, list[str]]:
+    """Point every pip install at the local wheels only; drop steps that need a network."""
+    directives = copy.deepcopy(directives)
+    notes = []
+    for stage in ("preCopy", "postCopy"):
+        kept = []
+        for step in directives.get(stage, []):
+            value = step["value"]
+            if step["kind"] == "RUN" and value.startswith("apt-get"):
+                notes.append(
+                    "the GPU base image must already have python3 with venv: the offline build "
+                    "skips `apt-get install` (use --base-image with such an image)"
+                )
+                kept.append({"kind": "RUN", "value": "python3 -m venv /opt/venv"})
+                continue
+            if step["kind"] == "RUN" and "pip install" in value:
+                value = value.replace("pip install", "pip install --no-index")
+            kept.append({**step, "value": value})
+        directives[stage] = kept
+    return directives, notes
+
+
+def check_wheelhouse(wheelhouse: Path, gpu: bool) -> list[Path]:
+    if not wheelhouse.is_dir():
+        raise UserError(f"no wheelhouse folder at {wheelhouse}")
+    wheels = sorted(wheelhouse.glob("*.whl"))
+    names = {wheel.name.split("-")[0].lower().replace("-", "_") for wheel in wheels}
+    wanted = [*REQUIRED_WHEELS, *(("onnxruntime_gpu",) if gpu else ())]
+    missing = [name for name in wanted if name not in names]
+    if missing:
+        raise UserError(
+            f"{wheelhouse} lacks wheels for {', '.join(missing)}. Build it ashore with "
+            "`pip wheel . -w DIR` and `pip download -d DIR onnxruntime ...` (docs/install.md)"
+        )
+    return wheels
+
+
+def plan_deploy(
+    spec: FunctionSpec,
+    folder: Path,
+    models_dir: Path,
+    gpu: bool = False,
+    wheelhouse: Path | None = None,
+    base_image: str | None = None,
+    project: str = "cvat",
+) -> DeployPlan:
+    config = function_config(spec, gpu)
+    build = config["spec"]["build"]
+    notes: list[str] = []
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "wheels").mkdir(exist_ok=True)
+    if wheelhouse is not None:
+        for wheel in check_wheelhouse(wheelhouse, gpu):
+            shutil.copyfile(wheel, folder / "wheels" / wheel.name)
+        build["directives"], notes = _offline_directives(build["directives"], gpu)
+    else:
+        notes.append(
+            "no --wheelhouse: the build installs from PyPI and needs a network; put the "
+            f"imagine-assist wheel in {folder / 'wheels'} (`pip wheel --no-deps . -w ...`)"
+        )
+    if base_image:
+        build["baseImage"] = base_image
+    volume = config["spec"]["volumes"][0]
+    volume["volume"]["hostPath"]["path"] = str(models_dir.resolve())  # mounted, read-only
+    target = folder / ("function-gpu.yaml" if gpu else "function.yaml")
+    target.write_text(HEADER + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=100))
+    (folder / "main.py").write_text(main_py(spec))
+    command = [
+        "nuctl",
+        "deploy",
+        spec.id,
+        "--project-name",
+        project,
+        "--path",
+        str(folder.resolve()),
+        "--file",
+        str(target.resolve()),
+        "--platform",
+        "local",
+    ]
+    return DeployPlan(folder, target, [command], notes)

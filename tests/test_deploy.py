@@ -1,0 +1,91 @@
+"""`imagine-assist deploy`: the build folder and the nuctl command (no Nuclio runs here)."""
+
+import shlex
+
+import pytest
+import yaml
+
+from imagine_assist.cli import main
+
+
+def wheelhouse(tmp_path, gpu=False):
+    folder = tmp_path / "wheelhouse"
+    folder.mkdir()
+    names = [
+        "imagine_assist-0.1.0-py3-none-any.whl",
+        "onnxruntime-1.23.0-cp311-manylinux.whl",
+        "numpy-2.4.6-cp311-manylinux.whl",
+    ]
+    if gpu:
+        names.append("onnxruntime_gpu-1.23.0-cp312-manylinux.whl")
+    for name in names:
+        (folder / name).write_bytes(b"wheel")
+    return folder
+
+
+def run_steps(config):
+    directives = config["spec"]["build"]["directives"]
+    return [
+        s["value"]
+        for stage in ("preCopy", "postCopy")
+        for s in directives[stage]
+        if s["kind"] == "RUN"
+    ]
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_offline_build_references_only_local_files(tmp_path, capsys, gpu):
+    models, out = tmp_path / "models", tmp_path / "build"
+    argv = [
+        "deploy",
+        "fish-detector",
+        "--wheelhouse",
+        str(wheelhouse(tmp_path, gpu)),
+        "--models",
+        str(models),
+        "--out",
+        str(out),
+        "--print-only",
+    ]
+    assert main(argv + (["--gpu"] if gpu else [])) == 0
+    config = yaml.safe_load((out / ("function-gpu.yaml" if gpu else "function.yaml")).read_text())
+    for step in run_steps(config):
+        assert "http" not in step and "apt-get" not in step, step
+        if "pip install" in step:
+            assert "--no-index" in step and "--find-links /opt/nuclio/wheels" in step
+    assert sorted(p.name for p in (out / "wheels").iterdir())[0].startswith("imagine_assist")
+    volume = config["spec"]["volumes"][0]
+    assert volume["volume"]["hostPath"]["path"] == str(models.resolve())  # mounted, not baked
+    assert volume["volumeMount"]["readOnly"] is True
+    assert not list(out.rglob("*.onnx"))
+    printed = capsys.readouterr().out
+    command = shlex.split(printed.split("run: ", 1)[1].splitlines()[0])
+    assert command[:3] == ["nuctl", "deploy", "fish-detector"]
+    assert command[command.index("--path") + 1] == str(out.resolve())
+    assert (out / "main.py").read_text().count('NuclioFunction("fish-detector")') == 1
+
+
+def test_a_wheelhouse_without_the_package_is_refused(tmp_path, capsys):
+    folder = tmp_path / "wheelhouse"
+    folder.mkdir()
+    (folder / "numpy-2.4.6-cp311-manylinux.whl").write_bytes(b"wheel")
+    argv = ["deploy", "fish-detector", "--wheelhouse", str(folder), "--out", str(tmp_path / "b")]
+    assert main(argv) == 2
+    assert "lacks wheels for imagine_assist, onnxruntime" in capsys.readouterr().err
+
+
+def test_without_a_wheelhouse_the_build_says_it_needs_a_network(tmp_path, capsys):
+    argv = [
+        "deploy",
+        "plankton-separator",
+        "--out",
+        str(tmp_path / "b"),
+        "--print-only",
+        "--models",
+        str(tmp_path / "m"),
+    ]
+    assert main(argv) == 0
+    assert "needs a network" in capsys.readouterr().out
+    config = yaml.safe_load((tmp_path / "b" / "function.yaml").read_text())
+    env = {e["name"]: e["value"] for e in config["spec"]["env"]}
+    assert env["IMAGINE_ASSIST_MODEL"] == "/opt/nuclio/models/plankton/separator.onnx"
