@@ -296,6 +296,39 @@ def _deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bundle(args: argparse.Namespace) -> int:
+    from imagine_assist.bundle import build_bundle, verify
+
+    if args.words:
+        if args.words[0] != "verify" or len(args.words) != 2:
+            raise UserError("usage: imagine-assist bundle verify <bundle folder>")
+        problems = verify(args.words[1])
+        for problem in problems:
+            print(problem)
+        print(f"{args.words[1]}: " + ("intact" if not problems else f"{len(problems)} problem(s)"))
+        return 0 if not problems else 1
+    if not args.out:
+        raise UserError("give --out <folder> for the bundle (or `bundle verify <folder>`)")
+    functions = (
+        args.functions.split(",") if args.functions else ["fish-detector", "litter-detector"]
+    )
+    report = build_bundle(
+        Path(args.out),
+        functions,
+        args.models,
+        args.with_training,
+        args.with_review,
+        args.python,
+        args.platform,
+        Path(args.wheelhouse) if args.wheelhouse else None,
+    )
+    print(
+        f"bundle {report.folder}: {report.wheels} wheels, models {', '.join(report.models)}, "
+        f"{report.size_bytes / 1e6:.0f} MB; install with {report.folder / 'install.sh'}"
+    )
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from imagine_assist.models.store import family_dir
 
@@ -486,6 +519,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--recipe", help="retraining recipe yaml (default: the family's)")
     train.add_argument("--force", action="store_true", help="promote even if the gate fails")
     train.add_argument("--gateway", help="URL of a running gateway to reload after promotion")
+
+    bundle = commands.add_parser(
+        "bundle", help="an offline install bundle (wheels, models, serverless/, compose/)"
+    )
+    bundle.add_argument("words", nargs="*", help="`verify <folder>` to check a bundle")
+    bundle.add_argument("--out", help="a new folder for the bundle")
+    bundle.add_argument("--functions", help="comma-separated (default fish and litter detectors)")
+    bundle.add_argument("--models", help="models directory (default <home>/models)")
+    bundle.add_argument("--with-training", action="store_true", help="add torch and ultralytics")
+    bundle.add_argument("--with-review", action="store_true", help="add FiftyOne")
+    bundle.add_argument("--python", default=f"{sys.version_info.major}.{sys.version_info.minor}")
+    bundle.add_argument("--platform", help="pip platform tag, e.g. manylinux2014_x86_64")
+    bundle.add_argument("--wheelhouse", help="use these wheels instead of downloading")
+    bundle.set_defaults(run=_bundle)
 
     deploy = commands.add_parser("deploy", help="build folder and nuctl deploy for one function")
     deploy.add_argument("function")

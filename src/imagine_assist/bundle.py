@@ -1,0 +1,186 @@
+"""`imagine-assist bundle`: everything a vessel laptop needs, prepared ashore.
+
+    <bundle>/
+      wheels/            imagine-assist and its dependencies for the target Python/platform
+      models/<family>/   each family's live model (promoted, else installed, else bundled)
+      serverless/<id>/   the rendered Nuclio folders
+      compose/           the compose overlay
+      install.sh         a venv from wheels/ with `pip install --no-index`, the models copied in
+      MANIFEST.sha256    a checksum per file; `imagine-assist bundle verify <bundle>` checks them
+
+Building needs the package index (ashore); installing needs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagine_assist.errors import UserError
+from imagine_assist.functions.catalog import get_spec
+from imagine_assist.functions.render import rendered_files
+from imagine_assist.models.store import resolve_model
+
+MANIFEST = "MANIFEST.sha256"
+REPO = Path(__file__).resolve().parents[2]
+# OpenCV 5 breaks FiftyOne and is untested here; the development stack runs 4.x headless.
+CONSTRAINTS = ["opencv-python<5", "opencv-python-headless<5"]
+
+INSTALL_SH = """#!/usr/bin/env bash
+# Install this imagine-assist bundle with no network: ./install.sh [venv dir] [home dir]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+venv="${1:-$HOME/imagine-assist-venv}"
+home="${2:-$HOME/.local/share/imagine-assist}"
+python3 -m venv "$venv"
+"$venv/bin/pip" install --no-index --find-links "$here/wheels" --quiet "imagine-assist%(extras)s"
+mkdir -p "$home/models"
+cp -r "$here/models/." "$home/models/"
+echo "installed: $venv/bin/imagine-assist (models in $home/models)"
+echo "serve: IMAGINE_ASSIST_HOME=$home $venv/bin/imagine-assist serve --port 8070"
+"""
+
+
+@dataclass
+class BundleReport:
+    folder: Path
+    wheels: int
+    models: list[str]
+    size_bytes: int
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path) -> Path:
+    lines = [
+        f"{sha256(path)}  {path.relative_to(folder).as_posix()}"
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    ]
+    (folder / MANIFEST).write_text("\n".join(lines) + "\n")
+    return folder / MANIFEST
+
+
+def verify(folder: str | Path) -> list[str]:
+    """Problems found: files changed, missing or not listed. Empty when the bundle is whole."""
+    folder = Path(folder)
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        raise UserError(f"{folder} has no {MANIFEST}: not a bundle, or cut short")
+    listed = {}
+    for line in manifest.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name] = digest
+    problems = []
+    for name, digest in listed.items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"missing: {name}")
+        elif sha256(path) != digest:
+            problems.append(f"changed: {name}")
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if path.is_file() and path.name != MANIFEST and name not in listed:
+            problems.append(f"not listed: {name}")
+    return problems
+
+
+def _family_files(family: str, models_dir: str | Path | None) -> dict[str, Path]:
+    names = ("separator", "classifier") if family == "plankton" else ("model",)
+    files = {}
+    for name in names:
+        onnx = resolve_model(family, models_dir, "onnx", name)
+        files[f"{name}.onnx"] = onnx
+        card = onnx.parent / (
+            "card.json" if (onnx.parent / "card.json").is_file() else "metrics.json"
+        )
+        if card.is_file():
+            files[card.name] = card
+    return files
+
+
+def download_wheels(target: Path, extras: str, python: str, platform: str | None) -> None:
+    """The project's wheel, and every dependency's for the target, from the package index."""
+    if not (REPO / "pyproject.toml").is_file():
+        raise UserError(
+            "build bundles from a checkout of imagine-assist (pyproject.toml not found)"
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--quiet", "-w", str(target), str(REPO)], check=True
+    )
+    constraints = target.parent / ".constraints.txt"
+    constraints.write_text("\n".join(CONSTRAINTS) + "\n")
+    command = [
+        *pip,
+        "download",
+        "--quiet",
+        "-d",
+        str(target),
+        "-c",
+        str(constraints),
+        "--only-binary=:all:",
+        "--python-version",
+        python,
+        f"{REPO}{extras}",
+    ]
+    if platform:
+        command += ["--platform", platform]
+    try:
+        subprocess.run(command, check=True)
+    finally:
+        constraints.unlink(missing_ok=True)
+    for own in target.glob("imagine_assist-*.tar.gz"):  # pip download keeps an sdist of ours
+        own.unlink()
+
+
+def build_bundle(
+    out: Path,
+    function_ids: list[str],
+    models_dir: str | Path | None = None,
+    with_training: bool = False,
+    with_review: bool = False,
+    python: str = f"{sys.version_info.major}.{sys.version_info.minor}",
+    platform: str | None = None,
+    wheelhouse: Path | None = None,
+) -> BundleReport:
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} is not empty; give a new folder for the bundle")
+    specs = [get_spec(function_id) for function_id in function_ids]
+    extras = [
+        name for name, wanted in (("train", with_training), ("review", with_review)) if wanted
+    ]
+    extras_text = f"[{','.join(extras)}]" if extras else ""
+    out.mkdir(parents=True, exist_ok=True)
+    if wheelhouse is not None:  # an existing wheelhouse, e.g. built for another platform
+        shutil.copytree(wheelhouse, out / "wheels")
+    else:
+        download_wheels(out / "wheels", extras_text, python, platform)
+    families = sorted({spec.family for spec in specs if spec.kind != "reid"})
+    for family in families:
+        for name, source in _family_files(family, models_dir).items():
+            (out / "models" / family).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, out / "models" / family / name)
+    for spec in specs:
+        for name, text in rendered_files(spec).items():
+            (out / "serverless" / spec.id).mkdir(parents=True, exist_ok=True)
+            (out / "serverless" / spec.id / name).write_text(text)
+    if (REPO / "compose").is_dir():
+        shutil.copytree(REPO / "compose", out / "compose")
+    install = out / "install.sh"
+    install.write_text(INSTALL_SH % {"extras": extras_text})
+    install.chmod(0o755)
+    write_manifest(out)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return BundleReport(out, len(list((out / "wheels").glob("*.whl"))), families, size)

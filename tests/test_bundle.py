@@ -1,0 +1,61 @@
+"""`imagine-assist bundle`: layout, checksums and verify. Building the wheelhouse needs the
+package index, so here the wheels come from a local folder (`--wheelhouse`); the real
+offline install is `scripts/check_offline_bundle.sh` (docs/vessel.md records its figures)."""
+
+from imagine_assist.cli import main
+from imagine_assist.models.registry import Registry
+
+
+def test_bundle_holds_wheels_live_models_functions_and_checksums(tmp_path, capsys):
+    wheels = tmp_path / "wheelhouse"
+    wheels.mkdir()
+    (wheels / "imagine_assist-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
+    models = tmp_path / "models"
+    promoted = tmp_path / "promoted.onnx"
+    promoted.write_bytes(b"the promoted fish model")
+    registry = Registry(models)
+    registry.add("fish", {"model.onnx": promoted}, {"metrics": "v1"})
+    registry.promote("fish", "v1", "test")
+    out = tmp_path / "bundle"
+    argv = [
+        "bundle",
+        "--out",
+        str(out),
+        "--wheelhouse",
+        str(wheels),
+        "--models",
+        str(models),
+        "--functions",
+        "fish-detector,plankton-separator",
+    ]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert (out / "models" / "fish" / "model.onnx").read_bytes() == b"the promoted fish model"
+    assert (out / "models" / "fish" / "card.json").is_file()
+    assert {p.name for p in (out / "models" / "plankton").iterdir()} >= {
+        "separator.onnx",
+        "classifier.onnx",
+    }
+    assert (out / "serverless" / "fish-detector" / "function.yaml").is_file()
+    assert (out / "compose" / "docker-compose.imagine-assist.yml").is_file()
+    install = (out / "install.sh").read_text()
+    assert "--no-index" in install and "http" not in install
+    assert main(["bundle", "verify", str(out)]) == 0
+    assert "intact" in capsys.readouterr().out
+
+    (out / "models" / "fish" / "model.onnx").write_bytes(b"tampered")
+    (out / "wheels" / "extra.whl").write_bytes(b"slipped in")
+    (out / "install.sh").unlink()
+    assert main(["bundle", "verify", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "changed: models/fish/model.onnx" in printed
+    assert "not listed: wheels/extra.whl" in printed and "missing: install.sh" in printed
+
+
+def test_bundle_refuses_a_folder_in_use_and_verify_a_non_bundle(tmp_path, capsys):
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "something").write_text("x")
+    assert main(["bundle", "--out", str(used), "--wheelhouse", str(tmp_path)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main(["bundle", "verify", str(used)]) == 2
+    assert "has no MANIFEST.sha256" in capsys.readouterr().err
