@@ -10,6 +10,7 @@ picture (ultralytics' default random crops would cut a multiple down to one orga
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import time
@@ -126,17 +127,19 @@ def write_training_data(
     )
     classes: list[str] = []
     progress = tqdm(total=n, desc="generating vignettes", unit="vignette")
-    if workers == 1:
-        results = map(write, chunks)
+    if workers == 1 or len(chunks) == 1:
+        for done in map(write, chunks):
+            classes.extend(done)
+            progress.update(len(done))
     else:
-        pool = ProcessPoolExecutor(workers)
-        results = pool.map(write, chunks)
-    for done in results:
-        classes.extend(done)
-        progress.update(len(done))
+        # spawn, not fork: a fork of a process that already runs threads (ONNX Runtime,
+        # FiftyOne, a gateway) can deadlock on a lock some thread held at the fork
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            for done in pool.map(write, chunks):
+                classes.extend(done)
+                progress.update(len(done))
     progress.close()
-    if workers != 1:
-        pool.shutdown()
     config = {
         "path": str((root / SEPARATOR).resolve()),
         "train": "images/train",
