@@ -272,14 +272,23 @@ def _deploy(args: argparse.Namespace) -> int:
     import shutil
     import subprocess
 
-    from imagine_assist.deploy import plan_deploy
+    from imagine_assist.deploy import KafkaSource, KubeSettings, plan_deploy
     from imagine_assist.functions.catalog import get_spec
 
     spec = get_spec(args.function)
     models = Path(args.models) if args.models else Home.resolve().models
     folder = Path(args.out or Home.resolve().root / "deploy" / spec.id)
     wheelhouse = Path(args.wheelhouse) if args.wheelhouse else None
-    plan = plan_deploy(spec, folder, models, args.gpu, wheelhouse, args.base_image)
+    kube = KubeSettings(*args.replicas) if args.kube else None
+    kafka = None
+    if args.kafka_brokers or args.kafka_topics:
+        kafka = KafkaSource(
+            tuple(filter(None, (args.kafka_brokers or "").split(","))),
+            tuple(filter(None, (args.kafka_topics or "").split(","))),
+        )
+    plan = plan_deploy(
+        spec, folder, models, args.gpu, wheelhouse, args.base_image, kube=kube, kafka=kafka
+    )
     print(f"build folder {plan.folder} ({plan.config.name}, main.py, wheels/)")
     for note in plan.notes:
         print(f"note: {note}")
@@ -542,6 +551,17 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--out", help="build folder (default <home>/deploy/<function>)")
     deploy.add_argument("--base-image", help="Docker base image for the build")
     deploy.add_argument("--print-only", action="store_true", help="print the nuctl command")
+    deploy.add_argument("--kube", action="store_true", help="Nuclio on Kubernetes settings")
+    deploy.add_argument(
+        "--replicas",
+        type=int,
+        nargs=2,
+        default=[1, 4],
+        metavar=("MIN", "MAX"),
+        help="with --kube: replica bounds (default 1 4)",
+    )
+    deploy.add_argument("--kafka-brokers", help="comma-separated: add a Kafka trigger")
+    deploy.add_argument("--kafka-topics", help="comma-separated topics for the Kafka trigger")
     deploy.set_defaults(run=_deploy)
 
     loop = commands.add_parser(

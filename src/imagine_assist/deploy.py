@@ -24,6 +24,70 @@ NUCLIO_WHEELS = "/opt/nuclio/wheels"
 REQUIRED_WHEELS = ("imagine_assist", "onnxruntime")
 
 
+@dataclass(frozen=True)
+class KubeSettings:
+    """Nuclio on Kubernetes: replicas scale between the bounds on CPU load; GPU functions
+    are placed on GPU nodes."""
+
+    min_replicas: int = 1
+    max_replicas: int = 4
+    target_cpu: int = 75  # percent of the CPU request, where Nuclio adds a replica
+    cpu: str = "2"
+    memory: str = "4Gi"
+    gpu_node_selector: tuple[tuple[str, str], ...] = (("nvidia.com/gpu.present", "true"),)
+
+
+@dataclass(frozen=True)
+class KafkaSource:
+    """A Kafka topic of CVAT-shaped requests ({"image": base64, ...}) as a trigger."""
+
+    brokers: tuple[str, ...]
+    topics: tuple[str, ...]
+    consumer_group: str = "imagine-assist"
+    initial_offset: str = "latest"  # a live stream: start from now, not from the archive
+
+
+def kube_settings(config: dict, settings: KubeSettings, gpu: bool) -> None:
+    spec = config["spec"]
+    if not 1 <= settings.min_replicas <= settings.max_replicas:
+        raise UserError("replicas: need 1 <= min <= max")
+    spec["minReplicas"], spec["maxReplicas"] = settings.min_replicas, settings.max_replicas
+    spec["targetCPU"] = settings.target_cpu
+    limits = {"cpu": settings.cpu, "memory": settings.memory}
+    if gpu:
+        limits["nvidia.com/gpu"] = 1
+        spec["nodeSelector"] = dict(settings.gpu_node_selector)
+        spec["tolerations"] = [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        ]
+    spec["resources"] = {
+        "requests": {"cpu": settings.cpu, "memory": settings.memory},
+        "limits": limits,
+    }
+    # hostPath volumes tie a pod to one node: on a cluster the models come from a claim
+    spec["volumes"][0]["volume"] = {
+        "name": "models",
+        "persistentVolumeClaim": {"claimName": "imagine-assist-models", "readOnly": True},
+    }
+    spec.pop("platform", None)  # restart policies are Docker's; Kubernetes has its own
+
+
+def kafka_trigger(config: dict, source: KafkaSource) -> None:
+    if not source.brokers or not source.topics:
+        raise UserError("a Kafka trigger needs at least one broker and one topic")
+    if source.initial_offset not in ("earliest", "latest"):
+        raise UserError("initialOffset is 'earliest' or 'latest'")
+    config["spec"]["triggers"]["observatoryStream"] = {
+        "kind": "kafka-cluster",
+        "attributes": {
+            "brokers": list(source.brokers),
+            "topics": list(source.topics),
+            "consumerGroup": source.consumer_group,
+            "initialOffset": source.initial_offset,
+        },
+    }
+
+
 @dataclass
 class DeployPlan:
     folder: Path
@@ -77,6 +141,8 @@ def plan_deploy(
     wheelhouse: Path | None = None,
     base_image: str | None = None,
     project: str = "cvat",
+    kube: KubeSettings | None = None,
+    kafka: KafkaSource | None = None,
 ) -> DeployPlan:
     config = function_config(spec, gpu)
     build = config["spec"]["build"]
@@ -96,6 +162,10 @@ def plan_deploy(
         build["baseImage"] = base_image
     volume = config["spec"]["volumes"][0]
     volume["volume"]["hostPath"]["path"] = str(models_dir.resolve())  # mounted, read-only
+    if kube is not None:
+        kube_settings(config, kube, gpu)
+    if kafka is not None:
+        kafka_trigger(config, kafka)
     target = folder / ("function-gpu.yaml" if gpu else "function.yaml")
     target.write_text(HEADER + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=100))
     (folder / "main.py").write_text(main_py(spec))
@@ -110,6 +180,9 @@ def plan_deploy(
         "--file",
         str(target.resolve()),
         "--platform",
-        "local",
+        "kube" if kube else "local",
     ]
+    if kube:
+        command += ["--namespace", "nuclio", "--registry", "<your registry>"]
+        notes.append("copy the promoted models into the claim imagine-assist-models (kubernetes/)")
     return DeployPlan(folder, target, [command], notes)
