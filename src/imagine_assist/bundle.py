@@ -109,7 +109,7 @@ def _family_files(family: str, models_dir: str | Path | None) -> dict[str, Path]
     return files
 
 
-def download_wheels(target: Path, extras: str, python: str, platform: str | None) -> None:
+def download_wheels(target: Path, extras: str, python: str, platforms: list[str]) -> None:
     """The project's wheel, and every dependency's for the target, from the package index."""
     if not (REPO / "pyproject.toml").is_file():
         raise UserError(
@@ -135,10 +135,16 @@ def download_wheels(target: Path, extras: str, python: str, platform: str | None
         python,
         f"{REPO}{extras}",
     ]
-    if platform:
+    for platform in platforms:  # pip matches tags exactly: give every one the target accepts
         command += ["--platform", platform]
     try:
         subprocess.run(command, check=True)
+    except subprocess.CalledProcessError:
+        raise UserError(
+            "pip found no wheel for some dependency on that Python and platform (see above). "
+            "Give every platform tag the target accepts, e.g. --platform manylinux_2_28_x86_64 "
+            "--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64"
+        ) from None
     finally:
         constraints.unlink(missing_ok=True)
     for own in target.glob("imagine_assist-*.tar.gz"):  # pip download keeps an sdist of ours
@@ -152,7 +158,7 @@ def build_bundle(
     with_training: bool = False,
     with_review: bool = False,
     python: str = f"{sys.version_info.major}.{sys.version_info.minor}",
-    platform: str | None = None,
+    platforms: list[str] | None = None,
     wheelhouse: Path | None = None,
 ) -> BundleReport:
     if out.exists() and any(out.iterdir()):
@@ -166,7 +172,7 @@ def build_bundle(
     if wheelhouse is not None:  # an existing wheelhouse, e.g. built for another platform
         shutil.copytree(wheelhouse, out / "wheels")
     else:
-        download_wheels(out / "wheels", extras_text, python, platform)
+        download_wheels(out / "wheels", extras_text, python, platforms or [])
     families = sorted({spec.family for spec in specs if spec.kind != "reid"})
     for family in families:
         for name, source in _family_files(family, models_dir).items():

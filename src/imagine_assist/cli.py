@@ -539,7 +539,12 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument("--with-training", action="store_true", help="add torch and ultralytics")
     bundle.add_argument("--with-review", action="store_true", help="add FiftyOne")
     bundle.add_argument("--python", default=f"{sys.version_info.major}.{sys.version_info.minor}")
-    bundle.add_argument("--platform", help="pip platform tag, e.g. manylinux2014_x86_64")
+    bundle.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        help="pip platform tag of the target (repeat for each it accepts); default: this machine",
+    )
     bundle.add_argument("--wheelhouse", help="use these wheels instead of downloading")
     bundle.set_defaults(run=_bundle)
 
