@@ -29,9 +29,10 @@ def test_ultralytics_state_goes_to_the_home_directory(tmp_path):
     assert (home / "ultralytics" / "Ultralytics" / "Arial.ttf").stat().st_size > 100_000
 
 
-def test_demo_writes_every_output_for_both_functions(tmp_path, capsys):
+def test_demo_writes_every_output_for_both_functions(tmp_path, capsys, monkeypatch):
     out, models = tmp_path / "demo", tmp_path / "models"
-    assert main(["demo", "--out", str(out), "--models", str(models)]) == 0
+    monkeypatch.chdir(tmp_path)  # relative paths, as the README's `make demo` gives them
+    assert main(["demo", "--out", "demo", "--models", "models"]) == 0
     for function, family in (("fish-detector", "fish"), ("litter-detector", "litter")):
         folder = out / function
         for name in ("annotations.xml", "counts.csv", "counts_total.csv", "counts.png"):

@@ -33,6 +33,7 @@ def train_yolo(
 ) -> Path:
     """Train from the recipe's architecture (a yaml, or a .pt to fine-tune); return the best
     checkpoint. `overrides` are further ultralytics train arguments (augmentation)."""
+    out_dir = Path(out_dir).resolve()  # ultralytics puts a relative project under its runs_dir
     ultralytics = _ultralytics()
     model = ultralytics.YOLO(recipe.architecture, task="detect")
     progress = tqdm(total=recipe.epochs, desc=f"training {recipe.family}", unit="epoch")

@@ -172,6 +172,7 @@ def _train(
     device: str,
     **overrides,
 ) -> Path:
+    out_dir = out_dir.resolve()  # ultralytics puts a relative project under its runs_dir
     ultralytics = _ultralytics()
     model = ultralytics.YOLO(architecture, task=task)
     progress, callback = _progress_callback(epochs, desc)

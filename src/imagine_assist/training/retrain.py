@@ -199,6 +199,7 @@ def retrain(
     if not exports:
         raise UserError("give at least one export with --from")
     recipe = recipe or load_recipe(family)
+    work_dir = Path(work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     datasets, lineage = [], []
     for export in exports:
