@@ -13,13 +13,13 @@ Building needs the package index (ashore); installing needs nothing.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import get_spec
 from imagine_assist.functions.render import rendered_files
@@ -53,17 +53,9 @@ class BundleReport:
     size_bytes: int
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_manifest(folder: Path) -> Path:
     lines = [
-        f"{sha256(path)}  {path.relative_to(folder).as_posix()}"
+        f"{file_sha256(path)}  {path.relative_to(folder).as_posix()}"
         for path in sorted(folder.rglob("*"))
         if path.is_file() and path.name != MANIFEST
     ]
@@ -86,7 +78,7 @@ def verify(folder: str | Path) -> list[str]:
         path = folder / name
         if not path.is_file():
             problems.append(f"missing: {name}")
-        elif sha256(path) != digest:
+        elif file_sha256(path) != digest:
             problems.append(f"changed: {name}")
     for path in sorted(folder.rglob("*")):
         name = path.relative_to(folder).as_posix()

@@ -9,7 +9,6 @@ read-only, so a promotion needs a restart, not a rebuild.
 
 from __future__ import annotations
 
-import copy
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,28 +95,6 @@ class DeployPlan:
     notes: list[str]
 
 
-def _offline_directives(directives: dict, gpu: bool) -> tuple[dict, list[str]]:
-    """Point every pip install at the local wheels only; drop steps that need a network."""
-    directives = copy.deepcopy(directives)
-    notes = []
-    for stage in ("preCopy", "postCopy"):
-        kept = []
-        for step in directives.get(stage, []):
-            value = step["value"]
-            if step["kind"] == "RUN" and value.startswith("apt-get"):
-                notes.append(
-                    "the GPU base image must already have python3 with venv: the offline build "
-                    "skips `apt-get install` (use --base-image with such an image)"
-                )
-                kept.append({"kind": "RUN", "value": "python3 -m venv /opt/venv"})
-                continue
-            if step["kind"] == "RUN" and "pip install" in value:
-                value = value.replace("pip install", "pip install --no-index")
-            kept.append({**step, "value": value})
-        directives[stage] = kept
-    return directives, notes
-
-
 def check_wheelhouse(wheelhouse: Path, gpu: bool) -> list[Path]:
     if not wheelhouse.is_dir():
         raise UserError(f"no wheelhouse folder at {wheelhouse}")
@@ -144,7 +121,7 @@ def plan_deploy(
     kube: KubeSettings | None = None,
     kafka: KafkaSource | None = None,
 ) -> DeployPlan:
-    config = function_config(spec, gpu)
+    config = function_config(spec, gpu, offline=wheelhouse is not None)
     build = config["spec"]["build"]
     notes: list[str] = []
     folder.mkdir(parents=True, exist_ok=True)
@@ -152,7 +129,11 @@ def plan_deploy(
     if wheelhouse is not None:
         for wheel in check_wheelhouse(wheelhouse, gpu):
             shutil.copyfile(wheel, folder / "wheels" / wheel.name)
-        build["directives"], notes = _offline_directives(build["directives"], gpu)
+        if gpu:
+            notes.append(
+                "the GPU base image must already have python3 with venv: the offline build "
+                "skips `apt-get install` (use --base-image with such an image)"
+            )
     else:
         notes.append(
             "no --wheelhouse: the build installs from PyPI and needs a network; put the "

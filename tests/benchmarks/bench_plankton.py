@@ -16,7 +16,6 @@ import argparse
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -83,15 +82,9 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from report import write_section
+        from report import write_report
 
-        command = "python tests/benchmarks/bench_plankton.py " + " ".join(sys.argv[1:])
-        header = (
-            "## ZooScan separation (issue 5)\n\n"
-            f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n"
-        )
-        write_section(args.write, "plankton", header + text)
+        write_report(args.write, "plankton", "ZooScan separation (issue 5)", text)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -320,11 +319,9 @@ def main() -> None:
         say(f"| {name} | {fps:.1f} | {15000 / fps / 60:.1f} min | {fps / per_frame:.1f} |")
 
     if args.write:
-        from report import write_section
+        from report import write_report
 
-        command = "python tests/benchmarks/bench_serving.py " + " ".join(sys.argv[1:])
-        header = f"## Serving\n\nProduced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n"
-        write_section(args.write, "serving", header + "\n".join(REPORT) + "\n" + NOTES)
+        write_report(args.write, "serving", "Serving", "\n".join(REPORT) + "\n" + NOTES)
 
 
 if __name__ == "__main__":

@@ -19,3 +19,14 @@ def write_section(path: str | Path, name: str, markdown: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def write_report(path: str | Path, name: str, title: str, body: str) -> None:
+    """The section `name` as "## title", the command that produced it (this script and its
+    arguments) and today's date, then `body`."""
+    import sys
+    import time
+
+    command = f"python tests/benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])
+    header = f"## {title}\n\nProduced by `{command.strip()}` on {time.strftime('%Y-%m-%d')}.\n\n"
+    write_section(path, name, header + body)

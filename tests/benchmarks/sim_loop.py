@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -142,16 +141,10 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from report import write_section
+        from report import write_report
 
-        command = "python tests/benchmarks/sim_loop.py " + " ".join(sys.argv[1:])
-        header = (
-            "## Simulated annotation loop (issue 6)\n\n"
-            f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n"
-            "![acceptance and mAP50 by round](images/sim-loop.png)\n\n"
-        )
-        write_section(args.write, "loop", header + text)
+        plot = "![acceptance and mAP50 by round](images/sim-loop.png)\n\n"
+        write_report(args.write, "loop", "Simulated annotation loop (issue 6)", plot + text)
 
 
 def _plot(rows, final, target: Path) -> None:

@@ -29,42 +29,44 @@ _Dumper.add_representer(
 )
 
 
-def _install_directives(gpu: bool) -> dict:
+def _install_directives(gpu: bool, offline: bool = False) -> dict:
     # The wheels/ folder next to function.yaml holds the imagine-assist wheel (and, for an
     # offline build, its dependencies); it is copied into /opt/nuclio before postCopy runs.
-    install = "pip install --no-cache-dir --find-links /opt/nuclio/wheels imagine-assist"
+    # Offline, pip reads only that folder, and nothing is fetched with apt: the GPU base
+    # image must then bring python3 with venv itself.
+    pip = "pip install --no-cache-dir " + ("--no-index " if offline else "")
+    pip += "--find-links /opt/nuclio/wheels"
     if not gpu:
         return {
             "preCopy": [
                 {"kind": "USER", "value": "root"},
                 {"kind": "WORKDIR", "value": "/opt/nuclio"},
             ],
-            "postCopy": [{"kind": "RUN", "value": install}],
+            "postCopy": [{"kind": "RUN", "value": f"{pip} imagine-assist"}],
         }
+    venv = "python3 -m venv /opt/venv"
+    if not offline:
+        venv = (
+            "apt-get update && apt-get install -y --no-install-recommends "
+            f"python3 python3-venv && {venv}"
+        )
     return {
         "preCopy": [
             {"kind": "USER", "value": "root"},
-            {
-                "kind": "RUN",
-                "value": "apt-get update && apt-get install -y --no-install-recommends "
-                "python3 python3-venv && python3 -m venv /opt/venv",
-            },
+            {"kind": "RUN", "value": venv},
             {"kind": "ENV", "value": "PATH=/opt/venv/bin:$PATH"},
             {"kind": "WORKDIR", "value": "/opt/nuclio"},
         ],
         "postCopy": [
-            {"kind": "RUN", "value": install},
-            {
-                "kind": "RUN",
-                "value": "pip uninstall -y onnxruntime && pip install --no-cache-dir "
-                "--find-links /opt/nuclio/wheels onnxruntime-gpu",
-            },
+            {"kind": "RUN", "value": f"{pip} imagine-assist"},
+            {"kind": "RUN", "value": f"pip uninstall -y onnxruntime && {pip} onnxruntime-gpu"},
         ],
     }
 
 
-def function_config(spec: FunctionSpec, gpu: bool = False) -> dict:
-    """The Nuclio function configuration CVAT reads (contract §1)."""
+def function_config(spec: FunctionSpec, gpu: bool = False, offline: bool = False) -> dict:
+    """The Nuclio function configuration CVAT reads (contract §1); `offline` builds from the
+    wheels/ folder alone."""
     resources = {"limits": {"nvidia.com/gpu": 1}} if gpu else {}
     return {
         "metadata": {
@@ -88,7 +90,7 @@ def function_config(spec: FunctionSpec, gpu: bool = False) -> dict:
             "build": {
                 "image": f"imagine-assist/{spec.id}{'-gpu' if gpu else ''}:{__version__}",
                 "baseImage": GPU_BASE_IMAGE if gpu else CPU_BASE_IMAGE,
-                "directives": _install_directives(gpu),
+                "directives": _install_directives(gpu, offline),
             },
             "triggers": {
                 "myHttpTrigger": {

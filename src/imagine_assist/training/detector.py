@@ -28,49 +28,80 @@ def _ultralytics():
     return ultralytics
 
 
-def train_yolo(
-    data_yaml: Path, out_dir: Path, recipe: DetectorRecipe, device: str = "cpu", **overrides
+def fit(
+    architecture: str,
+    task: str,
+    data: str,
+    out_dir: Path,
+    name: str,
+    epochs: int,
+    device: str,
+    desc: str,
+    **train_args,
 ) -> Path:
-    """Train from the recipe's architecture (a yaml, or a .pt to fine-tune); return the best
-    checkpoint. `overrides` are further ultralytics train arguments (augmentation)."""
+    """Train an ultralytics model with progress; return the best checkpoint.
+
+    `architecture` is a yaml (from scratch) or a .pt (fine-tune); `train_args` are further
+    ultralytics train arguments. With a time budget (`time`), ultralytics re-plans the epoch
+    count after the first epoch, and the progress bar follows it."""
     out_dir = Path(out_dir).resolve()  # ultralytics puts a relative project under its runs_dir
     ultralytics = _ultralytics()
-    model = ultralytics.YOLO(recipe.architecture, task="detect")
-    progress = tqdm(total=recipe.epochs, desc=f"training {recipe.family}", unit="epoch")
+    model = ultralytics.YOLO(architecture, task=task)
+    progress = tqdm(total=epochs, desc=desc, unit="epoch")
 
     def on_epoch_end(trainer) -> None:
-        metrics = trainer.metrics or {}
-        progress.set_postfix(mAP50=f"{metrics.get('metrics/mAP50(B)', 0):.3f}")
+        map50 = (trainer.metrics or {}).get("metrics/mAP50(B)")
+        if map50 is not None:
+            progress.set_postfix(mAP50=f"{map50:.3f}")
+        progress.total = trainer.epochs
         # ultralytics calls this once more after the final validation: count epochs, not calls
-        progress.update(min(trainer.epoch + 1, recipe.epochs) - progress.n)
+        progress.update(min(trainer.epoch + 1, trainer.epochs) - progress.n)
 
     model.add_callback("on_fit_epoch_end", on_epoch_end)
+    args = dict(
+        data=data,
+        epochs=epochs,
+        deterministic=True,
+        project=str(out_dir),
+        name=name,
+        exist_ok=True,
+        device=device,
+        # On a 2-core CPU, loader processes only compete with the model for the cores.
+        workers=0 if device == "cpu" else min(8, os.cpu_count() or 1),
+        plots=False,
+        verbose=False,
+    )
     try:
-        model.train(
-            data=str(data_yaml),
-            imgsz=recipe.imgsz,
-            epochs=recipe.epochs,
-            batch=recipe.batch,
-            seed=recipe.seed,
-            deterministic=True,
-            patience=recipe.patience,
-            project=str(out_dir),
-            name="run",
-            exist_ok=True,
-            device=device,
-            # On a 2-core CPU, loader processes only compete with the model for the cores.
-            workers=0 if device == "cpu" else min(8, os.cpu_count() or 1),
-            plots=False,
-            verbose=False,
-            amp=False,
-            **overrides,
-        )
+        model.train(**(args | train_args))
     finally:
         progress.close()
-    best = out_dir / "run" / "weights" / "best.pt"
+    best = out_dir / name / "weights" / "best.pt"
     if not best.is_file():
         raise RuntimeError(f"training finished without writing {best}")
     return best
+
+
+def train_yolo(
+    data_yaml: Path, out_dir: Path, recipe: DetectorRecipe, device: str = "cpu", **overrides
+) -> Path:
+    """Train a detector from the recipe's architecture (a yaml, or a .pt to fine-tune);
+    `overrides` are further ultralytics train arguments (augmentation, optimiser)."""
+    return fit(
+        recipe.architecture,
+        "detect",
+        str(data_yaml),
+        out_dir,
+        "run",
+        recipe.epochs,
+        device,
+        f"training {recipe.family}",
+        imgsz=recipe.imgsz,
+        batch=recipe.batch,
+        seed=recipe.seed,
+        patience=recipe.patience,
+        amp=False,
+        **overrides,
+    )
 
 
 def evaluate_yolo(
@@ -110,9 +141,10 @@ def evaluate_yolo(
     }
 
 
-def export_onnx(weights: Path, imgsz: int) -> Path:
+def export_onnx(weights: Path, imgsz: int, task: str = "detect") -> Path:
+    """ONNX without NMS, weights stored as float16 (`models.compact`)."""
     ultralytics = _ultralytics()
-    model = ultralytics.YOLO(str(weights), task="detect")
+    model = ultralytics.YOLO(str(weights), task=task)
     # onnxslim is in the train extra; without it (a bare GPU box) export unsimplified
     # rather than let ultralytics try to pip-install it.
     simplify = importlib.util.find_spec("onnxslim") is not None
@@ -130,17 +162,21 @@ class TrainedModel:
     metrics: dict
 
 
-def install_model(family_dir: Path, best_pt: Path, onnx: Path, metrics: dict) -> TrainedModel:
-    """Copy the weights next to each other and write metrics.json last, atomically, so a
-    half-written directory never looks like a finished model."""
+def install_files(family_dir: Path, files: dict[str, Path], metrics: dict) -> None:
+    """Copy model files in (name in the folder -> source), each atomically, and write
+    metrics.json last, so a half-written directory never looks like a finished model."""
     family_dir.mkdir(parents=True, exist_ok=True)
-    for source, name in ((best_pt, "model.pt"), (onnx, "model.onnx")):
+    for name, source in files.items():
         partial = family_dir / f".{name}.partial"
         shutil.copyfile(source, partial)
         partial.replace(family_dir / name)
     partial = family_dir / ".metrics.json.partial"
     partial.write_text(json.dumps(metrics, indent=2))
     partial.replace(family_dir / "metrics.json")
+
+
+def install_model(family_dir: Path, best_pt: Path, onnx: Path, metrics: dict) -> TrainedModel:
+    install_files(family_dir, {"model.pt": best_pt, "model.onnx": onnx}, metrics)
     return TrainedModel(
         metrics["family"], family_dir / "model.pt", family_dir / "model.onnx", metrics
     )

@@ -9,11 +9,11 @@ held-out images never reach training.
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import UserError
 from imagine_assist.home import Home, configure_offline
 
@@ -40,14 +40,6 @@ class ExportInfo:
     format: str
     sha256: str
     root: Path  # where it was unpacked
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def unpack(export: str | Path, work_dir: Path) -> ExportInfo:
@@ -187,8 +179,11 @@ def check_export(dataset, classes: tuple[str, ...], export: Path) -> None:
 
 def content_split(image_path: str, val: float, test: float) -> str:
     """train, val or test, from the image bytes alone: stable across rounds and exports."""
-    digest = hashlib.sha256(Path(image_path).read_bytes()).digest()
-    slot = int.from_bytes(digest[:8], "big") / 2**64
+    return split_of_digest(file_sha256(image_path), val, test)
+
+
+def split_of_digest(sha256_hex: str, val: float, test: float) -> str:
+    slot = int(sha256_hex[:16], 16) / 2**64  # the first 8 bytes, uniform in [0, 1)
     if slot < test:
         return "test"
     if slot < test + val:

@@ -9,10 +9,8 @@ picture (ultralytics' default random crops would cut a multiple down to one orga
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
-import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -25,11 +23,10 @@ import yaml
 from PIL import Image
 from tqdm.auto import tqdm
 
-from imagine_assist.models.compact import halve_weights
 from imagine_assist.models.separate import crop_scale_bar
 from imagine_assist.models.vignette_classifier import square_on_white
 from imagine_assist.samples.plankton import VIGNETTE_CLASSES, PlanktonSample, plankton_sample
-from imagine_assist.training.detector import _ultralytics
+from imagine_assist.training.detector import export_onnx, fit, install_files
 
 TRAIN_VAL = (0.85, 0.15, 0.0)
 CLASSIFIER, SEPARATOR = "classifier", "separator"
@@ -150,17 +147,6 @@ def write_training_data(
     return {"seed": seed, "vignettes": n, "multiples": classes.count("multiple")}
 
 
-def _progress_callback(total: int, desc: str):
-    progress = tqdm(total=total, desc=desc, unit="epoch")
-
-    def on_epoch_end(trainer) -> None:
-        # with a time budget ultralytics re-plans the epoch count after the first epoch
-        progress.total = trainer.epochs
-        progress.update(min(trainer.epoch + 1, trainer.epochs) - progress.n)
-
-    return progress, on_epoch_end
-
-
 def _train(
     architecture: str,
     task: str,
@@ -172,36 +158,22 @@ def _train(
     device: str,
     **overrides,
 ) -> Path:
-    out_dir = out_dir.resolve()  # ultralytics puts a relative project under its runs_dir
-    ultralytics = _ultralytics()
-    model = ultralytics.YOLO(architecture, task=task)
-    progress, callback = _progress_callback(epochs, desc)
-    model.add_callback("on_fit_epoch_end", callback)
-    args = dict(
-        data=data,
-        epochs=epochs,
+    budget = {"time": hours} if hours else {}
+    return fit(
+        architecture,
+        task,
+        data,
+        out_dir,
+        task,
+        epochs,
+        device,
+        desc,
         seed=0,
-        deterministic=True,
-        project=str(out_dir),
-        name=task,
-        exist_ok=True,
-        device=device,
-        workers=0 if device == "cpu" else min(8, os.cpu_count() or 1),
-        plots=False,
-        verbose=False,
         amp=device != "cpu",
         patience=1000,
+        **budget,
+        **overrides,
     )
-    if hours:
-        args["time"] = hours
-    try:
-        model.train(**(args | overrides))
-    finally:
-        progress.close()
-    best = out_dir / task / "weights" / "best.pt"
-    if not best.is_file():
-        raise RuntimeError(f"training finished without writing {best}")
-    return best
 
 
 def train_separator(data_root: Path, out_dir: Path, recipe: PlanktonRecipe, device: str) -> Path:
@@ -245,29 +217,6 @@ def train_classifier(data_root: Path, out_dir: Path, recipe: PlanktonRecipe, dev
     )
 
 
-def export_onnx(weights: Path, task: str, imgsz: int) -> Path:
-    import importlib.util
-
-    ultralytics = _ultralytics()
-    model = ultralytics.YOLO(str(weights), task=task)
-    simplify = importlib.util.find_spec("onnxslim") is not None
-    exported = model.export(format="onnx", imgsz=imgsz, dynamic=False, simplify=simplify)
-    return halve_weights(exported)
-
-
-def install_plankton(family_dir: Path, files: dict[str, Path], metrics: dict) -> None:
-    """Copy the models in, metrics.json last and atomically: a half-copied directory never
-    looks finished."""
-    family_dir.mkdir(parents=True, exist_ok=True)
-    for name, source in files.items():
-        partial_path = family_dir / f".{name}.partial"
-        shutil.copyfile(source, partial_path)
-        partial_path.replace(family_dir / name)
-    partial_path = family_dir / ".metrics.json.partial"
-    partial_path.write_text(json.dumps(metrics, indent=2))
-    partial_path.replace(family_dir / "metrics.json")
-
-
 def train_plankton(
     family_dir: Path,
     work_dir: Path,
@@ -286,11 +235,11 @@ def train_plankton(
     if only in (None, SEPARATOR):
         best = train_separator(data_root, work_dir, recipe, device)
         files["separator.pt"] = best
-        files["separator.onnx"] = export_onnx(best, "segment", recipe.separator_imgsz)
+        files["separator.onnx"] = export_onnx(best, recipe.separator_imgsz, "segment")
     if only in (None, CLASSIFIER):
         best = train_classifier(data_root, work_dir, recipe, device)
         files["classifier.pt"] = best
-        files["classifier.onnx"] = export_onnx(best, "classify", recipe.classifier_imgsz)
+        files["classifier.onnx"] = export_onnx(best, recipe.classifier_imgsz, "classify")
     test = evaluate_plankton(
         recipe.test_images,
         recipe.test_seed,
@@ -308,5 +257,5 @@ def train_plankton(
         "train_seconds": round(time.time() - started, 1),
         "device": device,
     }
-    install_plankton(family_dir, files, metrics)
+    install_files(family_dir, files, metrics)
     return metrics

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 import imagine_assist
+from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import UserError
 from imagine_assist.models.registry import ModelVersion, Registry
 from imagine_assist.models.store import BUNDLED_DIR
@@ -22,9 +23,9 @@ from imagine_assist.training.detector import evaluate_yolo, export_onnx, train_y
 from imagine_assist.training.exports import (
     GROUND_TRUTH,
     check_export,
-    content_split,
     fiftyone,
     load_export,
+    split_of_digest,
     unpack,
 )
 from imagine_assist.training.recipes import DetectorRecipe
@@ -114,32 +115,24 @@ def build_dataset(datasets: list, recipe: RetrainRecipe, out_dir: Path) -> tuple
     """One YOLO dataset from all exports, split by image content. An image in several exports
     keeps the labels of the last one given: a later export is a later correction."""
     fo = fiftyone()
-    by_content: dict[str, tuple] = {}
-    import hashlib
-
-    for dataset in datasets:
+    by_content: dict[str, tuple[int, str]] = {}  # image sha256 -> (export index, sample id)
+    for index, dataset in enumerate(datasets):
         for sample in dataset.select_fields(GROUND_TRUTH):
-            digest = hashlib.sha256(Path(sample.filepath).read_bytes()).hexdigest()
-            by_content[digest] = (dataset.name, sample.id, sample.filepath)
+            by_content[file_sha256(sample.filepath)] = (index, sample.id)
+    ids: dict[tuple[int, str], list[str]] = {}  # (export index, split) -> sample ids
+    for digest, (index, sample_id) in by_content.items():
+        split = split_of_digest(digest, recipe.val_share, recipe.test_share)
+        ids.setdefault((index, split), []).append(sample_id)
     counts = {"train": 0, "val": 0, "test": 0}
-    for split in counts:
-        for dataset in datasets:
-            ids = [
-                sample_id
-                for name, sample_id, filepath in by_content.values()
-                if name == dataset.name
-                and content_split(filepath, recipe.val_share, recipe.test_share) == split
-            ]
-            if not ids:
-                continue
-            dataset.select(ids).export(
-                export_dir=str(out_dir),
-                dataset_type=fo.types.YOLOv5Dataset,
-                label_field=GROUND_TRUTH,
-                split=split,
-                classes=list(recipe.classes),
-            )
-            counts[split] += len(ids)
+    for (index, split), selected in sorted(ids.items()):
+        datasets[index].select(selected).export(
+            export_dir=str(out_dir),
+            dataset_type=fo.types.YOLOv5Dataset,
+            label_field=GROUND_TRUTH,
+            split=split,
+            classes=list(recipe.classes),
+        )
+        counts[split] += len(selected)
     if counts["train"] == 0:
         raise UserError(
             "the exports hold too few images to train on (none fell in the train split)"
