@@ -24,6 +24,11 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/imagine
 fi
 
 echo "setup: building $VENV (a first run downloads about 7 GB of wheels and takes a few minutes)"
+# pip's cache would keep a second copy of the CUDA wheels torch pulls in (about 3 GB).
+export PIP_NO_CACHE_DIR=${PIP_NO_CACHE_DIR:-1}
+free_gb=$(df -Pk "$(dirname "$(readlink -f "$VENV")")" | awk 'NR==2 {print int($4 / 1048576)}')
+[ "${free_gb:-0}" -ge 9 ] \
+  || echo "setup: warning: ${free_gb} GB free here; the environment takes about 7 GB, and pip needs room to unpack" >&2
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
 pip install -q --upgrade pip wheel \

@@ -6,8 +6,10 @@ temporary directory before anything imports ultralytics or FiftyOne.
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -20,6 +22,10 @@ os.environ["HOME"] = str(_SESSION_DIR / "user")
 os.environ["YOLO_CONFIG_DIR"] = str(_SESSION_DIR / "home" / "ultralytics")
 os.environ["FIFTYONE_DATABASE_DIR"] = str(_SESSION_DIR / "fiftyone-db")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Each session trains its own small models (about 400 MB with the FiftyOne database); leaving
+# them behind filled the disk after a few runs. IMAGINE_ASSIST_KEEP_TEST_STATE=1 keeps them.
+if not os.environ.get("IMAGINE_ASSIST_KEEP_TEST_STATE"):
+    atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)
 
 from imagine_assist.home import Home, configure_offline  # noqa: E402
 
