@@ -19,13 +19,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagine_assist.checksums import file_sha256
+from imagine_assist.checksums import write_manifest
 from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import get_spec
 from imagine_assist.functions.render import rendered_files
 from imagine_assist.models.store import resolve_model
 
-MANIFEST = "MANIFEST.sha256"
 REPO = Path(__file__).resolve().parents[2]
 # OpenCV 5 breaks FiftyOne and is untested here; the development stack runs 4.x headless.
 CONSTRAINTS = ["opencv-python<5", "opencv-python-headless<5"]
@@ -51,40 +50,6 @@ class BundleReport:
     wheels: int
     models: list[str]
     size_bytes: int
-
-
-def write_manifest(folder: Path) -> Path:
-    lines = [
-        f"{file_sha256(path)}  {path.relative_to(folder).as_posix()}"
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != MANIFEST
-    ]
-    (folder / MANIFEST).write_text("\n".join(lines) + "\n")
-    return folder / MANIFEST
-
-
-def verify(folder: str | Path) -> list[str]:
-    """Problems found: files changed, missing or not listed. Empty when the bundle is whole."""
-    folder = Path(folder)
-    manifest = folder / MANIFEST
-    if not manifest.is_file():
-        raise UserError(f"{folder} has no {MANIFEST}: not a bundle, or cut short")
-    listed = {}
-    for line in manifest.read_text().splitlines():
-        digest, _, name = line.partition("  ")
-        listed[name] = digest
-    problems = []
-    for name, digest in listed.items():
-        path = folder / name
-        if not path.is_file():
-            problems.append(f"missing: {name}")
-        elif file_sha256(path) != digest:
-            problems.append(f"changed: {name}")
-    for path in sorted(folder.rglob("*")):
-        name = path.relative_to(folder).as_posix()
-        if path.is_file() and path.name != MANIFEST and name not in listed:
-            problems.append(f"not listed: {name}")
-    return problems
 
 
 def _family_files(family: str, models_dir: str | Path | None) -> dict[str, Path]:

@@ -306,12 +306,13 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _bundle(args: argparse.Namespace) -> int:
-    from imagine_assist.bundle import build_bundle, verify
+    from imagine_assist.bundle import build_bundle
+    from imagine_assist.checksums import verify_manifest
 
     if args.words:
         if args.words[0] != "verify" or len(args.words) != 2:
             raise UserError("usage: imagine-assist bundle verify <bundle folder>")
-        problems = verify(args.words[1])
+        problems = verify_manifest(args.words[1])
         for problem in problems:
             print(problem)
         print(f"{args.words[1]}: " + ("intact" if not problems else f"{len(problems)} problem(s)"))
@@ -469,6 +470,100 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish(args: argparse.Namespace) -> int:
+    from imagine_assist.models.registry import Registry
+    from imagine_assist.models.store import family_dir
+    from imagine_assist.publish import upload_publication, write_publication
+    from imagine_assist.publish.cards import default_title
+    from imagine_assist.publish.metadata import default_path, write_template
+
+    if args.action == "upload":
+        draft = upload_publication(
+            Path(args.target), args.token_env, args.sandbox, args.url, args.publish
+        )
+        state = f"published, DOI {draft.doi}" if draft.published else "a draft, not published"
+        print(f"deposit {draft.id} is {state}: {draft.html}")
+        if not draft.published:
+            print("check it on Zenodo, then publish there or run again with --publish")
+        return 0
+    family = args.target
+    metadata = Path(args.metadata) if args.metadata else default_path(Home.resolve().root, family)
+    if args.action == "template":
+        path = write_template(
+            Path(args.out) if args.out else metadata, family, default_title(family, "vN")
+        )
+        print(f"wrote {path}; fill it in, then run `imagine-assist publish card {family}`")
+        return 0
+    if not args.out:
+        raise UserError("give --out <folder> for the cards, the deposit JSON and the zip")
+    registry = Registry(family_dir(family, args.models).parent)
+    publication = write_publication(
+        registry,
+        family,
+        Path(args.out),
+        metadata,
+        args.version,
+        [Path(path) for path in args.export or []],
+    )
+    print(
+        f"{family} {publication.version}: cards, zenodo-deposit.json and "
+        f"{publication.dataset_zip.name} in {publication.folder}"
+    )
+    for gap in publication.missing:
+        print(f"missing: {gap.field} (fill it in {gap.where})")
+    for problem in publication.deposit_problems:
+        print(f"zenodo would refuse the deposit: {problem}")
+    if not metadata.is_file():
+        print(f"no metadata file at {metadata}: `imagine-assist publish template {family}`")
+    return 0
+
+
+def _usage(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from imagine_assist.usage.record import usage_log_path
+    from imagine_assist.usage.report import (
+        load_geoip,
+        read_counters,
+        read_uses,
+        summarise,
+        write_report,
+    )
+
+    home = Home.resolve()
+    logs = (
+        [Path(path) for path in args.log]
+        if args.log
+        else [home.root / "logs" / "gateway-access.jsonl", usage_log_path(home)]
+    )
+    found = [path for path in logs if path.is_file()]
+    if not found:
+        raise UserError(f"no usage logs at {', '.join(map(str, logs))}; give them with --log")
+    try:
+        since = dt.date.fromisoformat(args.since) if args.since else None
+    except ValueError:
+        raise UserError(f"--since wants a date like 2026-01-01, not {args.since!r}") from None
+    uses, skipped = read_uses(found)
+    country = load_geoip(Path(args.geoip)) if args.geoip else None
+    report = summarise(uses, since, country)
+    written = write_report(report, Path(args.out))
+    for row in report.yearly:
+        print(
+            f"{row['year']}: {row['images']} images, {row['clients']} client address(es), "
+            f"{row['users']} CVAT user(s)"
+            + (f", {row['countries']} countries ({row['country_codes']})" if country else "")
+        )
+    for function, images in report.functions.items():
+        print(f"  {function}: {images} images")
+    if skipped:
+        print(f"skipped {skipped} unreadable log line(s)")
+    if args.gateway:
+        for function, count in sorted(read_counters(args.gateway).items()):
+            print(f"  running gateway, since its start: {function} {count} answered")
+    print(f"wrote {', '.join(str(path) for path in written)}")
+    return 0
+
+
 def _threshold(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -613,6 +708,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.add_argument("--gateway", help="URL of a running gateway to reload")
     models.set_defaults(run=_models)
+
+    publish = commands.add_parser(
+        "publish", help="dataset and model cards, Zenodo deposit and dataset zip of a version"
+    )
+    publish.add_argument("action", choices=["template", "card", "upload"])
+    publish.add_argument("target", help="family (template, card) or card folder (upload)")
+    publish.add_argument("--out", help="card: output folder; template: metadata file path")
+    publish.add_argument("--version", help="registry version, e.g. v3 (default: promoted one)")
+    publish.add_argument("--metadata", help="metadata file (default <home>/publish/<family>.yaml)")
+    publish.add_argument(
+        "--export", action="append", help="where an export that trained it is now (repeat)"
+    )
+    publish.add_argument("--models", help="models directory (default <home>/models)")
+    publish.add_argument(
+        "--token-env", default="ZENODO_TOKEN", help="variable holding the Zenodo token"
+    )
+    publish.add_argument("--sandbox", action="store_true", help="sandbox.zenodo.org")
+    publish.add_argument("--url", help="another Zenodo or InvenioRDM address")
+    publish.add_argument(
+        "--publish", action="store_true", help="publish the draft (a DOI cannot be taken back)"
+    )
+    publish.set_defaults(run=_publish)
+
+    usage = commands.add_parser(
+        "usage", help="images processed per function and month, users, clients, countries"
+    )
+    usage.add_argument("action", choices=["report"])
+    usage.add_argument("--since", help="first day counted (YYYY-MM-DD)")
+    usage.add_argument(
+        "--log", action="append", help="access or cvat-cli log (default: <home>/logs/)"
+    )
+    usage.add_argument("--geoip", help="CSV of address ranges: start,end,country (offline)")
+    usage.add_argument("--gateway", help="also read this running gateway's counters")
+    usage.add_argument("--out", default="usage-report", help="folder for the CSV and plot")
+    usage.set_defaults(run=_usage)
     train.set_defaults(run=_train)
 
     predict = commands.add_parser(

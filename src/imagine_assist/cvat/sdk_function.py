@@ -12,6 +12,7 @@ from imagine_assist.cvat.shapes import to_sdk_annotations
 from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.functions.separator import SeparatorFunction
 from imagine_assist.functions.spec import LabelSpec
+from imagine_assist.usage.record import record_use
 
 
 def sdk_label_spec(label: LabelSpec):
@@ -35,6 +36,7 @@ class SdkDetectionFunction:
     def detect(self, context, image: PIL.Image.Image) -> list:
         # conf_threshold is None when the user gave none: the spec's default applies.
         detections = self.function.detect(np.asarray(image.convert("RGB")), context.conf_threshold)
+        record_use(self.function.spec.id)
         return to_sdk_annotations(
             detections,
             self._label_ids,
@@ -53,6 +55,7 @@ class SdkSeparatorFunction(SdkDetectionFunction):
         from cvat_sdk import models
 
         separation = self.function.split(np.asarray(image.convert("RGB")))
+        record_use(self.function.spec.id)
         annotations = to_sdk_annotations(
             separation.detections,
             self._label_ids,

@@ -13,6 +13,7 @@ import PIL.Image
 from imagine_assist.functions.appearance import grey
 from imagine_assist.functions.tracker import TrackerFunction
 from imagine_assist.functions.tracker_state import TrackState
+from imagine_assist.usage.record import record_use
 
 
 @dataclass
@@ -38,6 +39,7 @@ class SdkTrackingFunction:
 
     def preprocess_image(self, context, image: PIL.Image.Image) -> PreparedFrame:
         rgb = np.asarray(image.convert("RGB"))
+        record_use(self.tracker.spec.id)  # once per frame, however many tracks it carries
         return PreparedFrame(rgb, grey(rgb))
 
     def init_tracking_state(self, context, frame: PreparedFrame, shape) -> TrackState:

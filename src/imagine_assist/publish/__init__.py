@@ -1,0 +1,139 @@
+"""Publishing a registry version: dataset card, model card, Zenodo deposit, dataset zip.
+
+imagine-assist publish template fish                  the metadata file to fill in once
+imagine-assist publish card fish --out publish/fish-v3 [--version v3]
+imagine-assist publish upload publish/fish-v3 --token-env ZENODO_TOKEN [--sandbox] [--publish]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagine_assist.errors import UserError
+from imagine_assist.models.registry import Registry
+from imagine_assist.publish.cards import dataset_card, default_title, model_card
+from imagine_assist.publish.dataset import dataset_facts, find_exports, rebuild, zip_folder
+from imagine_assist.publish.document import Missing, to_html, to_markdown
+from imagine_assist.publish.metadata import CARD_FIELDS, load_metadata
+from imagine_assist.publish.zenodo import (
+    DEPOSIT_FILE,
+    SANDBOX_URL,
+    ZENODO_URL,
+    Draft,
+    ZenodoClient,
+    check_deposit,
+    deposit_metadata,
+    upload,
+)
+
+DATASET_CARD = "dataset-card.md"
+MODEL_CARD = "model-card.md"
+
+
+@dataclass
+class Publication:
+    folder: Path
+    version: str
+    dataset_zip: Path
+    missing: list[Missing]
+    deposit_problems: list[str]
+
+
+def write_publication(
+    registry: Registry,
+    family: str,
+    out_dir: Path,
+    metadata_path: Path | None,
+    version_name: str | None = None,
+    extra_exports: list[Path] = (),
+) -> Publication:
+    meta = load_metadata(metadata_path, family)  # first: a typo there fails before any work
+    version = registry.get(family, version_name) if version_name else registry.current(family)
+    if version is None:
+        raise UserError(
+            f"{family} has no promoted version in {registry.root}; name one with --version "
+            "(see `imagine-assist models list`)"
+        )
+    exports = find_exports(version, list(extra_exports))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="publish-", dir=out_dir) as work:
+        folder = rebuild(version, exports, Path(work) / "package", Path(work))
+        facts = dataset_facts(folder, list(version.card["recipe"]["classes"]), _lineage(version))
+        dataset_doc = dataset_card(version, facts, meta)
+        (folder / "README.md").write_text(to_markdown(dataset_doc))
+        target = out_dir / f"{folder.name}-dataset.zip"
+        zip_folder(folder, target)
+        shutil.rmtree(folder)
+    (out_dir / DATASET_CARD).write_text(to_markdown(dataset_doc))
+    (out_dir / MODEL_CARD).write_text(to_markdown(model_card(version, facts, meta)))
+    keywords = [
+        "iMagine",
+        "imagine-assist",
+        "CVAT",
+        "object detection",
+        family,
+        *facts.classes,
+        *meta.keywords,
+    ]
+    deposit = deposit_metadata(
+        title=dataset_doc.title,
+        description_html=to_html(dataset_doc),
+        version=version.name,
+        keywords=keywords,
+        meta=meta,
+        notes=(
+            f"Made by imagine-assist {version.card.get('code_version', '')} from the model "
+            f"registry's {family} {version.name}; checksums in MANIFEST.sha256 inside the zip."
+        ),
+    )
+    (out_dir / DEPOSIT_FILE).write_text(json.dumps(deposit, indent=2, ensure_ascii=False))
+    return Publication(out_dir, version.name, target, dataset_doc.missing(), check_deposit(deposit))
+
+
+def _lineage(version) -> list[dict]:
+    return version.card.get("data", {}).get("exports", [])
+
+
+def upload_publication(
+    folder: Path,
+    token_env: str,
+    sandbox: bool = False,
+    url: str | None = None,
+    publish: bool = False,
+    log=print,
+) -> Draft:
+    folder = Path(folder)
+    if not (folder / DEPOSIT_FILE).is_file():
+        raise UserError(
+            f"{folder} has no {DEPOSIT_FILE}; make it with `imagine-assist publish card`"
+        )
+    token = os.environ.get(token_env, "")
+    if not token:
+        raise UserError(
+            f"set the environment variable {token_env} to a Zenodo personal access token "
+            "(scopes deposit:write, and deposit:actions to publish); it is never read from "
+            "the command line"
+        )
+    files = sorted(folder.glob("*-dataset.zip")) + [folder / DATASET_CARD]
+    missing = [path.name for path in files if not path.is_file()]
+    if missing or len(files) < 2:
+        raise UserError(
+            f"{folder} is incomplete ({', '.join(missing) or 'no dataset zip'}); "
+            "run `imagine-assist publish card` again"
+        )
+    base = url or (SANDBOX_URL if sandbox else ZENODO_URL)
+    return upload(folder, files, ZenodoClient(base, token), publish=publish, log=log)
+
+
+__all__ = [
+    "CARD_FIELDS",
+    "Publication",
+    "default_title",
+    "upload_publication",
+    "write_publication",
+]

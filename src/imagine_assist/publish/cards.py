@@ -1,0 +1,291 @@
+"""The dataset card (iMagine's Zenodo template) and the model card of one registry version.
+
+Facts come from the version's card in the registry (lineage, split, recipe, gate metrics) and
+from the rebuilt dataset (`publish.dataset`); what neither knows comes from the user's
+metadata file, and each field still empty is named in the card where it belongs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from imagine_assist.functions.catalog import FUNCTIONS
+from imagine_assist.models.registry import ModelVersion
+from imagine_assist.publish.dataset import SPLITS, TINY_BOX_PX, DatasetFacts
+from imagine_assist.publish.document import Document, Missing, Table
+from imagine_assist.publish.metadata import PublishMetadata
+
+LICENSE = "CC-BY-4.0"
+GRANT = "101058625"
+GRANT_TEXT = (
+    "iMagine: Imaging data and services for aquatic science, funded by the European Union's "
+    f"Horizon Europe programme under grant agreement {GRANT}"
+)
+# The template's headings, in order; a test holds every card to them.
+DATASET_HEADINGS = (
+    "Training dataset",
+    "Technical details",
+    "Data preprocessing",
+    "Data splitting",
+    "Classes, labels and annotations",
+    "Parameters",
+    "Data sources",
+    "Data quality",
+    "Image resolution",
+    "Spatial coverage",
+    "Temporal coverage",
+    "Contact information",
+)
+FAMILY_SUBJECTS = {
+    "fish": "Fish by species in underwater observatory images",
+    "litter": "Marine litter by category in drone photographs",
+    "burrow": "Nephrops burrow openings in underwater TV survey frames",
+    "plankton": "Plankton organisms in ZooScan vignettes",
+}
+
+
+def subject(family: str) -> str:
+    return FAMILY_SUBJECTS.get(family, f"{family.capitalize()} in images")
+
+
+def default_title(family: str, version: str) -> str:
+    return f"{subject(family)}: annotated training images of imagine-assist {family} {version}"
+
+
+def _date(timestamp: float | None) -> str:
+    return dt.datetime.fromtimestamp(timestamp or 0, dt.UTC).date().isoformat()
+
+
+def _where(meta: PublishMetadata) -> str:
+    return str(meta.source) if meta.source else f"publish/{meta.family}.yaml"
+
+
+def dataset_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetadata) -> Document:
+    card = version.card
+    recipe = card["recipe"]
+    where = _where(meta)
+    doc = Document(meta.title or default_title(version.family, version.name))
+    formats = sorted({entry["format"] for entry in facts.exports})
+    summary = meta.summary or (
+        f"{subject(version.family)}, with boxes drawn or corrected by people in CVAT: the "
+        f"images and labels that trained version {version.name} of the imagine-assist "
+        f"{version.family} model."
+    )
+    doc.add(
+        "Training dataset",
+        2,
+        summary,
+        [
+            f"Images: {facts.total_images} ("
+            + ", ".join(f"{split} {facts.images[split]}" for split in SPLITS)
+            + ")",
+            f"Annotations: {facts.total_boxes} bounding boxes in {len(facts.classes)} classes",
+            f"Trained model: imagine-assist `{version.family}` {version.name}, registered "
+            f"{_date(card.get('created'))}, code {card.get('code_version', 'unknown')}",
+            f"Source: {len(facts.exports)} CVAT export(s) ({', '.join(formats)})",
+            f"Licence: {LICENSE}",
+            f"Funding: {GRANT_TEXT}",
+        ],
+    )
+    doc.add("Technical details", 2)
+    train_args = recipe.get("train_args") or {}
+    augmentation = ", ".join(f"{key} {value}" for key, value in sorted(train_args.items()))
+    doc.add(
+        "Data preprocessing",
+        3,
+        "Labels were corrected in CVAT, exported with their images, read through FiftyOne and "
+        "written as YOLO label files. Images are published as exported, not resized; an "
+        "image with no label file has no boxes (a background image).",
+        [
+            "Duplicates: images are identified by the SHA-256 of their bytes; an image in "
+            "several exports appears once, with the labels of the last export "
+            f"({facts.duplicates_dropped} duplicate(s) dropped)",
+            f"Training input: letterboxed to {recipe.get('imgsz')} px"
+            + (f"; augmentation and optimiser: {augmentation}" if augmentation else ""),
+        ],
+    )
+    doc.add(
+        "Data splitting",
+        3,
+        "Each image's split follows from the SHA-256 of its bytes, so an image keeps its split "
+        "in every retraining round and no image is in two splits. Shares: validation "
+        f"{recipe.get('val_share')}, test {recipe.get('test_share')}; the test split gave the "
+        "metrics in the model card.",
+        Table(
+            ("split", "images", "boxes"),
+            tuple(
+                (
+                    split,
+                    str(facts.images[split]),
+                    str(sum(per[split] for per in facts.boxes.values())),
+                )
+                for split in SPLITS
+            ),
+        ),
+    )
+    doc.add(
+        "Classes, labels and annotations",
+        3,
+        "Axis-aligned bounding boxes, one YOLO txt per image: `class x_center y_center width "
+        "height`, normalised to the image size; class numbers follow `names` in dataset.yaml.",
+        Table(
+            ("class", "id", *SPLITS, "total"),
+            tuple(
+                (
+                    name,
+                    str(index),
+                    *(str(facts.boxes[name][split]) for split in SPLITS),
+                    str(sum(facts.boxes[name].values())),
+                )
+                for index, name in enumerate(facts.classes)
+            ),
+        ),
+    )
+    parameters = [
+        f"[{p.name}]({p.uri})" if p.uri.startswith("http") else p.name for p in meta.parameters
+    ]
+    doc.add("Parameters", 3, parameters if parameters else Missing("parameters", where))
+    sources = [
+        f"`{entry['path'].rsplit('/', 1)[-1]}`: {entry['format']}, {entry['images']} images, "
+        f"sha256 `{entry['sha256'][:16]}`"
+        for entry in facts.exports
+    ]
+    doc.add("Data sources", 3, *([meta.data_sources] if meta.data_sources else []), sources)
+    quality = [
+        f"Images without any box: {facts.images_without_boxes}",
+        f"Boxes under {TINY_BOX_PX} px on their short side: {facts.tiny_boxes}",
+    ]
+    counts = [sum(per.values()) for per in facts.boxes.values()]
+    if counts and min(counts) > 0:
+        quality.append(f"Class imbalance (most / fewest boxes): {max(counts) / min(counts):.1f}")
+    else:
+        quality.append("Some classes have no box at all: the model cannot learn them")
+    doc.add("Data quality", 3, *([meta.data_quality] if meta.data_quality else []), quality)
+    doc.add(
+        "Image resolution",
+        3,
+        Table(
+            ("width x height (px)", "images"),
+            tuple(
+                (f"{width} x {height}", str(count))
+                for (width, height), count in facts.resolutions.most_common()
+            ),
+        ),
+    )
+    if meta.place:
+        where_text = meta.place
+        if meta.lat is not None and meta.lon is not None:
+            where_text += f" ({meta.lat:.5f} N, {meta.lon:.5f} E, WGS84)"
+        doc.add("Spatial coverage", 3, where_text)
+    else:
+        doc.add("Spatial coverage", 3, Missing("spatial_coverage", where))
+    if meta.start:
+        doc.add("Temporal coverage", 3, f"{meta.start} to {meta.end or 'ongoing'}")
+    else:
+        doc.add("Temporal coverage", 3, Missing("temporal_coverage", where))
+    if meta.contact.get("name") and meta.contact.get("email"):
+        contact = [meta.contact["name"], meta.contact.get("affiliation", ""), meta.contact["email"]]
+        doc.add("Contact information", 2, ", ".join(part for part in contact if part))
+    else:
+        doc.add("Contact information", 2, Missing("contact", where))
+    return doc
+
+
+def _metric_rows(candidate: dict, deployed: dict | None) -> tuple:
+    rows = []
+    for key in ("mAP50", "mAP50-95", "precision", "recall"):
+        before = f"{deployed[key]:.3f}" if deployed else "-"
+        rows.append((key, f"{candidate[key]:.3f}", before))
+    return tuple(rows)
+
+
+def model_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetadata) -> Document:
+    card = version.card
+    metrics = card["metrics"]
+    candidate, deployed = metrics["candidate"], metrics.get("deployed")
+    recipe = card["recipe"]
+    functions = [spec for spec in FUNCTIONS.values() if spec.family == version.family]
+    doc = Document(f"imagine-assist {version.family} model {version.name}: model card")
+    doc.add(
+        "Intended use",
+        2,
+        "Pre-annotation in CVAT: people correct what the model proposes, and the corrections "
+        "train the next version. Counts made without that review are not validated.",
+        [f"`{spec.id}`: {spec.description}" for spec in functions],
+    )
+    doc.add("Classes", 2, [f"{index}: {name}" for index, name in enumerate(facts.classes)])
+    evaluated = card.get("evaluated_on", {})
+    gate = card.get("gate", {})
+    doc.add(
+        "Metrics",
+        2,
+        f"On the {evaluated.get('split', '?')} split ({evaluated.get('images', '?')} images), "
+        f"against the model deployed before it ({metrics.get('deployed_version', 'none')}), "
+        "on the same images:",
+        Table(
+            ("metric", version.name, metrics.get("deployed_version", "deployed")),
+            _metric_rows(candidate, deployed),
+        ),
+        Table(
+            ("class", "precision", "recall", "mAP50"),
+            tuple(
+                (
+                    name,
+                    f"{values['precision']:.3f}",
+                    f"{values['recall']:.3f}",
+                    f"{values['mAP50']:.3f}",
+                )
+                for name, values in sorted(candidate.get("per_class", {}).items())
+            ),
+        ),
+        f"Promotion gate: {'passed' if gate.get('passed') else 'not passed'} "
+        f"({'; '.join(gate.get('reasons', []))}).",
+    )
+    doc.add(
+        "Training data",
+        2,
+        f"{facts.total_images} images and {facts.total_boxes} boxes from "
+        f"{len(facts.exports)} CVAT export(s); see the dataset card for the split and classes.",
+    )
+    doc.add(
+        "Training",
+        2,
+        [
+            "Started from: "
+            + (
+                f"the model deployed before it ({metrics.get('deployed_version')})"
+                if recipe.get("start_from") == "deployed"
+                else f"`{Path(str(card.get('started_from'))).name}`, untrained"
+            ),
+            f"Epochs {recipe.get('epochs')}, image size {recipe.get('imgsz')} px, "
+            f"batch {recipe.get('batch')}, device {card.get('device')}",
+            f"Extra ultralytics arguments: `{json.dumps(recipe.get('train_args') or {})}`",
+            f"Code: imagine-assist {card.get('code_version')}",
+        ],
+    )
+    limits = []
+    if (evaluated.get("images") or 0) < 100:
+        limits.append(
+            f"Evaluated on {evaluated.get('images')} images only: the metrics are uncertain."
+        )
+    few = [name for name in facts.classes if facts.boxes[name]["train"] < 50]
+    if few:
+        limits.append(f"Fewer than 50 training boxes for: {', '.join(few)}.")
+    sizes = sorted({f"{width * height / 1e6:.2f}" for width, height in facts.resolutions})
+    if sizes:
+        span = sizes[0] if len(sizes) == 1 else f"{sizes[0]} to {sizes[-1]}"
+        limits.append(
+            f"Trained on images of {span} megapixels; other cameras, sites and depths are untested."
+        )
+    if meta.limitations:
+        limits.append(meta.limitations)
+    doc.add("Limits", 2, limits)
+    doc.add(
+        "Licence",
+        2,
+        "Weights: AGPL-3.0-or-later (ultralytics YOLO). Training data: "
+        f"{LICENSE}. Funding: {GRANT_TEXT}.",
+    )
+    return doc

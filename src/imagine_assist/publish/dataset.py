@@ -1,0 +1,163 @@
+"""The images and labels that trained a registry version, rebuilt from its exports, and the
+facts the cards state about them (counts per class and split, resolutions, label checks).
+
+The rebuild runs the retraining's own `build_dataset` with the version's recorded recipe, so
+the published split is the one the model saw; the counts are checked against the card.
+
+Package layout (documented in docs/publishing.md)::
+
+    <family>-<version>/
+        README.md          the dataset card
+        dataset.yaml       ultralytics/YOLO dataset file (path ".", names, splits)
+        images/<split>/    the images as exported from CVAT (not resized)
+        labels/<split>/    one YOLO txt per image: class x_center y_center width height (0-1)
+        MANIFEST.sha256    a checksum per file (`sha256sum -c MANIFEST.sha256`)
+"""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import PIL.Image
+import yaml
+
+from imagine_assist.checksums import file_sha256, write_manifest
+from imagine_assist.errors import UserError
+from imagine_assist.models.registry import ModelVersion
+
+SPLITS = ("train", "val", "test")
+# a box under this many pixels on its short side is hard to see, let alone to label
+TINY_BOX_PX = 4
+
+
+@dataclass
+class DatasetFacts:
+    classes: list[str]
+    images: dict[str, int]  # per split
+    boxes: dict[str, dict[str, int]]  # class -> split -> boxes
+    resolutions: Counter  # (width, height) -> images
+    images_without_boxes: int = 0
+    tiny_boxes: int = 0
+    duplicates_dropped: int = 0
+    exports: list[dict] = field(default_factory=list)
+
+    @property
+    def total_images(self) -> int:
+        return sum(self.images.values())
+
+    @property
+    def total_boxes(self) -> int:
+        return sum(sum(per_split.values()) for per_split in self.boxes.values())
+
+
+def find_exports(version: ModelVersion, extra: list[Path]) -> list[Path]:
+    """The export files the version was trained on, located by checksum: first where the
+    card says they were, then among `extra` (for exports moved since)."""
+    lineage = version.card.get("data", {}).get("exports", [])
+    if not lineage:
+        raise UserError(
+            f"{version.family} {version.name} has no export lineage in its card; only versions "
+            "trained with `imagine-assist train --from` or `loop` can be published"
+        )
+    by_digest: dict[str, Path] = {}
+    for candidate in [Path(entry["path"]) for entry in lineage] + list(extra):
+        if candidate.is_file():
+            by_digest.setdefault(file_sha256(candidate), candidate)
+    found, missing = [], []
+    for entry in lineage:
+        path = by_digest.get(entry["sha256"])
+        if path is None:
+            missing.append(f"{entry['path']} (sha256 {entry['sha256'][:12]})")
+        else:
+            found.append(path)
+    if missing:
+        raise UserError(
+            "the exports that trained this version are not where its card says, nor among "
+            f"--export: {'; '.join(missing)}. Give their new paths with --export FILE"
+        )
+    return found
+
+
+def rebuild(version: ModelVersion, exports: list[Path], out_dir: Path, work_dir: Path) -> Path:
+    """The version's training data, in the package layout, under out_dir/<family>-<version>."""
+    from imagine_assist.training.exports import load_export, unpack
+    from imagine_assist.training.retrain import Gate, RetrainRecipe, build_dataset
+
+    card = version.card
+    recorded = dict(card["recipe"])
+    recorded.pop("epochs", None)
+    recipe = RetrainRecipe(
+        **{
+            **{k: v for k, v in recorded.items() if k in RetrainRecipe.__dataclass_fields__},
+            "classes": tuple(recorded["classes"]),
+            "gate": Gate(**recorded.get("gate", {})),
+        }
+    )
+    datasets = [load_export(unpack(path, work_dir / "exports")) for path in exports]
+    folder = out_dir / f"{version.family}-{version.name}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    _, counts = build_dataset(datasets, recipe, folder)
+    expected = card.get("data", {}).get("split", {})
+    if expected and {k: counts.get(k, 0) for k in SPLITS} != {
+        k: expected.get(k, 0) for k in SPLITS
+    }:
+        raise UserError(
+            f"the exports now split as {counts}, but {version.name} trained on {expected}; "
+            "were they edited? Publish from the exports as they were"
+        )
+    config = {"path": ".", "names": dict(enumerate(recipe.classes))}
+    for split in SPLITS:
+        if counts.get(split):
+            config[split] = f"images/{split}"
+    (folder / "dataset.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
+
+
+def dataset_facts(folder: Path, classes: list[str], lineage: list[dict]) -> DatasetFacts:
+    boxes = {name: dict.fromkeys(SPLITS, 0) for name in classes}
+    images = dict.fromkeys(SPLITS, 0)
+    resolutions: Counter = Counter()
+    without, tiny = 0, 0
+    for split in SPLITS:
+        for image in sorted((folder / "images" / split).glob("*")):
+            images[split] += 1
+            with PIL.Image.open(image) as opened:  # reads the header only
+                width, height = opened.size
+            resolutions[(width, height)] += 1
+            label = folder / "labels" / split / f"{image.stem}.txt"
+            rows = label.read_text().split("\n") if label.is_file() else []
+            rows = [row.split() for row in rows if row.strip()]
+            without += not rows
+            for row in rows:
+                name = classes[int(row[0])]
+                boxes[name][split] += 1
+                box_w, box_h = float(row[3]) * width, float(row[4]) * height
+                tiny += min(box_w, box_h) < TINY_BOX_PX
+    exported = sum(entry.get("images", 0) for entry in lineage)
+    return DatasetFacts(
+        classes=list(classes),
+        images=images,
+        boxes=boxes,
+        resolutions=resolutions,
+        images_without_boxes=without,
+        tiny_boxes=tiny,
+        duplicates_dropped=max(0, exported - sum(images.values())),
+        exports=lineage,
+    )
+
+
+def zip_folder(folder: Path, target: Path) -> Path:
+    """The folder with its checksum manifest, zipped under its own name."""
+    write_manifest(folder)
+    partial = target.with_name(f".{target.name}.partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
+    partial.replace(target)
+    return target

@@ -1,0 +1,253 @@
+"""`imagine-assist usage report`: images processed per function and month, distinct clients
+and CVAT users, and countries where a GeoIP file is given, from the gateway's access log and
+the cvat-cli usage log; as CSV, a plot and the gateway's live counters.
+
+An image counts once per answered request (2xx): one CVAT detector call, tracker frame or
+cvat-cli image. Country lookup is offline only: a CSV of address ranges the user supplies,
+such as DB-IP's "IP to Country Lite" (start,end,country) or IP2Location LITE DB1 (integer
+ranges); nothing is looked up on the network.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import datetime as dt
+import ipaddress
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imagine_assist.errors import UserError
+
+INVOCATIONS = "/api/function_invocations"
+LOCAL = "local network"
+
+
+@dataclass(frozen=True)
+class Use:
+    time: dt.datetime
+    function: str
+    status: int
+    images: int
+    client: str
+    user: str = ""
+    server: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def _parse_time(text: str) -> dt.datetime:
+    moment = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
+    return moment.astimezone(dt.UTC)
+
+
+def read_uses(paths: Iterable[Path]) -> tuple[list[Use], int]:
+    """Invocations from access logs and cvat-cli logs, and the number of lines skipped as
+    unreadable (a log cut short by a kill ends in half a line)."""
+    uses, skipped = [], 0
+    for path in paths:
+        with path.open(errors="replace") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    if "source" not in record and record.get("path") != INVOCATIONS:
+                        continue  # health checks, listings, metrics: no image processed
+                    uses.append(
+                        Use(
+                            time=_parse_time(record["time"]),
+                            function=str(record.get("function") or "?"),
+                            status=int(record["status"]),
+                            images=int(record.get("images", 1)),
+                            client=str(record.get("client") or ""),
+                            user=str(record.get("user") or ""),
+                            server=str(record.get("server") or ""),
+                        )
+                    )
+                except (ValueError, KeyError, TypeError):
+                    skipped += 1
+    return uses, skipped
+
+
+def _address(text: str):
+    text = text.strip().strip('"')
+    return int(text) if text.isdigit() else int(ipaddress.ip_address(text))
+
+
+def load_geoip(path: Path) -> Callable[[str], str]:
+    """A lookup from address to country code over a CSV of ranges: start,end,country[,...]."""
+    ranges: list[tuple[int, int, int, str]] = []  # (version, start, end, country)
+    with path.open(newline="", errors="replace") as handle:
+        for row in csv.reader(handle):
+            if len(row) < 3 or row[0].startswith("#"):
+                continue
+            try:
+                start, end = _address(row[0]), _address(row[1])
+            except ValueError:
+                continue  # a header line
+            version = 6 if ":" in row[0] or start > 2**32 else 4
+            ranges.append((version, start, end, row[2].strip().strip('"')))
+    if not ranges:
+        raise UserError(f"{path} holds no address ranges (want CSV rows: start,end,country)")
+    ranges.sort()
+    keys = [(version, start) for version, start, _, _ in ranges]
+
+    def country(client: str) -> str:
+        try:
+            address = ipaddress.ip_address(client)
+        except ValueError:
+            return "unknown"  # a host name (cvat-cli records)
+        if address.is_private or address.is_loopback or address.is_link_local:
+            return LOCAL
+        key = (address.version, int(address))
+        index = bisect.bisect_right(keys, key) - 1
+        if index >= 0:
+            version, start, end, code = ranges[index]
+            if version == address.version and start <= int(address) <= end:
+                return code
+        return "unknown"
+
+    return country
+
+
+@dataclass
+class UsageReport:
+    monthly: list[dict] = field(default_factory=list)
+    yearly: list[dict] = field(default_factory=list)
+    functions: dict[str, int] = field(default_factory=dict)
+    skipped_lines: int = 0
+
+
+def summarise(
+    uses: list[Use], since: dt.date | None = None, country: Callable[[str], str] | None = None
+) -> UsageReport:
+    if since:
+        start = dt.datetime.combine(since, dt.time(), dt.UTC)
+        uses = [use for use in uses if use.time >= start]
+    monthly: dict[tuple[str, str], dict] = defaultdict(
+        lambda: {"images": 0, "failed": 0, "clients": set(), "users": set()}
+    )
+    yearly: dict[int, dict] = defaultdict(
+        lambda: {"images": 0, "clients": set(), "users": set(), "countries": set()}
+    )
+    functions: dict[str, int] = defaultdict(int)
+    for use in uses:
+        month = monthly[(use.time.strftime("%Y-%m"), use.function)]
+        if not use.succeeded:
+            month["failed"] += 1
+            continue
+        year = yearly[use.time.year]
+        for bucket in (month, year):
+            bucket["images"] += use.images
+            bucket["clients"].add(use.client)
+            if use.user:
+                bucket["users"].add(f"{use.user}@{use.server}" if use.server else use.user)
+        if country:
+            year["countries"].add(country(use.client))
+        functions[use.function] += use.images
+    report = UsageReport(functions=dict(sorted(functions.items())))
+    for (month, function), values in sorted(monthly.items()):
+        report.monthly.append(
+            {
+                "month": month,
+                "function": function,
+                "images": values["images"],
+                "failed_requests": values["failed"],
+                "clients": len(values["clients"]),
+                "users": len(values["users"]),
+            }
+        )
+    for year, values in sorted(yearly.items()):
+        countries = sorted(values["countries"] - {LOCAL, "unknown"})
+        report.yearly.append(
+            {
+                "year": year,
+                "images": values["images"],
+                "clients": len(values["clients"]),
+                "users": len(values["users"]),
+                "countries": len(countries) if country else "",
+                "country_codes": ";".join(countries),
+            }
+        )
+    return report
+
+
+def read_counters(url: str) -> dict[str, int]:
+    """Answered invocations per function since the running gateway started (its /metrics)."""
+    import requests
+
+    try:
+        text = requests.get(f"{url.rstrip('/')}/metrics", timeout=10).text
+    except requests.RequestException as error:
+        raise UserError(f"could not read {url}/metrics: {error}") from None
+    counters: dict[str, int] = defaultdict(int)
+    for line in text.splitlines():
+        if not line.startswith("imagine_assist_requests_total{"):
+            continue
+        labels, _, value = line.partition("} ")
+        fields = dict(part.split("=", 1) for part in labels.split("{", 1)[1].split(","))
+        if fields.get("code", '""').strip('"').startswith("2"):
+            counters[fields["function"].strip('"')] += int(float(value))
+    return dict(counters)
+
+
+def write_report(report: UsageReport, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, rows, header in (
+        (
+            "usage-monthly.csv",
+            report.monthly,
+            ["month", "function", "images", "failed_requests", "clients", "users"],
+        ),
+        (
+            "usage-yearly.csv",
+            report.yearly,
+            ["year", "images", "clients", "users", "countries", "country_codes"],
+        ),
+    ):
+        with (out_dir / name).open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+        written.append(out_dir / name)
+    written.append(plot_monthly(report, out_dir / "usage.png"))
+    return written
+
+
+def plot_monthly(report: UsageReport, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    months = sorted({row["month"] for row in report.monthly})
+    functions = sorted({row["function"] for row in report.monthly})
+    figure, axes = plt.subplots(figsize=(max(6, len(months) * 0.6 + 3), 4))
+    bottom = [0] * len(months)
+    for function in functions:
+        heights = [
+            sum(
+                row["images"]
+                for row in report.monthly
+                if row["month"] == month and row["function"] == function
+            )
+            for month in months
+        ]
+        axes.bar(months, heights, bottom=bottom, label=function)
+        bottom = [a + b for a, b in zip(bottom, heights, strict=True)]
+    axes.set_ylabel("images processed")
+    axes.set_title("imagine-assist usage per month")
+    if functions:
+        axes.legend(fontsize="small")
+    axes.tick_params(axis="x", rotation=45)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

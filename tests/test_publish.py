@@ -1,0 +1,359 @@
+"""Publishing a registry version: cards in iMagine's template after a simulated loop round,
+the Zenodo deposit's field rules, the dataset zip, and the upload's exact HTTP requests
+against a recording server on loopback (Zenodo itself cannot be reached here)."""
+
+import copy
+import hashlib
+import json
+import re
+import shutil
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import yaml
+
+from imagine_assist.checksums import verify_manifest
+from imagine_assist.cli import main
+from imagine_assist.publish.cards import DATASET_HEADINGS
+from imagine_assist.publish.zenodo import check_deposit
+from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export
+
+REGISTRY_KNOWS = (
+    "Training dataset",
+    "Data preprocessing",
+    "Data splitting",
+    "Classes, labels and annotations",
+    "Data sources",
+    "Data quality",
+    "Image resolution",
+)
+USER_FILLS = {
+    "Parameters": "parameters",
+    "Spatial coverage": "spatial_coverage",
+    "Temporal coverage": "temporal_coverage",
+    "Contact information": "contact",
+}
+METADATA = {
+    "creators": [{"name": "Doe, Jane", "affiliation": "Marine Institute", "orcid": ""}],
+    "contact": {"name": "Doe, Jane", "email": "jane.doe@example.org", "affiliation": "MI"},
+    "keywords": ["OBSEA"],
+    "data_sources": "Fixed camera at 20 m, one frame every 30 minutes.",
+    "spatial_coverage": {"place": "OBSEA, Vilanova i la Geltru, Spain", "lat": 41.18, "lon": 1.75},
+    "temporal_coverage": {"start": "2023-01-01", "end": "2023-12-31"},
+    "parameters": [
+        {
+            "name": "Abundance of biological entity",
+            "uri": "http://vocab.nerc.ac.uk/collection/P01/current/SDBIOL01/",
+        }
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def loop_round(tmp_path_factory):
+    """A simulated loop round: a corrected CVAT export retrained into v1 and promoted."""
+    root = tmp_path_factory.mktemp("loop-round")
+    samples = list(generate_fish(24, seed=90))
+    export = write_cvat_export(root / "task-1.zip", samples, FISH_SPECIES)
+    argv = ["train", "fish", "--from", str(export), "--models", str(root / "models")]
+    argv += ["--work", str(root / "work"), "--epochs", "1", "--force"]
+    assert main(argv) == 0
+    boxes = sum(len(sample.objects) for sample in samples)
+    return root, export, boxes
+
+
+def sections(markdown: str) -> dict[str, str]:
+    """Heading -> the text under it, up to the next heading."""
+    parts = re.split(r"^#{2,3} (.+)$", markdown, flags=re.M)
+    return {parts[i].strip(): parts[i + 1].strip() for i in range(1, len(parts), 2)}
+
+
+def publish_card(root, out, *extra):
+    argv = ["publish", "card", "fish", "--models", str(root / "models"), "--out", str(out)]
+    return main(argv + list(extra))
+
+
+def test_card_after_a_loop_round_fills_what_the_registry_knows_and_names_the_rest(
+    loop_round, tmp_path, capsys
+):
+    root, export, boxes = loop_round
+    metadata = tmp_path / "absent.yaml"
+    assert publish_card(root, tmp_path / "out", "--metadata", str(metadata)) == 0
+    out = capsys.readouterr().out
+    card = (tmp_path / "out" / "dataset-card.md").read_text()
+    found = sections(card)
+    assert list(found) == list(DATASET_HEADINGS)
+    for heading in REGISTRY_KNOWS:
+        assert found[heading] and "Missing" not in found[heading], heading
+    for heading, field in USER_FILLS.items():
+        assert f"Missing: fill `{field}` in `{metadata}`" in found[heading], heading
+        assert f"missing: {field}" in out
+    # the facts are the export's: every image and box of the task, by class
+    assert "Images: 24 (" in found["Training dataset"]
+    assert f"Annotations: {boxes} bounding boxes in 3 classes" in found["Training dataset"]
+    for species in FISH_SPECIES:
+        assert f"| {species} |" in found["Classes, labels and annotations"]
+    assert export.name in found["Data sources"]
+    assert "384 x 288 | 24" in found["Image resolution"]
+    model = sections((tmp_path / "out" / "model-card.md").read_text())
+    for heading in ("Intended use", "Classes", "Metrics", "Training data", "Limits"):
+        assert model[heading], heading
+    assert "| mAP50 |" in model["Metrics"] and "bundled" in model["Metrics"]
+    assert "zenodo would refuse the deposit: creators" in out
+
+
+def test_filled_metadata_completes_the_card_and_the_deposit_meets_zenodo_rules(
+    loop_round, tmp_path, capsys
+):
+    root, _, _ = loop_round
+    metadata = tmp_path / "fish.yaml"
+    metadata.write_text(yaml.safe_dump(METADATA))
+    assert publish_card(root, tmp_path / "out", "--metadata", str(metadata)) == 0
+    assert "missing" not in capsys.readouterr().out
+    card = (tmp_path / "out" / "dataset-card.md").read_text()
+    assert "Missing" not in card
+    assert "[Abundance of biological entity](http://vocab.nerc.ac.uk/" in card
+    assert "2023-01-01 to 2023-12-31" in card and "jane.doe@example.org" in card
+    deposit = json.loads((tmp_path / "out" / "zenodo-deposit.json").read_text())
+    assert check_deposit(deposit) == []
+    metadata_json = deposit["metadata"]
+    assert metadata_json["upload_type"] == "dataset"
+    assert metadata_json["license"] == "cc-by-4.0" and metadata_json["access_right"] == "open"
+    assert metadata_json["communities"] == [{"identifier": "imagine-project"}]
+    assert metadata_json["grants"] == [{"id": "10.13039/501100000780::101058625"}]
+    assert metadata_json["version"] == "v1"
+    assert metadata_json["creators"] == [{"name": "Doe, Jane", "affiliation": "Marine Institute"}]
+    assert metadata_json["locations"] == [
+        {"place": "OBSEA, Vilanova i la Geltru, Spain", "lat": 41.18, "lon": 1.75}
+    ]
+    assert metadata_json["dates"] == [
+        {"start": "2023-01-01", "end": "2023-12-31", "type": "Collected"}
+    ]
+    assert {"OBSEA", "fish", "diplodus"} <= set(metadata_json["keywords"])
+    description = metadata_json["description"]
+    for heading in DATASET_HEADINGS:
+        assert re.search(rf"<h[23]>{re.escape(heading)}</h[23]>", description), heading
+    assert "<table>" in description and "<script" not in description
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (lambda m: m.pop("title"), "title is required"),
+        (lambda m: m.update(upload_type="data"), "upload_type must be one of"),
+        (lambda m: m.update(creators=[]), "creators needs at least one"),
+        (lambda m: m.update(creators=[{"name": "Jane Doe"}]), "Family name, Given names"),
+        (lambda m: m.pop("license"), "license is required when access_right is open"),
+        (lambda m: m.update(access_right="public"), "access_right must be one of"),
+        (lambda m: m.update(access_right="embargoed"), "embargo_date"),
+        (lambda m: m.update(keywords="fish"), "keywords must be a list"),
+        (lambda m: m.update(dates=[{"start": "2023-13-01", "type": "Collected"}]), "ISO date"),
+        (lambda m: m.update(dates=[{"start": "2023-01-01", "type": "Sampled"}]), "date type"),
+        (lambda m: m.update(locations=[{"place": "x", "lat": 95, "lon": 0}]), "lat must be"),
+        (lambda m: m.update(communities=["imagine-project"]), "list of objects"),
+        (lambda m: m.update(species="fish"), "unknown field 'species'"),
+    ],
+)
+def test_deposit_rules_name_what_zenodo_would_refuse(change, problem):
+    valid = {
+        "metadata": {
+            "upload_type": "dataset",
+            "title": "t",
+            "creators": [{"name": "Doe, Jane"}],
+            "description": "<p>d</p>",
+            "access_right": "open",
+            "license": "cc-by-4.0",
+            "keywords": ["fish"],
+        }
+    }
+    assert check_deposit(valid) == []
+    broken = copy.deepcopy(valid)
+    change(broken["metadata"])
+    assert any(problem in found for found in check_deposit(broken)), check_deposit(broken)
+
+
+def test_the_dataset_zip_is_the_training_split_with_a_checksum_manifest(loop_round, tmp_path):
+    root, _, boxes = loop_round
+    assert publish_card(root, tmp_path / "out") == 0
+    card = json.loads((root / "models" / "fish" / "versions" / "v1" / "card.json").read_text())
+    with zipfile.ZipFile(tmp_path / "out" / "fish-v1-dataset.zip") as archive:
+        archive.extractall(tmp_path / "unzipped")
+    folder = tmp_path / "unzipped" / "fish-v1"
+    assert verify_manifest(folder) == []
+    config = yaml.safe_load((folder / "dataset.yaml").read_text())
+    assert config["path"] == "." and config["names"] == dict(enumerate(FISH_SPECIES))
+    for split, count in card["data"]["split"].items():
+        assert len(list((folder / "images" / split).glob("*.jpg"))) == count
+    rows = [row.split() for label in folder.glob("labels/*/*.txt") for row in label.open()]
+    assert len(rows) == boxes
+    assert all(len(row) == 5 and all(0 <= float(v) <= 1 for v in row[1:]) for row in rows)
+    (folder / "dataset.yaml").write_text("path: /elsewhere\n")
+    assert verify_manifest(folder) == ["changed: dataset.yaml"]
+
+
+def test_a_moved_export_is_named_and_found_again_by_its_checksum(loop_round, tmp_path, capsys):
+    root, export, _ = loop_round
+    moved = tmp_path / "archive" / "renamed.zip"
+    moved.parent.mkdir()
+    shutil.move(export, moved)
+    try:
+        assert publish_card(root, tmp_path / "out") == 2
+        assert "task-1.zip" in capsys.readouterr().err
+        assert publish_card(root, tmp_path / "out", "--export", str(moved)) == 0
+    finally:
+        shutil.move(moved, export)
+
+
+# --- upload ---------------------------------------------------------------------------------
+
+
+class RecordingZenodo(BaseHTTPRequestHandler):
+    """Answers as Zenodo's deposit API does, and records each request."""
+
+    requests: list = []
+    fail_metadata: bool = False
+
+    def log_message(self, *args):
+        pass
+
+    def _answer(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.requests.append((self.command, self.path, dict(self.headers), body))
+        base = f"http://127.0.0.1:{self.server.server_port}"
+        if self.command == "POST" and self.path == "/api/deposit/depositions":
+            links = {
+                "bucket": f"{base}/api/files/bucket-42",
+                "html": f"{base}/deposit/42",
+                "publish": f"{base}/api/deposit/depositions/42/actions/publish",
+            }
+            self._answer(201, {"id": 42, "links": links})
+        elif self.command == "PUT" and self.path.startswith("/api/files/bucket-42/"):
+            self._answer(201, {"checksum": "md5:" + hashlib.md5(body).hexdigest()})
+        elif self.command == "PUT" and self.path == "/api/deposit/depositions/42":
+            if self.fail_metadata:
+                errors = [{"field": "metadata.creators", "message": "Missing data."}]
+                self._answer(400, {"message": "Validation error.", "errors": errors})
+            else:
+                self._answer(200, {"id": 42, **json.loads(body)})
+        elif self.command == "POST" and self.path.endswith("/actions/publish"):
+            self._answer(202, {"id": 42, "doi": "10.5072/zenodo.42"})
+        else:
+            self._answer(404, {"message": "not found"})
+
+    do_POST = do_PUT = do_GET = _handle
+
+
+@pytest.fixture
+def zenodo():
+    RecordingZenodo.requests = []
+    RecordingZenodo.fail_metadata = False
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingZenodo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", RecordingZenodo
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def deposit_folder(loop_round, tmp_path_factory):
+    root, _, _ = loop_round
+    folder = tmp_path_factory.mktemp("deposit")
+    metadata = folder / "fish.yaml"
+    metadata.write_text(yaml.safe_dump(METADATA))
+    assert publish_card(root, folder / "out", "--metadata", str(metadata)) == 0
+    return folder / "out"
+
+
+def upload(folder, url, *extra):
+    return main(["publish", "upload", str(folder), "--url", url, "--token-env", "ZT", *extra])
+
+
+def test_upload_creates_a_draft_uploads_then_sets_metadata_and_never_publishes_unasked(
+    deposit_folder, zenodo, monkeypatch, capsys
+):
+    url, recorder = zenodo
+    monkeypatch.setenv("ZT", "s3cret-token")
+    assert upload(deposit_folder, url) == 0
+    calls = [(method, path) for method, path, _, _ in recorder.requests]
+    assert calls == [
+        ("POST", "/api/deposit/depositions"),
+        ("PUT", "/api/files/bucket-42/fish-v1-dataset.zip"),
+        ("PUT", "/api/files/bucket-42/dataset-card.md"),
+        ("PUT", "/api/deposit/depositions/42"),
+    ]
+    for method, path, headers, body in recorder.requests:
+        assert headers["Authorization"] == "Bearer s3cret-token"
+        assert "s3cret" not in path
+    uploaded = recorder.requests[1][3]
+    assert uploaded == (deposit_folder / "fish-v1-dataset.zip").read_bytes()
+    sent = json.loads(recorder.requests[3][3])
+    assert sent == json.loads((deposit_folder / "zenodo-deposit.json").read_text())
+    out = capsys.readouterr().out
+    assert "a draft, not published" in out
+    draft = json.loads((deposit_folder / "zenodo-draft.json").read_text())
+    assert draft["id"] == 42 and draft["files"] == ["fish-v1-dataset.zip", "dataset-card.md"]
+
+
+def test_publish_happens_only_with_the_flag_and_last(deposit_folder, zenodo, monkeypatch, capsys):
+    url, recorder = zenodo
+    monkeypatch.setenv("ZT", "s3cret-token")
+    assert upload(deposit_folder, url, "--publish") == 0
+    assert [m for m, _, _, _ in recorder.requests] == ["POST", "PUT", "PUT", "PUT", "POST"]
+    assert recorder.requests[-1][1] == "/api/deposit/depositions/42/actions/publish"
+    assert "published, DOI 10.5072/zenodo.42" in capsys.readouterr().out
+
+
+def test_upload_failures_are_clear_and_send_nothing_they_should_not(
+    deposit_folder, zenodo, monkeypatch, capsys, tmp_path
+):
+    url, recorder = zenodo
+    monkeypatch.delenv("ZT", raising=False)
+    assert upload(deposit_folder, url) == 2
+    assert "set the environment variable ZT" in capsys.readouterr().err
+    assert recorder.requests == []
+    monkeypatch.setenv("ZT", "s3cret-token")
+    # no network: a closed port stands in for an unreachable Zenodo
+    assert upload(deposit_folder, "http://127.0.0.1:9") == 2
+    assert "could not reach http://127.0.0.1:9" in capsys.readouterr().err
+    # Zenodo's own validation errors reach the user with the field named
+    recorder.fail_metadata = True
+    assert upload(deposit_folder, url) == 2
+    assert "metadata.creators: Missing data." in capsys.readouterr().err
+    # a deposit that breaks the rules is refused before any request
+    recorder.requests.clear()
+    broken = tmp_path / "broken"
+    shutil.copytree(deposit_folder, broken)
+    deposit = json.loads((broken / "zenodo-deposit.json").read_text())
+    deposit["metadata"]["creators"] = []
+    (broken / "zenodo-deposit.json").write_text(json.dumps(deposit))
+    assert upload(broken, url) == 2
+    assert "would be refused by Zenodo" in capsys.readouterr().err
+    assert recorder.requests == []
+
+
+def test_template_is_written_once_and_read_back_empty(tmp_path, capsys):
+    path = tmp_path / "fish.yaml"
+    assert main(["publish", "template", "fish", "--out", str(path)]) == 0
+    from imagine_assist.publish.metadata import load_metadata
+
+    assert load_metadata(path, "fish").missing() == [
+        "creators",
+        "contact",
+        "spatial_coverage",
+        "temporal_coverage",
+        "parameters",
+    ]
+    assert main(["publish", "template", "fish", "--out", str(path)]) == 2
+    path.write_text("creators:\n  - name: Jane Doe\n")
+    assert main(["publish", "card", "fish", "--metadata", str(path), "--out", "x"]) == 2
+    assert "Family name, Given names" in capsys.readouterr().err
