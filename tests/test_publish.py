@@ -291,7 +291,7 @@ def test_upload_creates_a_draft_uploads_then_sets_metadata_and_never_publishes_u
         ("PUT", "/api/files/bucket-42/dataset-card.md"),
         ("PUT", "/api/deposit/depositions/42"),
     ]
-    for method, path, headers, body in recorder.requests:
+    for _, path, headers, _ in recorder.requests:
         assert headers["Authorization"] == "Bearer s3cret-token"
         assert "s3cret" not in path
     uploaded = recorder.requests[1][3]
