@@ -10,7 +10,9 @@ import shutil
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import cvat_sdk.auto_annotation
 import pytest
 import yaml
 
@@ -19,6 +21,8 @@ from imagine_assist.cli import main
 from imagine_assist.publish.cards import DATASET_HEADINGS
 from imagine_assist.publish.zenodo import check_deposit
 from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export
+
+from .test_loop import RecordingClient
 
 REGISTRY_KNOWS = (
     "Training dataset",
@@ -53,15 +57,28 @@ METADATA = {
 
 @pytest.fixture(scope="module")
 def loop_round(tmp_path_factory):
-    """A simulated loop round: a corrected CVAT export retrained into v1 and promoted."""
+    """A simulated loop round (`imagine-assist loop`, cvat-sdk's client stood in for as in
+    test_loop): CVAT task 7's corrected export is reviewed, retrained into v1 and promoted."""
     root = tmp_path_factory.mktemp("loop-round")
     samples = list(generate_fish(24, seed=90))
-    export = write_cvat_export(root / "task-1.zip", samples, FISH_SPECIES)
-    argv = ["train", "fish", "--from", str(export), "--models", str(root / "models")]
-    argv += ["--work", str(root / "work"), "--epochs", "1", "--force"]
-    assert main(argv) == 0
+    cvat_export = write_cvat_export(root / "cvat-7.zip", samples, FISH_SPECIES)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            "cvat_sdk.make_client", lambda host, **auth: RecordingClient({7: cvat_export})
+        )
+        patch.setattr(cvat_sdk.auto_annotation, "annotate_task", lambda *args, **kwargs: None)
+        patch.setenv("CVAT_USER", "annotator")
+        patch.setenv("CVAT_PASSWORD", "secret")
+        argv = ["loop", "fish", "--cvat", "https://cvat.example", "--task", "7"]
+        argv += ["--models", str(root / "models"), "--work", str(root / "work")]
+        assert main([*argv, "--epochs", "1", "--force"]) == 0
+    (export,) = [Path(entry["path"]) for entry in _card(root)["data"]["exports"]]
     boxes = sum(len(sample.objects) for sample in samples)
     return root, export, boxes
+
+
+def _card(root):
+    return json.loads((root / "models" / "fish" / "versions" / "v1" / "card.json").read_text())
 
 
 def sections(markdown: str) -> dict[str, str]:
@@ -177,7 +194,7 @@ def test_deposit_rules_name_what_zenodo_would_refuse(change, problem):
 def test_the_dataset_zip_is_the_training_split_with_a_checksum_manifest(loop_round, tmp_path):
     root, _, boxes = loop_round
     assert publish_card(root, tmp_path / "out") == 0
-    card = json.loads((root / "models" / "fish" / "versions" / "v1" / "card.json").read_text())
+    card = _card(root)
     with zipfile.ZipFile(tmp_path / "out" / "fish-v1-dataset.zip") as archive:
         archive.extractall(tmp_path / "unzipped")
     folder = tmp_path / "unzipped" / "fish-v1"
@@ -200,7 +217,7 @@ def test_a_moved_export_is_named_and_found_again_by_its_checksum(loop_round, tmp
     shutil.move(export, moved)
     try:
         assert publish_card(root, tmp_path / "out") == 2
-        assert "task-1.zip" in capsys.readouterr().err
+        assert export.name in capsys.readouterr().err
         assert publish_card(root, tmp_path / "out", "--export", str(moved)) == 0
     finally:
         shutil.move(moved, export)
