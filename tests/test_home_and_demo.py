@@ -48,6 +48,9 @@ def test_demo_writes_every_output_for_both_functions(tmp_path, capsys, monkeypat
     assert (loop / "pre-annotations" / "annotations.xml").stat().st_size > 0
     assert (loop / "corrected-task.zip").is_file()
     assert json.loads((loop / "review" / "summary.json").read_text())["samples"] == 40
+    dataset_card = (loop / "publish" / "dataset-card.md").read_text()
+    assert "## Training dataset" in dataset_card and "Missing: fill `contact`" in dataset_card
+    assert (loop / "publish" / "zenodo-deposit.json").is_file()
     card = json.loads((models / "fish" / "versions" / "v1" / "card.json").read_text())
     assert card["data"]["exports"][0]["format"] == "CVAT for images 1.1"
     assert ("promoted v1" in printed) == card["gate"]["passed"]

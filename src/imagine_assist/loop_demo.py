@@ -2,7 +2,8 @@
 
 pre-annotate new images -> a simulated correction (the ground truth plays the annotator,
 exported as CVAT does) -> review in FiftyOne -> retrain from the export -> the gate decides
-the promotion -> the gateway serves the live version.
+the promotion -> cards and a Zenodo deposit for the version -> the gateway serves the live
+version.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import requests
 from PIL import Image
 
 from imagine_assist.functions.catalog import get_spec, load_function
+from imagine_assist.home import Home
 from imagine_assist.models.registry import Registry
 from imagine_assist.models.store import family_dir
 from imagine_assist.predict import predict_to_files
@@ -26,6 +28,8 @@ DEMO_EPOCHS = 3  # a short round so the demo takes a minute; the recipe's own is
 def run_loop_demo(out: Path, models_dir: str | None = None, images: int = 40) -> None:
     from imagine_assist.nuclio.gateway import Gateway
     from imagine_assist.nuclio.serve import background_server, build_hosts
+    from imagine_assist.publish import write_publication
+    from imagine_assist.publish.metadata import default_path
     from imagine_assist.review.review import review_export
     from imagine_assist.training.retrain import retrain
 
@@ -71,7 +75,19 @@ def run_loop_demo(out: Path, models_dir: str | None = None, images: int = 40) ->
         f"(`imagine-assist models promote fish {result.version.name} --force` overrides)"
     )
 
-    print("== 5. serve the live models to CVAT")
+    print("== 5. cards and a Zenodo deposit for the new version (upload is a separate step)")
+    metadata = default_path(Home.resolve().root, "fish")
+    publication = write_publication(
+        registry, "fish", loop / "publish", metadata, version_name=result.version.name
+    )
+    print(
+        f"{publication.folder}: dataset-card.md, model-card.md, zenodo-deposit.json, "
+        f"{publication.dataset_zip.name}; still to fill in {metadata} "
+        "(`imagine-assist publish template fish`): "
+        + ", ".join(gap.field for gap in publication.missing)
+    )
+
+    print("== 6. serve the live models to CVAT")
     gateway = Gateway(build_hosts(["fish-detector", "litter-detector"], models_dir), port=0)
     with background_server(gateway) as url:
         ready = requests.get(f"{url}/api/healthz", timeout=30).json()
