@@ -355,6 +355,12 @@ def test_upload_failures_are_clear_and_send_nothing_they_should_not(
     (broken / "zenodo-deposit.json").write_text(json.dumps(deposit))
     assert upload(broken, url) == 2
     assert "would be refused by Zenodo" in capsys.readouterr().err
+    # a card with fields still to fill in may become a draft, never a published record
+    shutil.copytree(deposit_folder, broken, dirs_exist_ok=True)
+    card = broken / "dataset-card.md"
+    card.write_text(card.read_text() + "\n_Missing: fill `contact` in `x.yaml`._\n")
+    assert upload(broken, url, "--publish") == 2
+    assert "1 field(s) to fill in" in capsys.readouterr().err
     assert recorder.requests == []
 
 

@@ -18,8 +18,8 @@ from imagine_assist.errors import UserError
 from imagine_assist.models.registry import Registry
 from imagine_assist.publish.cards import dataset_card, default_title, model_card
 from imagine_assist.publish.dataset import dataset_facts, find_exports, rebuild, zip_folder
-from imagine_assist.publish.document import Missing, to_html, to_markdown
-from imagine_assist.publish.metadata import CARD_FIELDS, load_metadata
+from imagine_assist.publish.document import MISSING_MARK, Missing, to_html, to_markdown
+from imagine_assist.publish.metadata import load_metadata
 from imagine_assist.publish.zenodo import (
     DEPOSIT_FILE,
     SANDBOX_URL,
@@ -119,19 +119,27 @@ def upload_publication(
             "(scopes deposit:write, and deposit:actions to publish); it is never read from "
             "the command line"
         )
-    files = sorted(folder.glob("*-dataset.zip")) + [folder / DATASET_CARD]
-    missing = [path.name for path in files if not path.is_file()]
-    if missing or len(files) < 2:
+    zips = sorted(folder.glob("*-dataset.zip"))
+    if len(zips) != 1 or not (folder / DATASET_CARD).is_file():
         raise UserError(
-            f"{folder} is incomplete ({', '.join(missing) or 'no dataset zip'}); "
-            "run `imagine-assist publish card` again"
+            f"{folder} should hold one dataset zip and {DATASET_CARD} (found "
+            f"{', '.join(p.name for p in zips) or 'no zip'}); run `imagine-assist publish card` "
+            "into an empty folder"
         )
+    gaps = (folder / DATASET_CARD).read_text().count(MISSING_MARK)
+    if gaps and publish:
+        raise UserError(
+            f"{DATASET_CARD} still has {gaps} field(s) to fill in; a published record cannot "
+            "be changed, so fill them in and run `publish card` again (a draft is fine)"
+        )
+    if gaps:
+        log(f"note: {DATASET_CARD} still has {gaps} field(s) to fill in before publishing")
+    files = [zips[0], folder / DATASET_CARD]
     base = url or (SANDBOX_URL if sandbox else ZENODO_URL)
     return upload(folder, files, ZenodoClient(base, token), publish=publish, log=log)
 
 
 __all__ = [
-    "CARD_FIELDS",
     "Publication",
     "default_title",
     "upload_publication",

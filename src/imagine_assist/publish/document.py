@@ -10,6 +10,8 @@ import html
 import re
 from dataclasses import dataclass, field
 
+MISSING_MARK = "Missing: fill `"
+
 
 @dataclass(frozen=True)
 class Missing:
@@ -20,7 +22,7 @@ class Missing:
 
     @property
     def text(self) -> str:
-        return f"Missing: fill `{self.field}` in `{self.where}`."
+        return f"{MISSING_MARK}{self.field}` in `{self.where}`."
 
 
 @dataclass(frozen=True)
