@@ -1,7 +1,9 @@
 """`imagine-assist usage report` over what a gateway run and cvat-cli runs really logged."""
 
 import csv
+import gzip
 import json
+import shutil
 import socket
 import types
 
@@ -164,3 +166,16 @@ def test_bad_report_arguments_are_clear(tmp_path, capsys):
     argv = ["usage", "report", "--log", str(missing), "--geoip", str(empty_geoip)]
     assert main([*argv, "--out", str(tmp_path)]) == 2
     assert "no address ranges" in capsys.readouterr().err
+
+
+def test_default_logs_include_what_logrotate_kept(gateway_log, tmp_path, monkeypatch):
+    gateway_log, _ = gateway_log
+    logs = tmp_path / "home" / "logs"
+    logs.mkdir(parents=True)
+    shutil.copyfile(gateway_log, logs / "gateway-access.jsonl")
+    with gzip.open(logs / "gateway-access.jsonl.1.gz", "wt") as rotated:
+        rotated.write(gateway_log.read_text())
+    monkeypatch.setenv("IMAGINE_ASSIST_HOME", str(tmp_path / "home"))
+    assert main(["usage", "report", "--out", str(tmp_path / "out")]) == 0
+    (yearly,) = rows(tmp_path / "out" / "usage-yearly.csv")
+    assert yearly["images"] == "6"  # 3 in the current log, 3 in the rotated one

@@ -531,11 +531,13 @@ def _usage(args: argparse.Namespace) -> int:
     )
 
     home = Home.resolve()
-    logs = (
-        [Path(path) for path in args.log]
-        if args.log
-        else [home.root / "logs" / "gateway-access.jsonl", usage_log_path(home)]
-    )
+    if args.log:
+        logs = [Path(path) for path in args.log]
+    else:  # the current logs and what logrotate kept of them (.1, .2.gz, ...)
+        cvat_cli_log = usage_log_path(home)
+        logs = sorted((home.root / "logs").glob("gateway-access.jsonl*"))
+        logs += sorted(cvat_cli_log.parent.glob(f"{cvat_cli_log.name}*"))
+        logs = logs or [home.root / "logs" / "gateway-access.jsonl", cvat_cli_log]
     found = [path for path in logs if path.is_file()]
     if not found:
         raise UserError(f"no usage logs at {', '.join(map(str, logs))}; give them with --log")

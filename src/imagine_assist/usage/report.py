@@ -14,6 +14,7 @@ import bisect
 import csv
 import datetime as dt
 import functools
+import gzip
 import ipaddress
 import json
 from collections import defaultdict
@@ -73,7 +74,8 @@ def read_uses(paths: Iterable[Path]) -> tuple[list[Use], int]:
     unreadable (a log cut short by a kill ends in half a line)."""
     uses, skipped = [], 0
     for path in paths:
-        with path.open(errors="replace") as handle:
+        opener = gzip.open if path.suffix == ".gz" else open  # logrotate's compressed files
+        with opener(path, "rt", errors="replace") as handle:
             for line in handle:
                 if not line.strip():
                     continue
