@@ -43,6 +43,7 @@ METADATA = {
     "creators": [{"name": "Doe, Jane", "affiliation": "Marine Institute", "orcid": ""}],
     "contact": {"name": "Doe, Jane", "email": "jane.doe@example.org", "affiliation": "MI"},
     "keywords": ["OBSEA"],
+    "summary": "Fish at <script>alert(1)</script> & friends, 20 m deep.",
     "data_sources": "Fixed camera at 20 m, one frame every 30 minutes.",
     "spatial_coverage": {"place": "OBSEA, Vilanova i la Geltru, Spain", "lat": 41.18, "lon": 1.75},
     "temporal_coverage": {"start": "2023-01-01", "end": "2023-12-31"},
@@ -153,6 +154,7 @@ def test_filled_metadata_completes_the_card_and_the_deposit_meets_zenodo_rules(
     for heading in DATASET_HEADINGS:
         assert re.search(rf"<h[23]>{re.escape(heading)}</h[23]>", description), heading
     assert "<table>" in description and "<script" not in description
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; friends" in description
 
 
 @pytest.mark.parametrize(
@@ -200,7 +202,9 @@ def test_the_dataset_zip_is_the_training_split_with_a_checksum_manifest(loop_rou
     folder = tmp_path / "unzipped" / "fish-v1"
     assert verify_manifest(folder) == []
     config = yaml.safe_load((folder / "dataset.yaml").read_text())
-    assert config["path"] == "." and config["names"] == dict(enumerate(FISH_SPECIES))
+    # no `path`: ultralytics reads the splits beside dataset.yaml wherever it was unzipped
+    assert "path" not in config and config["names"] == dict(enumerate(FISH_SPECIES))
+    assert all((folder / config[split]).is_dir() for split in ("train", "val"))
     for split, count in card["data"]["split"].items():
         assert len(list((folder / "images" / split).glob("*.jpg"))) == count
     rows = [row.split() for label in folder.glob("labels/*/*.txt") for row in label.open()]
@@ -291,13 +295,20 @@ def deposit_folder(loop_round, tmp_path_factory):
     return folder / "out"
 
 
+@pytest.fixture
+def deposit(deposit_folder, tmp_path):
+    """A fresh copy: a run leaves its draft's record in the folder, and a rerun goes on with it."""
+    return shutil.copytree(deposit_folder, tmp_path / "deposit")
+
+
 def upload(folder, url, *extra):
     return main(["publish", "upload", str(folder), "--url", url, "--token-env", "ZT", *extra])
 
 
 def test_upload_creates_a_draft_uploads_then_sets_metadata_and_never_publishes_unasked(
-    deposit_folder, zenodo, monkeypatch, capsys
+    deposit, zenodo, monkeypatch, capsys
 ):
+    deposit_folder = deposit
     url, recorder = zenodo
     monkeypatch.setenv("ZT", "s3cret-token")
     assert upload(deposit_folder, url) == 0
@@ -318,10 +329,11 @@ def test_upload_creates_a_draft_uploads_then_sets_metadata_and_never_publishes_u
     out = capsys.readouterr().out
     assert "a draft, not published" in out
     draft = json.loads((deposit_folder / "zenodo-draft.json").read_text())
-    assert draft["id"] == 42 and draft["files"] == ["fish-v1-dataset.zip", "dataset-card.md"]
+    assert draft["id"] == 42 and list(draft["files"]) == ["fish-v1-dataset.zip", "dataset-card.md"]
 
 
-def test_publish_happens_only_with_the_flag_and_last(deposit_folder, zenodo, monkeypatch, capsys):
+def test_publish_happens_only_with_the_flag_and_last(deposit, zenodo, monkeypatch, capsys):
+    deposit_folder = deposit
     url, recorder = zenodo
     monkeypatch.setenv("ZT", "s3cret-token")
     assert upload(deposit_folder, url, "--publish") == 0
@@ -331,8 +343,9 @@ def test_publish_happens_only_with_the_flag_and_last(deposit_folder, zenodo, mon
 
 
 def test_upload_failures_are_clear_and_send_nothing_they_should_not(
-    deposit_folder, zenodo, monkeypatch, capsys, tmp_path
+    deposit, zenodo, monkeypatch, capsys, tmp_path
 ):
+    deposit_folder = deposit
     url, recorder = zenodo
     monkeypatch.delenv("ZT", raising=False)
     assert upload(deposit_folder, url) == 2
@@ -342,10 +355,19 @@ def test_upload_failures_are_clear_and_send_nothing_they_should_not(
     # no network: a closed port stands in for an unreachable Zenodo
     assert upload(deposit_folder, "http://127.0.0.1:9") == 2
     assert "could not reach http://127.0.0.1:9" in capsys.readouterr().err
+    assert upload(deposit_folder, "cvat.example/zenodo") == 2  # no scheme
+    assert "could not send the request" in capsys.readouterr().err
     # Zenodo's own validation errors reach the user with the field named
     recorder.fail_metadata = True
     assert upload(deposit_folder, url) == 2
     assert "metadata.creators: Missing data." in capsys.readouterr().err
+    # the rerun goes on with the same draft: no second draft, no second upload
+    recorder.fail_metadata = False
+    recorder.requests.clear()
+    assert upload(deposit_folder, url) == 0
+    assert [(m, p) for m, p, _, _ in recorder.requests] == [("PUT", "/api/deposit/depositions/42")]
+    assert "going on with draft 42" in capsys.readouterr().out
+    (deposit_folder / "zenodo-draft.json").unlink()
     # a deposit that breaks the rules is refused before any request
     recorder.requests.clear()
     broken = tmp_path / "broken"
@@ -380,3 +402,38 @@ def test_template_is_written_once_and_read_back_empty(tmp_path, capsys):
     path.write_text("creators:\n  - name: Jane Doe\n")
     assert main(["publish", "card", "fish", "--metadata", str(path), "--out", "x"]) == 2
     assert "Family name, Given names" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("keywords: fish, OBSEA\n", "keywords must be a list of items"),
+        ("contact: Jane Doe\n", "contact must be a group of fields"),
+        ("spatial_coverage: OBSEA\n", "spatial_coverage must be a group of fields"),
+        ("temporal_coverage: 2023\n", "temporal_coverage must be a group of fields"),
+        ("creators:\n  name: Doe, Jane\n", "creators must be a list of entries"),
+        ("temporal_coverage: {start: 2023-02-30}\n", "day is out of range for month"),
+        ("temporal_coverage: {start: 30/01/2023}\n", "must be an ISO date"),
+        ("spatial_coverage: {place: x, lat: north}\n", "lat and lon must be numbers"),
+        ("contact: {name: J, email: jane-at-example}\n", "is not an address"),
+        ("creators:\n  - {name: 'Doe, Jane', orcid: 1234}\n", "is not an ORCID iD"),
+        ("title: [\n", "is not valid YAML"),
+    ],
+)
+def test_bad_metadata_is_named_not_a_traceback(tmp_path, capsys, text, problem):
+    path = tmp_path / "fish.yaml"
+    path.write_text(text)
+    assert main(["publish", "card", "fish", "--metadata", str(path), "--out", "x"]) == 2
+    assert problem in capsys.readouterr().err
+
+
+def test_metadata_dates_may_be_datetimes_and_coordinates_southern(tmp_path):
+    from imagine_assist.publish.metadata import load_metadata
+
+    path = tmp_path / "fish.yaml"
+    path.write_text(
+        "temporal_coverage: {start: 2023-01-01T10:00:00, end: 2023-03-01}\n"
+        "spatial_coverage: {place: Hobart, lat: -42.88, lon: 147.33}\n"
+    )
+    meta = load_metadata(path, "fish")
+    assert str(meta.start) == "2023-01-01" and meta.lat == -42.88

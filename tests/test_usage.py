@@ -13,6 +13,7 @@ import requests
 
 from imagine_assist.cli import main
 from imagine_assist.cvat.sdk_function import SdkDetectionFunction
+from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import load_function
 from imagine_assist.nuclio.gateway import Gateway
 from imagine_assist.nuclio.serve import background_server, build_hosts
@@ -179,3 +180,57 @@ def test_default_logs_include_what_logrotate_kept(gateway_log, tmp_path, monkeyp
     assert main(["usage", "report", "--out", str(tmp_path / "out")]) == 0
     (yearly,) = rows(tmp_path / "out" / "usage-yearly.csv")
     assert yearly["images"] == "6"  # 3 in the current log, 3 in the rotated one
+
+
+def test_months_and_years_follow_the_local_time_written(gateway_log, tmp_path):
+    gateway_log, _ = gateway_log
+    line = json.loads(gateway_log.read_text().splitlines()[0])
+    line |= {"path": "/api/function_invocations", "status": 200, "function": "fish-detector"}
+    log = tmp_path / "access.jsonl"
+    log.write_text(
+        json.dumps(line | {"time": "2026-01-01T00:30:00+0100"})  # 2025-12-31 23:30 in UTC
+        + "\n"
+        + json.dumps(["not", "a", "record"])
+        + "\n"
+        + '"a string"\n'
+    )
+    argv = ["usage", "report", "--log", str(log), "--since", "2026-01-01"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 0
+    (yearly,) = rows(tmp_path / "out" / "usage-yearly.csv")
+    assert yearly["year"] == "2026" and yearly["images"] == "1"
+    (monthly,) = rows(tmp_path / "out" / "usage-monthly.csv")
+    assert monthly["month"] == "2026-01"
+
+
+def test_geoip_reads_ip2location_integer_ranges_and_mapped_addresses(tmp_path):
+    """IP2Location LITE DB1 IPv6: integers, quoted, IPv4 as ::ffff:a.b.c.d, "-" for none."""
+    mapped = 0xFFFF00000000
+    rows_ = [
+        ("0", str(mapped - 1), "-", "-"),
+        (str(mapped + 0x01000000), str(mapped + 0x01FFFFFF), "AU", "Australia"),
+        (str(0x2A001450 << 96), str((0x2A001450 << 96) + 2**96 - 1), "IE", "Ireland"),
+    ]
+    geoip = tmp_path / "IP2LOCATION-LITE-DB1.IPV6.CSV"
+    geoip.write_text("".join(",".join(f'"{v}"' for v in row) + "\n" for row in rows_))
+    lookup = load_geoip(geoip)
+    assert lookup("1.2.3.4") == "AU"  # an IPv4 client, found through the mapped range
+    assert lookup("::ffff:1.2.3.4") == "AU"
+    assert lookup("2a00:1450::1") == "IE"
+    assert lookup("::ffff:127.0.0.1") == "local network"
+    assert lookup("5.6.7.8") == "unknown"  # "-" is no country
+
+
+def test_agents_record_no_user():
+    argv = [*CVAT_CLI, "operator:pw", "function", "run-agent", "12", "--function-file", "x.py"]
+    identity = cvat_cli_identity(argv)
+    assert identity["user"] == "" and identity["agent"] is True
+
+
+def test_counters_of_a_gateway_with_a_token(tmp_path, monkeypatch):
+    gateway = Gateway(build_hosts(["fish-detector"], tmp_path / "models"), port=0, token="t0k")
+    with background_server(gateway) as url:
+        monkeypatch.delenv("IMAGINE_ASSIST_TOKEN", raising=False)
+        with pytest.raises(UserError, match="wants its token"):
+            read_counters(url)
+        monkeypatch.setenv("IMAGINE_ASSIST_TOKEN", "t0k")
+        assert read_counters(url) == {}

@@ -87,13 +87,14 @@ def _reload_gateway(gateway: str, family: str) -> None:
     import requests
 
     from imagine_assist.functions.catalog import FUNCTIONS
+    from imagine_assist.nuclio.gateway import client_headers
 
     for spec in FUNCTIONS.values():
         if spec.family != family:
             continue
         url = f"{gateway.rstrip('/')}/api/functions/{spec.id}/reload"
         try:
-            response = requests.post(url, timeout=30)
+            response = requests.post(url, headers=client_headers(), timeout=30)
         except requests.RequestException as error:
             raise UserError(f"the gateway at {gateway} did not answer: {error}") from None
         if response.status_code == 404:
@@ -727,7 +728,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--token-env", default="ZENODO_TOKEN", help="variable holding the Zenodo token"
     )
     publish.add_argument("--sandbox", action="store_true", help="sandbox.zenodo.org")
-    publish.add_argument("--url", help="another Zenodo or InvenioRDM address")
+    publish.add_argument(
+        "--url", help="another server with Zenodo's deposit API (a self-hosted Zenodo)"
+    )
     publish.add_argument(
         "--publish", action="store_true", help="publish the draft (a DOI cannot be taken back)"
     )

@@ -36,7 +36,16 @@ log = logging.getLogger(__name__)
 
 PROJECT = "cvat"
 TOKEN_HEADER = "x-imagine-assist-token"
+TOKEN_ENV = "IMAGINE_ASSIST_TOKEN"
 UNGUARDED = ("/api/healthz",)
+
+
+def client_headers() -> dict:
+    """What our own clients (reload, usage counters) send: the token, when one is set."""
+    import os
+
+    token = os.environ.get(TOKEN_ENV)
+    return {TOKEN_HEADER: token} if token else {}
 
 
 class GatewayError(Exception):

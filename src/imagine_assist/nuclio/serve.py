@@ -15,12 +15,11 @@ from pathlib import Path
 from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import FUNCTIONS, get_spec, load_function
 from imagine_assist.home import Home
-from imagine_assist.nuclio.gateway import Gateway, create_app
+from imagine_assist.nuclio.gateway import TOKEN_ENV, Gateway, create_app
 from imagine_assist.nuclio.hosting import FunctionHost
 
 log = logging.getLogger(__name__)
 
-TOKEN_ENV = "IMAGINE_ASSIST_TOKEN"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 

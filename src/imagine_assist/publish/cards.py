@@ -177,7 +177,9 @@ def dataset_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetada
     if meta.place:
         where_text = meta.place
         if meta.lat is not None and meta.lon is not None:
-            where_text += f" ({meta.lat:.5f} N, {meta.lon:.5f} E, WGS84)"
+            north_south = f"{abs(meta.lat):.5f} {'N' if meta.lat >= 0 else 'S'}"
+            east_west = f"{abs(meta.lon):.5f} {'E' if meta.lon >= 0 else 'W'}"
+            where_text += f" ({north_south}, {east_west}, WGS84)"
         doc.add("Spatial coverage", 3, where_text)
     else:
         doc.add("Spatial coverage", 3, Missing("spatial_coverage", where))

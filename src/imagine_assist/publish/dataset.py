@@ -8,7 +8,7 @@ Package layout (documented in docs/publishing.md)::
 
     <family>-<version>/
         README.md          the dataset card
-        dataset.yaml       ultralytics/YOLO dataset file (path ".", names, splits)
+        dataset.yaml       ultralytics/YOLO dataset file (names, splits beside it)
         images/<split>/    the images as exported from CVAT (not resized)
         labels/<split>/    one YOLO txt per image: class x_center y_center width height (0-1)
         MANIFEST.sha256    a checksum per file (`sha256sum -c MANIFEST.sha256`)
@@ -110,10 +110,12 @@ def rebuild(version: ModelVersion, exports: list[Path], out_dir: Path, work_dir:
             f"the exports now split as {counts}, but {version.name} trained on {expected}; "
             "were they edited? Publish from the exports as they were"
         )
-    config = {"path": ".", "names": dict(enumerate(recipe.classes))}
+    # no `path`: ultralytics then reads the splits beside dataset.yaml, wherever it is unzipped
+    config = {"names": dict(enumerate(recipe.classes))}
     for split in SPLITS:
         if counts.get(split):
             config[split] = f"images/{split}"
+    config.setdefault("val", "images/train")  # as in training: ultralytics insists on val
     (folder / "dataset.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return folder
 

@@ -118,6 +118,8 @@ def write_template(path: Path, family: str, title: str) -> Path:
 def _date(value, name: str, path: Path) -> dt.date | None:
     if value in (None, ""):
         return None
+    if isinstance(value, dt.datetime):  # YAML reads 2023-01-01T10:00:00 as a datetime
+        return value.date()
     if isinstance(value, dt.date):
         return value
     try:
@@ -135,6 +137,31 @@ def _text(raw: dict, name: str, path: Path) -> str:
     return str(value).strip()
 
 
+def _mapping(raw: dict, name: str, path: Path) -> dict:
+    value = raw.get(name)
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(
+            f"{path}: {name} must be a group of fields, as in `publish template`, not {value!r}"
+        )
+    return value
+
+
+def _entries(raw: dict, name: str, path: Path, mappings: bool = True) -> list:
+    value = raw.get(name)
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list) or (
+        mappings and not all(isinstance(entry, dict) for entry in value)
+    ):
+        kind = "entries with fields" if mappings else "items"
+        raise UserError(
+            f"{path}: {name} must be a list of {kind} (lines starting with '- '), not {value!r}"
+        )
+    return value
+
+
 def load_metadata(path: Path | None, family: str) -> PublishMetadata:
     """The user's metadata, checked; an absent file gives empty metadata (all fields missing)."""
     if path is None or not path.is_file():
@@ -143,11 +170,13 @@ def load_metadata(path: Path | None, family: str) -> PublishMetadata:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise UserError(f"{path} is not valid YAML: {error}") from None
+    except ValueError as error:  # YAML's own date reading: 2023-02-30
+        raise UserError(f"{path}: {error} (dates are YYYY-MM-DD)") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path} must be a mapping of fields (see `publish template`)")
     creators = []
-    for entry in raw.get("creators") or []:
-        if not isinstance(entry, dict) or not str(entry.get("name") or "").strip():
+    for entry in _entries(raw, "creators", path):
+        if not str(entry.get("name") or "").strip():
             continue  # the template's empty example
         name = str(entry["name"]).strip()
         if "," not in name:
@@ -156,10 +185,10 @@ def load_metadata(path: Path | None, family: str) -> PublishMetadata:
         if orcid and not _ORCID.match(orcid):
             raise UserError(f"{path}: {orcid!r} is not an ORCID iD (0000-0000-0000-0000)")
         creators.append(Creator(name, str(entry.get("affiliation") or "").strip(), orcid))
-    contact = {k: str(v).strip() for k, v in (raw.get("contact") or {}).items() if v}
+    contact = {k: str(v).strip() for k, v in _mapping(raw, "contact", path).items() if v}
     if contact.get("email") and not _EMAIL.match(contact["email"]):
         raise UserError(f"{path}: contact email {contact['email']!r} is not an address")
-    space = raw.get("spatial_coverage") or {}
+    space = _mapping(raw, "spatial_coverage", path)
     lat, lon = space.get("lat"), space.get("lon")
     try:
         lat = None if lat in (None, "") else float(lat)
@@ -168,17 +197,21 @@ def load_metadata(path: Path | None, family: str) -> PublishMetadata:
         raise UserError(f"{path}: spatial_coverage lat and lon must be numbers") from None
     if (lat is not None and not -90 <= lat <= 90) or (lon is not None and not -180 <= lon <= 180):
         raise UserError(f"{path}: spatial_coverage lat must be in [-90, 90] and lon in [-180, 180]")
-    time_span = raw.get("temporal_coverage") or {}
+    time_span = _mapping(raw, "temporal_coverage", path)
     start = _date(time_span.get("start"), "temporal_coverage.start", path)
     end = _date(time_span.get("end"), "temporal_coverage.end", path)
     if start and end and end < start:
         raise UserError(f"{path}: temporal_coverage ends ({end}) before it starts ({start})")
     parameters = [
         Parameter(str(entry["name"]).strip(), str(entry.get("uri") or "").strip())
-        for entry in raw.get("parameters") or []
-        if isinstance(entry, dict) and str(entry.get("name") or "").strip()
+        for entry in _entries(raw, "parameters", path)
+        if str(entry.get("name") or "").strip()
     ]
-    keywords = [str(word).strip() for word in raw.get("keywords") or [] if str(word).strip()]
+    keywords = [
+        str(word).strip()
+        for word in _entries(raw, "keywords", path, mappings=False)
+        if str(word).strip()
+    ]
     return PublishMetadata(
         family=family,
         source=path,

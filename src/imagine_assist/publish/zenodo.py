@@ -231,8 +231,13 @@ def check_deposit(deposit: dict) -> list[str]:
         if not location.get("place"):
             problems.append("every location needs a place")
         lat, lon = location.get("lat"), location.get("lon")
+        numbers = all(
+            isinstance(value, int | float) and not isinstance(value, bool) for value in (lat, lon)
+        )
         if (lat is None) != (lon is None):
             problems.append("a location gives both lat and lon, or neither")
+        elif lat is not None and not numbers:
+            problems.append("location lat and lon must be numbers")
         elif lat is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
             problems.append("location lat must be in [-90, 90] and lon in [-180, 180]")
     for span in _check_list_of_objects(metadata, "dates", problems):
@@ -290,24 +295,33 @@ class ZenodoClient:
             raise UserError(
                 f"{self.base_url} did not answer in {self.timeout_s:g} s ({what})"
             ) from None
+        except requests.RequestException as error:  # a URL without a scheme, say
+            raise UserError(f"could not send the request to {what} to {url}: {error}") from None
         if response.status_code in (401, 403):
             raise UserError(
                 f"Zenodo refused the token ({response.status_code}) to {what}: it needs the "
                 "deposit:write scope (and deposit:actions to publish)"
             )
+        try:
+            body = response.json() if response.content else {}
+        except ValueError:
+            body = None
         if response.status_code not in expected:
-            try:
-                body = response.json()
-                detail = body.get("message", "")
+            detail = response.text[:300]
+            if isinstance(body, dict):
+                detail = str(body.get("message", ""))
                 detail += "".join(
                     f"; {item.get('field', '')}: {item.get('message', item)}"
                     for item in body.get("errors") or []
                     if isinstance(item, dict)
                 )
-            except ValueError:
-                detail = response.text[:300]
             raise UserError(f"Zenodo answered {response.status_code} to {what}: {detail}")
-        return response.json() if response.content else {}
+        if not isinstance(body, dict):
+            raise UserError(
+                f"{url} answered {response.status_code} to {what} with something other than "
+                "a JSON object (a proxy or a login page?); is this Zenodo's deposit API?"
+            )
+        return body
 
 
 def upload(
@@ -320,17 +334,34 @@ def upload(
         raise UserError(
             f"{folder / DEPOSIT_FILE} would be refused by Zenodo: " + "; ".join(problems)
         )
-    created = client.call(
-        "POST", f"{client.base_url}/api/deposit/depositions", "create a draft", (200, 201), json={}
-    )
-    draft_id, links = created["id"], created.get("links", {})
-    record = {"id": draft_id, "links": links, "base_url": client.base_url, "files": []}
-    (folder / DRAFT_FILE).write_text(json.dumps(record, indent=2))
-    log(f"draft {draft_id} created: {links.get('html', '')}")
+    record = _previous_draft(folder, client.base_url)
+    if record is None:
+        created = client.call(
+            "POST",
+            f"{client.base_url}/api/deposit/depositions",
+            "create a draft",
+            (200, 201),
+            json={},
+        )
+        record = {
+            "id": created["id"],
+            "links": created.get("links", {}),
+            "base_url": client.base_url,
+            "files": {},
+        }
+        _save_draft(folder, record)
+        log(f"draft {record['id']} created: {record['links'].get('html', '')}")
+    else:
+        log(f"going on with draft {record['id']} made earlier from this folder ({DRAFT_FILE})")
+    draft_id, links = record["id"], record["links"]
     bucket = links.get("bucket")
     if not bucket:
         raise UserError(f"Zenodo's answer for draft {draft_id} has no bucket link to upload to")
     for path in files:
+        md5 = _md5(path)
+        if record["files"].get(path.name) == md5:
+            log(f"{path.name} is already in the draft")
+            continue
         with path.open("rb") as handle:
             answer = client.call(
                 "PUT",
@@ -341,13 +372,13 @@ def upload(
                 headers={"Content-Type": "application/octet-stream"},
             )
         checksum = answer.get("checksum", "")
-        if checksum and checksum != f"md5:{_md5(path)}":
+        if checksum and checksum != f"md5:{md5}":
             raise UserError(
                 f"{path.name} arrived damaged in draft {draft_id} (Zenodo has {checksum}); "
-                "delete the file in the draft and upload again"
+                "run the same command again to upload it again"
             )
-        record["files"].append(path.name)
-        (folder / DRAFT_FILE).write_text(json.dumps(record, indent=2))
+        record["files"][path.name] = md5
+        _save_draft(folder, record)
         log(f"uploaded {path.name} ({path.stat().st_size:,} bytes)")
     client.call(
         "PUT",
@@ -368,5 +399,35 @@ def upload(
         )
         doi = published.get("doi", "")
         record["doi"] = doi
-        (folder / DRAFT_FILE).write_text(json.dumps(record, indent=2))
-    return Draft(draft_id, links.get("html", ""), record["files"], publish, doi)
+        _save_draft(folder, record)
+    return Draft(draft_id, links.get("html", ""), list(record["files"]), publish, doi)
+
+
+def _save_draft(folder: Path, record: dict) -> None:
+    partial = folder / f".{DRAFT_FILE}.partial"
+    partial.write_text(json.dumps(record, indent=2))
+    partial.replace(folder / DRAFT_FILE)
+
+
+def _previous_draft(folder: Path, base_url: str) -> dict | None:
+    """The draft an earlier run made from this folder, so a rerun goes on with it instead of
+    leaving a second draft behind; None when there is none for this Zenodo."""
+    path = folder / DRAFT_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record.get("files"), dict):
+            raise ValueError("files")
+    except (ValueError, AttributeError):
+        raise UserError(
+            f"{path} is damaged; find the draft on Zenodo, then delete {path} to start anew"
+        ) from None
+    if record.get("doi"):
+        raise UserError(
+            f"this folder was published as {record['doi']}; a change needs a new version "
+            f"on Zenodo (delete {path} to make a separate deposit)"
+        )
+    if record.get("base_url") != base_url:
+        return None
+    return record

@@ -2,8 +2,10 @@
 
 A cvat-cli run annotates on this machine, so the gateway never sees it; the run's own command
 line carries the CVAT user (``--auth USER[:PASS]``) and server, and that is all we keep of it
-(never the password). Records go to ``<home>/logs/cvat-cli-usage.jsonl``, next to the
-gateway's access log, and never leave the machine.
+(never the password). An agent (``cvat-cli function run-agent``) serves every user's requests
+under its operator's login, so its records carry no user. Records go to
+``<home>/logs/cvat-cli-usage.jsonl``, next to the gateway's access log, and never leave the
+machine.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ def cvat_cli_identity(argv: list[str]) -> dict:
             elif word.startswith(flag + "="):
                 found[key] = word.split("=", 1)[1]
     found["user"] = found["user"].split(":", 1)[0]  # USER[:PASS]: the password stays out
+    if "run-agent" in argv:
+        # an agent answers every user's requests under the operator's login: that login
+        # says nothing about who asked, so it is not counted as a user
+        found["user"] = ""
+        found["agent"] = True
     return found
 
 
@@ -52,7 +59,7 @@ def record_use(function_id: str, images: int = 1, path: Path | None = None, argv
     identity = cvat_cli_identity(list(sys.argv if argv is None else argv))
     record = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "source": "cvat-cli" if identity else "sdk",
+        "source": ("cvat-agent" if identity.get("agent") else "cvat-cli") if identity else "sdk",
         "client": socket.gethostname(),
         "function": function_id,
         "status": 200,

@@ -17,12 +17,15 @@ import functools
 import gzip
 import ipaddress
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagine_assist.errors import UserError
+
+log = logging.getLogger(__name__)
 
 INVOCATIONS = "/api/function_invocations"
 LOCAL = "local network"
@@ -63,10 +66,12 @@ class Use:
 
 
 def _parse_time(text: str) -> dt.datetime:
+    """The time as written, in the writer's own zone: a request at 00:30 on 1 January,
+    local time, belongs to the new year whatever UTC says."""
     moment = dt.datetime.fromisoformat(text)  # the gateway's %Y-%m-%dT%H:%M:%S%z
     if moment.tzinfo is None:
         raise ValueError(f"no time zone in {text!r}")
-    return moment.astimezone(dt.UTC)
+    return moment
 
 
 def read_uses(paths: Iterable[Path]) -> tuple[list[Use], int]:
@@ -74,29 +79,41 @@ def read_uses(paths: Iterable[Path]) -> tuple[list[Use], int]:
     unreadable (a log cut short by a kill ends in half a line)."""
     uses, skipped = [], 0
     for path in paths:
-        opener = gzip.open if path.suffix == ".gz" else open  # logrotate's compressed files
-        with opener(path, "rt", errors="replace") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    if "source" not in record and record.get("path") != INVOCATIONS:
-                        continue  # health checks, listings, metrics: no image processed
-                    uses.append(
-                        Use(
-                            time=_parse_time(record["time"]),
-                            function=str(record.get("function") or "?"),
-                            status=int(record["status"]),
-                            images=int(record.get("images", 1)),
-                            client=str(record.get("client") or ""),
-                            user=str(record.get("user") or ""),
-                            server=str(record.get("server") or ""),
-                        )
-                    )
-                except (ValueError, KeyError, TypeError):
-                    skipped += 1
+        try:
+            skipped += _read_log(path, uses)
+        except (OSError, EOFError) as error:  # e.g. a .gz that logrotate is still writing
+            log.warning("skipped the rest of %s: %s", path, error)
+            skipped += 1
     return uses, skipped
+
+
+def _read_log(path: Path, uses: list[Use]) -> int:
+    skipped = 0
+    opener = gzip.open if path.suffix == ".gz" else open  # logrotate's compressed files
+    with opener(path, "rt", errors="replace") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("not a record")
+                if "source" not in record and record.get("path") != INVOCATIONS:
+                    continue  # health checks, listings, metrics: no image processed
+                uses.append(
+                    Use(
+                        time=_parse_time(record["time"]),
+                        function=str(record.get("function") or "?"),
+                        status=int(record["status"]),
+                        images=int(record.get("images", 1)),
+                        client=str(record.get("client") or ""),
+                        user=str(record.get("user") or ""),
+                        server=str(record.get("server") or ""),
+                    )
+                )
+            except (ValueError, KeyError, TypeError):
+                skipped += 1
+    return skipped
 
 
 def _address(text: str):
@@ -104,8 +121,15 @@ def _address(text: str):
     return int(text) if text.isdigit() else int(ipaddress.ip_address(text))
 
 
+# what GeoIP files write for "no country": IP2Location "-", MaxMind/DB-IP "ZZ" or nothing
+NO_COUNTRY = {"", "-", "ZZ"}
+
+
 def load_geoip(path: Path) -> Callable[[str], str]:
-    """A lookup from address to country code over a CSV of ranges: start,end,country[,...]."""
+    """A lookup from address to country code over a CSV of ranges: start,end,country[,...].
+
+    Ranges are dotted or colon addresses (DB-IP) or integers (IP2Location); an integer range
+    above 2**32, or one in IP2Location's IPv6 file, is IPv6 (its IPv4 part is mapped)."""
     ranges: list[tuple[int, int, int, str]] = []  # (version, start, end, country)
     with path.open(newline="", errors="replace") as handle:
         for row in csv.reader(handle):
@@ -115,12 +139,23 @@ def load_geoip(path: Path) -> Callable[[str], str]:
                 start, end = _address(row[0]), _address(row[1])
             except ValueError:
                 continue  # a header line
-            version = 6 if ":" in row[0] or start > 2**32 else 4
-            ranges.append((version, start, end, row[2].strip().strip('"')))
+            code = row[2].strip().strip('"')
+            if code.upper() in NO_COUNTRY:
+                continue
+            version = 6 if ":" in row[0] or end >= 2**32 else 4
+            ranges.append((version, start, end, code))
     if not ranges:
         raise UserError(f"{path} holds no address ranges (want CSV rows: start,end,country)")
     ranges.sort()
     keys = [(version, start) for version, start, _, _ in ranges]
+
+    def find(version: int, number: int) -> str | None:
+        index = bisect.bisect_right(keys, (version, number)) - 1
+        if index >= 0:
+            found_version, start, end, code = ranges[index]
+            if found_version == version and start <= number <= end:
+                return code
+        return None
 
     @functools.lru_cache(maxsize=65536)  # a year of log repeats the same clients
     def country(client: str) -> str:
@@ -128,19 +163,18 @@ def load_geoip(path: Path) -> Callable[[str], str]:
             address = ipaddress.ip_address(client)
         except ValueError:
             return "unknown"  # a host name (cvat-cli records)
+        if address.version == 6 and address.ipv4_mapped:
+            address = address.ipv4_mapped  # ::ffff:1.2.3.4 is 1.2.3.4
         number = int(address)
         if any(
             version == address.version and start <= number <= end
             for version, start, end in _LOCAL_RANGES
         ):
             return LOCAL
-        key = (address.version, number)
-        index = bisect.bisect_right(keys, key) - 1
-        if index >= 0:
-            version, start, end, code = ranges[index]
-            if version == address.version and start <= int(address) <= end:
-                return code
-        return "unknown"
+        code = find(address.version, number)
+        if code is None and address.version == 4:  # IP2Location's IPv6 file maps IPv4
+            code = find(6, number + 0xFFFF00000000)
+        return code or "unknown"
 
     return country
 
@@ -157,8 +191,7 @@ def summarise(
     uses: list[Use], since: dt.date | None = None, country: Callable[[str], str] | None = None
 ) -> UsageReport:
     if since:
-        start = dt.datetime.combine(since, dt.time(), dt.UTC)
-        uses = [use for use in uses if use.time >= start]
+        uses = [use for use in uses if use.time.date() >= since]
     monthly: dict[tuple[str, str], dict] = defaultdict(
         lambda: {"images": 0, "failed": 0, "clients": set(), "users": set()}
     )
@@ -211,10 +244,17 @@ def read_counters(url: str) -> dict[str, int]:
     """Answered invocations per function since the running gateway started (its /metrics)."""
     import requests
 
+    from imagine_assist.nuclio.gateway import TOKEN_ENV, client_headers
+
     try:
-        text = requests.get(f"{url.rstrip('/')}/metrics", timeout=10).text
+        answer = requests.get(f"{url.rstrip('/')}/metrics", headers=client_headers(), timeout=10)
     except requests.RequestException as error:
         raise UserError(f"could not read {url}/metrics: {error}") from None
+    if answer.status_code == 401:
+        raise UserError(f"{url} wants its token: set {TOKEN_ENV} as for `imagine-assist serve`")
+    if answer.status_code != 200:
+        raise UserError(f"{url}/metrics answered {answer.status_code}; is it our gateway?")
+    text = answer.text
     counters: dict[str, int] = defaultdict(int)
     for line in text.splitlines():
         if not line.startswith("imagine_assist_requests_total{"):
