@@ -9,12 +9,19 @@ import pytest
 from imagine_assist import cli
 from imagine_assist.cvat.sdk_function import SdkDetectionFunction
 from imagine_assist.models.registry import Registry
-from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export
+from imagine_assist.samples import (
+    FISH_SPECIES,
+    generate_fish,
+    generate_tow,
+    write_cvat_export,
+    write_cvat_video_export,
+)
 
 
 class RecordingTask:
     def __init__(self, client, task_id):
         self.client, self.id = client, task_id
+        self.mode = client.modes.get(task_id, "annotation")  # CVAT's: "interpolation" = video
 
     def export_dataset(self, format_name, filename, **kwargs):
         self.client.calls.append(("export_dataset", self.id, format_name, kwargs))
@@ -25,8 +32,9 @@ class RecordingTask:
 class RecordingClient:
     """Answers the calls the loop makes, the way cvat-sdk's Client does, and records them."""
 
-    def __init__(self, exports):
+    def __init__(self, exports, modes=None):
         self.exports, self.calls = exports, []
+        self.modes = modes or {}
         self.tasks = self
 
     def retrieve(self, task_id):
@@ -118,3 +126,27 @@ def test_loop_without_credentials_says_what_to_set(tmp_path, monkeypatch, capsys
     ]
     assert cli.main(argv) == 2
     assert "CVAT_ACCESS_TOKEN" in capsys.readouterr().err
+
+
+def test_loop_on_a_video_task_exports_its_tracks_and_retrains_from_the_frames(
+    tmp_path, monkeypatch, capsys
+):
+    tow_export = write_cvat_video_export(
+        tmp_path / "tow.zip", generate_tow(40, seed=32, density_per_m2=1.2), frame_step=10
+    )
+    recording = RecordingClient({21: tow_export}, modes={21: "interpolation"})
+    monkeypatch.setattr("cvat_sdk.make_client", lambda host, **auth: recording)
+    monkeypatch.setenv("CVAT_ACCESS_TOKEN", "token")
+    argv = ["loop", "burrow", "--cvat", "https://cvat.example", "--task", "21"]
+    argv += ["--models", str(tmp_path / "models"), "--work", str(tmp_path / "work")]
+    assert cli.main([*argv, "--epochs", "1", "--force"]) == 0, capsys.readouterr().err
+    assert recording.calls[1] == (
+        "export_dataset",
+        21,
+        "CVAT for video 1.1",
+        {"include_images": True},
+    )
+    card = Registry(tmp_path / "models").current("burrow").card
+    assert card["data"]["exports"][0]["format"] == "CVAT for video 1.1"
+    assert sum(card["data"]["split"].values()) == 100  # every exported frame
+    assert (tmp_path / "work" / "review-task-21" / "summary.json").is_file()

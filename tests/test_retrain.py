@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,7 +18,13 @@ from imagine_assist.errors import UserError
 from imagine_assist.models.registry import Registry
 from imagine_assist.nuclio.gateway import Gateway
 from imagine_assist.nuclio.serve import background_server, build_hosts
-from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export
+from imagine_assist.samples import (
+    FISH_SPECIES,
+    generate_fish,
+    generate_tow,
+    write_cvat_export,
+    write_cvat_video_export,
+)
 from imagine_assist.training.exports import (
     content_split,
     fiftyone,
@@ -25,7 +32,7 @@ from imagine_assist.training.exports import (
     load_export,
     unpack,
 )
-from imagine_assist.training.retrain import check_gate, load_recipe
+from imagine_assist.training.retrain import build_dataset, check_gate, load_recipe
 
 from .test_gateway import b64, invoke_headers
 
@@ -239,7 +246,7 @@ def test_coco_and_yolo_exports_import_with_the_same_boxes(export, tmp_path, layo
     assert set(dataset.distinct("ground_truth.detections.label")) == set(FISH_SPECIES)
 
 
-def test_a_video_export_gets_advice_to_export_frames(tmp_path):
+def test_a_video_export_without_frames_gets_advice(tmp_path):
     archive = tmp_path / "video.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr(
@@ -247,5 +254,53 @@ def test_a_video_export_gets_advice_to_export_frames(tmp_path):
         )
     info = unpack(archive, tmp_path)
     assert info.format == "CVAT for video 1.1"
-    with pytest.raises(UserError, match="export the task again as 'CVAT for images 1.1'"):
+    with pytest.raises(UserError, match="'Save images'"):
         load_export(info)
+
+
+@pytest.fixture(scope="module")
+def tow_export(tmp_path_factory):
+    """A corrected Nephrops tow as CVAT exports a video task with a frame step of 10:
+    40 s of video, 100 task frames, tracks with their burrow systems."""
+    tow = generate_tow(40, seed=31, density_per_m2=1.2)
+    folder = tmp_path_factory.mktemp("tow-export")
+    return tow, write_cvat_video_export(folder / "tow-7.zip", tow, frame_step=10, task_name="tow 7")
+
+
+def test_video_export_frames_carry_the_tracks_boxes_and_stretches_share_a_split(
+    tow_export, tmp_path
+):
+    tow, export = tow_export
+    dataset = load_export(unpack(export, tmp_path))
+    assert len(dataset) == 100
+    expected = [len(tow.frame(index).objects) for index in range(0, tow.frame_count, 10)]
+    by_frame = {
+        int(Path(sample.filepath).stem.split("_")[1]): len(sample.ground_truth.detections)
+        for sample in dataset
+    }
+    assert [by_frame[i] for i in range(100)] == expected and sum(expected) > 20
+    first = next(s for s in dataset if s.ground_truth.detections)
+    frame = tow.frame(int(Path(first.filepath).stem.split("_")[1]) * 10)
+    x1, y1, x2, y2 = frame.objects[0].xyxy
+    width, height = tow.geometry.width, tow.geometry.height
+    box = first.ground_truth.detections[0].bounding_box
+    assert box == pytest.approx([x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height])
+    # 100 video frames to a stretch, so 10 task frames at a step of 10 share one split
+    recipe = load_recipe("burrow")
+    _, counts = build_dataset([dataset], recipe, tmp_path / "yolo")
+    splits = {}
+    for split in ("train", "val", "test"):
+        for image in (tmp_path / "yolo" / "images" / split).glob("*"):
+            splits[int(image.stem.split("_")[1])] = split
+    assert len(splits) == 100 and counts["train"] > 0
+    for stretch in range(10):
+        assert len({splits[f] for f in range(stretch * 10, stretch * 10 + 10)}) == 1
+
+
+def test_a_tow_export_retrains_the_burrow_detector(tow_export, tmp_path, capsys):
+    _, export = tow_export
+    argv = ["train", "burrow", "--from", str(export), "--models", str(tmp_path / "models")]
+    assert main([*argv, "--work", str(tmp_path / "work"), "--epochs", "1", "--force"]) == 0
+    card = Registry(tmp_path / "models").current("burrow").card
+    assert card["data"]["exports"][0]["format"] == "CVAT for video 1.1"
+    assert sum(card["data"]["split"].values()) == 100

@@ -15,7 +15,15 @@ from imagine_assist.models.registry import Registry
 from imagine_assist.models.store import family_dir
 
 log = logging.getLogger(__name__)
-EXPORT_FORMAT = "CVAT for images 1.1"  # frames of image and video tasks alike, with images
+IMAGE_EXPORT = "CVAT for images 1.1"
+# A video task keeps its tracks, and its frames are split by stretches of video rather than
+# one by one: neighbouring frames are near copies, and must not straddle train and test.
+VIDEO_EXPORT = "CVAT for video 1.1"
+
+
+def export_format(task) -> str:
+    """CVAT's own task mode: "interpolation" for a video task, "annotation" for images."""
+    return VIDEO_EXPORT if getattr(task, "mode", "") == "interpolation" else IMAGE_EXPORT
 
 
 @dataclass
@@ -60,8 +68,8 @@ def run_loop(
     exports_dir.mkdir(parents=True, exist_ok=True)
     export = exports_dir / f"task-{task_id}.zip"
     task = client.tasks.retrieve(task_id)
-    log.info("exporting task %s (%s)", task_id, EXPORT_FORMAT)
-    task.export_dataset(EXPORT_FORMAT, export, include_images=True)
+    log.info("exporting task %s (%s)", task_id, export_format(task))
+    task.export_dataset(export_format(task), export, include_images=True)
 
     _, summary = review_export(
         export, function_id, work_dir / f"review-task-{task_id}", work_dir / "unpacked", models_dir

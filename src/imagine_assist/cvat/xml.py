@@ -118,17 +118,24 @@ def cvat_video_tree(
     frame_count: int,
     size: tuple[int, int],
     source: str = "auto",
+    task_name: str = "",
+    frame_step: int = 1,
 ) -> ET.ElementTree:
     """Tracks as CVAT writes them: a keyframe box per frame present, and an `outside`
-    box on the frame after each run of frames ends, so the track stops there."""
+    box on the frame after each run of frames ends, so the track stops there. Frames are the
+    task's (with a frame step, task frame i is video frame i * step)."""
     width, height = size
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
     task = ET.SubElement(ET.SubElement(root, "meta"), "task")
+    if task_name:
+        ET.SubElement(task, "name").text = task_name
     ET.SubElement(task, "size").text = str(frame_count)
     ET.SubElement(task, "mode").text = "interpolation"
     ET.SubElement(task, "start_frame").text = "0"
-    ET.SubElement(task, "stop_frame").text = str(max(frame_count - 1, 0))
+    ET.SubElement(task, "stop_frame").text = str(max(frame_count - 1, 0) * frame_step)
+    if frame_step > 1:
+        ET.SubElement(task, "frame_filter").text = f"step={frame_step}"
     original = ET.SubElement(task, "original_size")
     ET.SubElement(original, "width").text = str(width)
     ET.SubElement(original, "height").text = str(height)

@@ -106,13 +106,20 @@ def dataset_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetada
             + (f"; augmentation and optimiser: {augmentation}" if augmentation else ""),
         ],
     )
+    video = any(entry["format"] == "CVAT for video 1.1" for entry in facts.exports)
     doc.add(
         "Data splitting",
         3,
         "Each image's split follows from the SHA-256 of its bytes, so an image keeps its split "
-        "in every retraining round and no image is in two splits. Shares: validation "
-        f"{recipe.get('val_share')}, test {recipe.get('test_share')}; the test split gave the "
-        "metrics in the model card.",
+        "in every retraining round and no image is in two splits. "
+        + (
+            "Frames of video tasks are split by stretches of 100 video frames instead (the "
+            "task and the stretch decide), so neighbouring frames share their split. "
+            if video
+            else ""
+        )
+        + f"Shares: validation {recipe.get('val_share')}, test {recipe.get('test_share')}; the "
+        "test split gave the metrics in the model card.",
         Table(
             ("split", "images", "boxes"),
             tuple(

@@ -21,6 +21,7 @@ from imagine_assist.samples.burrows import (
     counts_per_minute,
     generate_tow,
     tow_detection_samples,
+    write_cvat_video_export,
     write_tow,
 )
 from imagine_assist.samples.fish import FISH_SPECIES, generate_fish
@@ -68,6 +69,7 @@ __all__ = [
     "counts_per_minute",
     "generate_tow",
     "tow_detection_samples",
+    "write_cvat_video_export",
     "write_tow",
     "DatasetFiles",
     "Sample",

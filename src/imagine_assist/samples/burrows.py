@@ -1181,6 +1181,52 @@ def write_tow(tow: Tow, out_dir: str | Path) -> TowFiles:
     return files
 
 
+def write_cvat_video_export(
+    path: str | Path, tow: Tow, frame_step: int = 1, task_name: str = "tow"
+) -> Path:
+    """A zip laid out as CVAT's "CVAT for video 1.1" export with images, for a video task
+    made from the tow with a frame step: `annotations.xml` (tracks with the burrow system as
+    group) and `images/frame_000000.PNG`, one per task frame. Stands in for a corrected tow."""
+    import io
+    import zipfile
+
+    from imagine_assist.cvat.xml import VideoTrack, cvat_video_tree
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    g = tow.geometry
+    indices = range(0, tow.frame_count, frame_step)
+    tracks: dict[int, VideoTrack] = {}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:  # PNG is compressed
+        for task_frame, index in enumerate(indices):
+            frame = tow.frame(index)
+            ok, png = cv2.imencode(
+                ".png",
+                cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_PNG_COMPRESSION, 1],
+            )
+            archive.writestr(f"images/frame_{task_frame:06d}.PNG", png.tobytes())
+            for obj in frame.objects:
+                track = tracks.setdefault(
+                    obj.track_id,
+                    VideoTrack(obj.track_id, BURROW_LABELS[0], group_id=obj.system_id),
+                )
+                track.boxes[task_frame] = obj.xyxy
+        ordered = [tracks[key] for key in sorted(tracks)]
+        tree = cvat_video_tree(
+            ordered,
+            BURROW_LABELS,
+            len(indices),
+            (g.width, g.height),
+            task_name=task_name,
+            frame_step=frame_step,
+        )
+        xml = io.BytesIO()
+        tree.write(xml, encoding="utf-8", xml_declaration=True)
+        archive.writestr("annotations.xml", xml.getvalue())
+    return path
+
+
 def tow_detection_samples(
     n: int, seed: int = 0, fractions: Sequence[float] = (0.7, 0.15, 0.15)
 ) -> Iterator[Sample]:

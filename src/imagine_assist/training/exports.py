@@ -1,14 +1,19 @@
 """CVAT export zips into FiftyOne datasets, and from there into a YOLO training dataset.
 
-Reading goes through FiftyOne's own importers (CVAT for images 1.1, CVAT for video 1.1,
-COCO 1.0, Ultralytics YOLO Detection 1.0), chosen from what the zip holds. Writing goes
-through FiftyOne's YOLO exporter. The split is decided by each image's content hash, so an
-image lands in the same split in every round, whatever export it came in, and the
-held-out images never reach training.
+Reading goes through FiftyOne's own importers (CVAT for images 1.1, COCO 1.0, Ultralytics
+YOLO Detection 1.0), chosen from what the zip holds; CVAT for video 1.1 tracks, which
+FiftyOne reads only beside the video file, are read from the XML into one sample per
+exported frame. Writing goes through FiftyOne's YOLO exporter. The split is decided by each
+image's content hash, so an image lands in the same split in every round, whatever export
+it came in, and the held-out images never reach training; video frames are split by
+stretches of video instead, so neighbouring frames share their split.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +23,10 @@ from imagine_assist.errors import UserError
 from imagine_assist.home import Home, configure_offline
 
 GROUND_TRUTH = "ground_truth"
+SPLIT_GROUP = "split_group"
+# 100 video frames, 4 s at 25 fps: the camera has moved on by more than a frame's height
+VIDEO_SEGMENT_FRAMES = 100
+_FRAME = re.compile(r"^frame_(\d+)$")  # CVAT's names for video frames: frame_000123.PNG
 FORMATS = (
     "CVAT for images 1.1",
     "CVAT for video 1.1",
@@ -109,12 +118,7 @@ def load_export(info: ExportInfo, name: str | None = None):
                 **boxes,
             )
         elif info.format == "CVAT for video 1.1":
-            # Tracks would need the video decoded into frames (ffmpeg) before training;
-            # CVAT exports the same task's frames and boxes as images directly.
-            raise UserError(
-                f"{info.path} is a CVAT for video 1.1 export; review and retraining read "
-                "frames, so export the task again as 'CVAT for images 1.1' (with images)"
-            )
+            dataset = _load_cvat_video(fo, root, name, info.path)
         elif info.format == "COCO 1.0":
             labels = sorted(root.glob("annotations/*.json"))[0]
             dataset = fo.Dataset.from_dir(
@@ -135,6 +139,86 @@ def load_export(info: ExportInfo, name: str | None = None):
     dataset.info["export"] = {"path": str(info.path), "sha256": info.sha256, "format": info.format}
     dataset.save()
     return dataset
+
+
+def _video_meta(tree) -> tuple[str, int, int]:
+    """The task's name (or source video), first frame and frame step, from <meta>."""
+    task = next(
+        (node for node in map(tree.find, ("meta/task", "meta/job")) if node is not None), None
+    )
+    if task is None:
+        return "", 0, 1
+    name = (task.findtext("source") or task.findtext("name") or "").strip()
+    start = int((task.findtext("start_frame") or "0").strip() or 0)
+    match = re.search(r"step\s*=\s*(\d+)", task.findtext("frame_filter") or "")
+    return name, start, int(match.group(1)) if match else 1
+
+
+def video_boxes(xml_path: Path) -> tuple[dict[int, list[tuple]], tuple[str, int, int]]:
+    """Visible boxes per task frame from CVAT for video 1.1 tracks: (label, x1, y1, x2, y2).
+    CVAT writes a box for every frame of a track, interpolated ones included, and an
+    `outside` box where the object leaves; other shapes are not boxes and are left out."""
+    try:
+        tree = ET.parse(xml_path)
+    except (ET.ParseError, OSError) as error:
+        raise UserError(f"{xml_path} is not readable CVAT XML: {error}") from None
+    by_frame: dict[int, list[tuple]] = {}
+    try:
+        for track in tree.iter("track"):
+            label = track.get("label", "")
+            for box in track.iter("box"):
+                if box.get("outside") == "1":
+                    continue
+                corners = tuple(float(box.get(key)) for key in ("xtl", "ytl", "xbr", "ybr"))
+                by_frame.setdefault(int(box.get("frame")), []).append((label, *corners))
+    except (TypeError, ValueError):
+        raise UserError(f"{xml_path} has a track box without frame or corners") from None
+    return by_frame, _video_meta(tree)
+
+
+def _load_cvat_video(fo, root: Path, name: str, export: Path):
+    """Each exported frame as a sample with its boxes; frames of one stretch of video share
+    a split group, so near-identical neighbours never straddle training and testing."""
+    import PIL.Image
+
+    by_frame, (task, start, step) = video_boxes(root / "annotations.xml")
+    frames = {}
+    for path in _images_dir(root).rglob("*"):
+        match = _FRAME.match(path.stem)
+        if match and path.is_file():
+            frames[int(match.group(1))] = path
+    if not frames:
+        raise UserError(
+            f"{export} holds the tracks but no frames: export the task again with "
+            "'Save images' (cvat-sdk: include_images=True)"
+        )
+    group_base = task or export.name
+    samples = []
+    for frame, path in sorted(frames.items()):
+        with PIL.Image.open(path) as image:
+            width, height = image.size
+        detections = [
+            fo.Detection(
+                label=label,
+                bounding_box=[x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height],
+            )
+            for label, x1, y1, x2, y2 in by_frame.get(frame, [])
+        ]
+        sample = fo.Sample(filepath=str(path))
+        sample[GROUND_TRUTH] = fo.Detections(detections=detections)
+        video_frame = start + frame * step
+        sample[SPLIT_GROUP] = f"{group_base}#{video_frame // VIDEO_SEGMENT_FRAMES}"
+        samples.append(sample)
+    dataset = fo.Dataset(name)
+    dataset.add_samples(samples)
+    return dataset
+
+
+def split_key(sample, digest: str) -> str:
+    """What decides a sample's split: its split group when it has one (video frames), else
+    its own content digest."""
+    group = sample[SPLIT_GROUP] if sample.has_field(SPLIT_GROUP) else None
+    return hashlib.sha256(group.encode()).hexdigest() if group else digest
 
 
 def _load_yolo(fo, root: Path, common: dict):

@@ -22,9 +22,11 @@ from imagine_assist.models.store import BUNDLED_DIR
 from imagine_assist.training.detector import evaluate_yolo, export_onnx, train_yolo
 from imagine_assist.training.exports import (
     GROUND_TRUTH,
+    SPLIT_GROUP,
     check_export,
     fiftyone,
     load_export,
+    split_key,
     split_of_digest,
     unpack,
 )
@@ -115,13 +117,15 @@ def build_dataset(datasets: list, recipe: RetrainRecipe, out_dir: Path) -> tuple
     """One YOLO dataset from all exports, split by image content. An image in several exports
     keeps the labels of the last one given: a later export is a later correction."""
     fo = fiftyone()
-    by_content: dict[str, tuple[int, str]] = {}  # image sha256 -> (export index, sample id)
+    by_content: dict[str, tuple[int, str, str]] = {}  # sha256 -> (export, sample id, split key)
     for index, dataset in enumerate(datasets):
-        for sample in dataset.select_fields(GROUND_TRUTH):
-            by_content[file_sha256(sample.filepath)] = (index, sample.id)
+        fields = [GROUND_TRUTH] + ([SPLIT_GROUP] if dataset.has_sample_field(SPLIT_GROUP) else [])
+        for sample in dataset.select_fields(fields):
+            digest = file_sha256(sample.filepath)
+            by_content[digest] = (index, sample.id, split_key(sample, digest))
     ids: dict[tuple[int, str], list[str]] = {}  # (export index, split) -> sample ids
-    for digest, (index, sample_id) in by_content.items():
-        split = split_of_digest(digest, recipe.val_share, recipe.test_share)
+    for index, sample_id, key in by_content.values():
+        split = split_of_digest(key, recipe.val_share, recipe.test_share)
         ids.setdefault((index, split), []).append(sample_id)
     counts = {"train": 0, "val": 0, "test": 0}
     for (index, split), selected in sorted(ids.items()):
