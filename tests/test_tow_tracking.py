@@ -1,6 +1,7 @@
 """`imagine-assist track`: a tow video in, tracks, counts per minute and density out."""
 
 import csv
+import types
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -20,29 +21,70 @@ def tow_files(tmp_path_factory):
     return tow, write_tow(tow, tmp_path_factory.mktemp("tow"))
 
 
+class RecordingCvat:
+    """cvat-sdk's client as `track --upload-to-task` uses it, recording what it is sent."""
+
+    def __init__(self):
+        self.made, self.updates = [], []
+        self.tasks = self
+
+    def __call__(self, host, **auth):  # stands in for cvat_sdk.make_client
+        self.made.append((host, auth))
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def retrieve(self, task_id):
+        cvat = self
+
+        class Task:
+            def get_labels(self):
+                return [types.SimpleNamespace(name="burrow", id=7)]
+
+            def update_annotations(self, request, action):
+                cvat.updates.append((task_id, request.to_dict(), action))
+
+        return Task()
+
+
 @pytest.fixture(scope="module")
 def tracked(tow_files, tmp_path_factory):
+    """`track` on the tow, its tracks added to CVAT task 42 (with a personal access token)."""
     tow, files = tow_files
     out = tmp_path_factory.mktemp("tracked")
-    code = main(
-        [
-            "track",
-            str(files.video),
-            "--out",
-            str(out),
-            "--fov-deg",
-            "67.38",
-            "--camera-height-m",
-            "0.75",
-            "--tow-length-m",
-            f"{tow.tow_length_m:.3f}",
-        ]
-    )
+    cvat = RecordingCvat()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("cvat_sdk.make_client", cvat)
+        patch.setenv("CVAT_HOST", "https://cvat.example")
+        patch.setenv("CVAT_ACCESS_TOKEN", "pat")
+        for name in ("CVAT_USER", "CVAT_PASSWORD"):
+            patch.delenv(name, raising=False)
+        code = main(
+            [
+                "track",
+                str(files.video),
+                "--out",
+                str(out),
+                "--fov-deg",
+                "67.38",
+                "--camera-height-m",
+                "0.75",
+                "--tow-length-m",
+                f"{tow.tow_length_m:.3f}",
+                "--upload-to-task",
+                "42",
+            ]
+        )
     assert code == 0
-    return out
+    return out, cvat
 
 
 def test_track_writes_cvat_xml_counts_plot_and_density(tow_files, tracked):
+    tracked, _ = tracked
     tow, _ = tow_files
     root = ET.parse(tracked / "annotations.xml").getroot()
     tracks = root.findall("track")
@@ -77,6 +119,16 @@ def test_tracks_follow_the_ground_truth(tow_files):
     group_systems(result, 190)
     metrics = tracking_metrics(truth, track_rows(result.tracks))
     assert metrics["IDF1"] >= 0.8 and metrics["MOTA"] >= 0.7
+
+
+def test_tracks_reach_the_cvat_task_with_a_token(tracked):
+    out, cvat = tracked
+    assert cvat.made == [("https://cvat.example", {"access_token": "pat"})]
+    ((task_id, body, action),) = cvat.updates
+    written = ET.parse(out / "annotations.xml").getroot().findall("track")
+    assert task_id == 42 and action.value == "create"
+    assert len(body["tracks"]) == len(written) > 0
+    assert {track["label_id"] for track in body["tracks"]} == {7}
 
 
 def test_upload_request_body_is_what_cvat_expects():

@@ -434,13 +434,13 @@ def _track(args: argparse.Namespace) -> int:
             f"over {report.density['area_m2']} m²"
         )
     if args.upload_to_task is not None:
-        from cvat_sdk import make_client
-
         host = os.environ.get("CVAT_HOST")
-        user, password = os.environ.get("CVAT_USER"), os.environ.get("CVAT_PASSWORD")
-        if not (host and user and password):
-            raise UserError("set CVAT_HOST, CVAT_USER and CVAT_PASSWORD to upload to CVAT")
-        with make_client(host, credentials=(user, password)) as client:
+        if not host:
+            raise UserError(
+                "set CVAT_HOST, and CVAT_ACCESS_TOKEN or CVAT_USER and CVAT_PASSWORD, to "
+                "upload to CVAT"
+            )
+        with cvat_client(host) as client:
             upload_tracks(client, args.upload_to_task, report.tracks.tracks)
         print(f"uploaded {len(report.tracks.tracks)} tracks to task {args.upload_to_task}")
     return 0
@@ -798,7 +798,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--upload-to-task",
         type=int,
         metavar="ID",
-        help="add the tracks to this CVAT task (CVAT_HOST, CVAT_USER, CVAT_PASSWORD)",
+        help="add the tracks to this CVAT task (CVAT_HOST; CVAT_ACCESS_TOKEN, or CVAT_USER "
+        "and CVAT_PASSWORD)",
     )
     track.set_defaults(run=_track)
 
