@@ -128,15 +128,24 @@ def build_dataset(datasets: list, recipe: RetrainRecipe, out_dir: Path) -> tuple
         split = split_of_digest(key, recipe.val_share, recipe.test_share)
         ids.setdefault((index, split), []).append(sample_id)
     counts = {"train": 0, "val": 0, "test": 0}
-    for (index, split), selected in sorted(ids.items()):
-        datasets[index].select(selected).export(
-            export_dir=str(out_dir),
-            dataset_type=fo.types.YOLOv5Dataset,
-            label_field=GROUND_TRUTH,
-            split=split,
-            classes=list(recipe.classes),
-        )
-        counts[split] += len(selected)
+    # Each split and export is merged into one folder, as YOLO datasets are laid out;
+    # FiftyOne warns at every merge, which is the intent here, not a problem to report.
+    collections_log = logging.getLogger("fiftyone.core.collections")
+    level = collections_log.level
+    collections_log.setLevel(logging.ERROR)
+    try:
+        for (index, split), selected in sorted(ids.items()):
+            datasets[index].select(selected).export(
+                export_dir=str(out_dir),
+                dataset_type=fo.types.YOLOv5Dataset,
+                label_field=GROUND_TRUTH,
+                split=split,
+                classes=list(recipe.classes),
+                progress=False,
+            )
+            counts[split] += len(selected)
+    finally:
+        collections_log.setLevel(level)
     if counts["train"] == 0:
         raise UserError(
             "the exports hold too few images to train on (none fell in the train split)"
