@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from imagine_assist.training.exports import (
     fiftyone,
     file_sha256,
     load_export,
+    shape_bounds,
     unpack,
 )
 from imagine_assist.training.retrain import build_dataset, check_gate, load_recipe
@@ -272,29 +274,70 @@ def test_video_export_frames_carry_the_tracks_boxes_and_stretches_share_a_split(
 ):
     tow, export = tow_export
     dataset = load_export(unpack(export, tmp_path))
-    assert len(dataset) == 100
-    expected = [len(tow.frame(index).objects) for index in range(0, tow.frame_count, 10)]
-    by_frame = {
-        int(Path(sample.filepath).stem.split("_")[1]): len(sample.ground_truth.detections)
-        for sample in dataset
-    }
-    assert [by_frame[i] for i in range(100)] == expected and sum(expected) > 20
+    frame_of = {sample.id: int(Path(sample.filepath).stem.split("_")[1]) for sample in dataset}
+    # CVAT numbers a video task's frames as in the video: 0, 10, 20, ... at a step of 10
+    assert sorted(frame_of.values()) == list(range(0, 1000, 10))
+    found = {frame_of[s.id]: len(s.ground_truth.detections) for s in dataset}
+    assert found == {index: len(tow.frame(index).objects) for index in range(0, 1000, 10)}
+    assert sum(found.values()) > 20
     first = next(s for s in dataset if s.ground_truth.detections)
-    frame = tow.frame(int(Path(first.filepath).stem.split("_")[1]) * 10)
-    x1, y1, x2, y2 = frame.objects[0].xyxy
+    x1, y1, x2, y2 = tow.frame(frame_of[first.id]).objects[0].xyxy
     width, height = tow.geometry.width, tow.geometry.height
     box = first.ground_truth.detections[0].bounding_box
     assert box == pytest.approx([x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height])
-    # 100 video frames to a stretch, so 10 task frames at a step of 10 share one split
-    recipe = load_recipe("burrow")
-    _, counts = build_dataset([dataset], recipe, tmp_path / "yolo")
+    # a stretch of 100 video frames (4 s) goes to one split whole
+    _, counts = build_dataset([dataset], load_recipe("burrow"), tmp_path / "yolo")
     splits = {}
     for split in ("train", "val", "test"):
         for image in (tmp_path / "yolo" / "images" / split).glob("*"):
             splits[int(image.stem.split("_")[1])] = split
     assert len(splits) == 100 and counts["train"] > 0
-    for stretch in range(10):
-        assert len({splits[f] for f in range(stretch * 10, stretch * 10 + 10)}) == 1
+    for start in range(0, 1000, 100):
+        assert len({splits[frame] for frame in range(start, start + 100, 10)}) == 1
+
+
+def test_cvat_shapes_become_the_boxes_around_them():
+    def shape(tag, **attributes):
+        return ET.Element(tag, {key: str(value) for key, value in attributes.items()})
+
+    turned = shape("box", xtl=10, ytl=20, xbr=50, ybr=24, rotation=90)  # 40 x 4, turned
+    assert shape_bounds(turned) == pytest.approx((28, 2, 32, 42))
+    assert shape_bounds(shape("polygon", points="1,5;9,2;4,8")) == (1, 2, 9, 8)
+    ellipse = shape("ellipse", cx=50, cy=50, rx=20, ry=5, rotation=90)
+    assert shape_bounds(ellipse) == pytest.approx((45, 30, 55, 70))
+    assert shape_bounds(shape("mask", left=3, top=4, width=10, height=20, rle="1")) == (
+        3,
+        4,
+        13,
+        24,
+    )
+    assert shape_bounds(shape("polyline", points="1,1;5,5")) is None
+
+
+def test_long_video_meta_and_project_exports(tmp_path):
+    segments = "".join(f"<segment><id>{i}</id><start>{i}</start></segment>" for i in range(900))
+    xml = (
+        f"<annotations><meta><task><name>tow 9</name><mode>interpolation</mode>"
+        f"<segments>{segments}</segments></task></meta>"
+        '<track id="0" label="burrow"><box frame="0" outside="0" xtl="1" ytl="1" xbr="9" '
+        'ybr="9"/></track></annotations>'
+    )
+    assert xml.index("<track ") > 20000
+    long_export = tmp_path / "long.zip"
+    with zipfile.ZipFile(long_export, "w") as zipped:
+        zipped.writestr("annotations.xml", xml)
+    assert unpack(long_export, tmp_path / "a").format == "CVAT for video 1.1"
+    project = tmp_path / "project.zip"
+    with zipfile.ZipFile(project, "w") as zipped:
+        zipped.writestr(
+            "annotations.xml",
+            xml.replace("<meta><task>", "<meta><project>").replace(
+                "</task></meta>", "</project></meta>"
+            ),
+        )
+        zipped.writestr("images/Train/frame_000000.PNG", b"")
+    with pytest.raises(UserError, match="export each video task on its own"):
+        load_export(unpack(project, tmp_path / "b"))
 
 
 def test_a_tow_export_retrains_the_burrow_detector(tow_export, tmp_path, capsys):

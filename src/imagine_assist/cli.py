@@ -124,8 +124,16 @@ def _train_from_exports(args: argparse.Namespace) -> int:
             if deployed
             else ""
         )
-        + f" on {result.card['evaluated_on']['images']} held-out images"
+        + f" on {result.card['evaluated_on']['images']} "
+        + ("held-out" if result.card["evaluated_on"]["split"] != "train" else "training")
+        + " images"
     )
+    if result.card["evaluated_on"]["split"] == "train":
+        print(
+            "warning: no image fell in the val or test split, so the gate compared the "
+            "models on images the candidate trained on; export more images (or a longer "
+            "stretch of video) before trusting it"
+        )
     print("gate: " + "; ".join(result.gate["reasons"]))
     if result.promoted:
         forced = "" if result.gate["passed"] else " (forced)"

@@ -122,8 +122,9 @@ def cvat_video_tree(
     frame_step: int = 1,
 ) -> ET.ElementTree:
     """Tracks as CVAT writes them: a keyframe box per frame present, and an `outside`
-    box on the frame after each run of frames ends, so the track stops there. Frames are the
-    task's (with a frame step, task frame i is video frame i * step)."""
+    box on the frame after each run of frames ends, so the track stops there. Frames are
+    numbered as in the video, as CVAT does: with a frame step, the task's frames are 0,
+    step, 2 * step, ... (`frame_count` of them)."""
     width, height = size
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
@@ -165,9 +166,10 @@ def cvat_video_tree(
                 "z_order": "0",
             }
             ET.SubElement(node, "box", box)
-            gap = position + 1 == len(frames) or frames[position + 1] != frame + 1
-            if gap and frame + 1 < frame_count:
-                ET.SubElement(node, "box", {**box, "frame": str(frame + 1), "outside": "1"})
+            following = frame + frame_step
+            gap = position + 1 == len(frames) or frames[position + 1] != following
+            if gap and following < frame_count * frame_step:
+                ET.SubElement(node, "box", {**box, "frame": str(following), "outside": "1"})
     ET.indent(root)
     return ET.ElementTree(root)
 

@@ -1186,7 +1186,8 @@ def write_cvat_video_export(
 ) -> Path:
     """A zip laid out as CVAT's "CVAT for video 1.1" export with images, for a video task
     made from the tow with a frame step: `annotations.xml` (tracks with the burrow system as
-    group) and `images/frame_000000.PNG`, one per task frame. Stands in for a corrected tow."""
+    group) and `images/frame_000010.PNG`, one per task frame, numbered as in the video as
+    CVAT numbers them. Stands in for a corrected tow."""
     import io
     import zipfile
 
@@ -1198,20 +1199,20 @@ def write_cvat_video_export(
     indices = range(0, tow.frame_count, frame_step)
     tracks: dict[int, VideoTrack] = {}
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:  # PNG is compressed
-        for task_frame, index in enumerate(indices):
+        for index in indices:
             frame = tow.frame(index)
             ok, png = cv2.imencode(
                 ".png",
                 cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR),
                 [cv2.IMWRITE_PNG_COMPRESSION, 1],
             )
-            archive.writestr(f"images/frame_{task_frame:06d}.PNG", png.tobytes())
+            archive.writestr(f"images/frame_{index:06d}.PNG", png.tobytes())
             for obj in frame.objects:
                 track = tracks.setdefault(
                     obj.track_id,
                     VideoTrack(obj.track_id, BURROW_LABELS[0], group_id=obj.system_id),
                 )
-                track.boxes[task_frame] = obj.xyxy
+                track.boxes[index] = obj.xyxy
         ordered = [tracks[key] for key in sorted(tracks)]
         tree = cvat_video_tree(
             ordered,

@@ -12,6 +12,8 @@ stretches of video instead, so neighbouring frames share their split.
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 import re
 import xml.etree.ElementTree as ET
 import zipfile
@@ -22,6 +24,7 @@ from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import UserError
 from imagine_assist.home import Home, configure_offline
 
+log = logging.getLogger(__name__)
 GROUND_TRUTH = "ground_truth"
 SPLIT_GROUP = "split_group"
 # 100 video frames, 4 s at 25 fps: the camera has moved on by more than a frame's height
@@ -76,12 +79,14 @@ def unpack(export: str | Path, work_dir: Path) -> ExportInfo:
 
 def detect_format(root: Path, export: Path) -> str:
     if (root / "annotations.xml").is_file():
-        text = (root / "annotations.xml").read_text(errors="replace")[:20000]
-        return (
-            "CVAT for video 1.1"
-            if "<track " in text or "<track>" in text
-            else "CVAT for images 1.1"
-        )
+        # Whichever comes first, an <image> or a <track>: the meta before them (labels, one
+        # <segment> per job) can run to many kilobytes in a long video task.
+        text = (root / "annotations.xml").read_text(errors="replace")
+        image, track = text.find("<image "), text.find("<track ")
+        is_video = track >= 0 and (image < 0 or track < image)
+        if image < 0 and track < 0:  # no annotations at all: the task's mode decides
+            is_video = "<mode>interpolation</mode>" in text
+        return "CVAT for video 1.1" if is_video else "CVAT for images 1.1"
     if list(root.glob("annotations/*.json")):
         return "COCO 1.0"
     if (root / "data.yaml").is_file():
@@ -141,39 +146,81 @@ def load_export(info: ExportInfo, name: str | None = None):
     return dataset
 
 
-def _video_meta(tree) -> tuple[str, int, int]:
-    """The task's name (or source video), first frame and frame step, from <meta>."""
-    task = next(
-        (node for node in map(tree.find, ("meta/task", "meta/job")) if node is not None), None
-    )
-    if task is None:
-        return "", 0, 1
-    name = (task.findtext("source") or task.findtext("name") or "").strip()
-    start = int((task.findtext("start_frame") or "0").strip() or 0)
-    match = re.search(r"step\s*=\s*(\d+)", task.findtext("frame_filter") or "")
-    return name, start, int(match.group(1)) if match else 1
+def _video_identity(tree, xml_path: Path) -> str:
+    """The video the export is of: its source file name, else the task's name ("" for a job
+    export, which names neither)."""
+    if tree.find("meta/project") is not None:
+        raise UserError(
+            f"{xml_path} is a project export, whose frame numbers restart in every task: "
+            "export each video task on its own (Actions > Export task dataset)"
+        )
+    for path in ("meta/task", "meta/job"):
+        node = tree.find(path)
+        if node is not None:
+            return (node.findtext("source") or node.findtext("name") or "").strip()
+    return ""
 
 
-def video_boxes(xml_path: Path) -> tuple[dict[int, list[tuple]], tuple[str, int, int]]:
-    """Visible boxes per task frame from CVAT for video 1.1 tracks: (label, x1, y1, x2, y2).
-    CVAT writes a box for every frame of a track, interpolated ones included, and an
-    `outside` box where the object leaves; other shapes are not boxes and are left out."""
+def _rotated_bounds(x1, y1, x2, y2, degrees: float) -> tuple[float, float, float, float]:
+    """Axis-aligned bounds of a box turned about its centre (CVAT turns clockwise)."""
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    half_w, half_h = (x2 - x1) / 2, (y2 - y1) / 2
+    cos, sin = abs(math.cos(math.radians(degrees))), abs(math.sin(math.radians(degrees)))
+    reach_x, reach_y = half_w * cos + half_h * sin, half_w * sin + half_h * cos
+    return cx - reach_x, cy - reach_y, cx + reach_x, cy + reach_y
+
+
+def shape_bounds(shape) -> tuple[float, float, float, float] | None:
+    """The box around a CVAT shape that outlines an object (box, polygon, ellipse, mask);
+    None for shapes without an area (polyline, points) and for skeletons and cuboids."""
+    number = lambda key: float(shape.get(key))  # noqa: E731
+    if shape.tag == "box":
+        box = (number("xtl"), number("ytl"), number("xbr"), number("ybr"))
+        degrees = float(shape.get("rotation") or 0)
+        return _rotated_bounds(*box, degrees) if degrees % 180 else box
+    if shape.tag == "polygon":
+        points = [tuple(map(float, pair.split(","))) for pair in shape.get("points").split(";")]
+        xs, ys = [x for x, _ in points], [y for _, y in points]
+        return min(xs), min(ys), max(xs), max(ys)
+    if shape.tag == "ellipse":
+        cx, cy, rx, ry = (number(key) for key in ("cx", "cy", "rx", "ry"))
+        angle = math.radians(float(shape.get("rotation") or 0))
+        reach_x = math.hypot(rx * math.cos(angle), ry * math.sin(angle))
+        reach_y = math.hypot(rx * math.sin(angle), ry * math.cos(angle))
+        return cx - reach_x, cy - reach_y, cx + reach_x, cy + reach_y
+    if shape.tag == "mask":
+        left, top = number("left"), number("top")
+        return left, top, left + number("width"), top + number("height")
+    return None
+
+
+def video_boxes(xml_path: Path) -> tuple[dict[int, list[tuple]], str, set[str]]:
+    """Visible shapes per video frame from CVAT for video 1.1 tracks, as boxes (label, x1,
+    y1, x2, y2); the video's identity; the kinds of shape left out. CVAT writes a shape for
+    every frame of a track, interpolated ones included, numbered as in the video (a frame
+    step leaves gaps), and an `outside` one where the object leaves."""
     try:
         tree = ET.parse(xml_path)
     except (ET.ParseError, OSError) as error:
         raise UserError(f"{xml_path} is not readable CVAT XML: {error}") from None
     by_frame: dict[int, list[tuple]] = {}
+    left_out: set[str] = set()
     try:
         for track in tree.iter("track"):
             label = track.get("label", "")
-            for box in track.iter("box"):
-                if box.get("outside") == "1":
+            for shape in track:
+                if shape.get("frame") is None or shape.get("outside") == "1":
                     continue
-                corners = tuple(float(box.get(key)) for key in ("xtl", "ytl", "xbr", "ybr"))
-                by_frame.setdefault(int(box.get("frame")), []).append((label, *corners))
-    except (TypeError, ValueError):
-        raise UserError(f"{xml_path} has a track box without frame or corners") from None
-    return by_frame, _video_meta(tree)
+                bounds = shape_bounds(shape)
+                if bounds is None:
+                    left_out.add(shape.tag)
+                    continue
+                by_frame.setdefault(int(shape.get("frame")), []).append((label, *bounds))
+    except (TypeError, ValueError, AttributeError):
+        raise UserError(
+            f"{xml_path} has a track shape without a frame number or coordinates"
+        ) from None
+    return by_frame, _video_identity(tree, xml_path), left_out
 
 
 def _load_cvat_video(fo, root: Path, name: str, export: Path):
@@ -181,7 +228,13 @@ def _load_cvat_video(fo, root: Path, name: str, export: Path):
     a split group, so near-identical neighbours never straddle training and testing."""
     import PIL.Image
 
-    by_frame, (task, start, step) = video_boxes(root / "annotations.xml")
+    by_frame, video, left_out = video_boxes(root / "annotations.xml")
+    if left_out:
+        log.warning(
+            "%s: %s shapes have no area to train a box on and were left out",
+            export,
+            ", ".join(sorted(left_out)),
+        )
     frames = {}
     for path in _images_dir(root).rglob("*"):
         match = _FRAME.match(path.stem)
@@ -192,22 +245,23 @@ def _load_cvat_video(fo, root: Path, name: str, export: Path):
             f"{export} holds the tracks but no frames: export the task again with "
             "'Save images' (cvat-sdk: include_images=True)"
         )
-    group_base = task or export.name
+    # The loop names exports by task (task-12.zip), so a job export, which names no video,
+    # keeps its groups from round to round too.
+    group_base = video or export.name
     samples = []
     for frame, path in sorted(frames.items()):
         with PIL.Image.open(path) as image:
             width, height = image.size
-        detections = [
-            fo.Detection(
-                label=label,
-                bounding_box=[x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height],
-            )
-            for label, x1, y1, x2, y2 in by_frame.get(frame, [])
-        ]
+        detections = []
+        for label, x1, y1, x2, y2 in by_frame.get(frame, []):
+            x1, y1 = max(0.0, x1), max(0.0, y1)
+            x2, y2 = min(float(width), x2), min(float(height), y2)
+            if x2 > x1 and y2 > y1:
+                box = [x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height]
+                detections.append(fo.Detection(label=label, bounding_box=box))
         sample = fo.Sample(filepath=str(path))
         sample[GROUND_TRUTH] = fo.Detections(detections=detections)
-        video_frame = start + frame * step
-        sample[SPLIT_GROUP] = f"{group_base}#{video_frame // VIDEO_SEGMENT_FRAMES}"
+        sample[SPLIT_GROUP] = f"{group_base}#{frame // VIDEO_SEGMENT_FRAMES}"
         samples.append(sample)
     dataset = fo.Dataset(name)
     dataset.add_samples(samples)
