@@ -12,11 +12,8 @@ MANIFEST = "MANIFEST.sha256"
 
 
 def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def write_manifest(folder: Path) -> Path:

@@ -13,6 +13,7 @@ import concurrent.futures
 import hmac
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -42,8 +43,6 @@ UNGUARDED = ("/api/healthz",)
 
 def client_headers() -> dict:
     """What our own clients (reload, usage counters) send: the token, when one is set."""
-    import os
-
     token = os.environ.get(TOKEN_ENV)
     return {TOKEN_HEADER: token} if token else {}
 

@@ -63,13 +63,16 @@ def write_publication(
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="publish-", dir=out_dir) as work:
         folder = rebuild(version, exports, Path(work) / "package", Path(work))
-        facts = dataset_facts(folder, list(version.card["recipe"]["classes"]), _lineage(version))
+        card = version.card
+        lineage = card.get("data", {}).get("exports", [])
+        facts = dataset_facts(folder, list(card["recipe"]["classes"]), lineage)
         dataset_doc = dataset_card(version, facts, meta)
-        (folder / "README.md").write_text(to_markdown(dataset_doc))
+        dataset_markdown = to_markdown(dataset_doc)
+        (folder / "README.md").write_text(dataset_markdown)
         target = out_dir / f"{folder.name}-dataset.zip"
         zip_folder(folder, target)
         shutil.rmtree(folder)
-    (out_dir / DATASET_CARD).write_text(to_markdown(dataset_doc))
+    (out_dir / DATASET_CARD).write_text(dataset_markdown)
     (out_dir / MODEL_CARD).write_text(to_markdown(model_card(version, facts, meta)))
     keywords = [
         "iMagine",
@@ -93,10 +96,6 @@ def write_publication(
     )
     (out_dir / DEPOSIT_FILE).write_text(json.dumps(deposit, indent=2, ensure_ascii=False))
     return Publication(out_dir, version.name, target, dataset_doc.missing(), check_deposit(deposit))
-
-
-def _lineage(version) -> list[dict]:
-    return version.card.get("data", {}).get("exports", [])
 
 
 def upload_publication(

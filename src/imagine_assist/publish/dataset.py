@@ -54,9 +54,9 @@ class DatasetFacts:
         return sum(sum(per_split.values()) for per_split in self.boxes.values())
 
 
-def find_exports(version: ModelVersion, extra: list[Path]) -> list[Path]:
-    """The export files the version was trained on, located by checksum: first where the
-    card says they were, then among `extra` (for exports moved since)."""
+def find_exports(version: ModelVersion, extra: list[Path]) -> list[tuple[Path, str]]:
+    """The export files the version was trained on and their SHA-256, located by checksum:
+    first where the card says they were, then among `extra` (for exports moved since)."""
     lineage = version.card.get("data", {}).get("exports", [])
     if not lineage:
         raise UserError(
@@ -73,7 +73,7 @@ def find_exports(version: ModelVersion, extra: list[Path]) -> list[Path]:
         if path is None:
             missing.append(f"{entry['path']} (sha256 {entry['sha256'][:12]})")
         else:
-            found.append(path)
+            found.append((path, entry["sha256"]))
     if missing:
         raise UserError(
             "the exports that trained this version are not where its card says, nor among "
@@ -82,7 +82,9 @@ def find_exports(version: ModelVersion, extra: list[Path]) -> list[Path]:
     return found
 
 
-def rebuild(version: ModelVersion, exports: list[Path], out_dir: Path, work_dir: Path) -> Path:
+def rebuild(
+    version: ModelVersion, exports: list[tuple[Path, str]], out_dir: Path, work_dir: Path
+) -> Path:
     """The version's training data, in the package layout, under out_dir/<family>-<version>."""
     from imagine_assist.training.exports import load_export, unpack
     from imagine_assist.training.retrain import Gate, RetrainRecipe, build_dataset
@@ -97,7 +99,7 @@ def rebuild(version: ModelVersion, exports: list[Path], out_dir: Path, work_dir:
             "gate": Gate(**recorded.get("gate", {})),
         }
     )
-    datasets = [load_export(unpack(path, work_dir / "exports")) for path in exports]
+    datasets = [load_export(unpack(path, work_dir / "exports", sha)) for path, sha in exports]
     folder = out_dir / f"{version.family}-{version.name}"
     if folder.exists():
         shutil.rmtree(folder)

@@ -54,11 +54,12 @@ class ExportInfo:
     root: Path  # where it was unpacked
 
 
-def unpack(export: str | Path, work_dir: Path) -> ExportInfo:
+def unpack(export: str | Path, work_dir: Path, sha256: str | None = None) -> ExportInfo:
+    """`sha256`, when the caller has just computed it, saves reading the export again."""
     export = Path(export)
     if not export.is_file():
         raise UserError(f"no export at {export}")
-    sha = file_sha256(export)
+    sha = sha256 or file_sha256(export)
     root = work_dir / f"export-{sha[:12]}"
     try:
         with zipfile.ZipFile(export) as archive:
@@ -77,15 +78,25 @@ def unpack(export: str | Path, work_dir: Path) -> ExportInfo:
     return ExportInfo(export, detect_format(root, export), sha, root)
 
 
+def _first_annotation(xml_path: Path) -> str:
+    """ "image" or "track", whichever element comes first, or "" when neither does (then
+    the task's mode, "interpolation" for video, is returned with a "mode:" prefix). Read
+    line by line: the meta before them (labels, one <segment> per job) can be long, the
+    annotations after them longer still."""
+    video_mode = False
+    with xml_path.open(errors="replace") as handle:
+        for line in handle:
+            image, track = line.find("<image "), line.find("<track ")
+            if image >= 0 or track >= 0:
+                return "track" if track >= 0 and (image < 0 or track < image) else "image"
+            video_mode = video_mode or "<mode>interpolation</mode>" in line
+    return "mode:interpolation" if video_mode else ""
+
+
 def detect_format(root: Path, export: Path) -> str:
     if (root / "annotations.xml").is_file():
-        # Whichever comes first, an <image> or a <track>: the meta before them (labels, one
-        # <segment> per job) can run to many kilobytes in a long video task.
-        text = (root / "annotations.xml").read_text(errors="replace")
-        image, track = text.find("<image "), text.find("<track ")
-        is_video = track >= 0 and (image < 0 or track < image)
-        if image < 0 and track < 0:  # no annotations at all: the task's mode decides
-            is_video = "<mode>interpolation</mode>" in text
+        first = _first_annotation(root / "annotations.xml")
+        is_video = first in ("track", "mode:interpolation")
         return "CVAT for video 1.1" if is_video else "CVAT for images 1.1"
     if list(root.glob("annotations/*.json")):
         return "COCO 1.0"
@@ -248,10 +259,11 @@ def _load_cvat_video(fo, root: Path, name: str, export: Path):
     # The loop names exports by task (task-12.zip), so a job export, which names no video,
     # keeps its groups from round to round too.
     group_base = video or export.name
+    # every frame of a video has its size: one header read, not one per frame
+    with PIL.Image.open(frames[min(frames)]) as image:
+        width, height = image.size
     samples = []
     for frame, path in sorted(frames.items()):
-        with PIL.Image.open(path) as image:
-            width, height = image.size
         detections = []
         for label, x1, y1, x2, y2 in by_frame.get(frame, []):
             x1, y1 = max(0.0, x1), max(0.0, y1)
