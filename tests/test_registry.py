@@ -12,6 +12,9 @@ from imagine_assist.models.registry import Registry
 from imagine_assist.models.store import BUNDLED_DIR, resolve_model
 
 
+FISH = {"classes": ["diplodus", "chromis", "sarpa"]}  # the built-in fish family's labels
+
+
 def weights(tmp_path, name="model.onnx", text="weights"):
     path = tmp_path / f"src-{text}" / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,8 +26,8 @@ def test_versions_promote_and_roll_back(tmp_path):
     registry = Registry(tmp_path / "models")
     assert registry.current("fish") is None
     assert resolve_model("fish", tmp_path / "models") == BUNDLED_DIR / "fish" / "model.onnx"
-    v1 = registry.add("fish", {"model.onnx": weights(tmp_path, text="one")}, {"metrics": 1})
-    v2 = registry.add("fish", {"model.onnx": weights(tmp_path, text="two")}, {"metrics": 2})
+    v1 = registry.add("fish", {"model.onnx": weights(tmp_path, text="one")}, {**FISH, "metrics": 1})
+    v2 = registry.add("fish", {"model.onnx": weights(tmp_path, text="two")}, {**FISH, "metrics": 2})
     assert [v.name for v in registry.versions("fish")] == ["v1", "v2"]
     assert v2.card["metrics"] == 2 and v2.card["version"] == "v2"
     assert registry.current("fish") is None  # added is not promoted
@@ -40,14 +43,38 @@ def test_versions_promote_and_roll_back(tmp_path):
         registry.promote("fish", "v9", "typo")
 
 
-def test_rollback_without_history_is_refused(tmp_path):
+def test_rollback_from_the_first_version_returns_to_the_bundled_model(tmp_path):
     registry = Registry(tmp_path)
-    with pytest.raises(UserError, match="no promoted version"):
+    with pytest.raises(UserError, match="already serves its default model"):
         registry.rollback("fish")
-    registry.add("fish", {"model.onnx": weights(tmp_path)}, {})
+    registry.add("fish", {"model.onnx": weights(tmp_path)}, FISH)
     registry.promote("fish", "v1", "only one")
-    with pytest.raises(UserError, match="no earlier version"):
+    assert registry.rollback("fish") is None
+    assert registry.current("fish") is None
+    assert resolve_model("fish", tmp_path) == BUNDLED_DIR / "fish" / "model.onnx"
+    assert registry.history("fish")[-1]["action"] == "rollback"
+    with pytest.raises(UserError, match="already serves its default model"):
         registry.rollback("fish")
+    # a family with no default of its own has nothing before its first version
+    registry.promote("fish", "v1", "again")
+    with pytest.raises(UserError, match="first model"):
+        registry.rollback("fish", has_default=False)
+
+
+def test_a_version_with_other_classes_is_never_promoted(tmp_path):
+    registry = Registry(tmp_path)
+    registry.add("fish", {"model.onnx": weights(tmp_path, text="good")}, FISH)
+    registry.promote("fish", "v1", "good")
+    registry.add("fish", {"model.onnx": weights(tmp_path, text="bad")}, {"classes": ["fish"]})
+    for forced in (False, True):
+        with pytest.raises(UserError, match="never promoted"):
+            registry.promote("fish", "v2", "by hand", forced=forced)
+    # a version whose classes nobody can tell is refused too
+    registry.add("fish", {"model.onnx": weights(tmp_path, text="unknown")}, {})
+    with pytest.raises(UserError, match="cannot tell which classes"):
+        registry.promote("fish", "v3", "by hand", forced=True)
+    assert registry.current("fish").name == "v1"
+    assert resolve_model("fish", tmp_path).read_text() == "good"
 
 
 def test_a_tampered_current_pointer_is_a_clear_error(tmp_path):
@@ -78,7 +105,7 @@ def slow_replace(a, b):
     return replace(a, b)
 shutil.copyfile, os.replace = slow_copy, slow_replace
 registry = Registry(root)
-version = registry.add("fish", {"model.onnx": source}, {"metrics": "new"})
+version = registry.add("fish", {"model.onnx": source}, {"classes": ["diplodus", "chromis", "sarpa"], "metrics": "new"})
 registry.promote("fish", version.name, "new")
 """
 
@@ -86,7 +113,7 @@ registry.promote("fish", version.name, "new")
 @pytest.mark.parametrize("step", ["add", "promote"])
 def test_killing_an_add_or_a_promotion_leaves_the_registry_as_it_was(tmp_path, step):
     registry = Registry(tmp_path / "models")
-    registry.add("fish", {"model.onnx": weights(tmp_path, text="good")}, {"metrics": "good"})
+    registry.add("fish", {"model.onnx": weights(tmp_path, text="good")}, {**FISH, "metrics": "good"})
     registry.promote("fish", "v1", "the last good model")
     before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "models").rglob("*"))
     history = registry.history("fish")

@@ -36,6 +36,15 @@ class Home:
         return self.root / "models"
 
     @property
+    def families(self) -> Path:
+        return self.root / "families"
+
+    @property
+    def exports(self) -> Path:
+        """Every export that trained a version, stored by content (`<sha256>.zip`)."""
+        return self.root / "exports"
+
+    @property
     def datasets(self) -> Path:
         return self.root / "datasets"
 

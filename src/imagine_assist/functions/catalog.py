@@ -1,11 +1,14 @@
-"""The functions imagine-assist serves, and how to load one with its model."""
+"""The functions imagine-assist serves, built from the family files, and how to load one
+with its model."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from imagine_assist.errors import ModelNotFound, UserError
+from imagine_assist.families import Family, FunctionDef, all_families, get_family
 from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.functions.reid import ReidFunction
 from imagine_assist.functions.separator import SeparatorFunction
@@ -13,112 +16,105 @@ from imagine_assist.functions.spec import MIB, FunctionSpec, LabelSpec, labels_o
 from imagine_assist.functions.tracker import TrackerFunction
 from imagine_assist.functions.tracker_state import state_key
 from imagine_assist.models.detector import load_detector
+from imagine_assist.models.separate import SCALE_BAR_ROWS
 from imagine_assist.models.store import resolve_model
-from imagine_assist.samples.burrows import BURROW_LABELS
-from imagine_assist.samples.fish import FISH_SPECIES
-from imagine_assist.samples.litter import LITTER_CATEGORIES
-from imagine_assist.samples.plankton import SCALE_BAR_ROWS
 
 log = logging.getLogger(__name__)
 
-FISH_DETECTOR = FunctionSpec(
-    id="fish-detector",
-    name="Fish detector (imagine-assist)",
-    kind="detector",
-    family="fish",
-    description="Fish boxes by species in observatory images (YOLOv8n, ONNX Runtime)",
-    labels=labels_of(FISH_SPECIES),
-    default_threshold=0.35,
-    event_timeout_s=30,
-)
 
-LITTER_DETECTOR = FunctionSpec(
-    id="litter-detector",
-    name="Litter detector (imagine-assist)",
-    kind="detector",
-    family="litter",
-    description="Litter boxes in 12-20 MP drone frames, tiled inference (YOLOv8n, ONNX Runtime)",
-    labels=labels_of(LITTER_CATEGORIES),
-    default_threshold=0.35,
-    # A 20 MP frame is about 50 windows: allow minutes on a slow CPU, and big bodies.
-    event_timeout_s=180,
-    max_body_bytes=64 * MIB,
-    tile_size=640,
-    tile_overlap=160,
-)
-
-BURROW_DETECTOR = FunctionSpec(
-    id="burrow-detector",
-    name="Nephrops burrow detector (imagine-assist)",
-    kind="detector",
-    family="burrow",
-    description="Nephrops burrow openings in UWTV survey frames (YOLOv8n, ONNX Runtime)",
-    labels=labels_of(BURROW_LABELS),
-    default_threshold=0.35,
-    event_timeout_s=30,
-)
-
-BURROW_TRACKER = FunctionSpec(
-    id="burrow-tracker",
-    name="Nephrops burrow tracker (imagine-assist)",
-    kind="tracker",
-    family="burrow",
-    description="Follows a burrow box frame by frame: detector near the prediction, "
-    "template matching as a fallback; signed JSON states",
-    labels=(),
-    default_threshold=0.25,
-    event_timeout_s=30,
-)
-
-BURROW_REID = FunctionSpec(
-    id="burrow-reid",
-    name="Nephrops burrow re-identification (imagine-assist)",
-    kind="reid",
-    family="burrow",
-    description="Matches burrow boxes between two frames by camera motion and appearance, "
-    "so CVAT's automatic annotation links detections into tracks",
-    labels=(),
-    default_threshold=0.5,  # appearance distance, 1 - correlation, in [0, 2]
-    event_timeout_s=30,
-)
-
-PLANKTON_SEPARATOR = FunctionSpec(
-    id="plankton-separator",
-    name="ZooScan plankton separator (imagine-assist)",
-    kind="detector",
-    family="plankton",
-    description="One mask per organism in a ZooScan vignette (YOLOv8n-seg refined to the "
-    "vignette's foreground) and a single/multiple tag with P(multiple) (YOLOv8n-cls)",
-    labels=(
-        LabelSpec(0, "organism", "mask"),
-        LabelSpec(1, "single", "tag", text_attributes=("p_multiple",)),
-        LabelSpec(2, "multiple", "tag", text_attributes=("p_multiple",)),
-    ),
-    default_threshold=0.5,
-    event_timeout_s=30,
-    model_file="separator.onnx",  # classifier.onnx beside it
-)
-
-FUNCTIONS: dict[str, FunctionSpec] = {
-    spec.id: spec
-    for spec in (
-        FISH_DETECTOR,
-        LITTER_DETECTOR,
-        BURROW_DETECTOR,
-        BURROW_TRACKER,
-        BURROW_REID,
-        PLANKTON_SEPARATOR,
-    )
-}
-
-
-def get_spec(function_id: str) -> FunctionSpec:
+def family_labels(family: Family, models_dir: str | Path | None = None) -> tuple[str, ...]:
+    """The family's labels; for a family that takes them from its model, the live model's
+    class names (none when it has no model yet)."""
+    if family.labels is not None:
+        return family.labels
     try:
-        return FUNCTIONS[function_id]
+        return tuple(load_detector(resolve_model(family.name, models_dir)).class_names)
+    except UserError as error:
+        log.warning("%s takes its labels from its model, and has none: %s", family.name, error)
+        return ()
+
+
+def spec_of(
+    family: Family, function: FunctionDef, models_dir: str | Path | None = None
+) -> FunctionSpec:
+    """The CVAT-facing spec of one function of a family."""
+    if function.labels is not None:
+        labels = tuple(
+            LabelSpec(index, label.name, label.type, label.text_attributes)
+            for index, label in enumerate(function.labels)
+        )
+    elif function.kind == "detector":
+        labels = labels_of(family_labels(family, models_dir))
+    else:  # trackers and re-identification follow the shapes they are given
+        labels = ()
+    return FunctionSpec(
+        id=function.id,
+        name=function.name,
+        kind=function.kind,
+        family=family.name,
+        description=function.description,
+        labels=labels,
+        default_threshold=function.threshold,
+        event_timeout_s=function.timeout_s,
+        max_body_bytes=function.max_body_mib * MIB,
+        tile_size=function.tile_size,
+        tile_overlap=function.tile_overlap,
+        model_file=function.model,
+    )
+
+
+def all_specs(models_dir: str | Path | None = None) -> dict[str, FunctionSpec]:
+    """Every function of every family (built-in and the home's own), by id."""
+    specs: dict[str, FunctionSpec] = {}
+    for family in all_families().values():
+        for function in family.functions:
+            if function.id in specs:
+                raise UserError(
+                    f"function id {function.id!r} of family {family.name} is already served "
+                    f"by {specs[function.id].family}; give it another id in {family.source}"
+                )
+            specs[function.id] = spec_of(family, function, models_dir)
+    return specs
+
+
+class _FunctionCatalog(Mapping):
+    """`FUNCTIONS`: the served functions, read from the family files at each use, so a
+    family added to the home is served without touching code."""
+
+    def __getitem__(self, function_id: str) -> FunctionSpec:
+        return all_specs()[function_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(all_specs())
+
+    def __len__(self) -> int:
+        return len(all_specs())
+
+
+FUNCTIONS: Mapping[str, FunctionSpec] = _FunctionCatalog()
+
+
+def get_spec(function_id: str, models_dir: str | Path | None = None) -> FunctionSpec:
+    specs = all_specs(models_dir)
+    try:
+        return specs[function_id]
     except KeyError:
         raise UserError(
-            f"unknown function {function_id!r}; known functions: {', '.join(FUNCTIONS)}"
+            f"unknown function {function_id!r}; known functions: {', '.join(specs)}"
         ) from None
+
+
+def family_of_function(function_id: str) -> tuple[Family, FunctionDef]:
+    for family in all_families().values():
+        for function in family.functions:
+            if function.id == function_id:
+                return family, function
+    get_spec(function_id)  # raises with the list of known ids
+    raise AssertionError("unreachable")
+
+
+def functions_of_family(family: str) -> list[FunctionSpec]:
+    return [spec_of(get_family(family), function) for function in get_family(family).functions]
 
 
 def load_plankton_separator(
@@ -158,14 +154,15 @@ def load_function(
     tile_size: int | None = None,
     tile_overlap: int | None = None,
 ) -> DetectorFunction | TrackerFunction | ReidFunction | SeparatorFunction:
-    """The function with its model: `weights` if given, else the family's installed model,
-    else the bundled default. Each answers CVAT requests with `handle(body)`."""
-    spec = get_spec(function_id)
-    if spec.id == PLANKTON_SEPARATOR.id:
+    """The function with its model: `weights` if given, else the family's live model (see
+    `models.store.live_model`). Each answers CVAT requests with `handle(body)`."""
+    family, function = family_of_function(function_id)
+    spec = spec_of(family, function, models_dir)
+    if function.runtime == "separator":
         return load_plankton_separator(spec, weights, models_dir)
-    if spec.kind == "reid":
+    if function.runtime == "reid":
         return ReidFunction(spec)  # motion and appearance only: no model to load
     path = Path(weights) if weights else resolve_model(spec.family, models_dir)
-    if spec.kind == "tracker":
+    if function.runtime == "tracker":
         return TrackerFunction(spec, load_detector(path), state_key())
     return DetectorFunction(spec, load_detector(path), tile_size, tile_overlap)

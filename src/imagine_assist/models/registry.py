@@ -10,8 +10,12 @@ Every write is atomic, so killing a training run or a promotion at any moment le
 registry as it was: a version is staged in a hidden directory and renamed into place only
 when complete, and a promotion is one `os.replace` of CURRENT, which also names the version
 it replaced (what a rollback returns to); the log lines come after. The served functions follow
-CURRENT (`models.store.resolve_model`); a family without one serves the model installed
+CURRENT (`models.store.live_model`); a family without one serves the model installed
 directly in its directory, else the bundled default.
+
+The live model is protected: a version whose classes differ from the family's labels is
+never promoted, `--force` or not (it would break the served function), and a rollback past
+the first promoted version returns to the installed or bundled default.
 """
 
 from __future__ import annotations
@@ -48,6 +52,21 @@ class ModelVersion:
 
     def file(self, name: str = "model.onnx") -> Path:
         return self.path / name
+
+    def classes(self) -> list[str] | None:
+        """The classes the version detects: from its card, else from its ONNX metadata;
+        None when neither can tell (a version of a model without classes, or a damaged one)."""
+        recorded = self.card.get("classes")
+        if isinstance(recorded, list):
+            return [str(name) for name in recorded]
+        if not self.file("model.onnx").is_file():
+            return None
+        from imagine_assist.models.detector import open_onnx, ultralytics_metadata
+
+        try:
+            return ultralytics_metadata(open_onnx(self.file("model.onnx")), self.path)[0]
+        except UserError:
+            return None
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -91,7 +110,8 @@ class Registry:
             record = json.loads(pointer.read_text())
         except json.JSONDecodeError:
             record = None
-        if not isinstance(record, dict) or not isinstance(record.get("version"), str):
+        # version None: rolled back past the first version, to the installed or bundled default
+        if not isinstance(record, dict) or not isinstance(record.get("version"), str | None):
             raise UserError(f"{pointer} is not a promotion record; promote a version again")
         return record
 
@@ -100,6 +120,8 @@ class Registry:
         if record is None:
             return None
         name = record["version"]
+        if name is None:
+            return None
         pointer = self.family_dir(family) / CURRENT
         version = self.family_dir(family) / "versions" / name
         if not _VERSION.match(name) or not (version / CARD).is_file():
@@ -131,11 +153,45 @@ class Registry:
             raise
         return ModelVersion(family, name, folder / name)
 
+    def check_classes(self, version: ModelVersion) -> None:
+        """Refuse a version that would not serve the family's labels."""
+        from imagine_assist.families import get_family
+
+        wanted = get_family(version.family).labels
+        if wanted is None:  # the family takes its labels from whatever model is live
+            return
+        found = version.classes()
+        if found is None:
+            raise UserError(
+                f"cannot tell which classes {version.family} {version.name} detects (no "
+                f"classes in its card, no readable model.onnx); it cannot be promoted"
+            )
+        if list(found) != list(wanted):
+            raise UserError(
+                f"{version.family} {version.name} detects {found}, but the family's labels are "
+                f"{list(wanted)}; a model with other classes would break "
+                f"{version.family}'s functions, so it is never promoted, --force or not. "
+                "Start a family for these labels: `imagine-assist families create NAME --from "
+                "export.zip`"
+            )
+
     def promote(
         self, family: str, name: str, reason: str, forced: bool = False, action: str = "promote"
     ) -> ModelVersion:
         version = self.get(family, name)
+        self.check_classes(version)
+        return self._switch(family, version, reason, forced, action)
+
+    def _switch(
+        self,
+        family: str,
+        version: ModelVersion | None,
+        reason: str,
+        forced: bool = False,
+        action: str = "promote",
+    ) -> ModelVersion | None:
         previous = self.current(family)
+        name = version.name if version else None
         record = {
             "time": time.time(),
             "action": action,
@@ -147,9 +203,10 @@ class Registry:
         _write_atomically(
             self.family_dir(family) / CURRENT, json.dumps(record) + "\n"
         )  # the switch
-        card = version.card  # then the logs: the version's card and the family's history
-        card.setdefault("promotions", []).append(record)
-        _write_atomically(version.path / CARD, json.dumps(card, indent=2))
+        if version is not None:  # then the logs: the version's card and the family's history
+            card = version.card
+            card.setdefault("promotions", []).append(record)
+            _write_atomically(version.path / CARD, json.dumps(card, indent=2))
         with (self.family_dir(family) / "history.jsonl").open("a") as history:
             history.write(json.dumps(record) + "\n")
         return version
@@ -166,12 +223,21 @@ class Registry:
                 continue  # a line cut short by a kill: the switch itself is in CURRENT
         return records
 
-    def rollback(self, family: str) -> ModelVersion:
-        """Go back to the version that was current before the present one."""
+    def rollback(self, family: str, has_default: bool = True) -> ModelVersion | None:
+        """Go back to the version that was live before the present one; from the first
+        promoted version, back to the installed or bundled default (None), which always
+        exists for a built-in family (`has_default`)."""
         record = self.live(family)
-        if record is None:
-            raise UserError(f"{family} has no promoted version in {self.root} to roll back")
-        if not record.get("previous"):
-            raise UserError(f"{family} {record['version']} has no earlier version to roll back to")
+        if record is None or record.get("version") is None:
+            raise UserError(
+                f"{family} already serves its default model (nothing promoted in {self.root})"
+            )
         reason = f"rollback from {record['version']}"
-        return self.promote(family, record["previous"], reason, action="rollback")
+        if record.get("previous"):
+            return self.promote(family, record["previous"], reason, action="rollback")
+        if not has_default:
+            raise UserError(
+                f"{family} {record['version']} is the family's first model: there is nothing "
+                "earlier to return to"
+            )
+        return self._switch(family, None, reason + " to the default model", action="rollback")

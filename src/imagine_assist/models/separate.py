@@ -12,6 +12,10 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+# ZooScan vignettes carry a "1 mm" label and bar in a strip at the bottom, this many rows
+# high; it is cropped before the organisms are separated.
+SCALE_BAR_ROWS = 22
+
 # Vignettes are dark organisms on a white background; anything this much darker than the
 # background's grey is organism.
 FOREGROUND_MARGIN = 18

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from imagine_assist.errors import ModelNotFound
@@ -32,29 +33,51 @@ def model_path(
     return family_dir(family, models_dir) / f"{name}.{fmt}"
 
 
-def resolve_model(
+@dataclass(frozen=True)
+class LiveModel:
+    path: Path
+    source: str  # the registry version ("v3"), "installed" or "bundled"
+
+
+def live_model(
     family: str, models_dir: str | Path | None = None, fmt: str = "onnx", name: str = "model"
-) -> Path:
-    """The promoted registry version of a family, else the model installed directly in its
-    directory, else the bundled default. `name` picks one model of a family that has
-    several (plankton: "separator" and "classifier")."""
+) -> LiveModel:
+    """The one rule for which weights serve a family: the promoted registry version, else the
+    model installed directly in its directory, else the bundled default. Serving, retraining
+    (which fine-tunes and gates against the live model) and publishing all ask here. `name`
+    picks one model of a family that has several (plankton: "separator" and "classifier")."""
     from imagine_assist.models.registry import Registry
 
     root = family_dir(family, models_dir).parent
     promoted = Registry(root).current(family)
     if promoted is not None and promoted.file(f"{name}.{fmt}").is_file():
-        return promoted.file(f"{name}.{fmt}")
+        return LiveModel(promoted.file(f"{name}.{fmt}"), promoted.name)
     installed = model_path(family, models_dir, fmt, name)
     if installed.is_file():
-        return installed
+        return LiveModel(installed, "installed")
     bundled = BUNDLED_DIR / family / f"{name}.{fmt}"
     if bundled.is_file():
         log.info("no %s model in %s: using the bundled default", family, installed.parent)
-        return bundled
+        return LiveModel(bundled, "bundled")
     raise ModelNotFound(
         f"no {family} model in {installed.parent}. Train one with `imagine-assist train {family}` "
         "or pass --weights"
     )
+
+
+def resolve_model(
+    family: str, models_dir: str | Path | None = None, fmt: str = "onnx", name: str = "model"
+) -> Path:
+    """The path of the live model (see `live_model`)."""
+    return live_model(family, models_dir, fmt, name).path
+
+
+def has_default_model(family: str, models_dir: str | Path | None = None) -> bool:
+    """Whether something serves the family without a promoted version (what a rollback past
+    the first version returns to)."""
+    return (family_dir(family, models_dir) / "model.onnx").is_file() or (
+        BUNDLED_DIR / family
+    ).is_dir()
 
 
 def install_bundled(family: str, models_dir: str | Path | None = None) -> Path:

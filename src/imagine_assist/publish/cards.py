@@ -11,6 +11,8 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from imagine_assist.errors import UserError
+from imagine_assist.families import get_family
 from imagine_assist.functions.catalog import FUNCTIONS
 from imagine_assist.models.registry import ModelVersion
 from imagine_assist.publish.dataset import SPLITS, TINY_BOX_PX, DatasetFacts
@@ -38,16 +40,12 @@ DATASET_HEADINGS = (
     "Temporal coverage",
     "Contact information",
 )
-FAMILY_SUBJECTS = {
-    "fish": "Fish by species in underwater observatory images",
-    "litter": "Marine litter by category in drone photographs",
-    "burrow": "Nephrops burrow openings in underwater TV survey frames",
-    "plankton": "Plankton organisms in ZooScan vignettes",
-}
-
-
 def subject(family: str) -> str:
-    return FAMILY_SUBJECTS.get(family, f"{family.capitalize()} in images")
+    """What the family's images show, from its family file."""
+    try:
+        return get_family(family).publication.subject
+    except UserError:  # a version of a family whose file is gone: still publishable
+        return f"{family.capitalize()} in images"
 
 
 def default_title(family: str, version: str) -> str:

@@ -27,6 +27,7 @@ import yaml
 
 from imagine_assist.checksums import file_sha256, write_manifest
 from imagine_assist.errors import UserError
+from imagine_assist.home import Home
 from imagine_assist.models.registry import ModelVersion
 
 SPLITS = ("train", "val", "test")
@@ -64,7 +65,10 @@ def find_exports(version: ModelVersion, extra: list[Path]) -> list[tuple[Path, s
             "trained with `imagine-assist train --from` or `loop` can be published"
         )
     by_digest: dict[str, Path] = {}
-    for candidate in [Path(entry["path"]) for entry in lineage] + list(extra):
+    # the home keeps every export that trained a version, by content (`train` stores it there)
+    home = Home.resolve().root
+    kept = [home / entry["stored"] for entry in lineage if entry.get("stored")]
+    for candidate in kept + [Path(entry["path"]) for entry in lineage] + list(extra):
         if candidate.is_file():
             by_digest.setdefault(file_sha256(candidate), candidate)
     found, missing = [], []

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from imagine_assist.models.separate import SCALE_BAR_ROWS
 from imagine_assist.samples.base import Sample, SampleObject, split_for
 
 PLANKTON_LABELS = ("organism",)
@@ -30,7 +31,6 @@ VIGNETTE_CLASSES = ("single", "multiple")
 ORGANISM_KINDS = ("chaetognath", "copepod", "egg", "diatom_chain", "marine_snow")
 
 PIXELS_PER_MM = 96  # ZooScan at 2400 dpi; the real vignettes' bars are 96 px long
-SCALE_BAR_ROWS = 22  # bottom strip holding the "1 mm" label and the bar
 VISIBLE_OPACITY = 0.04  # about 10 grey levels: fainter is indistinguishable from the noise
 MIN_VISIBLE_FRACTION = 0.4  # of its own support, for an organism partly hidden in a multiple
 MIN_VISIBLE_PIXELS = 20

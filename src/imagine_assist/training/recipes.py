@@ -1,4 +1,5 @@
-"""How each family's default model is trained from the sample generators.
+"""How each built-in family's default model is trained from the sample generators (the
+`default_training:` section of its family file).
 
 A recipe fixes everything a rerun needs to reach the same model: data size and seeds,
 architecture (built from its yaml, never a downloaded checkpoint), image size and epochs.
@@ -8,6 +9,8 @@ The held-out test set comes from its own seed, never seen in training or model s
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
+from imagine_assist.families import builtin_families
 
 
 @dataclass(frozen=True)
@@ -38,17 +41,15 @@ class DetectorRecipe:
         )
 
 
-RECIPES: dict[str, DetectorRecipe] = {
-    "fish": DetectorRecipe(family="fish", images=400, test_images=100, imgsz=320, epochs=80),
-    "litter": DetectorRecipe(
-        family="litter",
-        images=16,
-        test_images=4,
-        imgsz=320,
-        epochs=80,
-        tile_size=640,
-        tile_overlap=160,
-    ),
-    # frames from several synthetic tows (samples.burrows.tow_detection_samples)
-    "burrow": DetectorRecipe(family="burrow", images=600, test_images=150, imgsz=320, epochs=60),
-}
+def default_recipes() -> dict[str, DetectorRecipe]:
+    """The synthetic-data recipes of the built-in families (their `default_training:`)."""
+    recipes = {}
+    for family in builtin_families().values():
+        settings = family.default_training
+        if settings is None or family.detector is None or family.name == "plankton":
+            continue  # plankton has its own two-model recipe (training.plankton)
+        recipes[family.name] = DetectorRecipe(family=family.name, **settings.__dict__)
+    return recipes
+
+
+RECIPES: dict[str, DetectorRecipe] = default_recipes()

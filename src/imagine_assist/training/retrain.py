@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +19,10 @@ import yaml
 import imagine_assist
 from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import UserError
+from imagine_assist.families import Family, Gate, TrainingRecipe, family_from_dict, get_family
+from imagine_assist.home import Home
 from imagine_assist.models.registry import ModelVersion, Registry
-from imagine_assist.models.store import BUNDLED_DIR
+from imagine_assist.models.store import live_model
 from imagine_assist.training.detector import evaluate_yolo, export_onnx, train_yolo
 from imagine_assist.training.exports import (
     GROUND_TRUTH,
@@ -33,17 +37,12 @@ from imagine_assist.training.exports import (
 from imagine_assist.training.recipes import DetectorRecipe
 
 log = logging.getLogger(__name__)
-RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
-
-
-@dataclass(frozen=True)
-class Gate:
-    min_map50_gain: float = 0.0
-    max_class_recall_drop: float = 0.1
 
 
 @dataclass(frozen=True)
 class RetrainRecipe:
+    """A family's training recipe with the classes it trains: what one retraining run uses."""
+
     family: str
     classes: tuple[str, ...]
     start_from: str = "deployed"  # or "scratch"
@@ -58,37 +57,44 @@ class RetrainRecipe:
     source: str = ""
 
 
-def load_recipe(family: str, path: str | Path | None = None) -> RetrainRecipe:
-    path = Path(path) if path else RECIPES_DIR / f"{family}.yaml"
-    if not path.is_file():
-        known = ", ".join(p.stem for p in sorted(RECIPES_DIR.glob("*.yaml")))
-        raise UserError(f"no retraining recipe at {path} (recipes: {known})")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-        split = raw.get("split", {})
-        recipe = RetrainRecipe(
-            family=raw.get("family", family),
-            classes=tuple(raw["classes"]),
-            start_from=raw.get("start_from", "deployed"),
-            architecture=raw.get("architecture", "yolov8n.yaml"),
-            imgsz=int(raw.get("imgsz", 320)),
-            epochs=int(raw.get("epochs", 20)),
-            batch=int(raw.get("batch", 16)),
-            train_args=dict(raw.get("train_args") or {}),
-            val_share=float(split.get("val", 0.15)),
-            test_share=float(split.get("test", 0.15)),
-            gate=Gate(**(raw.get("gate") or {})),
-            source=str(path),
+def recipe_of(family: Family, path: str | Path | None = None) -> RetrainRecipe:
+    """The family's recipe; `path` names a YAML file of the same shape as the family file's
+    `training:` section, to try other settings without editing the family."""
+    training = family.training
+    source = str(family.source or family.name)
+    if path is not None:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise UserError(f"cannot read the recipe {path}: {error}") from None
+        if not isinstance(raw, dict):
+            raise UserError(f"{path}: a recipe is a YAML mapping like a family's `training:`")
+        raw = raw.get("training", raw)
+        try:
+            training = family_from_dict(
+                {"name": family.name, "labels": ["x"], "training": raw}, path
+            ).training
+        except UserError as error:
+            raise UserError(f"{path} is not a valid recipe: {error}") from None
+        source = str(path)
+    if training is None:
+        raise UserError(
+            f"family {family.name} has no training recipe (its models are trained with "
+            f"`imagine-assist train {family.name}`)"
         )
-    except (KeyError, TypeError, ValueError, yaml.YAMLError) as error:
-        raise UserError(f"{path} is not a valid recipe: {error}") from None
-    if recipe.family != family:
-        raise UserError(f"{path} is the recipe for {recipe.family!r}, not {family!r}")
-    if recipe.start_from not in ("deployed", "scratch"):
-        raise UserError(f"{path}: start_from must be 'deployed' or 'scratch'")
-    if not 0 <= recipe.val_share + recipe.test_share < 1:
-        raise UserError(f"{path}: split shares must leave images for training")
-    return recipe
+    if not family.labels:
+        raise UserError(f"family {family.name} takes its labels from its model: name them first")
+    return RetrainRecipe(
+        family=family.name,
+        classes=tuple(family.labels),
+        **{k: getattr(training, k) for k in TrainingRecipe.__dataclass_fields__},
+        source=source,
+    )
+
+
+def load_recipe(family: str, path: str | Path | None = None) -> RetrainRecipe:
+    return recipe_of(get_family(family), path)
 
 
 @dataclass
@@ -113,19 +119,34 @@ def code_version() -> str:
     return f"{imagine_assist.__version__}" + (f"+{commit}" if commit else "")
 
 
-def build_dataset(datasets: list, recipe: RetrainRecipe, out_dir: Path) -> tuple[Path, dict]:
+def build_dataset(
+    datasets: list, recipe: RetrainRecipe, out_dir: Path, held_out: list | None = None
+) -> tuple[Path, dict]:
     """One YOLO dataset from all exports, split by image content. An image in several exports
-    keeps the labels of the last one given: a later export is a later correction."""
+    keeps the labels of the last one given: a later export is a later correction.
+
+    `held_out` datasets (a fixed validation export, `--val`) form the test split whole, and
+    their images are kept out of training wherever else they appear."""
     fo = fiftyone()
-    by_content: dict[str, tuple[int, str, str]] = {}  # sha256 -> (export, sample id, split key)
-    for index, dataset in enumerate(datasets):
+    held_out = held_out or []
+    every = datasets + held_out
+    by_content: dict[str, tuple[int, str, str]] = {}  # sha256 -> (export, sample id, split)
+    fixed: set[str] = set()
+    for index, dataset in enumerate(every):
         fields = [GROUND_TRUTH] + ([SPLIT_GROUP] if dataset.has_sample_field(SPLIT_GROUP) else [])
         for sample in dataset.select_fields(fields):
             digest = file_sha256(sample.filepath)
-            by_content[digest] = (index, sample.id, split_key(sample, digest))
+            if index >= len(datasets):
+                fixed.add(digest)
+                by_content[digest] = (index, sample.id, "test")
+            elif digest not in fixed:
+                key = split_key(sample, digest)
+                split = split_of_digest(
+                    key, recipe.val_share, 0.0 if held_out else recipe.test_share
+                )
+                by_content[digest] = (index, sample.id, split)
     ids: dict[tuple[int, str], list[str]] = {}  # (export index, split) -> sample ids
-    for index, sample_id, key in by_content.values():
-        split = split_of_digest(key, recipe.val_share, recipe.test_share)
+    for index, sample_id, split in by_content.values():
         ids.setdefault((index, split), []).append(sample_id)
     counts = {"train": 0, "val": 0, "test": 0}
     # Each split and export is merged into one folder, as YOLO datasets are laid out;
@@ -135,7 +156,7 @@ def build_dataset(datasets: list, recipe: RetrainRecipe, out_dir: Path) -> tuple
     collections_log.setLevel(logging.ERROR)
     try:
         for (index, split), selected in sorted(ids.items()):
-            datasets[index].select(selected).export(
+            every[index].select(selected).export(
                 export_dir=str(out_dir),
                 dataset_type=fo.types.YOLOv5Dataset,
                 label_field=GROUND_TRUTH,
@@ -160,28 +181,50 @@ def build_dataset(datasets: list, recipe: RetrainRecipe, out_dir: Path) -> tuple
     return data_yaml, counts
 
 
+def boxes_in_split(data_yaml: Path, split: str) -> int:
+    """Ground-truth boxes of one split of a YOLO dataset (one line per box)."""
+    folder = data_yaml.parent / "labels" / split
+    if not folder.is_dir():
+        return 0
+    return sum(
+        sum(1 for line in path.read_text().splitlines() if line.strip())
+        for path in folder.glob("*.txt")
+    )
+
+
 def deployed_weights(registry: Registry, family: str) -> tuple[Path | None, str]:
-    """The deployed model's .pt and what it is: the promoted version, else the model
-    installed in the family directory, else the bundled default."""
-    current = registry.current(family)
-    if current is not None and current.file("model.pt").is_file():
-        return current.file("model.pt"), current.name
-    installed = registry.family_dir(family) / "model.pt"
-    if installed.is_file():
-        return installed, "installed"
-    bundled = BUNDLED_DIR / family / "model.pt"
-    if bundled.is_file():
-        return bundled, "bundled"
-    return None, "none"
+    """The live model's .pt (what retraining fine-tunes and gates against) and where it
+    comes from, by the one rule of `models.store.live_model`."""
+    try:
+        live = live_model(family, registry.root, fmt="pt")
+    except UserError:
+        return None, "none"
+    return live.path, live.source
 
 
-def check_gate(candidate: dict, deployed: dict | None, gate: Gate) -> dict:
+def check_gate(
+    candidate: dict, deployed: dict | None, gate: Gate, heldout_boxes: int | None = None
+) -> dict:
+    """Whether the candidate may replace the live model. `decided` is False when there is
+    too little held-out evidence to compare them at all."""
+    if heldout_boxes is not None and heldout_boxes < gate.min_heldout_boxes:
+        return {
+            "passed": False,
+            "decided": False,
+            "reasons": [
+                f"not enough held-out data: {heldout_boxes} held-out boxes, the recipe asks for "
+                f"at least {gate.min_heldout_boxes}. Export more corrected images, or name a "
+                "fixed validation export with --val"
+            ],
+        }
     if deployed is None:
-        return {"passed": True, "reasons": ["no deployed model to compare with"]}
+        return {"passed": True, "decided": True, "reasons": ["no live model to compare with"]}
     reasons = []
     wanted = deployed["mAP50"] + gate.min_map50_gain
-    if candidate["mAP50"] < wanted:
-        reasons.append(f"mAP50 {candidate['mAP50']:.3f} is below {wanted:.3f} (deployed + gain)")
+    if candidate["mAP50"] <= wanted:  # a tie is no reason to change the live model
+        reasons.append(
+            f"mAP50 {candidate['mAP50']:.3f} does not beat {wanted:.3f} (live model + gain)"
+        )
     for name, old in deployed.get("per_class", {}).items():
         new = candidate.get("per_class", {}).get(name, {"recall": 0.0})
         if new["recall"] < old["recall"] - gate.max_class_recall_drop:
@@ -189,7 +232,41 @@ def check_gate(candidate: dict, deployed: dict | None, gate: Gate) -> dict:
                 f"{name} recall fell from {old['recall']:.3f} to {new['recall']:.3f} "
                 f"(more than {gate.max_class_recall_drop:.2f})"
             )
-    return {"passed": not reasons, "reasons": reasons or ["passed every rule"]}
+    return {"passed": not reasons, "decided": True, "reasons": reasons or ["passed every rule"]}
+
+
+def keep_export(export: Path, sha256: str, home: Home) -> Path:
+    """A copy of the export in the home, named by its content: the card can always find it
+    again, from any directory, whatever happens to the file the user gave."""
+    home.exports.mkdir(parents=True, exist_ok=True)
+    kept = home.exports / f"{sha256}.zip"
+    if not kept.is_file():
+        partial = kept.with_name(f".{kept.name}.{os.getpid()}.partial")
+        shutil.copyfile(export, partial)
+        os.replace(partial, kept)
+    return kept
+
+
+def _read_exports(
+    exports: list[str | Path], work_dir: Path, classes: tuple[str, ...], home: Home
+) -> tuple[list, list[dict]]:
+    datasets, lineage = [], []
+    for export in exports:
+        info = unpack(export, work_dir / "exports")
+        dataset = load_export(info)
+        check_export(dataset, classes, info.path)
+        kept = keep_export(Path(export), info.sha256, home)
+        datasets.append(dataset)
+        lineage.append(
+            {
+                "path": str(Path(export).resolve()),
+                "stored": str(kept.relative_to(home.root)),
+                "sha256": info.sha256,
+                "format": info.format,
+                "images": len(dataset),
+            }
+        )
+    return datasets, lineage
 
 
 def retrain(
@@ -201,29 +278,32 @@ def retrain(
     device: str = "cpu",
     force: bool = False,
     epochs: int | None = None,
+    val_exports: list[str | Path] | None = None,
+    start_weights: Path | None = None,
+    always_promote: bool = False,
 ) -> RetrainResult:
+    """Train a candidate from the exports, compare it with the live model on the same
+    held-out images, store it as a new version, and promote it if the gate lets it (or
+    `force`). `start_weights` overrides where training starts (a new family starts from
+    another family's model); `always_promote` is for a family's first model, which has
+    nothing to replace."""
     if not exports:
         raise UserError("give at least one export with --from")
     recipe = recipe or load_recipe(family)
+    home = Home.resolve()
     work_dir = Path(work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
-    datasets, lineage = [], []
-    for export in exports:
-        info = unpack(export, work_dir / "exports")
-        dataset = load_export(info)
-        check_export(dataset, recipe.classes, info.path)
-        datasets.append(dataset)
-        lineage.append(
-            {
-                "path": str(info.path),
-                "sha256": info.sha256,
-                "format": info.format,
-                "images": len(dataset),
-            }
-        )
-    data_yaml, counts = build_dataset(datasets, recipe, work_dir / "dataset")
+    datasets, lineage = _read_exports(exports, work_dir, recipe.classes, home)
+    held_out, val_lineage = _read_exports(val_exports or [], work_dir, recipe.classes, home)
+    data_yaml, counts = build_dataset(datasets, recipe, work_dir / "dataset", held_out)
     eval_split = "test" if counts["test"] else "val" if counts["val"] else "train"
-    start, deployed_name = deployed_weights(registry, family)
+    heldout_boxes = boxes_in_split(data_yaml, eval_split) if eval_split != "train" else 0
+    live, deployed_name = deployed_weights(registry, family)
+    if start_weights is not None:
+        start, started_name = start_weights, str(start_weights)
+        live = None  # a first model has no live model of its own to beat
+    else:
+        start, started_name = live, deployed_name
     architecture = str(start) if recipe.start_from == "deployed" and start else recipe.architecture
     run_recipe = DetectorRecipe(
         family=family,
@@ -236,31 +316,43 @@ def retrain(
     )
     best = train_yolo(data_yaml, work_dir / "train", run_recipe, device, **recipe.train_args)
     candidate = evaluate_yolo(best, data_yaml, eval_split, recipe.imgsz, device)
-    deployed = evaluate_yolo(start, data_yaml, eval_split, recipe.imgsz, device) if start else None
-    gate = check_gate(candidate, deployed, recipe.gate)
+    deployed = evaluate_yolo(live, data_yaml, eval_split, recipe.imgsz, device) if live else None
+    gate = check_gate(candidate, deployed, recipe.gate, heldout_boxes)
     onnx = export_onnx(best, recipe.imgsz)
     card = {
+        "classes": list(recipe.classes),
         "metrics": {
             "candidate": candidate,
             "deployed": deployed,
-            "deployed_version": deployed_name,
+            "deployed_version": deployed_name if live else None,
         },
-        "evaluated_on": {"split": eval_split, "images": counts[eval_split]},
-        "data": {"exports": lineage, "split": counts},
-        "recipe": {**recipe.__dict__, "gate": recipe.gate.__dict__, "epochs": run_recipe.epochs},
-        "started_from": architecture,
+        "evaluated_on": {
+            "split": eval_split,
+            "images": counts[eval_split],
+            "boxes": heldout_boxes,
+            "fixed_validation": bool(val_exports),
+        },
+        "data": {"exports": lineage, "validation_exports": val_lineage, "split": counts},
+        "recipe": {
+            **{k: v for k, v in recipe.__dict__.items() if k != "gate"},
+            "gate": recipe.gate.__dict__,
+            "epochs": run_recipe.epochs,
+        },
+        "started_from": started_name if recipe.start_from == "deployed" else architecture,
         "code_version": code_version(),
         "device": device,
         "gate": gate,
     }
     version = registry.add(family, {"model.onnx": onnx, "model.pt": best}, card)
-    promoted = gate["passed"] or force
+    promoted = gate["passed"] or force or always_promote
     if promoted:
-        reason = (
-            "; ".join(gate["reasons"])
-            if gate["passed"]
-            else "forced: " + "; ".join(gate["reasons"])
-        )
+        if gate["passed"]:
+            reason = "; ".join(gate["reasons"])
+        elif always_promote:
+            reason = "the family's first model; " + "; ".join(gate["reasons"])
+        else:
+            reason = "forced: " + "; ".join(gate["reasons"])
         registry.promote(family, version.name, reason, forced=not gate["passed"])
     log.info("%s %s: gate %s", family, version.name, json.dumps(gate))
     return RetrainResult(version, promoted, gate, card)
+

@@ -1,0 +1,117 @@
+"""Families as data: the built-in family files and a user's own, read from one place.
+
+    families/builtin/<name>.yaml   shipped with the package (fish, litter, burrow, plankton)
+    <home>/families/<name>.yaml    a user's own (`imagine-assist families create`)
+
+A user's family may not take a built-in name: `fish-detector` must mean the same thing on
+every machine. Files are read on every call (a handful of small YAML files), so a family
+added while the gateway or a long session runs is seen without a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import yaml
+
+from imagine_assist.errors import UserError
+from imagine_assist.families.family import (
+    LABELS_FROM_MODEL,
+    DefaultTraining,
+    Family,
+    FunctionDef,
+    Gate,
+    LabelDef,
+    Publication,
+    TrainingRecipe,
+    family_from_dict,
+    family_to_dict,
+    load_family_file,
+)
+from imagine_assist.home import Home
+
+BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
+
+
+def builtin_families() -> dict[str, Family]:
+    return {
+        path.stem: load_family_file(path, builtin=True)
+        for path in sorted(BUILTIN_DIR.glob("*.yaml"))
+    }
+
+
+def user_families_dir(home: Home | None = None) -> Path:
+    return (home or Home.resolve()).families
+
+
+def all_families(home: Home | None = None) -> dict[str, Family]:
+    """Built-in families first, then the user's, by name."""
+    families = builtin_families()
+    folder = user_families_dir(home)
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.yaml")):
+            family = load_family_file(path)
+            if family.name in families:
+                raise UserError(
+                    f"{path} redefines the family {family.name!r}, which is "
+                    + ("built in" if families[family.name].builtin else "defined twice")
+                    + "; rename it (file and `name:`)"
+                )
+            families[family.name] = family
+    return families
+
+
+def family_names(home: Home | None = None) -> list[str]:
+    return list(all_families(home))
+
+
+def get_family(name: str, home: Home | None = None) -> Family:
+    families = all_families(home)
+    try:
+        return families[name]
+    except KeyError:
+        raise UserError(
+            f"unknown family {name!r}; families: {', '.join(families)} "
+            "(start your own with `imagine-assist families create NAME --from export.zip`)"
+        ) from None
+
+
+def save_family(family: Family, home: Home | None = None) -> Path:
+    """Write a user's family file atomically; never over a built-in or an existing family."""
+    if family.name in builtin_families():
+        raise UserError(f"{family.name!r} is a built-in family; choose another name")
+    folder = user_families_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{family.name}.yaml"
+    partial = folder / f".{family.name}.{uuid.uuid4().hex}.partial"
+    header = (
+        f"# Family {family.name}, written by imagine-assist. Edit freely: labels, thresholds,\n"
+        "# the training recipe and its gate. Check with `imagine-assist families show`.\n"
+    )
+    partial.write_text(header + yaml.safe_dump(family_to_dict(family), sort_keys=False))
+    os.replace(partial, path)
+    return path
+
+
+__all__ = [
+    "BUILTIN_DIR",
+    "LABELS_FROM_MODEL",
+    "DefaultTraining",
+    "Family",
+    "FunctionDef",
+    "Gate",
+    "LabelDef",
+    "Publication",
+    "TrainingRecipe",
+    "all_families",
+    "builtin_families",
+    "family_from_dict",
+    "family_names",
+    "family_to_dict",
+    "get_family",
+    "load_family_file",
+    "save_family",
+    "user_families_dir",
+]
