@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from imagine_assist.images import read_image
-from imagine_assist.training.exports import GROUND_TRUTH, fiftyone
+from imagine_assist.training.exports import GROUND_TRUTH, fiftyone, labels_in
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ PREDICTIONS = "predictions"
 EVAL_KEY = "eval"
 MISTAKES_VIEW = "mistakes"
 MISTAKENNESS = "mistakenness"
+AGNOSTIC_LABEL = "object"  # every box, in a class-agnostic review
 
 
 def to_fiftyone(detections, width: int, height: int):
@@ -215,21 +216,34 @@ def review_export(
     work_dir: Path,
     models_dir: str | Path | None = None,
     threshold: float | None = None,
+    class_agnostic: bool = False,
+    label_map: dict[str, str] | None = None,
 ):
+    """`class_agnostic`: every box is one class, "object" (the first thing to know when the
+    export's labels are not the function's); `label_map` renames the export's labels."""
     from imagine_assist.errors import UserError
     from imagine_assist.functions.catalog import load_function
     from imagine_assist.functions.detector import DetectorFunction
-    from imagine_assist.training.exports import check_export, load_export, unpack
+    from imagine_assist.training.exports import check_export, load_export, relabel, unpack
 
     function = load_function(function_id, models_dir=models_dir)
     if not isinstance(function, DetectorFunction):
         raise UserError(f"{function_id} is not a box detector; review takes a detector function")
     info = unpack(export, work_dir)
     classes = list(function.spec.label_names)
-    dataset = load_export(info, name=f"review-{function_id}-{info.sha256[:12]}")
-    check_export(dataset, tuple(classes), info.path)
+    mode = "agnostic" if class_agnostic else "classes"
+    dataset = load_export(info, name=f"review-{function_id}-{info.sha256[:12]}-{mode}")
+    relabel(dataset, GROUND_TRUTH, label_map)
+    if class_agnostic:
+        check_export(dataset, tuple(labels_in(dataset)), info.path)  # not empty, has boxes
+        classes = [AGNOSTIC_LABEL]
+        relabel(dataset, GROUND_TRUTH, to=AGNOSTIC_LABEL)
+    else:
+        check_export(dataset, tuple(classes), info.path)
     dataset.persistent = True  # so `--app` and later sessions find it by name
     add_predictions(dataset, function, threshold)
+    if class_agnostic:
+        relabel(dataset, PREDICTIONS, to=AGNOSTIC_LABEL)
     results = evaluate(dataset, classes)
     method = flag_mistakes(dataset)
     return dataset, summarise(dataset, results, classes, method, out_dir)

@@ -7,6 +7,7 @@ from imagine_assist.samples.base import (
     DatasetFiles,
     Sample,
     SampleObject,
+    with_labels,
     write_cvat_export,
     write_dataset,
 )
@@ -77,4 +78,5 @@ __all__ = [
     "generate_fish",
     "generate_litter",
     "write_dataset",
+    "with_labels",
 ]

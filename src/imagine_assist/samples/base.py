@@ -7,8 +7,8 @@ importing into a CVAT task), both with the same labels.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +164,16 @@ def write_cvat_export(
         tree.write(xml, encoding="utf-8", xml_declaration=True)
         archive.writestr("annotations.xml", xml.getvalue())
     return path
+
+
+def with_labels(
+    samples: Iterable[Sample], rename: dict[str, str] | Callable[[SampleObject], str]
+) -> Iterator[Sample]:
+    """The same scenes under a user's own label names: a dict from the generator's names, or
+    a function of each object (to split one generated kind into several labels)."""
+    for sample in samples:
+        objects = [
+            replace(o, label=rename(o) if callable(rename) else rename.get(o.label, o.label))
+            for o in sample.objects
+        ]
+        yield replace(sample, objects=objects)

@@ -20,6 +20,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import UserError
 from imagine_assist.home import Home, configure_offline
@@ -339,3 +341,43 @@ def split_of_digest(sha256_hex: str, val: float, test: float) -> str:
     if slot < test + val:
         return "val"
     return "train"
+
+
+def parse_label_map(items: list[str] | None) -> dict[str, str]:
+    """`["fish=diplodus", "map.yaml"]` -> {"fish": "diplodus", ...}: an export's labels onto a
+    family's. Each item is SOURCE=TARGET, or a YAML file of such pairs."""
+    mapping: dict[str, str] = {}
+    for item in items or []:
+        if "=" in item:
+            source, _, target = item.partition("=")
+            pairs = {source.strip(): target.strip()}
+        else:
+            path = Path(item)
+            try:
+                pairs = yaml.safe_load(path.read_text())
+            except (OSError, yaml.YAMLError) as error:
+                raise UserError(
+                    f"--map {item!r} is neither SOURCE=TARGET nor a readable YAML file: {error}"
+                ) from None
+            if not isinstance(pairs, dict):
+                raise UserError(f"{path}: a label map is a YAML mapping, export label: label")
+        for source, target in pairs.items():
+            if not str(source) or not str(target):
+                raise UserError(f"--map {item!r}: both sides need a label name")
+            mapping[str(source)] = str(target)
+    return mapping
+
+
+def relabel(dataset, field: str, mapping: dict[str, str] | None = None, to: str | None = None):
+    """Rename the labels of `field` in place: through `mapping` (labels not in it stay), or
+    all to one label `to` (a class-agnostic comparison), keeping the old one as `class`."""
+    if not mapping and to is None:
+        return
+    for sample in dataset.iter_samples(autosave=True):
+        labels = sample[field]
+        for detection in labels.detections if labels else []:
+            if to is not None:
+                detection["class"] = detection.label
+                detection.label = to
+            else:
+                detection.label = mapping.get(detection.label, detection.label)

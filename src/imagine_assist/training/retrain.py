@@ -30,6 +30,7 @@ from imagine_assist.training.exports import (
     check_export,
     fiftyone,
     load_export,
+    relabel,
     split_key,
     split_of_digest,
     unpack,
@@ -248,12 +249,17 @@ def keep_export(export: Path, sha256: str, home: Home) -> Path:
 
 
 def _read_exports(
-    exports: list[str | Path], work_dir: Path, classes: tuple[str, ...], home: Home
+    exports: list[str | Path],
+    work_dir: Path,
+    classes: tuple[str, ...],
+    home: Home,
+    label_map: dict[str, str] | None = None,
 ) -> tuple[list, list[dict]]:
     datasets, lineage = [], []
     for export in exports:
         info = unpack(export, work_dir / "exports")
         dataset = load_export(info)
+        relabel(dataset, GROUND_TRUTH, label_map)
         check_export(dataset, classes, info.path)
         kept = keep_export(Path(export), info.sha256, home)
         datasets.append(dataset)
@@ -264,6 +270,7 @@ def _read_exports(
                 "sha256": info.sha256,
                 "format": info.format,
                 "images": len(dataset),
+                **({"label_map": label_map} if label_map else {}),
             }
         )
     return datasets, lineage
@@ -281,20 +288,23 @@ def retrain(
     val_exports: list[str | Path] | None = None,
     start_weights: Path | None = None,
     always_promote: bool = False,
+    label_map: dict[str, str] | None = None,
 ) -> RetrainResult:
     """Train a candidate from the exports, compare it with the live model on the same
     held-out images, store it as a new version, and promote it if the gate lets it (or
     `force`). `start_weights` overrides where training starts (a new family starts from
     another family's model); `always_promote` is for a family's first model, which has
-    nothing to replace."""
+    nothing to replace. `label_map` renames the exports' labels onto the family's."""
     if not exports:
         raise UserError("give at least one export with --from")
     recipe = recipe or load_recipe(family)
     home = Home.resolve()
     work_dir = Path(work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
-    datasets, lineage = _read_exports(exports, work_dir, recipe.classes, home)
-    held_out, val_lineage = _read_exports(val_exports or [], work_dir, recipe.classes, home)
+    datasets, lineage = _read_exports(exports, work_dir, recipe.classes, home, label_map)
+    held_out, val_lineage = _read_exports(
+        val_exports or [], work_dir, recipe.classes, home, label_map
+    )
     data_yaml, counts = build_dataset(datasets, recipe, work_dir / "dataset", held_out)
     eval_split = "test" if counts["test"] else "val" if counts["val"] else "train"
     heldout_boxes = boxes_in_split(data_yaml, eval_split) if eval_split != "train" else 0

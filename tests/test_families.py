@@ -1,0 +1,108 @@
+"""Families as data: a family file in the home is listed and served without touching code,
+and bad family files get clear errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+
+import pytest
+import requests
+
+from imagine_assist.errors import UserError
+from imagine_assist.families import all_families, get_family
+from imagine_assist.functions.catalog import FUNCTIONS, get_spec
+from imagine_assist.images import encode_jpeg
+from imagine_assist.models.store import BUNDLED_DIR
+from imagine_assist.nuclio.gateway import Gateway
+from imagine_assist.nuclio.serve import background_server, build_hosts
+from imagine_assist.samples import generate_fish
+
+OBSEA = """\
+name: obsea
+title: Fish at the OBSEA observatory
+labels: [diplodus, chromis, sarpa]
+functions:
+  - kind: detector
+    threshold: 0.3
+"""
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMAGINE_ASSIST_HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "families").mkdir(parents=True)
+    return tmp_path / "home"
+
+
+def test_the_built_in_families_are_files():
+    families = all_families()
+    assert {"fish", "litter", "burrow", "plankton"} <= set(families)
+    assert all(family.builtin and family.source.suffix == ".yaml" for family in families.values())
+    assert [spec.id for spec in FUNCTIONS.values() if spec.family == "burrow"] == [
+        "burrow-detector",
+        "burrow-tracker",
+        "burrow-reid",
+    ]
+    assert get_spec("fish-detector").label_names == list(get_family("fish").labels)
+
+
+def test_a_family_file_in_the_home_is_listed_and_served(home):
+    """Adding a family is one file (and its model): no code changes."""
+    (home / "families" / "obsea.yaml").write_text(OBSEA)
+    (home / "models" / "obsea").mkdir(parents=True)
+    shutil.copyfile(BUNDLED_DIR / "fish" / "model.onnx", home / "models" / "obsea" / "model.onnx")
+
+    assert "obsea-detector" in FUNCTIONS
+    gateway = Gateway(build_hosts(["obsea-detector"], None))
+    with background_server(gateway) as url:
+        listing = requests.get(
+            f"{url}/api/functions", headers={"x-nuclio-project-name": "cvat"}
+        ).json()
+        meta = listing["obsea-detector"]["metadata"]
+        labels = json.loads(meta["annotations"]["spec"])
+        assert [label["name"] for label in labels] == ["diplodus", "chromis", "sarpa"]
+        assert meta["annotations"]["type"] == "detector"
+        image = next(iter(generate_fish(1, seed=3))).image
+        answer = requests.post(
+            f"{url}/api/function_invocations",
+            json={"image": base64.b64encode(encode_jpeg(image)).decode(), "threshold": 0.05},
+            headers={"x-nuclio-function-name": "obsea-detector"},
+        )
+        assert answer.status_code == 200
+        items = answer.json()
+        assert items and {item["label"] for item in items} <= {"diplodus", "chromis", "sarpa"}
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("name: obsea\n", "missing 'labels'"),
+        ("name: obsea\nlabels: []\n", "labels must be a list"),
+        ("name: obsea\nlabels: [a, a]\n", "not unique"),
+        ("name: Obsea!\nlabels: [a]\n", "lower-case"),
+        ("name: obsea\nlabels: [a]\nfunctions: [{kind: painter}]\n", "kind 'painter'"),
+        ("name: other\nlabels: [a]\n", "name the file other.yaml"),
+        ("[1, 2]\n", "YAML mapping"),
+        ("name: obsea\nlabels: [a]\ntraining: {split: {val: 0.6, test: 0.5}}\n", "split"),
+    ],
+)
+def test_a_bad_family_file_is_a_clear_error(home, text, fragment):
+    (home / "families" / "obsea.yaml").write_text(text)
+    with pytest.raises(UserError, match=fragment):
+        all_families()
+
+
+def test_a_user_family_cannot_take_a_built_in_name(home):
+    (home / "families" / "fish.yaml").write_text("name: fish\nlabels: [fish]\n")
+    with pytest.raises(UserError, match="redefines the family 'fish'"):
+        all_families()
+
+
+def test_labels_can_come_from_the_model(home):
+    (home / "families" / "obsea.yaml").write_text("name: obsea\nlabels: from-model\n")
+    assert get_spec("obsea-detector").label_names == []  # no model yet: nothing to offer
+    (home / "models" / "obsea").mkdir(parents=True)
+    shutil.copyfile(BUNDLED_DIR / "fish" / "model.onnx", home / "models" / "obsea" / "model.onnx")
+    assert get_spec("obsea-detector").label_names == ["diplodus", "chromis", "sarpa"]
