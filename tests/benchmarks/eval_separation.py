@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--models", help="models directory (default <home>/models)")
     args = parser.parse_args()
 
-    from imagine_assist.models.plankton_eval import evaluate_plankton
+    from imagine_assist.training.plankton_eval import evaluate_plankton
     from imagine_assist.models.store import resolve_model
 
     separator = resolve_model("plankton", args.models, name="separator")

@@ -1,4 +1,5 @@
-"""The default fish and litter models: generated sample data in, an installed model out.
+"""The default models of the built-in detector families (fish, litter, burrow): generated
+sample data in, an installed model out.
 
 `imagine-assist train <family>` runs this. Data and training runs go to a work directory;
 the model goes to ``<models dir>/<family>/`` where the served functions look for it.
@@ -12,7 +13,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from imagine_assist.errors import UserError
-from imagine_assist.samples import SAMPLE_FAMILIES, Sample, write_dataset
+from imagine_assist.families import get_family
+from imagine_assist.samples import SAMPLE_FAMILIES, Sample, with_labels, write_dataset
 from imagine_assist.training.detector import TrainedModel, train_and_install
 from imagine_assist.training.recipes import RECIPES, DetectorRecipe
 from imagine_assist.training.tiles import tile_samples
@@ -22,11 +24,40 @@ TEST_ONLY = (0.0, 0.0, 1.0)
 
 
 def family_labels(family: str) -> tuple[str, ...]:
-    return SAMPLE_FAMILIES[family].labels
+    """The labels the family's model is trained with: the family file's, never the
+    generator's. The generator draws its kinds of object; they take the family's names."""
+    labels = get_family(family).labels
+    if labels is None:
+        raise UserError(f"family {family} takes its labels from its model: name them first")
+    return labels
+
+
+def _generator(family: str):
+    """The family's synthetic generator, with its objects renamed to the family's labels
+    (kind i of the generator becomes label i of the family)."""
+    synthetic = get_family(family).synthetic
+    if synthetic not in SAMPLE_FAMILIES:
+        raise UserError(
+            f"family {family} names no synthetic generator (`synthetic:` one of "
+            f"{', '.join(SAMPLE_FAMILIES)}), so it has no default model to train"
+        )
+    generator = SAMPLE_FAMILIES[synthetic]
+    labels = family_labels(family)
+    if len(labels) != len(generator.labels):
+        raise UserError(
+            f"family {family} has {len(labels)} labels, the {synthetic} generator draws "
+            f"{len(generator.labels)} kinds of object: they must pair one to one"
+        )
+    rename = dict(zip(generator.labels, labels, strict=True))
+
+    def generate(n: int, seed: int, fractions) -> Iterator[Sample]:
+        return with_labels(generator.generate(n, seed=seed, fractions=fractions), rename)
+
+    return generate
 
 
 def _samples(recipe: DetectorRecipe, n: int, seed: int, fractions, desc: str) -> Iterator[Sample]:
-    generated = SAMPLE_FAMILIES[recipe.family].generate(n, seed=seed, fractions=fractions)
+    generated = _generator(recipe.family)(n, seed=seed, fractions=fractions)
     samples = tqdm(generated, total=n, desc=desc, unit="image")
     if recipe.tile_size:
         return tile_samples(

@@ -226,7 +226,7 @@ def train_plankton(
 ) -> dict:
     """Generate data, train both models (or `only` one), evaluate them on held-out vignettes
     against the watershed baseline, and install them into `family_dir`."""
-    from imagine_assist.models.plankton_eval import evaluate_plankton
+    from imagine_assist.training.plankton_eval import evaluate_plankton
 
     started = time.time()
     data_root = work_dir / "data"
