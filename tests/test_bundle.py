@@ -2,7 +2,7 @@
 package index, so here the wheels come from a local folder (`--wheelhouse`); the real
 offline install is `scripts/check_offline_bundle.sh` (docs/vessel.md records its figures)."""
 
-from imagine_assist.cli import main
+from imagine_assist.app.main import main
 from imagine_assist.models.registry import Registry
 
 
@@ -14,7 +14,11 @@ def test_bundle_holds_wheels_live_models_functions_and_checksums(tmp_path, capsy
     promoted = tmp_path / "promoted.onnx"
     promoted.write_bytes(b"the promoted fish model")
     registry = Registry(models)
-    registry.add("fish", {"model.onnx": promoted}, {"metrics": "v1"})
+    registry.add(
+        "fish",
+        {"model.onnx": promoted},
+        {"classes": ["diplodus", "chromis", "sarpa"], "metrics": "v1"},
+    )
     registry.promote("fish", "v1", "test")
     out = tmp_path / "bundle"
     argv = [

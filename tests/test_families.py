@@ -106,3 +106,18 @@ def test_labels_can_come_from_the_model(home):
     (home / "models" / "obsea").mkdir(parents=True)
     shutil.copyfile(BUNDLED_DIR / "fish" / "model.onnx", home / "models" / "obsea" / "model.onnx")
     assert get_spec("obsea-detector").label_names == ["diplodus", "chromis", "sarpa"]
+
+
+def test_the_gate_refuses_to_decide_on_too_little_evidence_and_on_a_tie():
+    from imagine_assist.families import Gate
+    from imagine_assist.training.retrain import check_gate
+
+    gate = Gate(min_map50_gain=0.0, max_class_recall_drop=0.1, min_heldout_boxes=50)
+    live = {"mAP50": 0.6, "per_class": {"fish": {"recall": 0.7}}}
+    better = {"mAP50": 0.7, "per_class": {"fish": {"recall": 0.75}}}
+    few = check_gate(better, live, gate, heldout_boxes=18)
+    assert not few["passed"] and not few["decided"]
+    assert "not enough held-out data" in few["reasons"][0] and "18" in few["reasons"][0]
+    assert check_gate(better, live, gate, heldout_boxes=50)["passed"]
+    tie = check_gate({**better, "mAP50": 0.6}, live, gate, heldout_boxes=80)
+    assert not tie["passed"] and tie["decided"] and "does not beat" in tie["reasons"][0]

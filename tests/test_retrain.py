@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from imagine_assist.cli import main
+from imagine_assist.app.main import main
 from imagine_assist.errors import UserError
 from imagine_assist.models.registry import Registry
 from imagine_assist.nuclio.gateway import Gateway
@@ -179,7 +179,11 @@ def test_killing_a_training_run_leaves_the_registry_as_it_was(export, tmp_path):
     registry = Registry(models)
     good = tmp_path / "good.onnx"
     good.write_text("the last good model")
-    registry.add("fish", {"model.onnx": good}, {"metrics": "good"})
+    registry.add(
+        "fish",
+        {"model.onnx": good},
+        {"classes": ["diplodus", "chromis", "sarpa"], "metrics": "good"},
+    )
     registry.promote("fish", "v1", "the last good model")
     before = _registry_state(models)
     work = tmp_path / "work"
@@ -187,7 +191,7 @@ def test_killing_a_training_run_leaves_the_registry_as_it_was(export, tmp_path):
         [
             sys.executable,
             "-m",
-            "imagine_assist.cli",
+            "imagine_assist.app.main",
             "train",
             "fish",
             "--from",
