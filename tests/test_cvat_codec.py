@@ -6,8 +6,9 @@ import supervision as sv
 from cvat_sdk import models
 from cvat_sdk.masks import decode_mask, encode_mask
 
-from imagine_assist.cvat.masks import from_nuclio_mask, mask_to_polygon, rle_counts, to_nuclio_mask
+from imagine_assist.cvat.masks import from_nuclio_mask, mask_to_polygon, to_nuclio_mask
 from imagine_assist.cvat.shapes import to_detector_response, to_sdk_annotations
+from imagine_assist.cvat.xml import cvat_images_tree
 
 WIDTH, HEIGHT = 80, 60
 
@@ -42,11 +43,17 @@ def test_nuclio_mask_round_trip_is_pixel_exact():
         np.testing.assert_array_equal(from_nuclio_mask(encoded, WIDTH, HEIGHT), mask)
 
 
-def test_rle_matches_cvat_sdk_encode_mask():
-    for mask in blob_masks():
-        sdk = encode_mask(mask)
-        x1, y1, x2, y2 = (int(v) for v in sdk[-4:])
-        assert rle_counts(mask[y1 : y2 + 1, x1 : x2 + 1]) == sdk[:-4]
+def test_xml_rle_is_encode_mask_with_the_bbox_as_attributes():
+    tree = cvat_images_tree([("a.png", WIDTH, HEIGHT, detections())], ["copepod", "egg"])
+    nodes = tree.getroot().findall("image/mask")
+    assert len(nodes) == len(blob_masks())
+    for node, mask in zip(nodes, blob_masks(), strict=True):
+        runs = [int(v) for v in node.get("rle").split(", ")]
+        x1, y1 = int(node.get("left")), int(node.get("top"))
+        x2, y2 = x1 + int(node.get("width")) - 1, y1 + int(node.get("height")) - 1
+        assert runs + [x1, y1, x2, y2] == encode_mask(mask)
+        decoded = decode_mask(runs + [x1, y1, x2, y2], image_width=WIDTH, image_height=HEIGHT)
+        np.testing.assert_array_equal(decoded, mask)
 
 
 def test_detector_response_follows_the_contract():

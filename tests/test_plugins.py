@@ -1,65 +1,119 @@
-"""cvat-plugins/*.py loaded the way cvat-cli loads them, output checked by cvat-sdk's mapper."""
+"""cvat-plugins/imagine_assist_function.py loaded the way cvat-cli loads it (`--function-file
+... -p NAME=TYPE:VALUE`), its output checked by cvat-sdk's own annotation mapper."""
 
 import logging
 
 import PIL.Image
 import pytest
-from cvat_cli._internal.common import FunctionLoader
+from cvat_cli._internal.common import CriticalError, FunctionLoader
 from cvat_cli._internal.parsers import parse_function_parameter
 from cvat_sdk import models
 from cvat_sdk.auto_annotation.driver import _AnnotationMapper, _DetectionFunctionContextImpl
 
+from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import FUNCTIONS
 from imagine_assist.models.store import BUNDLED_DIR
-from imagine_assist.samples import generate_fish
+from imagine_assist.samples import generate_fish, generate_litter, generate_plankton, generate_tow
 
 from .conftest import REPO
 
-
-def load_plugin(name, weights):
-    params = dict([parse_function_parameter(f"weights=str:{weights}")])
-    return FunctionLoader(None, REPO / "cvat-plugins" / f"{name}.py", params).load()
+PLUGIN = REPO / "cvat-plugins" / "imagine_assist_function.py"
 
 
-def task_labels(names, shape_type="rectangle"):
-    return [
-        models.Label(id=100 + i, name=n, type=shape_type, attributes=[], sublabels=[])
-        for i, n in enumerate(names)
-    ]
+def load_plugin(*parameters: str):
+    """The module's function, from cvat-cli style parameters such as "function=str:x"."""
+    params = dict(parse_function_parameter(p) for p in parameters)
+    return FunctionLoader(None, PLUGIN, params).load()
 
 
-@pytest.mark.parametrize("conv_mask_to_poly", [False, True])
-@pytest.mark.parametrize("conf", [None, 0.05])
-def test_fish_plugin_output_passes_cvat_sdk_validation(conv_mask_to_poly, conf):
-    function = load_plugin("fish_detector", BUNDLED_DIR / "fish" / "model.onnx")
-    names = FUNCTIONS["fish-detector"].label_names
-    assert [label.name for label in function.spec.labels] == names
-    mapper = _AnnotationMapper(
+def task_labels(function, conv_mask_to_poly=False):
+    """A CVAT task's labels matching the function's spec, as the server would send them."""
+    labels = []
+    for i, label in enumerate(function.spec.labels):
+        attributes = [
+            models.Attribute(
+                id=10 * i + j,
+                name=a.name,
+                input_type="text",
+                mutable=False,
+                values=[""],
+                default_value="",
+            )
+            for j, a in enumerate(label.attributes or [])
+        ]
+        # cvat-sdk wants a polygon label where masks become polygons
+        shape_type = "polygon" if conv_mask_to_poly and label.type == "mask" else label.type
+        labels.append(
+            models.Label(
+                id=100 + i, name=label.name, type=shape_type, attributes=attributes, sublabels=[]
+            )
+        )
+    return labels
+
+
+def mapper_for(function, conv_mask_to_poly=False):
+    return _AnnotationMapper(
         logging.getLogger("test"),
         function.spec.labels,
-        task_labels(names),
+        task_labels(function, conv_mask_to_poly),
         allow_unmatched_labels=False,
         conv_mask_to_poly=conv_mask_to_poly,
     )
+
+
+def burrow_frames():
+    frame = next(f for f in generate_tow(10.0, seed=90).frames() if len(f.objects) >= 2)
+    return [frame.image]
+
+
+# Every function the old per-function modules served, with the model and images to try it on.
+DETECTION_CASES = {
+    "fish-detector": (
+        ["weights=str:" + str(BUNDLED_DIR / "fish" / "model.onnx")],
+        lambda: [s.image for s in generate_fish(2, seed=11)],
+    ),
+    "litter-detector": (
+        ["weights=str:" + str(BUNDLED_DIR / "litter" / "model.onnx"), "tile_size=int:640"],
+        lambda: [s.image for s in generate_litter(1, seed=9, width=2000, height=1500)],
+    ),
+    "burrow-detector": ([], burrow_frames),  # no weights: the bundled model
+    "plankton-separator": (
+        ["scale_bar_rows=int:22"],
+        lambda: [s.image for s in generate_plankton(2, seed=77, multiple_share=1.0)],
+    ),
+}
+
+
+@pytest.mark.parametrize("conv_mask_to_poly", [False, True])
+@pytest.mark.parametrize("function_id", list(DETECTION_CASES))
+def test_each_function_passes_cvat_sdk_validation(function_id, conv_mask_to_poly):
+    parameters, images = DETECTION_CASES[function_id]
+    function = load_plugin(f"function=str:{function_id}", *parameters)
+    spec = FUNCTIONS[function_id]
+    assert [label.name for label in function.spec.labels] == spec.label_names
+    mapper = mapper_for(function, conv_mask_to_poly)
+    shape_types = {
+        "polygon" if conv_mask_to_poly and t == "mask" else t
+        for t in spec.label_types.values()
+        if t != "tag"
+    }
     total = 0
-    for sample in generate_fish(3, seed=11):
+    for image in images():
         context = _DetectionFunctionContextImpl(
-            frame_name=sample.name, conf_threshold=conf, conv_mask_to_poly=conv_mask_to_poly
+            frame_name="f.jpg", conf_threshold=None, conv_mask_to_poly=conv_mask_to_poly
         )
-        output = function.detect(context, PIL.Image.fromarray(sample.image))
+        output = function.detect(context, PIL.Image.fromarray(image))
         tags, shapes = mapper.validate_and_remap(output, ds_frame=5)
-        assert tags == []
+        assert all(shape.frame == 5 and shape.label_id >= 100 for shape in shapes)
+        assert {shape.type.value for shape in shapes} <= shape_types
+        assert len(tags) == (1 if "tag" in spec.label_types.values() else 0)
         total += len(shapes)
-        for shape in shapes:
-            assert shape.frame == 5 and shape.label_id in {100, 101, 102}
-            assert shape.type.value == "rectangle"
-    assert total > 0  # the default model finds fish in sample scenes
+    assert total > 0  # the bundled models find something in sample scenes
 
 
 def test_threshold_from_cvat_cli_is_honoured():
-    function = load_plugin("fish_detector", BUNDLED_DIR / "fish" / "model.onnx")
-    sample = next(iter(generate_fish(1, seed=12)))
-    image = PIL.Image.fromarray(sample.image)
+    function = load_plugin("function=str:fish-detector")
+    image = PIL.Image.fromarray(next(iter(generate_fish(1, seed=12))).image)
 
     def count(conf):
         context = _DetectionFunctionContextImpl(frame_name="x", conf_threshold=conf)
@@ -69,43 +123,32 @@ def test_threshold_from_cvat_cli_is_honoured():
     assert count(0.01) >= count(0.5) > 0
 
 
-def test_litter_plugin_loads_with_its_labels(litter_model):
-    function = load_plugin("litter_detector", litter_model.onnx)
-    expected = FUNCTIONS["litter-detector"].label_names
-    assert [label.name for label in function.spec.labels] == expected
-
-
-def test_plugin_with_wrong_model_says_so(fish_model):
-    from imagine_assist.errors import UserError
-
-    with pytest.raises(UserError, match="not labels of litter-detector"):
-        load_plugin("litter_detector", fish_model.onnx)
-
-
-def test_burrow_detector_plugin_finds_burrows():
-    from imagine_assist.samples import generate_tow
-
-    function = FunctionLoader(None, REPO / "cvat-plugins" / "burrow_detector.py", {}).load()
-    frame = next(f for f in generate_tow(10.0, seed=90).frames() if len(f.objects) >= 2)
-    context = _DetectionFunctionContextImpl(frame_name="f.jpg", conf_threshold=None)
-    shapes = function.detect(context, PIL.Image.fromarray(frame.image))
-    mapper = _AnnotationMapper(
-        logging.getLogger("t"),
-        function.spec.labels,
-        task_labels(["burrow"]),
-        allow_unmatched_labels=False,
-        conv_mask_to_poly=False,
+def test_plankton_tag_carries_p_multiple():
+    function = load_plugin("function=str:plankton-separator")
+    mapper = mapper_for(function)
+    sample = next(iter(generate_plankton(1, seed=78, multiple_share=1.0)))
+    context = _DetectionFunctionContextImpl(frame_name="v.png", conf_threshold=None)
+    tags, shapes = mapper.validate_and_remap(
+        function.detect(context, PIL.Image.fromarray(sample.image)), ds_frame=0
     )
-    _, validated = mapper.validate_and_remap(shapes, ds_frame=0)
-    assert len(validated) >= len(frame.objects) - 1
+    (tag,) = tags
+    assert tag.label_id in (101, 102)  # single, multiple
+    (value,) = tag.attributes
+    assert value.spec_id == 10 * (tag.label_id - 100) and 0.0 <= float(value.value) <= 1.0
+    assert shapes and {s.label_id for s in shapes} == {100}
 
 
-def test_burrow_tracking_plugin_follows_a_burrow_as_an_agent_would():
+def test_scale_bar_rows_reaches_the_separator():
+    function = load_plugin("function=str:plankton-separator", "scale_bar_rows=int:0")
+    assert function.scale_bar_rows == 0
+    with pytest.raises(UserError, match="scale_bar_rows applies to plankton-separator"):
+        load_plugin("function=str:fish-detector", "scale_bar_rows=int:22")
+
+
+def test_burrow_tracker_follows_a_burrow_as_an_agent_would():
     import cvat_sdk.auto_annotation as cvataa
 
-    from imagine_assist.samples import generate_tow
-
-    function = FunctionLoader(None, REPO / "cvat-plugins" / "burrow_tracker.py", {}).load()
+    function = load_plugin("function=str:burrow-tracker")
     assert function.spec.supported_shape_types == {"rectangle"}
     frames = list(generate_tow(6.0, seed=91).frames())
     start = next(f for f in frames if f.objects and f.objects[0].xyxy[1] > 0)
@@ -130,41 +173,24 @@ def test_burrow_tracking_plugin_follows_a_burrow_as_an_agent_would():
     assert len(overlaps) > 10 and sum(overlaps) / len(overlaps) >= 0.7
 
 
-@pytest.mark.parametrize("conv_mask_to_poly", [False, True])
-def test_plankton_plugin_masks_and_tag_pass_cvat_sdk_validation(conv_mask_to_poly):
-    from imagine_assist.samples import generate_plankton
+def test_wrong_model_says_so():
+    fish_weights = BUNDLED_DIR / "fish" / "model.onnx"
+    with pytest.raises(UserError, match="not labels of litter-detector"):
+        load_plugin("function=str:litter-detector", f"weights=str:{fish_weights}")
 
-    function = load_plugin("plankton_separator", BUNDLED_DIR / "plankton" / "separator.onnx")
-    p_multiple = models.Attribute(
-        id=7, name="p_multiple", input_type="text", mutable=False, values=[""], default_value=""
-    )
-    labels = [
-        # cvat-sdk wants a polygon label where masks become polygons
-        models.Label(
-            id=100,
-            name="organism",
-            type="polygon" if conv_mask_to_poly else "mask",
-            attributes=[],
-            sublabels=[],
-        ),
-        models.Label(id=101, name="single", type="tag", attributes=[p_multiple], sublabels=[]),
-        models.Label(id=102, name="multiple", type="tag", attributes=[p_multiple], sublabels=[]),
-    ]
-    mapper = _AnnotationMapper(
-        logging.getLogger("test"),
-        function.spec.labels,
-        labels,
-        allow_unmatched_labels=False,
-        conv_mask_to_poly=conv_mask_to_poly,
-    )
-    for sample in generate_plankton(3, seed=77, multiple_share=1.0):
-        context = _DetectionFunctionContextImpl(
-            frame_name=sample.name, conf_threshold=None, conv_mask_to_poly=conv_mask_to_poly
-        )
-        output = function.detect(context, PIL.Image.fromarray(sample.image))
-        tags, shapes = mapper.validate_and_remap(output, ds_frame=2)
-        assert len(tags) == 1 and tags[0].label_id in (101, 102)
-        (value,) = tags[0].attributes
-        assert value.spec_id == 7 and 0.0 <= float(value.value) <= 1.0
-        assert shapes and {s.label_id for s in shapes} == {100}
-        assert {s.type.value for s in shapes} == {"polygon" if conv_mask_to_poly else "mask"}
+
+@pytest.mark.parametrize(
+    "parameters, message",
+    [
+        (["function=str:sea-monster-detector"], "unknown function 'sea-monster-detector'"),
+        ([], "unknown function ''"),
+        (["function=str:burrow-reid"], "burrow-reid .reid. has no cvat-sdk form"),
+    ],
+)
+def test_user_errors_are_ones_cvat_cli_prints_without_a_traceback(parameters, message):
+    with pytest.raises(UserError, match=message) as raised:
+        load_plugin(*parameters)
+    # cvat-cli's main() logs a CriticalError's message and exits 1; anything else escapes it
+    assert isinstance(raised.value, CriticalError)
+    if "unknown" in message:
+        assert all(function_id in str(raised.value) for function_id in DETECTION_CASES)

@@ -2,8 +2,9 @@
 
 - Nuclio detector responses carry masks *uncompressed*: the bbox crop flattened row-major,
   then ``[xtl, ytl, xbr, ybr]`` (inclusive), always with a polygon in ``points``.
-- CVAT's stored RLE (XML ``rle=``, cvat-sdk ``encode_mask``) is run lengths over the row-major
-  crop, alternating and starting with a background run.
+- CVAT's stored RLE (cvat-sdk shapes, XML ``rle=``) comes from cvat-sdk's ``encode_mask``: run
+  lengths over the row-major crop, starting with background, then the inclusive bbox (which
+  XML gives as separate attributes). cvat-sdk has no encoder for the Nuclio form, hence ours.
 """
 
 from __future__ import annotations
@@ -33,17 +34,6 @@ def from_nuclio_mask(values: list[int], width: int, height: int) -> np.ndarray:
     mask = np.zeros((height, width), dtype=bool)
     mask[y1 : y2 + 1, x1 : x2 + 1] = crop > 0
     return mask
-
-
-def rle_counts(crop: np.ndarray) -> list[int]:
-    """Alternating run lengths over the row-major crop, starting with background."""
-    flat = np.asarray(crop, dtype=bool).ravel()
-    if flat.size == 0:
-        return []
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate(([0], change, [flat.size]))
-    runs = np.diff(bounds).tolist()
-    return runs if not flat[0] else [0, *runs]
 
 
 def mask_to_polygon(mask: np.ndarray, tolerance: float = 1.0) -> list[float]:

@@ -1,18 +1,29 @@
-"""Our functions as cvat-sdk detection functions, for `cvat-cli task auto-annotate`.
+"""Our functions as cvat-sdk functions, for `cvat-cli task auto-annotate` and CVAT's agents.
 
-The protocol is cvat-sdk's: a `spec` and a `detect(context, image)` method.
+The protocol is cvat-sdk's: a `spec` and a `detect(context, image)` method (trackers: see
+`sdk_tracking`). `sdk_function_for` picks the adapter for a loaded function.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
 import numpy as np
 import PIL.Image
 
+from imagine_assist.cvat.sdk_tracking import SdkTrackingFunction
 from imagine_assist.cvat.shapes import to_sdk_annotations
+from imagine_assist.errors import UserError
 from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.functions.separator import SeparatorFunction
 from imagine_assist.functions.spec import LabelSpec
+from imagine_assist.functions.tracker import TrackerFunction
 from imagine_assist.usage.record import record_use
+
+if TYPE_CHECKING:
+    from imagine_assist.functions.reid import ReidFunction
 
 
 def sdk_label_spec(label: LabelSpec):
@@ -51,10 +62,15 @@ class SdkSeparatorFunction(SdkDetectionFunction):
 
     function: SeparatorFunction
 
+    def __init__(self, function: SeparatorFunction, scale_bar_rows: int | None = None) -> None:
+        super().__init__(function)
+        self.scale_bar_rows = scale_bar_rows  # None: the function's own default
+
     def detect(self, context, image: PIL.Image.Image) -> list:
+        import cvat_sdk.auto_annotation as cvataa
         from cvat_sdk import models
 
-        separation = self.function.split(np.asarray(image.convert("RGB")))
+        separation = self.function.split(np.asarray(image.convert("RGB")), self.scale_bar_rows)
         record_use(self.function.spec.id)
         annotations = to_sdk_annotations(
             separation.detections,
@@ -66,7 +82,48 @@ class SdkSeparatorFunction(SdkDetectionFunction):
         if separation.p_multiple is not None:
             value = f"{separation.p_multiple:.4f}"
             attributes = [models.AttributeValRequest(spec_id=0, value=value)]
-        import cvat_sdk.auto_annotation as cvataa
-
         annotations.append(cvataa.tag(self._label_ids[separation.tag], attributes=attributes))
         return annotations
+
+
+def sdk_function_for(
+    function: DetectorFunction | SeparatorFunction | TrackerFunction | ReidFunction,
+    scale_bar_rows: int | None = None,
+) -> SdkDetectionFunction | SdkTrackingFunction:
+    """The cvat-sdk form of a loaded function. `scale_bar_rows` (the strip cropped off the
+    bottom of a ZooScan vignette) applies to the plankton separator only."""
+    if scale_bar_rows is not None and not isinstance(function, SeparatorFunction):
+        raise UserError(f"scale_bar_rows applies to plankton-separator, not to {function.spec.id}")
+    if isinstance(function, SeparatorFunction):
+        return SdkSeparatorFunction(function, scale_bar_rows)
+    if isinstance(function, TrackerFunction):
+        return SdkTrackingFunction(function)
+    if isinstance(function, DetectorFunction):
+        return SdkDetectionFunction(function)
+    raise UserError(
+        f"{function.spec.id} ({function.spec.kind}) has no cvat-sdk form; CVAT reaches it "
+        "through its Nuclio function or `imagine-assist serve`"
+    )
+
+
+try:
+    # cvat-cli prints its CriticalError as one line and exits 1; any other error from a
+    # function module reaches the user as a traceback.
+    from cvat_cli._internal.common import CriticalError as _CvatCliCriticalError
+except ImportError:  # cvat-cli not installed, or a release that moved it: tracebacks, then
+    _CvatCliCriticalError = Exception
+
+
+class CvatCliUserError(UserError, _CvatCliCriticalError):
+    """A `UserError` that cvat-cli shows as its message alone."""
+
+
+@contextmanager
+def shown_by_cvat_cli() -> Iterator[None]:
+    """Turns a `UserError` raised while cvat-cli loads a function module into one it prints."""
+    try:
+        yield
+    except UserError as error:
+        if isinstance(error, CvatCliUserError):
+            raise
+        raise CvatCliUserError(str(error)) from error

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import supervision as sv
-
-from imagine_assist.cvat.masks import mask_bbox, rle_counts
 
 
 def _fmt(value: float) -> str:
@@ -31,6 +30,8 @@ def cvat_images_tree(
     source: str = "auto",
 ) -> ET.ElementTree:
     """Build the XML tree. Each detection becomes a `<mask>` when it has a mask, else a `<box>`."""
+    from cvat_sdk.masks import encode_mask  # cvat_sdk takes 0.3 s to import: only when needed
+
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
     task = ET.SubElement(ET.SubElement(root, "meta"), "task")
@@ -56,15 +57,14 @@ def cvat_images_tree(
                 "z_order": "0",
             }
             if detections.mask is not None:
-                mask = detections.mask[i]
-                x1, y1, x2, y2 = mask_bbox(mask)
-                crop = mask[y1 : y2 + 1, x1 : x2 + 1]
+                # XML keeps encode_mask's runs and gives its inclusive bbox as attributes
+                *runs, x1, y1, x2, y2 = encode_mask(np.asarray(detections.mask[i], dtype=bool))
                 ET.SubElement(
                     node,
                     "mask",
                     {
                         **common,
-                        "rle": ", ".join(str(c) for c in rle_counts(crop)),
+                        "rle": ", ".join(str(c) for c in runs),
                         "left": str(x1),
                         "top": str(y1),
                         "width": str(x2 - x1 + 1),

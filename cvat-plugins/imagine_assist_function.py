@@ -1,0 +1,27 @@
+"""Any imagine-assist function as a cvat-cli module, run on this machine:
+
+    cvat-cli --server-host https://cvat.example --auth user task auto-annotate <task id> \
+        --function-file cvat-plugins/imagine_assist_function.py -p function=str:fish-detector \
+        [-p weights=str:/path/to/model.onnx] [-p tile_size=int:640] \
+        [--conf-threshold 0.4] [--conv-mask-to-poly]
+
+`function` is a function id: fish-detector, litter-detector, burrow-detector,
+plankton-separator (`-p scale_bar_rows=int:22` sets the strip cropped off the bottom of a
+vignette), or a user's own `<family>-detector`; an unknown id lists the known ones. Without
+`weights`, the family's installed model is used, else the bundled one. `burrow-tracker` is a
+tracking function for CVAT editions that run agents (cvat-cli >= 2.42):
+
+    cvat-cli function create-native "Burrow tracker" \
+        --function-file cvat-plugins/imagine_assist_function.py -p function=str:burrow-tracker
+    cvat-cli function run-agent <function id> \
+        --function-file cvat-plugins/imagine_assist_function.py -p function=str:burrow-tracker
+"""
+
+from imagine_assist.cvat.sdk_function import sdk_function_for, shown_by_cvat_cli
+from imagine_assist.functions.catalog import load_function
+
+
+def create(function: str = "", weights: str = "", tile_size: int = 0, scale_bar_rows: int = -1):
+    with shown_by_cvat_cli():
+        loaded = load_function(function, weights or None, tile_size=tile_size or None)
+        return sdk_function_for(loaded, scale_bar_rows if scale_bar_rows >= 0 else None)
