@@ -16,8 +16,9 @@ import cvat_sdk.auto_annotation
 import pytest
 import yaml
 
+from imagine_assist.app.main import main
 from imagine_assist.checksums import verify_manifest
-from imagine_assist.cli import main
+from imagine_assist.home import Home
 from imagine_assist.publish.cards import DATASET_HEADINGS
 from imagine_assist.publish.zenodo import check_deposit
 from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export
@@ -214,17 +215,26 @@ def test_the_dataset_zip_is_the_training_split_with_a_checksum_manifest(loop_rou
     assert verify_manifest(folder) == ["changed: dataset.yaml"]
 
 
-def test_a_moved_export_is_named_and_found_again_by_its_checksum(loop_round, tmp_path, capsys):
+def test_a_moved_export_is_found_in_the_home_or_named_and_found_by_its_checksum(
+    loop_round, tmp_path, capsys
+):
     root, export, _ = loop_round
+    kept = Home.resolve().root / _card(root)["data"]["exports"][0]["stored"]
+    assert kept.is_file()  # train keeps every export it learnt from, by content
     moved = tmp_path / "archive" / "renamed.zip"
     moved.parent.mkdir()
     shutil.move(export, moved)
+    hidden = kept.with_name("hidden.zip")
     try:
+        assert publish_card(root, tmp_path / "out-kept") == 0
+        kept.rename(hidden)  # the home's copy gone too: the export is named, --export finds it
         assert publish_card(root, tmp_path / "out") == 2
         assert export.name in capsys.readouterr().err
         assert publish_card(root, tmp_path / "out", "--export", str(moved)) == 0
     finally:
         shutil.move(moved, export)
+        if hidden.exists():
+            hidden.rename(kept)
 
 
 # --- upload ---------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 pre-annotate new images -> a simulated correction (the ground truth plays the annotator,
 exported as CVAT does) -> review in FiftyOne -> retrain from the export -> the gate decides
-the promotion -> cards and a Zenodo deposit for the version -> the gateway serves the live
-version.
+the promotion -> cards and a Zenodo deposit for the version -> a task with the user's own
+labels starts a family -> the gateway serves the live versions.
 """
 
 from __future__ import annotations
@@ -19,10 +19,41 @@ from imagine_assist.home import Home
 from imagine_assist.models.registry import Registry
 from imagine_assist.models.store import family_dir
 from imagine_assist.predict import predict_to_files
-from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export
+from imagine_assist.samples import FISH_SPECIES, generate_fish, with_labels, write_cvat_export
 
 LOOP_SEED = 2025  # a new batch of images, used by no training recipe
 DEMO_EPOCHS = 3  # a short round so the demo takes a minute; the recipe's own is longer
+
+
+OWN_FAMILY = "reef"  # the demo's user family: one label, `fish`
+
+
+def bring_own_labels(loop: Path, samples: list, models_dir: str | None) -> str | None:
+    """`families create` on the corrected task with its species merged into one label, as a
+    group that labels only `fish` would export it. Returns the new function's id."""
+    from imagine_assist.families import all_families
+    from imagine_assist.training.new_family import create_family
+
+    function_id = f"{OWN_FAMILY}-detector"
+    if OWN_FAMILY in all_families():
+        print(f"family {OWN_FAMILY} exists in this home from an earlier demo: serving it as it is")
+        return function_id
+    export = write_cvat_export(
+        loop / "own-labels-task.zip", with_labels(samples, lambda fish: "fish"), ["fish"]
+    )
+    created = create_family(
+        OWN_FAMILY, [export], loop / "work" / "own-labels", models_dir, epochs=DEMO_EPOCHS
+    )
+    result = created.result
+    print(
+        f"`imagine-assist families create {OWN_FAMILY} --from {export.name}`: labels "
+        f"{list(created.family.labels)}, started from the {created.base} model; "
+        f"{result.version.name} mAP50 {result.card['metrics']['candidate']['mAP50']:.3f} on "
+        f"{result.card['evaluated_on']['images']} held-out images (synthetic; "
+        f"{result.card['evaluated_on']['boxes']} boxes, too few to trust); family file "
+        f"{created.path}; served as {function_id}"
+    )
+    return function_id
 
 
 def run_loop_demo(out: Path, models_dir: str | None = None, images: int = 40) -> None:
@@ -87,8 +118,12 @@ def run_loop_demo(out: Path, models_dir: str | None = None, images: int = 40) ->
         + ", ".join(gap.field for gap in publication.missing)
     )
 
-    print("== 6. serve the live models to CVAT")
-    gateway = Gateway(build_hosts(["fish-detector", "litter-detector"], models_dir), port=0)
+    print("== 6. bring your own labels: a task labelled just `fish` starts a family")
+    own = bring_own_labels(loop, samples, models_dir)
+
+    print("== 7. serve the live models to CVAT")
+    served = ["fish-detector", "litter-detector", *([own] if own else [])]
+    gateway = Gateway(build_hosts(served, models_dir), port=0)
     with background_server(gateway) as url:
         ready = requests.get(f"{url}/api/healthz", timeout=30).json()
     for name, model in ready["models"].items():
