@@ -38,7 +38,7 @@ pip install -q --upgrade pip wheel \
 pip install -q -c requirements/constraints.txt torch torchvision
 pip install -q -c requirements/constraints.txt -e ".[train,review,cli,dev]"
 # trackers pulls OpenCV 5 back in through its own requirements, so it goes in without them.
-pip install -q --no-deps "trackers>=2.0" 
+pip install -q --no-deps "trackers>=2.6"
 pip install -q rich
 
 # ultralytics/supervision want opencv-python (pip picks 5.x), fiftyone wants
