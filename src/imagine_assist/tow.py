@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import numpy as np
 from imagine_assist.cvat.xml import VideoTrack, write_cvat_video_xml
 from imagine_assist.errors import UserError
 from imagine_assist.functions.detector import DetectorFunction
-from imagine_assist.models.track import TowTracks, group_systems, track_video
+from imagine_assist.models.track import TowTracks, Track, group_systems, track_video
 
 DEFAULT_SYSTEM_RADIUS_PX = 190.0
 
@@ -151,7 +151,11 @@ def track_to_files(
         counts,
     )
     write_cvat_video_xml(
-        report.cvat_xml, result.tracks, function.spec.label_names, result.frame_count, result.size
+        report.cvat_xml,
+        video_tracks(result.tracks),
+        function.spec.label_names,
+        result.frame_count,
+        result.size,
     )
     station = video.path.stem
     with report.counts_csv.open("w", newline="") as handle:
@@ -177,7 +181,12 @@ def track_to_files(
     return report
 
 
-def tracks_request(tracks: list[VideoTrack], label_ids: dict[str, int]):
+def video_tracks(tracks: Iterable[Track]) -> list[VideoTrack]:
+    """The tracker's tracks as CVAT for video 1.1 writes them."""
+    return [VideoTrack(t.track_id, t.label, dict(t.boxes), t.group_id) for t in tracks]
+
+
+def tracks_request(tracks: Sequence[Track], label_ids: dict[str, int]):
     """The body of CVAT's PATCH /api/tasks/<id>/annotations?action=create for these tracks."""
     from cvat_sdk import models
 
@@ -210,7 +219,7 @@ def tracks_request(tracks: list[VideoTrack], label_ids: dict[str, int]):
     return models.PatchedLabeledDataRequest(tracks=requests, shapes=[], tags=[])
 
 
-def upload_tracks(client, task_id: int, tracks: list[VideoTrack]) -> None:
+def upload_tracks(client, task_id: int, tracks: Sequence[Track]) -> None:
     """Add the tracks to a CVAT task's annotations (cvat-sdk client, already logged in)."""
     task = client.tasks.retrieve(task_id)
     label_ids = {label.name: label.id for label in task.get_labels()}

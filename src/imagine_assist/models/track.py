@@ -17,10 +17,19 @@ import numpy as np
 import supervision as sv
 from tqdm.auto import tqdm
 
-from imagine_assist.cvat.xml import VideoTrack
-
 DetectFn = Callable[[np.ndarray], sv.Detections]
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
 MOTION_WIDTH = 160  # motion is estimated on frames this wide: plenty for a global shift
+
+
+@dataclass
+class Track:
+    """One object over time: its box on each frame where it was detected or interpolated."""
+
+    track_id: int
+    label: str
+    boxes: dict[int, Box] = field(default_factory=dict)
+    group_id: int | None = None  # e.g. the burrow system an opening belongs to
 
 
 def camera_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, float]:
@@ -39,7 +48,7 @@ def small_grey(frame: np.ndarray) -> np.ndarray:
 
 @dataclass
 class TowTracks:
-    tracks: list[VideoTrack]
+    tracks: list[Track]
     frame_count: int
     size: tuple[int, int]  # width, height
     fps: float
@@ -63,10 +72,10 @@ class TowTracks:
         return list(enumerate(counts))
 
 
-def _interpolate(boxes: dict[int, np.ndarray], every: int, last_frame: int) -> dict[int, tuple]:
+def _interpolate(boxes: dict[int, np.ndarray], every: int, last_frame: int) -> dict[int, Box]:
     """Fill the frames between detections linearly (the camera moves smoothly)."""
     frames = sorted(boxes)
-    filled: dict[int, tuple] = {}
+    filled: dict[int, Box] = {}
     for start, end in zip(frames, frames[1:] + [None], strict=True):
         filled[start] = tuple(float(v) for v in boxes[start])
         if end is None or end - start > every:
@@ -122,7 +131,7 @@ def track_video(
             seen.setdefault(int(track_id), {})[index] = box - shift
     frame_total = index + 1
     tracks = [
-        VideoTrack(track_id, label, _interpolate(boxes, every, frame_total - 1))
+        Track(track_id, label, _interpolate(boxes, every, frame_total - 1))
         for track_id, boxes in sorted(seen.items())
         if len(boxes) >= min_detections
     ]

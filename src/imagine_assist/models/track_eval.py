@@ -7,9 +7,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from imagine_assist.cvat.xml import VideoTrack
-
-Box = tuple[float, float, float, float]
+from imagine_assist.models.track import Box, Track
 
 
 def write_mot(rows: Iterable[tuple[int, int, Box]], path: Path) -> Path:
@@ -23,7 +21,7 @@ def write_mot(rows: Iterable[tuple[int, int, Box]], path: Path) -> Path:
     return path
 
 
-def track_rows(tracks: Iterable[VideoTrack]) -> list[tuple[int, int, Box]]:
+def track_rows(tracks: Iterable[Track]) -> list[tuple[int, int, Box]]:
     return [(frame, track.track_id, box) for track in tracks for frame, box in track.boxes.items()]
 
 
