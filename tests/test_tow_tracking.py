@@ -8,9 +8,10 @@ import pytest
 
 from imagine_assist.cli import main
 from imagine_assist.cvat.xml import VideoTrack
+from imagine_assist.models.track import Track
 from imagine_assist.models.track_eval import count_errors, track_rows, tracking_metrics
 from imagine_assist.samples import counts_per_minute, generate_tow, write_tow
-from imagine_assist.tow import tracks_request
+from imagine_assist.tow import tracks_request, video_tracks
 
 TEST_SEED = 77  # used by no training run
 
@@ -132,7 +133,7 @@ def test_tracks_reach_the_cvat_task_with_a_token(tracked):
 
 
 def test_upload_request_body_is_what_cvat_expects():
-    track = VideoTrack(3, "burrow", {10: (1, 2, 30, 40), 11: (2, 3, 31, 41)}, group_id=2)
+    track = Track(3, "burrow", {10: (1, 2, 30, 40), 11: (2, 3, 31, 41)}, group_id=2)
     body = tracks_request([track], {"burrow": 7}).to_dict()
     assert body["shapes"] == [] and body["tags"] == []
     (sent,) = body["tracks"]
@@ -141,6 +142,14 @@ def test_upload_request_body_is_what_cvat_expects():
     frames = [(s["frame"], s["outside"], s["type"]) for s in sent["shapes"]]
     assert frames == [(10, False, "rectangle"), (11, False, "rectangle"), (12, True, "rectangle")]
     assert sent["shapes"][0]["points"] == [1.0, 2.0, 30.0, 40.0]
+
+
+def test_tracks_become_cvat_video_tracks_unchanged():
+    track = Track(3, "burrow", {10: (1, 2, 30, 40)}, group_id=2)
+    (video,) = video_tracks([track])
+    assert video == VideoTrack(3, "burrow", {10: (1, 2, 30, 40)}, group_id=2)
+    video.boxes[11] = (0, 0, 1, 1)
+    assert 11 not in track.boxes  # the XML side may edit its copy
 
 
 def test_track_refuses_what_it_cannot_read(tmp_path, capsys):
