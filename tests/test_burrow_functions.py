@@ -136,3 +136,27 @@ def test_reid_refuses_bad_bodies():
             {"image0": frame, "image1": frame, "boxes0": [], "boxes1": [], "max_distance": -3}
         )
     assert reid.handle({"image0": frame, "image1": frame, "boxes0": [], "boxes1": []}) == []
+
+
+def test_reid_threshold_is_a_minimum_similarity_in_0_1():
+    reid = load_function("burrow-reid")
+    frame = b64(np.zeros((48, 64, 3), np.uint8))
+    empty = {"image0": frame, "image1": frame, "boxes0": [], "boxes1": []}
+    # 1.5 was an allowed appearance distance before; a threshold now lies in [0, 1]
+    with pytest.raises(BadRequest, match=r"minimum appearance similarity .* in \[0, 1\]"):
+        reid.handle({**empty, "threshold": 1.5})
+    assert reid.handle({**empty, "threshold": "0.5"}) == []
+
+    frames = [f for f in generate_tow(2.0, seed=TEST_SEED + 2).frames() if len(f.objects) >= 2]
+    before, after = frames[0], frames[1]
+    boxes0 = np.array([o.xyxy for o in before.objects], dtype=np.float64)
+    boxes1 = np.array([o.xyxy for o in after.objects], dtype=np.float64)
+
+    def matched(image1, boxes, threshold) -> list[int]:
+        return reid.match(before.image, image1, boxes0, boxes, threshold, max_distance=50)
+
+    # higher keeps less, as for a detector's confidence
+    loose, strict = matched(after.image, boxes1, 0.0), matched(after.image, boxes1, 0.99)
+    assert sum(m >= 0 for m in strict) < sum(m >= 0 for m in loose)
+    # a box is as similar as can be to itself
+    assert matched(before.image, boxes0, 0.99) == list(range(len(boxes0)))

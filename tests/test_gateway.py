@@ -98,8 +98,10 @@ def big_png(width: int, height: int) -> str:
         ("fish-detector", b"{not json", 400, "JSON"),
         ("fish-detector", {"image": "!!!"}, 400, "base64"),
         ("fish-detector", {"image": base64.b64encode(b"text").decode()}, 400, "not an image"),
-        ("fish-detector", {"image": "FISH", "threshold": "high"}, 400, "threshold"),
-        ("fish-detector", {"image": "FISH", "threshold": 7}, 400, "threshold"),
+        ("fish-detector", {"image": "FISH", "threshold": "high"}, 400, "minimum confidence"),
+        ("fish-detector", {"image": "FISH", "threshold": 7}, 400, "in [0, 1]; got 7"),
+        # CVAT's reference reid reads a distance in [0, 2]; ours a similarity in [0, 1]
+        ("burrow-reid", {"image0": "FISH", "threshold": 1.5}, 400, "appearance similarity"),
         ("fish-detector", {}, 400, "no 'image' field"),
         ("fish-detector", {"image": "HUGE"}, 413, "pixels"),
         ("shark-detector", {"image": "FISH"}, 404, "shark-detector"),
@@ -112,6 +114,8 @@ def test_errors_are_json_with_a_reason_and_the_gateway_keeps_serving(
     url, *_ = gateway_url
     if isinstance(body, dict) and body.get("image") == "FISH":
         body = {**body, "image": b64(FISH)}
+    if isinstance(body, dict) and body.get("image0") == "FISH":
+        body = {**body, "image0": b64(FISH), "image1": b64(FISH), "boxes0": [], "boxes1": []}
     if isinstance(body, dict) and body.get("image") == "HUGE":
         body = {"image": big_png(10000, 7000)}  # 70 MP, over the fish function's 60 MP
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -126,6 +130,23 @@ def test_errors_are_json_with_a_reason_and_the_gateway_keeps_serving(
         headers=invoke_headers("fish-detector"),
     )
     assert again.status_code == 200
+
+
+class Failing:
+    def handle(self, body):
+        raise RuntimeError("/secret/path exploded")
+
+
+def test_an_unexpected_error_is_a_500_naming_the_function_not_its_internals():
+    spec = get_spec("burrow-reid")
+    with running(Gateway({spec.id: FunctionHost(spec, Failing)})) as url:
+        response = requests.post(
+            f"{url}/api/function_invocations", json={}, headers=invoke_headers(spec.id)
+        )
+        assert response.status_code == 500
+        message = response.json()["message"]
+        assert message == "burrow-reid failed on this request (RuntimeError); see its log"
+        assert requests.get(f"{url}/api/healthz").status_code == 200
 
 
 def test_unknown_function_details_are_404(gateway_url):

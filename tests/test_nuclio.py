@@ -3,13 +3,18 @@
 import base64
 import importlib.util
 import json
+import re
 
 import nuclio_sdk
+import numpy as np
 import pytest
 from nuclio_sdk.test import Platform
 
+from imagine_assist.errors import BadRequest
 from imagine_assist.functions.catalog import FUNCTIONS
+from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.images import encode_jpeg
+from imagine_assist.nuclio.protocol import parse_body
 from imagine_assist.samples import generate_fish, generate_litter
 
 from .conftest import REPO
@@ -92,16 +97,14 @@ def test_raw_json_bytes_body_is_accepted(fish):
         ({"threshold": 0.5}, "no 'image' field"),
         ({"image": "TRUNCATED"}, "truncated"),
         ({"image": "HUGE"}, "pixels"),
-        ({"image": "OK", "threshold": "high"}, "threshold"),
-        ({"image": "OK", "threshold": 1.5}, "threshold"),
-        ({"image": "OK", "threshold": -0.2}, "threshold"),
+        ({"image": "OK", "threshold": "high"}, "'threshold' is the minimum confidence"),
+        ({"image": "OK", "threshold": 1.5}, "a number in [0, 1]; got 1.5"),
+        ({"image": "OK", "threshold": -0.2}, "a number in [0, 1]; got -0.2"),
         (b"{broken json", "JSON"),
     ],
 )
 def test_bad_input_gets_a_clear_error_and_the_function_keeps_serving(fish, body, fragment):
     platform, module = fish
-    import numpy as np
-
     frame = np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)
     jpeg = encode_jpeg(frame)
     if isinstance(body, dict) and body.get("image") == "TRUNCATED":
@@ -135,3 +138,74 @@ def test_litter_function_tiles_a_large_frame(litter_model, monkeypatch):
     for item in items:
         x1, y1, x2, y2 = item["points"]
         assert x2 <= 2000 and y2 <= 1500  # frame coordinates, not window coordinates
+
+
+def test_threshold_out_of_range_is_400_saying_what_it_means():
+    platform, module = Platform(), load_main("burrow-reid")  # reid loads no model
+    frame = b64(np.zeros((48, 64, 3), np.uint8))
+    body = {"image0": frame, "image1": frame, "boxes0": [], "boxes1": []}
+    # the reference reid reads a distance up to 2; ours reads a similarity in [0, 1]
+    status, payload = call(platform, module, {**body, "threshold": 1.5})
+    assert status == 400
+    assert payload["message"] == (
+        "burrow-reid: 'threshold' is the minimum appearance similarity (template correlation) "
+        "of two matched boxes, a number in [0, 1]; got 1.5"
+    )
+    assert call(platform, module, {**body, "threshold": 0.5}) == (200, [])
+    assert call(platform, module, body) == (200, [])  # CVAT may leave it out
+
+
+class Failing:
+    def handle(self, body):
+        raise RuntimeError("/secret/path exploded")
+
+
+def test_an_unexpected_error_is_a_500_that_names_no_internals():
+    platform, module = Platform(), load_main("burrow-reid")
+
+    def broken(context):
+        context.user_data.function = Failing()
+        return context
+
+    event = nuclio_sdk.Event(body={"image": "x"}, content_type="application/json")
+    response = platform.call_handler_with_context_mutation(module.handler, event, broken)
+    payload = json.loads(response.body)
+    assert response.status_code == 500 and payload["status"] == 500
+    assert "burrow-reid failed on this request (RuntimeError)" in payload["message"]
+    assert "secret" not in payload["message"]
+
+
+def spec_of(kind: str, default: float = 0.4) -> FunctionSpec:
+    return FunctionSpec("f", "F", kind, "fish", "d", (), default_threshold=default)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, 0.4), ("", 0.4), (0.7, 0.7), (0, 0.0), (1, 1.0), ("0.25", 0.25)],
+)
+def test_threshold_defaults_and_values(value, expected):
+    assert spec_of("detector").check_threshold(value) == expected
+
+
+@pytest.mark.parametrize("kind", ["detector", "interactor", "tracker", "reid"])
+@pytest.mark.parametrize("value", [-0.1, 1.5, 2, "high", float("nan"), True, [0.5], {"v": 1}])
+def test_threshold_out_of_range_or_not_a_number(kind, value):
+    spec = spec_of(kind)
+    with pytest.raises(BadRequest, match=re.escape(f"'threshold' is {spec.threshold_meaning}")):
+        spec.check_threshold(value)
+
+
+def test_a_default_threshold_out_of_range_is_refused_when_the_spec_is_built():
+    with pytest.raises(ValueError, match="default_threshold"):
+        spec_of("reid", default=1.2)
+
+
+@pytest.mark.parametrize("raw", [b"{not json", "[1, 2]", b"\xff\xfe", 12])
+def test_body_must_be_a_json_object(raw):
+    with pytest.raises(BadRequest):
+        parse_body(raw)
+
+
+def test_body_bytes_and_dict_are_accepted():
+    assert parse_body(b'{"image": "x"}') == {"image": "x"}
+    assert parse_body({"image": "x"}) == {"image": "x"}

@@ -60,3 +60,12 @@ def test_label_types_flow_into_the_yaml():
     labels = (LabelSpec(0, "diplodus", "mask"),)
     config = function_config(type(spec)(**{**spec.__dict__, "labels": labels}))
     assert json.loads(config["metadata"]["annotations"]["spec"])[0]["type"] == "mask"
+
+
+def test_description_says_what_the_threshold_means_where_cvat_asks_for_one():
+    for spec in FUNCTIONS.values():
+        config = yaml.safe_load((REPO / "serverless" / spec.id / "function.yaml").read_text())
+        description = config["spec"]["description"]
+        assert description.startswith(spec.description)
+        # CVAT sends a tracker no threshold, so its description does not mention one
+        assert ("Threshold: " + spec.threshold_help in description) == (spec.kind != "tracker")

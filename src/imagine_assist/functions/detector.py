@@ -7,7 +7,7 @@ import supervision as sv
 
 from imagine_assist.cvat.shapes import to_detector_response
 from imagine_assist.errors import UserError
-from imagine_assist.functions.requests import image_bytes, parse_threshold
+from imagine_assist.functions.requests import image_bytes
 from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.images import decode_image_reduced
 from imagine_assist.models.detector import Detector
@@ -38,7 +38,7 @@ class DetectorFunction:
             raise UserError(f"tile overlap {self.tile_overlap} must lie in [0, {self.tile_size})")
 
     def detect(self, image: np.ndarray, threshold: float | None = None) -> sv.Detections:
-        threshold = self.spec.default_threshold if threshold is None else threshold
+        threshold = self.spec.check_threshold(threshold)
         height, width = image.shape[:2]
         if self.tile_size and max(height, width) > self.tile_size:
             return detect_tiled(
@@ -50,7 +50,7 @@ class DetectorFunction:
         return self.detector(image, threshold)
 
     def handle(self, body: dict) -> list[dict]:
-        threshold = parse_threshold(body, self.spec.default_threshold)
+        threshold = self.spec.check_threshold(body.get("threshold"))
         # Without tiling the model sees the frame at its input size, so a JPEG can be decoded
         # at reduced scale; boxes are scaled back to the full frame.
         image, (width, height) = decode_image_reduced(

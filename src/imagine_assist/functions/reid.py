@@ -56,9 +56,10 @@ class ReidFunction:
         threshold: float,
         max_distance: float,
     ) -> list[int]:
-        """Index into boxes1 for each of boxes0, or -1. `threshold` bounds the appearance
-        distance (1 - correlation, in [0, 2]); `max_distance` the centre distance in pixels
-        after the camera motion is taken out."""
+        """Index into boxes1 for each of boxes0, or -1. Two boxes can match when their
+        appearance similarity (correlation of their templates) is at least `threshold`, in
+        [0, 1], and their centres lie within `max_distance` pixels once the camera motion is
+        taken out."""
         from scipy.optimize import linear_sum_assignment
 
         if len(boxes0) == 0 or len(boxes1) == 0:
@@ -71,9 +72,10 @@ class ReidFunction:
         grey0, grey1 = grey(image0), grey(image1)
         looks0 = [template(grey0, b) for b in boxes0]
         looks1 = [template(grey1, b) for b in boxes1]
-        appearance = np.array([[1 - similarity(a, b) for b in looks1] for a in looks0])
-        allowed = (distance <= max_distance) & (appearance <= threshold)
-        cost = np.where(allowed, distance / max(max_distance, 1e-9) + appearance, 1e6)
+        alike = np.array([[similarity(a, b) for b in looks1] for a in looks0])
+        allowed = (distance <= max_distance) & (alike >= threshold)
+        # near and alike is cheap: distance as a share of the limit, plus dissimilarity
+        cost = np.where(allowed, distance / max(max_distance, 1e-9) + (1 - alike), 1e6)
         rows, cols = linear_sum_assignment(cost)
         matches = [-1] * len(boxes0)
         for row, col in zip(rows, cols, strict=True):
@@ -83,7 +85,7 @@ class ReidFunction:
 
     def handle(self, body: dict) -> list[int]:
         boxes0, boxes1 = _boxes(body.get("boxes0"), "boxes0"), _boxes(body.get("boxes1"), "boxes1")
-        threshold = _number(body, "threshold", self.spec.default_threshold, 0.0, 2.0)
+        threshold = self.spec.check_threshold(body.get("threshold"))
         max_distance = _number(body, "max_distance", 50.0, 0.0, 1e5)
         image0 = parse_image(body, self.spec.max_image_pixels, "image0")
         image1 = parse_image(body, self.spec.max_image_pixels, "image1")

@@ -92,6 +92,9 @@ class SeparatorFunction:
         rows = body.get("scale_bar_rows")
         if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
             raise BadRequest(f"'scale_bar_rows' must be a whole number >= 0, got {rows!r}")
+        # The organisms carry no confidence, so none is dropped; a threshold out of range is
+        # still the client's mistake, refused as by every other detector.
+        self.spec.check_threshold(body.get("threshold"))
         image = parse_image(body, self.spec.max_image_pixels)
         separation = self.split(image, rows)
         height, width = image.shape[:2]

@@ -7,12 +7,26 @@ cvat-sdk label specs and the gateway's listing are all generated from it.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import re
 from dataclasses import dataclass
 
+from imagine_assist.errors import BadRequest
 from imagine_assist.images import DEFAULT_MAX_PIXELS
 
 FUNCTION_KINDS = ("detector", "interactor", "tracker", "reid")
+# What `threshold` means for each kind. CVAT's dialogs offer one number (0.5 unless the user
+# changes it) whatever the function, so every kind reads it in [0, 1], and a higher value
+# always keeps less. For reid that is a minimum similarity: CVAT's reference reid function
+# reads a maximum distance instead, which would turn the same knob the other way.
+THRESHOLD_MEANINGS = {
+    "detector": "the minimum confidence of a detection",
+    "interactor": "the minimum confidence of a mask pixel",
+    "tracker": "the minimum confidence of a detection the tracker snaps a box to",
+    "reid": "the minimum appearance similarity (template correlation) of two matched boxes",
+}
+THRESHOLD_RANGE = (0.0, 1.0)
 LABEL_TYPES = ("rectangle", "polygon", "mask", "polyline", "points", "ellipse", "tag", "any")
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]*$")  # a CVAT function id and a DNS-safe name
 MIB = 1024 * 1024
@@ -65,10 +79,57 @@ class FunctionSpec:
         names = [label.name for label in self.labels]
         if len(set(names)) != len(names) or len({label.id for label in self.labels}) != len(names):
             raise ValueError(f"{self.id}: label names and ids must be unique, got {names}")
-        if not 0.0 <= self.default_threshold <= 1.0:
-            raise ValueError(f"{self.id}: default_threshold must lie in [0, 1]")
+        low, high = self.threshold_range
+        if not low <= self.default_threshold <= high:
+            raise ValueError(f"{self.id}: default_threshold must lie in [{low:g}, {high:g}]")
         if self.tile_size is not None and not 0 <= self.tile_overlap < self.tile_size:
             raise ValueError(f"{self.id}: tile_overlap must lie in [0, tile_size)")
+
+    @property
+    def threshold_range(self) -> tuple[float, float]:
+        return THRESHOLD_RANGE
+
+    @property
+    def threshold_meaning(self) -> str:
+        return THRESHOLD_MEANINGS[self.kind]
+
+    @property
+    def threshold_help(self) -> str:
+        """What the threshold means, its range and default, e.g. for a `--threshold` help."""
+        low, high = self.threshold_range
+        return (
+            f"{self.threshold_meaning}, in [{low:g}, {high:g}] (default {self.default_threshold:g})"
+        )
+
+    @property
+    def cvat_description(self) -> str:
+        """The description CVAT shows in its model list. Where CVAT lets the user set a
+        threshold (not for trackers), it says what the threshold means: the field in CVAT's
+        dialog has no explanation of its own."""
+        if self.kind == "tracker":
+            return self.description
+        return f"{self.description}. Threshold: {self.threshold_help}"
+
+    def check_threshold(self, value: object) -> float:
+        """`value` as this function's threshold: the default when it is None or "" (CVAT
+        sends a threshold only when the user set one), else a number in `threshold_range`.
+        Anything else is a `BadRequest` saying what the threshold means here."""
+        if value is None or value == "":
+            return self.default_threshold
+        low, high = self.threshold_range
+        refused = BadRequest(
+            f"{self.id}: 'threshold' is {self.threshold_meaning}, a number in "
+            f"[{low:g}, {high:g}]; got {value!r}"
+        )
+        if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
+            raise refused
+        try:
+            threshold = float(value)
+        except ValueError:
+            raise refused from None
+        if math.isnan(threshold) or not low <= threshold <= high:
+            raise refused
+        return threshold
 
     @property
     def label_names(self) -> list[str]:

@@ -53,7 +53,7 @@ class TrackerFunction:
         self.spec = spec
         self.detector = detector
         self.key = key
-        self.threshold = spec.default_threshold if threshold is None else threshold
+        self.threshold = spec.check_threshold(threshold)
 
     # --- one box ------------------------------------------------------------------------
     def start(self, image_grey: np.ndarray, box: np.ndarray) -> TrackState:

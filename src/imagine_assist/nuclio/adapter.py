@@ -11,17 +11,9 @@ import os
 import traceback
 from pathlib import Path
 
-from imagine_assist.errors import BadRequest
 from imagine_assist.functions.catalog import get_spec, load_function
-from imagine_assist.functions.requests import parse_body
-
-MODEL_ENV = "IMAGINE_ASSIST_MODEL"
-MODELS_MOUNT = "/opt/nuclio/models"
-
-
-def container_model_path(family: str, model_file: str = "model.onnx") -> str:
-    """Where a deployed function finds its model: the models volume is mounted read-only."""
-    return f"{MODELS_MOUNT}/{family}/{model_file}"
+from imagine_assist.functions.render import MODEL_ENV, container_model_path
+from imagine_assist.nuclio.protocol import error_body, parse_body, status_for
 
 
 class NuclioFunction:
@@ -41,18 +33,15 @@ class NuclioFunction:
             body = parse_body(event.body)
             result = context.user_data.function.handle(body)
             return _json(context, result, 200)
-        except BadRequest as error:
-            context.logger.warn_with("bad request", function=self.spec.id, error=str(error))
-            return _json(context, {"message": str(error)}, error.status_code)
         except Exception as error:  # the worker must keep serving whatever one request does
-            context.logger.error_with(
-                "request failed", function=self.spec.id, traceback=traceback.format_exc()
-            )
-            message = (
-                f"{self.spec.id} failed on this request ({type(error).__name__}); "
-                "see the function log"
-            )
-            return _json(context, {"message": message}, 500)
+            status, message = status_for(error, self.spec.id)
+            if status >= 500:
+                context.logger.error_with(
+                    "request failed", function=self.spec.id, traceback=traceback.format_exc()
+                )
+            else:
+                context.logger.warn_with("bad request", function=self.spec.id, error=message)
+            return _json(context, error_body(status, message), status)
 
 
 def _json(context, payload, status: int):

@@ -27,11 +27,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from imagine_assist.errors import BadRequest
 from imagine_assist.functions.render import function_config
-from imagine_assist.functions.requests import parse_body
-from imagine_assist.nuclio.hosting import FunctionHost, Unavailable, model_version
+from imagine_assist.nuclio.hosting import FunctionHost, model_version
 from imagine_assist.nuclio.metrics import GatewayMetrics
+from imagine_assist.nuclio.protocol import (
+    ERRORS_WITH_A_STATUS,
+    HTTPError,
+    error_body,
+    parse_body,
+    status_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +52,8 @@ def client_headers() -> dict:
     return {TOKEN_HEADER: token} if token else {}
 
 
-class GatewayError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"message": message, "status": status}, status_code=status)
+    return JSONResponse(error_body(status, message), status_code=status)
 
 
 class Gateway:
@@ -128,7 +127,7 @@ class Gateway:
     async def read_body(self, request: Request, limit: int) -> bytes:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
-            raise GatewayError(
+            raise HTTPError(
                 413,
                 f"the body is {int(declared):,} bytes, over the limit of "
                 f"{limit:,}; send a smaller image",
@@ -137,7 +136,7 @@ class Gateway:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise GatewayError(413, f"the body is over the limit of {limit:,} bytes")
+                raise HTTPError(413, f"the body is over the limit of {limit:,} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -145,7 +144,7 @@ class Gateway:
         deadline = time.monotonic() + timeout_s
         while not self.slots.acquire(blocking=False):
             if time.monotonic() > deadline:
-                raise GatewayError(503, "the gateway is busy; retry in a moment")
+                raise HTTPError(503, "the gateway is busy; retry in a moment")
             await asyncio.sleep(0.005)
 
     async def invoke(self, host: FunctionHost, request: Request) -> list | dict:
@@ -162,7 +161,7 @@ class Gateway:
             try:
                 return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
             except TimeoutError:
-                raise GatewayError(
+                raise HTTPError(
                     504,
                     f"{host.spec.id} took longer than {timeout_s:g} s; raise the timeout "
                     "(imagine-assist serve --timeout) or send a smaller image",
@@ -194,9 +193,9 @@ def create_app(gateway: Gateway, load_on_start: bool = True) -> Starlette:
 
     def host_named(name: str) -> FunctionHost:
         if not name:
-            raise GatewayError(400, "name the function in the x-nuclio-function-name header")
+            raise HTTPError(400, "name the function in the x-nuclio-function-name header")
         if name not in gateway.hosts:
-            raise GatewayError(
+            raise HTTPError(
                 404, f"no function {name!r} here; this gateway serves {', '.join(gateway.hosts)}"
             )
         return gateway.hosts[name]
@@ -246,17 +245,16 @@ def create_app(gateway: Gateway, load_on_start: bool = True) -> Starlette:
         yield
         gateway.close()
 
-    async def known_error(request: Request, failure: Exception) -> Response:
-        if isinstance(failure, GatewayError):
-            return error(failure.status, str(failure))
-        if isinstance(failure, BadRequest):
-            return error(failure.status_code, str(failure))
-        return error(503, str(failure))  # Unavailable
-
-    async def unexpected_error(request: Request, failure: Exception) -> Response:
-        # never a traceback to the client; the log has it
-        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=failure)
-        return error(500, "the gateway failed on this request; see its log")
+    async def answer_error(request: Request, failure: Exception) -> Response:
+        function = request.headers.get("x-nuclio-function-name", "")
+        status, message = status_for(
+            failure, function if function in gateway.hosts else "the gateway"
+        )
+        if status == 500:  # a fault of ours, unlike the known states answered 503 or 504
+            log.error(
+                "unexpected error on %s %s", request.method, request.url.path, exc_info=failure
+            )
+        return error(status, message)
 
     return Starlette(
         routes=[
@@ -268,12 +266,10 @@ def create_app(gateway: Gateway, load_on_start: bool = True) -> Starlette:
             Route("/metrics", metrics),
         ],
         middleware=[Middleware(GuardAndLog, gateway=gateway)],
-        exception_handlers={
-            GatewayError: known_error,
-            BadRequest: known_error,
-            Unavailable: known_error,
-            Exception: unexpected_error,
-        },
+        # Starlette sends a plain Exception to its last-resort middleware, which logs and
+        # re-raises it; the errors with a status are named so that they are just answered
+        exception_handlers={Exception: answer_error}
+        | {kind: answer_error for kind in ERRORS_WITH_A_STATUS},
         lifespan=lifespan,
     )
 

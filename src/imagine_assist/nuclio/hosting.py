@@ -14,14 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagine_assist.functions.spec import FunctionSpec
+from imagine_assist.nuclio.protocol import Unavailable
 
 log = logging.getLogger(__name__)
 
 Loader = Callable[[], object]  # returns a function object with handle(body)
-
-
-class Unavailable(Exception):
-    """The function has no model to answer with (HTTP 503)."""
 
 
 @dataclass
