@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from imagine_assist.errors import BadRequest, PayloadTooLarge
-from imagine_assist.functions.requests import parse_body, parse_image, parse_threshold
+from imagine_assist.functions.requests import parse_image
 from imagine_assist.images import decode_base64, decode_image, encode_jpeg
 
 
@@ -61,35 +61,3 @@ def test_parse_image_requires_the_field():
         parse_image({"threshold": 0.5}, max_pixels=10**6)
     body = {"image": base64.b64encode(jpeg_bytes()).decode()}
     assert parse_image(body, max_pixels=10**6).shape == (48, 64, 3)
-
-
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        ({}, 0.4),
-        ({"threshold": None}, 0.4),
-        ({"threshold": 0.7}, 0.7),
-        ({"threshold": 0}, 0.0),
-        ({"threshold": 1}, 1.0),
-        ({"threshold": "0.25"}, 0.25),
-    ],
-)
-def test_threshold_defaults_and_values(body, expected):
-    assert parse_threshold(body, default=0.4) == expected
-
-
-@pytest.mark.parametrize("value", [-0.1, 1.5, "high", float("nan"), True, [0.5], {"v": 1}])
-def test_threshold_out_of_range_or_not_a_number(value):
-    with pytest.raises(BadRequest, match="threshold"):
-        parse_threshold({"threshold": value}, default=0.5)
-
-
-@pytest.mark.parametrize("raw", [b"{not json", "[1, 2]", b"\xff\xfe", 12])
-def test_body_must_be_a_json_object(raw):
-    with pytest.raises(BadRequest):
-        parse_body(raw)
-
-
-def test_body_bytes_and_dict_are_accepted():
-    assert parse_body(b'{"image": "x"}') == {"image": "x"}
-    assert parse_body({"image": "x"}) == {"image": "x"}
