@@ -1,4 +1,8 @@
-"""Errors a user can cause. Each carries a message that says what to do."""
+"""Errors a user can cause. Each carries a message that says what to do.
+
+Which HTTP status each becomes at the serving edge is decided in one place,
+`imagine_assist.nuclio.protocol`: the functions raise these and know nothing of HTTP.
+"""
 
 
 class UserError(Exception):
@@ -6,15 +10,11 @@ class UserError(Exception):
 
 
 class BadRequest(UserError):
-    """A request to a served function that cannot be answered as sent (HTTP 400)."""
-
-    status_code = 400
+    """A request to a served function that cannot be answered as sent."""
 
 
 class PayloadTooLarge(BadRequest):
-    """An image over the pixel limit or a body over the size limit (HTTP 413)."""
-
-    status_code = 413
+    """An image over the pixel limit or a body over the size limit."""
 
 
 class ModelNotFound(UserError):
