@@ -46,13 +46,22 @@ def _install_directives(gpu: bool, offline: bool = False) -> dict:
     # image must then bring python3 with venv itself.
     pip = "pip install --no-cache-dir " + ("--no-index " if offline else "")
     pip += "--find-links /opt/nuclio/wheels"
+    # `trackers` brings OpenCV's GUI build, whose cv2 needs libGL, absent from these base
+    # images: keep exactly one OpenCV, the headless 4.x build (as scripts/setup.sh does).
+    one_opencv = (
+        "pip uninstall -y opencv-python opencv-python-headless && "
+        f'{pip} --no-deps "opencv-python-headless>=4.9,<5"'
+    )
     if not gpu:
         return {
             "preCopy": [
                 {"kind": "USER", "value": "root"},
                 {"kind": "WORKDIR", "value": "/opt/nuclio"},
             ],
-            "postCopy": [{"kind": "RUN", "value": f"{pip} imagine-assist"}],
+            "postCopy": [
+                {"kind": "RUN", "value": f"{pip} imagine-assist"},
+                {"kind": "RUN", "value": one_opencv},
+            ],
         }
     venv = "python3 -m venv /opt/venv"
     if not offline:
@@ -69,6 +78,7 @@ def _install_directives(gpu: bool, offline: bool = False) -> dict:
         ],
         "postCopy": [
             {"kind": "RUN", "value": f"{pip} imagine-assist"},
+            {"kind": "RUN", "value": one_opencv},
             {"kind": "RUN", "value": f"pip uninstall -y onnxruntime && {pip} onnxruntime-gpu"},
         ],
     }
