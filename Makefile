@@ -1,5 +1,5 @@
 # The two commands of the README. Both set up .venv first (seconds when it is up to date).
-.PHONY: setup demo test lint render
+.PHONY: setup demo test test-fast lint render
 
 setup:
 	@bash scripts/setup.sh
@@ -9,6 +9,10 @@ demo: setup
 
 test: setup
 	@scripts/offline.sh .venv/bin/python -m pytest $(PYTEST_ARGS)
+
+# Everything but the tests marked slow (training, video, load tests): under a minute.
+test-fast: setup
+	@scripts/offline.sh .venv/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: setup
 	@.venv/bin/ruff check src tests cvat-plugins

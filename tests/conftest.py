@@ -1,7 +1,12 @@
-"""Test session setup: private state directories, no network, small trained models.
+"""Test session setup: private state directories, no network, small trained models, the
+test tow, and the rule for the slow tier.
 
 State (imagine-assist home, ultralytics config, FiftyOne database, HOME itself) goes to a
 temporary directory before anything imports ultralytics or FiftyOne.
+
+`pytest -m "not slow"` (`make test-fast`) leaves out every test that trains a model or
+renders and tracks video: each one that uses a fixture in SLOW_FIXTURES (directly or through
+another fixture), and those marked `slow` in their own files. `make test` runs everything.
 """
 
 from __future__ import annotations
@@ -104,3 +109,39 @@ def fish_model(models_dir):
 @pytest.fixture(scope="session")
 def litter_model(models_dir):
     return _train_tiny("litter", models_dir.parent, epochs=3, images=2, test_images=1)
+
+
+TOW_SECONDS = 70.0  # crosses a minute boundary
+TOW_SEED = 77  # used by no training run
+
+
+@pytest.fixture(scope="session")
+def tow_files():
+    """The test tow, rendered once per test run into the session directory: the `Tow` and
+    its `TowFiles` (MP4 video, CVAT video XML, ground-truth CSVs). Tests read its frames back
+    from the video and its boxes from the CSV instead of rendering it again."""
+    from imagine_assist.samples import generate_tow, write_tow
+
+    tow = generate_tow(TOW_SECONDS, seed=TOW_SEED)
+    return tow, write_tow(tow, _SESSION_DIR / "tow")
+
+
+# Session and module fixtures that train a model or render the test tow. A test that uses one
+# of them, directly or through another fixture, is slow; tests that train or render on their
+# own carry `pytest.mark.slow` in their files.
+SLOW_FIXTURES = frozenset(
+    {
+        "fish_model",  # trains (conftest)
+        "litter_model",  # trains (conftest)
+        "tiny_plankton",  # trains both plankton models (test_plankton_models)
+        "loop_round",  # a loop round retrains a version (test_publish)
+        "tow_files",  # renders the 70-s tow to video (conftest)
+        "tow_export",  # renders a 40-s tow's frames into a video export (test_retrain)
+    }
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -35,6 +35,7 @@ def tracker():
     return load_function("burrow-tracker")
 
 
+@pytest.mark.slow  # renders and tracks 12 s of tow
 def test_300_frames_one_request_per_frame_keep_each_box_on_its_burrow(tracker):
     tow = generate_tow(12.0, seed=TEST_SEED)  # 300 frames
     active: dict[int, tuple[list[float], dict | None]] = {}
@@ -100,6 +101,7 @@ def test_bad_shapes_are_refused(tracker, body, fragment):
         tracker.handle({"image": b64(frame), **body})
 
 
+@pytest.mark.slow  # renders 8 s of tow
 def test_reid_links_burrows_between_consecutive_frames():
     reid = load_function("burrow-reid")
     frames = list(generate_tow(8.0, seed=TEST_SEED + 1).frames())

@@ -187,6 +187,7 @@ def test_counts_per_minute_cover_the_tow_and_match_the_density():
     assert 0.45 < len(tow.systems) / tow.surveyed_area_m2 < 0.85
 
 
+@pytest.mark.slow  # renders a tow to video
 def test_write_tow_writes_a_video_cvat_xml_and_csvs_that_agree(tmp_path):
     tow = generate_tow(4, seed=3, density_per_m2=DENSITY)
     files = write_tow(tow, tmp_path / "tow")

@@ -183,6 +183,7 @@ def test_metrics_and_access_log_count_requests(gateway_url):
     assert last_call["status"] == 400 and last_call["function"] == "fish-detector"
 
 
+@pytest.mark.slow  # a load test
 def test_load_with_bad_requests_mixed_in(gateway_url):
     url, *_ = gateway_url
     import resource

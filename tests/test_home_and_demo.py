@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from imagine_assist.cli import main
 
 
+@pytest.mark.slow  # imports ultralytics and FiftyOne afresh
 def test_ultralytics_state_goes_to_the_home_directory(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "FIFTYONE_"))}
     env["IMAGINE_ASSIST_HOME"] = str(tmp_path / "home")
@@ -29,6 +32,7 @@ def test_ultralytics_state_goes_to_the_home_directory(tmp_path):
     assert (home / "ultralytics" / "Ultralytics" / "Arial.ttf").stat().st_size > 100_000
 
 
+@pytest.mark.slow  # trains
 def test_demo_writes_every_output_for_both_functions(tmp_path, capsys, monkeypatch):
     out, models = tmp_path / "demo", tmp_path / "models"
     monkeypatch.chdir(tmp_path)  # relative paths, as the README's `make demo` gives them

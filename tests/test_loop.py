@@ -73,6 +73,7 @@ def client(tmp_path, monkeypatch):
     return recording, made, annotated
 
 
+@pytest.mark.slow  # trains
 def test_loop_exports_reviews_retrains_and_pre_annotates_the_next_task(tmp_path, client, capsys):
     recording, made, annotated = client
     models, work = tmp_path / "models", tmp_path / "work"
@@ -128,6 +129,7 @@ def test_loop_without_credentials_says_what_to_set(tmp_path, monkeypatch, capsys
     assert "CVAT_ACCESS_TOKEN" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains
 def test_loop_on_a_video_task_exports_its_tracks_and_retrains_from_the_frames(
     tmp_path, monkeypatch, capsys
 ):

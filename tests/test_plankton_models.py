@@ -18,6 +18,7 @@ def _mask_iou(a, b):
     return np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1)
 
 
+@pytest.mark.slow  # runs ultralytics (torch)
 def test_our_instance_masks_agree_with_ultralytics_on_the_same_model():
     from ultralytics import YOLO
 
@@ -39,6 +40,7 @@ def test_our_instance_masks_agree_with_ultralytics_on_the_same_model():
     assert compared >= 5
 
 
+@pytest.mark.slow  # runs ultralytics (torch)
 def test_classifier_probability_agrees_with_ultralytics():
     from ultralytics import YOLO
 

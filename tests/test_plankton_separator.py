@@ -116,6 +116,7 @@ def _f1(separate, samples):
     return summarise(scores)
 
 
+@pytest.mark.slow  # a quality benchmark
 def test_bundled_models_separate_and_classify_better_than_the_watershed():
     function = load_function("plankton-separator")
     samples = list(generate_plankton(24, seed=74, multiple_share=0.5))
@@ -155,6 +156,7 @@ def test_named_weights_that_are_missing_or_broken_are_an_error(tmp_path):
         load_function("plankton-separator", detector)
 
 
+@pytest.mark.slow  # separates twice, once in worker processes
 def test_separate_with_two_workers_matches_one(tmp_path):
     source = tmp_path / "scan"
     source.mkdir()

@@ -128,6 +128,7 @@ def test_bad_exports_are_refused_and_change_nothing(tmp_path, capsys):
     assert _registry_state(models) == []
 
 
+@pytest.mark.slow  # trains
 def test_round_trip_export_train_promote_and_serve_the_new_version(export, tmp_path, capsys):
     models = tmp_path / "models"
     gateway = Gateway(build_hosts(["fish-detector"], models), port=0)
@@ -174,6 +175,7 @@ def test_round_trip_export_train_promote_and_serve_the_new_version(export, tmp_p
     assert "* v1" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # trains
 def test_killing_a_training_run_leaves_the_registry_as_it_was(export, tmp_path):
     models = tmp_path / "models"
     registry = Registry(models)

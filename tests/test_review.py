@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from imagine_assist.cli import main
 from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export
 from imagine_assist.training.exports import fiftyone
@@ -9,6 +11,7 @@ from imagine_assist.training.exports import fiftyone
 SWAP = {"diplodus": "chromis", "chromis": "sarpa", "sarpa": "diplodus"}
 
 
+@pytest.mark.slow  # a whole review: model, FiftyOne, plots
 def test_review_ranks_mislabelled_images_first_and_writes_plots(tmp_path, capsys):
     samples = [s for s in generate_fish(24, seed=95) if s.objects][:18]
     mislabelled = {s.name for s in samples[:3]}

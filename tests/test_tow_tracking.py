@@ -10,16 +10,10 @@ from imagine_assist.cli import main
 from imagine_assist.cvat.xml import VideoTrack
 from imagine_assist.models.track import Track
 from imagine_assist.models.track_eval import count_errors, track_rows, tracking_metrics
-from imagine_assist.samples import counts_per_minute, generate_tow, write_tow
+from imagine_assist.samples import counts_per_minute
 from imagine_assist.tow import tracks_request, video_tracks
 
-TEST_SEED = 77  # used by no training run
-
-
-@pytest.fixture(scope="module")
-def tow_files(tmp_path_factory):
-    tow = generate_tow(70.0, seed=TEST_SEED)  # crosses a minute boundary
-    return tow, write_tow(tow, tmp_path_factory.mktemp("tow"))
+# tow_files: the test tow, rendered once per test run (conftest.py)
 
 
 class RecordingCvat:
@@ -110,12 +104,18 @@ def test_tracks_follow_the_ground_truth(tow_files):
     """Quality guard on a short tow; the 2-minute held-out figures are in docs/benchmarks.md."""
     from imagine_assist.functions.catalog import load_function
     from imagine_assist.models.track import group_systems, track_video
+    from imagine_assist.tow import open_video
 
-    tow, _ = tow_files
-    truth = [(f.index, o.track_id, o.xyxy) for f in tow.frames() for o in f.objects]
+    tow, files = tow_files  # frames read back from the video, boxes from the CSV: no re-render
+    corners = ("x1", "y1", "x2", "y2")
+    with files.ground_truth.open() as handle:
+        rows = list(csv.DictReader(handle))
+    truth = [
+        (int(r["frame"]), int(r["track_id"]), tuple(float(r[k]) for k in corners)) for r in rows
+    ]
     function = load_function("burrow-detector")
     result = track_video(
-        (f.image for f in tow.frames()), function.detect, tow.geometry.fps, every=2
+        open_video(files.video).frames(), function.detect, tow.geometry.fps, every=2
     )
     group_systems(result, 190)
     metrics = tracking_metrics(truth, track_rows(result.tracks))

@@ -44,6 +44,7 @@ def test_pt_weights_load_with_ultralytics(fish_model):
     assert set(found.data["class_name"]) <= set(FISH_SPECIES)
 
 
+@pytest.mark.slow  # runs ultralytics (torch)
 def test_our_onnx_runtime_agrees_with_ultralytics_on_the_same_model():
     """Our letterbox, decoding and NMS against ultralytics' own, on the bundled fish model."""
     from ultralytics import YOLO
