@@ -5,7 +5,7 @@ import shlex
 import pytest
 import yaml
 
-from imagine_assist.cli import main
+from imagine_assist.app.main import main
 
 
 def wheelhouse(tmp_path, gpu=False):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from imagine_assist.cli import main
+from imagine_assist.app.main import main
 
 
 @pytest.mark.slow  # imports ultralytics and FiftyOne afresh

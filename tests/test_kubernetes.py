@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from imagine_assist.cli import main
+from imagine_assist.app.main import main
 
 from .conftest import REPO
 

@@ -6,7 +6,7 @@ import shutil
 import cvat_sdk.auto_annotation
 import pytest
 
-from imagine_assist import cli
+from imagine_assist.app import main as cli
 from imagine_assist.cvat.sdk_function import SdkDetectionFunction
 from imagine_assist.models.registry import Registry
 from imagine_assist.samples import (

@@ -35,7 +35,7 @@ def test_predict_runs_in_a_namespace_without_network(fish_model, tmp_path):
         "import socket, sys\n"
         "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
         "except OSError:\n    pass\nelse:\n    sys.exit('network is reachable')\n"
-        "from imagine_assist.cli import main\n"
+        "from imagine_assist.app.main import main\n"
         f"sys.exit(main(['predict', {str(tmp_path)!r}, '--function', 'fish-detector', "
         f"'--out', {str(tmp_path / 'out')!r}, '--weights', {str(fish_model.onnx)!r}]))\n"
     )

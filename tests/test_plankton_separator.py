@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagine_assist.cli import main
+from imagine_assist.app.main import main
 from imagine_assist.cvat.masks import from_nuclio_mask
 from imagine_assist.errors import BadRequest, ModelNotFound, UserError
 from imagine_assist.functions.catalog import load_function

@@ -5,7 +5,7 @@ import csv
 import pytest
 from PIL import Image
 
-from imagine_assist.cli import main
+from imagine_assist.app.main import main
 from imagine_assist.functions.catalog import FUNCTIONS
 from imagine_assist.samples import generate_fish
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from imagine_assist.cli import main
+from imagine_assist.app.main import main
 from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export
 from imagine_assist.training.exports import fiftyone
 

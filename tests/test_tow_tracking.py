@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from imagine_assist.cli import main
+from imagine_assist.app.main import main
 from imagine_assist.cvat.xml import VideoTrack
 from imagine_assist.models.track import Track
 from imagine_assist.models.track_eval import count_errors, track_rows, tracking_metrics

@@ -11,7 +11,7 @@ import PIL.Image
 import pytest
 import requests
 
-from imagine_assist.cli import main
+from imagine_assist.app.main import main
 from imagine_assist.cvat.sdk_function import SdkDetectionFunction
 from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import load_function

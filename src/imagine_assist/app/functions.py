@@ -1,0 +1,42 @@
+"""`imagine-assist functions`: list the served functions or render serverless/."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers, parents) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "functions",
+        help="list the served functions or render serverless/",
+        description="list: every family's functions with their CVAT kind and labels. render: "
+        "write serverless/<id>/function.yaml (CPU and GPU) and main.py for each.",
+        parents=parents,
+    )
+    parser.add_argument("action", choices=["list", "render"])
+    parser.add_argument("--out", default="serverless", help="where serverless/<id>/ folders go")
+    parser.add_argument("--check", action="store_true", help="only report files that differ")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from imagine_assist.functions.catalog import FUNCTIONS
+    from imagine_assist.functions.render import drift, render
+
+    specs = list(FUNCTIONS.values())
+    if args.action == "list":
+        for spec in specs:
+            print(f"{spec.id:18} {spec.kind:9} {', '.join(spec.label_names)}")
+        return 0
+    if args.check:
+        stale = drift(specs, args.out)
+        for path in stale:
+            print(f"out of date: {path}", file=sys.stderr)
+        if stale:
+            print("run `imagine-assist functions render` and commit the result", file=sys.stderr)
+        return 1 if stale else 0
+    for path in render(specs, args.out):
+        print(path)
+    return 0

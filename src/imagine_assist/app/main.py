@@ -1,0 +1,123 @@
+"""imagine-assist: marine annotation models served to CVAT, reviewed in FiftyOne, retrained
+from CVAT exports.
+
+CVAT, wherever a command reaches it (loop, track --upload-to-task, review --send-to-cvat):
+--cvat URL or CVAT_HOST for the server, and CVAT_ACCESS_TOKEN, or CVAT_USER and
+CVAT_PASSWORD, for the login."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import sys
+
+import imagine_assist
+from imagine_assist.app import (
+    bundle,
+    demo,
+    deploy,
+    functions,
+    loop,
+    models,
+    predict,
+    publish,
+    review,
+    samples,
+    separate,
+    serve,
+    track,
+    train,
+    usage,
+)
+from imagine_assist.app.common import (
+    HOME_HELP,
+    HelpFormatter,
+    common_options,
+    connection_problem,
+)
+from imagine_assist.errors import UserError
+from imagine_assist.home import HOME_ENV
+
+COMMANDS = [
+    functions,
+    samples,
+    train,
+    bundle,
+    deploy,
+    loop,
+    review,
+    models,
+    publish,
+    usage,
+    predict,
+    serve,
+    track,
+    separate,
+    demo,
+]
+# `families` is its own module, plugged in when this installation has it.
+if importlib.util.find_spec("imagine_assist.app.families") is not None:
+    from imagine_assist.app import families
+
+    COMMANDS.insert(0, families)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imagine-assist", description=__doc__, formatter_class=HelpFormatter
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"imagine-assist {imagine_assist.__version__}"
+    )
+    parser.add_argument("--home", metavar="DIR", help=HOME_HELP)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parents = [common_options()]
+    for command in COMMANDS:
+        subparser = command.add_parser(subparsers, parents)
+        # one look for every command's help, whatever the module chose
+        subparser.formatter_class = HelpFormatter
+    return parser
+
+
+def _quiet_retries(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Retrying")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.home:
+        os.environ[HOME_ENV] = args.home
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        # A CVAT that does not answer is one error line, not a warning per retry. A filter,
+        # since cvat-sdk sets urllib3's log level itself when it makes a client.
+        logging.getLogger("urllib3.connectionpool").addFilter(_quiet_retries)
+    try:
+        return args.run(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        # A server that cannot be reached is the user's to fix, not a bug: one line.
+        problem = connection_problem(error)
+        if problem is None:
+            raise
+        cvat = getattr(args, "cvat", None) or os.environ.get("CVAT_HOST")
+        print(
+            f"error: cannot reach {f'CVAT at {cvat}' if cvat else 'a server'}: {problem}",
+            file=sys.stderr,
+        )
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""`imagine-assist models`: list, show, promote or roll back a family's model versions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from imagine_assist.app.common import MODELS_HELP, family_help, reload_gateway
+from imagine_assist.errors import UserError
+
+
+def add_parser(subparsers, parents) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "models",
+        help="list, show, promote or roll back model versions",
+        description="The registry keeps every version `train --from` made. promote makes one "
+        "live (it must pass its gate, or take --force, and detect the family's labels); "
+        "rollback returns to the version live before, and from the first one to the "
+        "installed or bundled default model.",
+        parents=parents,
+    )
+    parser.add_argument("action", choices=["list", "show", "promote", "rollback"])
+    parser.add_argument("family", help=family_help())
+    parser.add_argument(
+        "version",
+        nargs="?",
+        help="e.g. v3: the version to promote, or to show (default: the live one)",
+    )
+    parser.add_argument("--models", help=MODELS_HELP)
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="promote a version that failed its gate; it never overrides a class mismatch "
+        "(a model whose classes differ from the family's labels is never promoted)",
+    )
+    parser.add_argument("--gateway", help="URL of a running gateway to reload afterwards")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from imagine_assist.families import get_family
+    from imagine_assist.models.registry import Registry
+    from imagine_assist.models.store import family_dir, has_default_model
+
+    family = get_family(args.family).name  # here, not in argparse: --home decides what exists
+    registry = Registry(family_dir(family, args.models).parent)
+    current = registry.current(family)
+    if args.action == "list":
+        versions = registry.versions(family)
+        if not versions:
+            print(f"no {family} versions in {registry.root}")
+        for version in versions:
+            card = version.card
+            candidate = (card.get("metrics") or {}).get("candidate") or {}
+            gate = card.get("gate", {})
+            verdict = (
+                "undecided" if gate.get("decided") is False
+                else "passed" if gate.get("passed") else "failed"
+            )  # fmt: skip
+            mark = "*" if current and current.name == version.name else " "
+            print(
+                f"{mark} {version.name}  mAP50 {candidate.get('mAP50', float('nan')):.3f}  "
+                f"gate {verdict}  {len(card.get('data', {}).get('exports', []))} export(s)"
+            )
+        return 0
+    if args.action == "show":
+        version = registry.get(family, args.version) if args.version else current
+        if version is None:
+            raise UserError(
+                f"{family} serves its default model (no promoted version); name a version: "
+                f"`imagine-assist models show {family} v1`"
+            )
+        print(json.dumps(version.card, indent=2))
+        return 0
+    if args.action == "promote":
+        if not args.version:
+            raise UserError(f"name the version to promote, e.g. `models promote {family} v3`")
+        version = registry.get(family, args.version)
+        gate = version.card.get("gate", {"passed": True})
+        if not gate.get("passed") and not args.force:
+            raise UserError(
+                f"{version.name} failed its gate ({'; '.join(gate.get('reasons', []))}); "
+                "add --force to promote it anyway"
+            )
+        forced = not gate.get("passed", True)
+        reason = "by hand" + (", forced" if forced else "")
+        registry.promote(family, version.name, reason, forced)  # refuses other classes
+        print(f"promoted {family} {version.name}")
+    else:
+        version = registry.rollback(family, has_default=has_default_model(family, args.models))
+        if version is None:
+            print(f"rolled {family} back to its default model")
+        else:
+            print(f"rolled {family} back to {version.name}")
+    if args.gateway:
+        reload_gateway(args.gateway, family)
+    return 0

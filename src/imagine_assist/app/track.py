@@ -1,0 +1,93 @@
+"""`imagine-assist track`: burrows tracked over a whole tow video; counts per minute,
+density, CVAT XML, and the tracks added to a CVAT task."""
+
+from __future__ import annotations
+
+import argparse
+
+from imagine_assist.app.common import (
+    MODELS_HELP,
+    add_cvat_option,
+    box_detector,
+    cvat_client,
+    cvat_login,
+    cvat_url,
+)
+from imagine_assist.errors import UserError
+
+
+def add_parser(subparsers, parents) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "track",
+        help="track burrows over a whole video; counts per minute, density, CVAT XML",
+        parents=parents,
+    )
+    parser.add_argument("video", help="the tow video")
+    parser.add_argument(
+        "--function", default="burrow-detector", help="the box detector whose boxes are tracked"
+    )
+    parser.add_argument("--out", required=True, help="folder for the results")
+    parser.add_argument("--weights", help=".onnx or .pt (default: the family's live model)")
+    parser.add_argument("--models", help=MODELS_HELP)
+    parser.add_argument("--every", type=int, default=1, help="detect on every k-th frame")
+    parser.add_argument(
+        "--fov-deg",
+        type=float,
+        help="horizontal field of view of the camera (default: unknown: no density)",
+    )
+    parser.add_argument(
+        "--camera-height-m",
+        type=float,
+        help="camera height above the seabed (default: unknown: no density)",
+    )
+    parser.add_argument(
+        "--tow-length-m",
+        type=float,
+        help="distance covered by the tow (default: from --speed-m-s)",
+    )
+    parser.add_argument("--speed-m-s", type=float, help="tow speed, if the length is not known")
+    parser.add_argument(
+        "--system-radius-px",
+        type=float,
+        help="openings closer than this form one system (default: from the FOV)",
+    )
+    parser.add_argument(
+        "--upload-to-task",
+        type=int,
+        metavar="ID",
+        help="add the tracks to this CVAT task, on the server of --cvat",
+    )
+    add_cvat_option(parser, "for --upload-to-task")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from imagine_assist.tow import Survey, track_to_files, upload_tracks
+
+    if args.every < 1:
+        raise UserError("--every must be 1 or more")
+    url = None
+    if args.upload_to_task is not None:  # checked before the long tracking, not after it
+        url = cvat_url(args.cvat)
+        cvat_login()
+    function = box_detector(args.function, args.weights, args.models)
+    survey = Survey(args.fov_deg, args.camera_height_m, args.tow_length_m, args.speed_m_s)
+    report = track_to_files(
+        args.video, function, args.out, args.every, survey, args.system_radius_px
+    )
+    systems = sum(n for _, n in report.counts)
+    print(
+        f"{len(report.tracks.tracks)} tracks, {systems} burrow systems over "
+        f"{len(report.counts)} min -> {report.out_dir}"
+    )
+    if report.density:
+        print(
+            f"density {report.density['density_per_m2']} burrow systems per m² "
+            f"over {report.density['area_m2']} m²"
+        )
+    if url is not None:
+        with cvat_client(url) as client:
+            upload_tracks(client, args.upload_to_task, report.tracks.tracks)
+        print(f"uploaded {len(report.tracks.tracks)} tracks to task {args.upload_to_task}")
+    return 0
