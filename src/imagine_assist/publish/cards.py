@@ -225,14 +225,15 @@ def model_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetadata
     doc.add("Classes", 2, [f"{index}: {name}" for index, name in enumerate(facts.classes)])
     evaluated = card.get("evaluated_on", {})
     gate = card.get("gate", {})
+    # a family's first model had no model of its own before it (families create)
+    before = metrics.get("deployed_version") or "none: the family's first model"
     doc.add(
         "Metrics",
         2,
         f"On the {evaluated.get('split', '?')} split ({evaluated.get('images', '?')} images), "
-        f"against the model deployed before it ({metrics.get('deployed_version', 'none')}), "
-        "on the same images:",
+        f"against the model deployed before it ({before}), on the same images:",
         Table(
-            ("metric", version.name, metrics.get("deployed_version", "deployed")),
+            ("metric", version.name, metrics.get("deployed_version") or "(none)"),
             _metric_rows(candidate, deployed),
         ),
         Table(
@@ -262,7 +263,9 @@ def model_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetadata
         [
             "Started from: "
             + (
-                f"the model deployed before it ({metrics.get('deployed_version')})"
+                f"the model deployed before it ({metrics['deployed_version']})"
+                if recipe.get("start_from") == "deployed" and metrics.get("deployed_version")
+                else f"`{card.get('started_from')}` (another family's model, a new head)"
                 if recipe.get("start_from") == "deployed"
                 else f"`{Path(str(card.get('started_from'))).name}`, untrained"
             ),
