@@ -36,6 +36,8 @@ def test_ultralytics_state_goes_to_the_home_directory(tmp_path):
 def test_demo_writes_every_output_for_both_functions(tmp_path, capsys, monkeypatch):
     out, models = tmp_path / "demo", tmp_path / "models"
     monkeypatch.chdir(tmp_path)  # relative paths, as the README's `make demo` gives them
+    # its own home: the demo starts a user family there, which no other test should see
+    monkeypatch.setenv("IMAGINE_ASSIST_HOME", str(tmp_path / "home"))
     assert main(["demo", "--out", "demo", "--models", "models"]) == 0
     for function, family in (("fish-detector", "fish"), ("litter-detector", "litter")):
         folder = out / function
@@ -59,6 +61,9 @@ def test_demo_writes_every_output_for_both_functions(tmp_path, capsys, monkeypat
     assert card["data"]["exports"][0]["format"] == "CVAT for images 1.1"
     assert ("promoted v1" in printed) == card["gate"]["passed"]
     assert "fish-detector: ready, model " in printed
+    # bring your own labels: the same task with one label, `fish`, became a served family
+    assert (tmp_path / "home" / "families" / "reef.yaml").is_file()
+    assert "reef-detector: ready, model v1" in printed
     assert printed.rstrip().endswith(
         "the functions appear under AI Tools and Automatic annotation."
     )

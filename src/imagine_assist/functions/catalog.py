@@ -8,7 +8,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from imagine_assist.errors import ModelNotFound, UserError
-from imagine_assist.families import Family, FunctionDef, all_families, get_family
+from imagine_assist.families import (
+    Family,
+    FunctionDef,
+    all_families,
+    builtin_families,
+    get_family,
+)
 from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.functions.reid import ReidFunction
 from imagine_assist.functions.separator import SeparatorFunction
@@ -75,6 +81,16 @@ def all_specs(models_dir: str | Path | None = None) -> dict[str, FunctionSpec]:
                 )
             specs[function.id] = spec_of(family, function, models_dir)
     return specs
+
+
+def builtin_specs() -> dict[str, FunctionSpec]:
+    """The functions of the built-in families only: what the repository's serverless/
+    holds, whatever families a home adds."""
+    return {
+        function.id: spec_of(family, function)
+        for family in builtin_families().values()
+        for function in family.functions
+    }
 
 
 class _FunctionCatalog(Mapping):
