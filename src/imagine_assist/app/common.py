@@ -193,7 +193,7 @@ def api_problem(error: BaseException, url: str) -> str | None:
 
 
 class CvatUnreachable(UserError):
-    pass
+    """CVAT did not answer at all: the address, the network or the server is down."""
 
 
 @contextmanager
@@ -258,20 +258,3 @@ def box_detector(function_id: str, *args):
             "(`imagine-assist functions list`; plankton: imagine-assist separate)"
         )
     return function
-
-
-def optional_keywords(function, **options) -> dict:
-    """Those of `options` that were given (not None, empty or False), as keywords for
-    `function`; a UserError if it does not take one of them. Commands pass newer options
-    this way, so an older library refuses them clearly instead of ignoring them."""
-    import inspect
-
-    accepted = inspect.signature(function).parameters
-    given = {name: value for name, value in options.items() if value not in (None, False, {}, [])}
-    missing = [name for name in given if name not in accepted]
-    if missing:
-        raise UserError(
-            f"this version of imagine-assist cannot apply {', '.join(missing)} to "
-            f"{function.__name__} yet"
-        )
-    return given

@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         problem = connection_problem(error)
         if problem is None:
             raise
-        cvat = getattr(args, "cvat", None) or os.environ.get("CVAT_HOST")
+        # Only the commands with --cvat talk to CVAT; others (publish, usage) reach other servers.
+        cvat = (args.cvat or os.environ.get("CVAT_HOST")) if hasattr(args, "cvat") else None
         print(
             f"error: cannot reach {f'CVAT at {cvat}' if cvat else 'a server'}: {problem}",
             file=sys.stderr,

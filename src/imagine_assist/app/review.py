@@ -13,7 +13,6 @@ from imagine_assist.app.common import (
     checked_threshold,
     cvat_url,
     fiftyone_cvat_login,
-    optional_keywords,
     threshold_value,
 )
 from imagine_assist.home import Home
@@ -79,13 +78,15 @@ def run(args: argparse.Namespace) -> int:
         fiftyone_cvat_login(url)
     out = Path(args.out)
     work = Home.resolve().root / "runs" / "review"
-    newer = optional_keywords(
-        review_export,
+    dataset, summary = review_export(
+        args.export,
+        args.function,
+        out,
+        work,
+        args.models,
+        threshold,
         class_agnostic=args.class_agnostic,
         label_map=parse_label_map(args.label_map),
-    )
-    dataset, summary = review_export(
-        args.export, args.function, out, work, args.models, threshold, **newer
     )
     facts = json.loads(summary.summary.read_text())
     print(

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagine_assist.app.common import MODELS_HELP, family_help, optional_keywords, reload_gateway
+from imagine_assist.app.common import MODELS_HELP, family_help, reload_gateway
 from imagine_assist.errors import UserError
 from imagine_assist.home import Home
 
@@ -293,9 +293,6 @@ def _train_from_exports(args: argparse.Namespace) -> int:
     registry = Registry(family_dir(args.family, args.models).parent)
     work = Path(args.work) if args.work else Home.resolve().root / "runs" / f"{args.family}-retrain"
     recipe = load_recipe(args.family, args.recipe)
-    newer = optional_keywords(
-        retrain, val_exports=args.val_exports, label_map=parse_label_map(args.label_map)
-    )
     result = retrain(
         args.family,
         args.exports,
@@ -305,7 +302,8 @@ def _train_from_exports(args: argparse.Namespace) -> int:
         args.device,
         args.force,
         args.epochs,
-        **newer,
+        val_exports=args.val_exports,
+        label_map=parse_label_map(args.label_map),
     )
     metrics = result.card["metrics"]
     deployed = metrics["deployed"]
