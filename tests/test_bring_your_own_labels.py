@@ -159,7 +159,9 @@ def test_the_live_model_is_protected_from_other_classes(tmp_path, monkeypatch, c
 
     # the route an older error message suggested: store the one-class model as a fish version
     card = {k: v for k, v in reef.card.items() if k not in ("family", "version", "promotions")}
-    wrong = registry.add("fish", {"model.onnx": reef.file(), "model.pt": reef.file("model.pt")}, card)
+    wrong = registry.add(
+        "fish", {"model.onnx": reef.file(), "model.pt": reef.file("model.pt")}, card
+    )
     assert main(["models", "promote", "fish", wrong.name, "--force"]) == 2
     assert "never promoted" in capsys.readouterr().err
     assert registry.current("fish") is None  # the bundled model still serves

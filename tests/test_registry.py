@@ -11,7 +11,6 @@ from imagine_assist.errors import UserError
 from imagine_assist.models.registry import Registry
 from imagine_assist.models.store import BUNDLED_DIR, resolve_model
 
-
 FISH = {"classes": ["diplodus", "chromis", "sarpa"]}  # the built-in fish family's labels
 
 
@@ -105,7 +104,8 @@ def slow_replace(a, b):
     return replace(a, b)
 shutil.copyfile, os.replace = slow_copy, slow_replace
 registry = Registry(root)
-version = registry.add("fish", {"model.onnx": source}, {"classes": ["diplodus", "chromis", "sarpa"], "metrics": "new"})
+card = {"classes": ["diplodus", "chromis", "sarpa"], "metrics": "new"}
+version = registry.add("fish", {"model.onnx": source}, card)
 registry.promote("fish", version.name, "new")
 """
 
@@ -113,7 +113,9 @@ registry.promote("fish", version.name, "new")
 @pytest.mark.parametrize("step", ["add", "promote"])
 def test_killing_an_add_or_a_promotion_leaves_the_registry_as_it_was(tmp_path, step):
     registry = Registry(tmp_path / "models")
-    registry.add("fish", {"model.onnx": weights(tmp_path, text="good")}, {**FISH, "metrics": "good"})
+    registry.add(
+        "fish", {"model.onnx": weights(tmp_path, text="good")}, {**FISH, "metrics": "good"}
+    )
     registry.promote("fish", "v1", "the last good model")
     before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "models").rglob("*"))
     history = registry.history("fish")

@@ -21,8 +21,8 @@ def main() -> None:
     parser.add_argument("--models", help="models directory (default <home>/models)")
     args = parser.parse_args()
 
-    from imagine_assist.training.plankton_eval import evaluate_plankton
     from imagine_assist.models.store import resolve_model
+    from imagine_assist.training.plankton_eval import evaluate_plankton
 
     separator = resolve_model("plankton", args.models, name="separator")
     classifier = resolve_model("plankton", args.models, name="classifier")

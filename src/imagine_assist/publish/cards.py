@@ -40,6 +40,8 @@ DATASET_HEADINGS = (
     "Temporal coverage",
     "Contact information",
 )
+
+
 def subject(family: str) -> str:
     """What the family's images show, from its family file."""
     try:

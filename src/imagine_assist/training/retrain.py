@@ -365,4 +365,3 @@ def retrain(
         registry.promote(family, version.name, reason, forced=not gate["passed"])
     log.info("%s %s: gate %s", family, version.name, json.dumps(gate))
     return RetrainResult(version, promoted, gate, card)
-
