@@ -18,4 +18,4 @@ lint: setup
 	@.venv/bin/ruff check src tests cvat-plugins
 
 render: setup
-	@.venv/bin/imagine-assist functions render --out serverless
+	@.venv/bin/imagine-assist functions render --builtin --out serverless

@@ -9,7 +9,9 @@ import shutil
 
 import pytest
 import requests
+import yaml
 
+from imagine_assist.app.main import main
 from imagine_assist.errors import UserError
 from imagine_assist.families import all_families, get_family
 from imagine_assist.functions.catalog import FUNCTIONS, get_spec
@@ -55,6 +57,12 @@ def test_a_family_file_in_the_home_is_listed_and_served(home):
     shutil.copyfile(BUNDLED_DIR / "fish" / "model.onnx", home / "models" / "obsea" / "model.onnx")
 
     assert "obsea-detector" in FUNCTIONS
+    # its Nuclio folder, generated as the built-in ones are
+    assert main(["functions", "render", "--family", "obsea", "--out", str(home / "nuclio")]) == 0
+    config = yaml.safe_load((home / "nuclio" / "obsea-detector" / "function.yaml").read_text())
+    spec = json.loads(config["metadata"]["annotations"]["spec"])
+    assert [label["name"] for label in spec] == ["diplodus", "chromis", "sarpa"]
+    assert sorted(p.name for p in (home / "nuclio").iterdir()) == ["obsea-detector"]
     gateway = Gateway(build_hosts(["obsea-detector"], None))
     with background_server(gateway) as url:
         listing = requests.get(

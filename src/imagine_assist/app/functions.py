@@ -17,18 +17,34 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     parser.add_argument("action", choices=["list", "render"])
     parser.add_argument("--out", default="serverless", help="where serverless/<id>/ folders go")
     parser.add_argument("--check", action="store_true", help="only report files that differ")
+    parser.add_argument(
+        "--family",
+        action="append",
+        metavar="NAME",
+        help="only this family's functions (repeat for several; default: every family, your "
+        "own included)",
+    )
+    parser.add_argument(
+        "--builtin",
+        action="store_true",
+        help="only the built-in families' functions (what the repository's serverless/ holds)",
+    )
     parser.set_defaults(run=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from imagine_assist.functions.catalog import FUNCTIONS
+    from imagine_assist.families import get_family
+    from imagine_assist.functions.catalog import FUNCTIONS, builtin_specs
     from imagine_assist.functions.render import drift, render
 
-    specs = list(FUNCTIONS.values())
+    specs = list((builtin_specs() if args.builtin else FUNCTIONS).values())
+    if args.family:
+        wanted = {get_family(name).name for name in args.family}  # unknown names: an error
+        specs = [spec for spec in specs if spec.family in wanted]
     if args.action == "list":
         for spec in specs:
-            print(f"{spec.id:18} {spec.kind:9} {', '.join(spec.label_names)}")
+            print(f"{spec.id:22} {spec.kind:9} {', '.join(spec.label_names)}")
         return 0
     if args.check:
         stale = drift(specs, args.out)
