@@ -19,7 +19,7 @@ from imagine_assist.images import encode_jpeg
 from imagine_assist.models.store import BUNDLED_DIR
 from imagine_assist.nuclio.gateway import Gateway
 from imagine_assist.nuclio.serve import background_server, build_hosts
-from imagine_assist.samples import generate_fish
+from imagine_assist.samples import generate_fish, with_labels
 
 OBSEA = """\
 name: obsea
@@ -99,13 +99,44 @@ def test_a_family_file_in_the_home_is_listed_and_served(home):
 def test_a_bad_family_file_is_a_clear_error(home, text, fragment):
     (home / "families" / "obsea.yaml").write_text(text)
     with pytest.raises(UserError, match=fragment):
-        all_families()
+        get_family("obsea")
+    # the other families keep working; the broken file is left out, and named
+    assert "obsea" not in all_families() and "fish" in all_families()
+    assert main(["families", "list"]) == 0
+
+
+def test_a_value_cvat_would_refuse_names_the_family_file(home):
+    (home / "families" / "obsea.yaml").write_text(
+        "name: obsea\nlabels: [a]\nfunctions: [{kind: detector, threshold: 5}]\n"
+    )
+    with pytest.raises(UserError, match="obsea.yaml: .*threshold"):
+        get_spec("obsea-detector")
 
 
 def test_a_user_family_cannot_take_a_built_in_name(home):
     (home / "families" / "fish.yaml").write_text("name: fish\nlabels: [fish]\n")
-    with pytest.raises(UserError, match="redefines the family 'fish'"):
-        all_families()
+    assert get_family("fish").builtin
+    assert main(["families", "list"]) == 0
+
+
+def test_a_family_file_survives_being_written_and_read_back(home):
+    from imagine_assist.families import builtin_families, load_family_file, save_family
+    from imagine_assist.training.new_family import new_family
+
+    litter_like = new_family("beach", ("net", "buoy"), builtin_families()["litter"])
+    path = save_family(litter_like)
+    again = load_family_file(path)
+    assert again.functions == litter_like.functions and again.labels == ("net", "buoy")
+    assert again.functions[0].max_body_mib == 64 and again.functions[0].tile_size == 640
+    assert again.training == litter_like.training
+
+
+@pytest.mark.parametrize("name", ["../escape", "Fish", "fish"])
+def test_families_create_checks_the_name_before_any_work(home, tmp_path, capsys, name):
+    assert main(["families", "create", name, "--from", str(tmp_path / "missing.zip")]) == 2
+    err = capsys.readouterr().err
+    assert "lower-case" in err or "exists already" in err
+    assert not (home / "runs").exists()
 
 
 def test_labels_can_come_from_the_model(home):
@@ -129,3 +160,23 @@ def test_the_gate_refuses_to_decide_on_too_little_evidence_and_on_a_tie():
     assert check_gate(better, live, gate, heldout_boxes=50)["passed"]
     tie = check_gate({**better, "mAP50": 0.6}, live, gate, heldout_boxes=80)
     assert not tie["passed"] and tie["decided"] and "does not beat" in tie["reasons"][0]
+
+
+def test_an_export_without_boxes_or_with_a_wrong_map_is_a_clear_error(home, tmp_path, capsys):
+    import dataclasses
+
+    from imagine_assist.samples import write_cvat_export
+
+    empty = write_cvat_export(
+        tmp_path / "empty.zip",
+        (dataclasses.replace(s, objects=[]) for s in generate_fish(3, seed=1)),
+        ["fish"],
+    )
+    assert main(["families", "create", "reef", "--from", str(empty)]) == 2
+    assert "no boxes" in capsys.readouterr().err
+    assert main(["train", "fish", "--from", str(empty)]) == 2
+    assert "no boxes" in capsys.readouterr().err
+    one_label = with_labels(generate_fish(3, seed=1), lambda fish: "fish")
+    labelled = write_cvat_export(tmp_path / "one.zip", one_label, ["fish"])
+    assert main(["train", "fish", "--from", str(labelled), "--map", "fish=tuna"]) == 2
+    assert "tuna, which is not among fish's labels" in capsys.readouterr().err

@@ -44,7 +44,7 @@ def test_versions_promote_and_roll_back(tmp_path):
 
 def test_rollback_from_the_first_version_returns_to_the_bundled_model(tmp_path):
     registry = Registry(tmp_path)
-    with pytest.raises(UserError, match="already serves its default model"):
+    with pytest.raises(UserError, match="serves its default model"):
         registry.rollback("fish")
     registry.add("fish", {"model.onnx": weights(tmp_path)}, FISH)
     registry.promote("fish", "v1", "only one")
@@ -52,12 +52,29 @@ def test_rollback_from_the_first_version_returns_to_the_bundled_model(tmp_path):
     assert registry.current("fish") is None
     assert resolve_model("fish", tmp_path) == BUNDLED_DIR / "fish" / "model.onnx"
     assert registry.history("fish")[-1]["action"] == "rollback"
-    with pytest.raises(UserError, match="already serves its default model"):
+    with pytest.raises(UserError, match="serves its default model"):
         registry.rollback("fish")
     # a family with no default of its own has nothing before its first version
     registry.promote("fish", "v1", "again")
     with pytest.raises(UserError, match="first model"):
         registry.rollback("fish", has_default=False)
+
+
+def test_rollbacks_walk_back_through_every_earlier_version(tmp_path):
+    registry = Registry(tmp_path)
+    for text in ("one", "two", "three"):
+        registry.add("fish", {"model.onnx": weights(tmp_path, text=text)}, FISH)
+    for name in ("v1", "v2", "v3"):
+        registry.promote("fish", name, "better")
+    assert registry.rollback("fish").name == "v2"
+    assert registry.rollback("fish").name == "v1"  # not back to v3: no toggling
+    assert registry.rollback("fish") is None  # the bundled model
+    assert resolve_model("fish", tmp_path) == BUNDLED_DIR / "fish" / "model.onnx"
+    # a bad version forced live over v1 is not brought back by a second rollback
+    registry.promote("fish", "v1", "again")
+    registry.promote("fish", "v3", "forced", forced=True)
+    assert registry.rollback("fish").name == "v1"
+    assert registry.rollback("fish") is None
 
 
 def test_a_version_with_other_classes_is_never_promoted(tmp_path):

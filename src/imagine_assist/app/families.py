@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from imagine_assist.app.common import MODELS_HELP, HelpFormatter
 from imagine_assist.errors import UserError
 from imagine_assist.home import Home
 
@@ -26,7 +27,7 @@ def add_parser(commands, parents=()) -> argparse.ArgumentParser:
         "<home>/families/.",
         epilog=EPILOG,
         parents=list(parents),
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("action", choices=["list", "show", "create"])
     parser.add_argument("name", nargs="?", help="the family (show, create)")
@@ -61,21 +62,22 @@ def add_parser(commands, parents=()) -> argparse.ArgumentParser:
     )
     parser.add_argument("--epochs", type=int, help="create: epochs (default: the recipe's)")
     parser.add_argument("--device", default="cpu", help="create: cpu, or a CUDA device such as 0")
-    parser.add_argument("--models", help="models directory (default: <home>/models)")
-    parser.add_argument("--work", help="create: folder for the run (default: <home>/runs/NAME)")
+    parser.add_argument("--models", help=MODELS_HELP)
+    parser.add_argument(
+        "--work", help="create: folder for the run (default: <home>/runs/NAME-create)"
+    )
     parser.set_defaults(run=run)
     return parser
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
-
-
 def run(args: argparse.Namespace) -> int:
-    from imagine_assist.families import all_families, get_family
+    from imagine_assist.families import get_family, read_families
 
     if args.action == "list":
-        for family in all_families().values():
+        families, problems = read_families(None)
+        for path, error in problems.items():
+            print(f"unusable family file {path}: {error}")
+        for family in families.values():
             where = "built in" if family.builtin else str(family.source)
             labels = ", ".join(family.labels) if family.labels is not None else "(from model)"
             functions = ", ".join(function.id for function in family.functions)
@@ -93,8 +95,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _create(args: argparse.Namespace) -> int:
     from imagine_assist.training.exports import parse_label_map
-    from imagine_assist.training.new_family import create_family
+    from imagine_assist.training.new_family import check_new_name, create_family
 
+    check_new_name(args.name)  # before the work folder is named after it
     home = Home.resolve()
     work = Path(args.work) if args.work else home.root / "runs" / f"{args.name}-create"
     created = create_family(

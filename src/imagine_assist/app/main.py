@@ -8,7 +8,6 @@ CVAT_PASSWORD, for the login."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import sys
@@ -18,6 +17,7 @@ from imagine_assist.app import (
     bundle,
     demo,
     deploy,
+    families,
     functions,
     loop,
     models,
@@ -41,6 +41,7 @@ from imagine_assist.errors import UserError
 from imagine_assist.home import HOME_ENV
 
 COMMANDS = [
+    families,
     functions,
     samples,
     train,
@@ -57,11 +58,6 @@ COMMANDS = [
     separate,
     demo,
 ]
-# `families` is its own module, plugged in when this installation has it.
-if importlib.util.find_spec("imagine_assist.app.families") is not None:
-    from imagine_assist.app import families
-
-    COMMANDS.insert(0, families)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ added while the gateway or a long session runs is seen without a restart.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -33,6 +34,7 @@ from imagine_assist.families.family import (
 from imagine_assist.home import Home
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
+log = logging.getLogger(__name__)
 
 
 def builtin_families() -> dict[str, Family]:
@@ -46,20 +48,33 @@ def user_families_dir(home: Home | None = None) -> Path:
     return (home or Home.resolve()).families
 
 
-def all_families(home: Home | None = None) -> dict[str, Family]:
-    """Built-in families first, then the user's, by name."""
+def read_families(home: Home | None) -> tuple[dict[str, Family], dict[Path, UserError]]:
+    """The families, and the user's family files that could not be used, with why."""
     families = builtin_families()
+    problems: dict[Path, UserError] = {}
     folder = user_families_dir(home)
-    if folder.is_dir():
-        for path in sorted(folder.glob("*.yaml")):
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        try:
             family = load_family_file(path)
             if family.name in families:
                 raise UserError(
-                    f"{path} redefines the family {family.name!r}, which is "
-                    + ("built in" if families[family.name].builtin else "defined twice")
-                    + "; rename it (file and `name:`)"
+                    f"{path} redefines the family {family.name!r}, which is built in; "
+                    "rename it (file and `name:`)"
                 )
-            families[family.name] = family
+        except UserError as error:
+            problems[path] = error
+            continue
+        families[family.name] = family
+    return families, problems
+
+
+def all_families(home: Home | None = None) -> dict[str, Family]:
+    """Built-in families first, then the user's, by name. A user's family file that cannot
+    be used is left out with a warning: one mistake in one file must not stop the work of
+    every other family. Asking for that family by name gives the file's error."""
+    families, problems = read_families(home)
+    for path, error in problems.items():
+        log.warning("left out the family file %s: %s", path, error)
     return families
 
 
@@ -68,14 +83,16 @@ def family_names(home: Home | None = None) -> list[str]:
 
 
 def get_family(name: str, home: Home | None = None) -> Family:
-    families = all_families(home)
-    try:
+    families, problems = read_families(home)
+    if name in families:
         return families[name]
-    except KeyError:
-        raise UserError(
-            f"unknown family {name!r}; families: {', '.join(families)} "
-            "(start your own with `imagine-assist families create NAME --from export.zip`)"
-        ) from None
+    for path, error in problems.items():
+        if path.stem == name:
+            raise UserError(f"{error} (fix or move the file)")
+    raise UserError(
+        f"unknown family {name!r}; families: {', '.join(families)} "
+        "(start your own with `imagine-assist families create NAME --from export.zip`)"
+    )
 
 
 def save_family(family: Family, home: Home | None = None) -> Path:
@@ -112,6 +129,7 @@ __all__ = [
     "family_to_dict",
     "get_family",
     "load_family_file",
+    "read_families",
     "save_family",
     "user_families_dir",
 ]

@@ -22,7 +22,8 @@ import yaml
 
 from imagine_assist.errors import UserError
 
-FUNCTION_KINDS = ("detector", "tracker", "reid")
+# The CVAT function kinds a family may serve (CVAT's interactors are not among ours).
+SERVED_KINDS = ("detector", "tracker", "reid")
 # What answers a function's requests: a box detector model, the plankton separator and
 # classifier pair, a tracker around a detector, or motion and appearance alone.
 RUNTIMES = ("detector", "separator", "tracker", "reid")
@@ -147,8 +148,8 @@ def _function(raw: dict, family: str, where: str) -> FunctionDef:
     if not isinstance(raw, dict):
         raise UserError(f"{where}: each function is a mapping with at least 'kind'")
     kind = _require(raw, "kind", where)
-    if kind not in FUNCTION_KINDS:
-        raise UserError(f"{where}: kind {kind!r} is not one of {', '.join(FUNCTION_KINDS)}")
+    if kind not in SERVED_KINDS:
+        raise UserError(f"{where}: kind {kind!r} is not one of {', '.join(SERVED_KINDS)}")
     function_id = str(raw.get("id") or f"{family}-{kind}")
     runtime = str(raw.get("runtime") or kind)
     if runtime not in RUNTIMES:
@@ -275,8 +276,19 @@ def family_to_dict(family: Family) -> dict:
             "threshold": f.threshold,
             "timeout_s": f.timeout_s,
         }
+        if f.max_body_mib != FunctionDef.max_body_mib:
+            out["max_body_mib"] = f.max_body_mib
         if f.tile_size:
             out.update(tile_size=f.tile_size, tile_overlap=f.tile_overlap)
+        if f.model != FunctionDef.model:
+            out["model"] = f.model
+        if f.runtime != f.kind:
+            out["runtime"] = f.runtime
+        if f.labels is not None:
+            out["labels"] = [
+                {"name": x.name, "type": x.type, "text_attributes": list(x.text_attributes)}
+                for x in f.labels
+            ]
         return out
 
     raw: dict = {

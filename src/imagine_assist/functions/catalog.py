@@ -53,6 +53,13 @@ def spec_of(
         labels = labels_of(family_labels(family, models_dir))
     else:  # trackers and re-identification follow the shapes they are given
         labels = ()
+    try:
+        return _spec(family, function, labels)
+    except ValueError as error:  # a value the family file allowed but CVAT's spec does not
+        raise UserError(f"{family.source or family.name}: {error}") from None
+
+
+def _spec(family: Family, function: FunctionDef, labels: tuple[LabelSpec, ...]) -> FunctionSpec:
     return FunctionSpec(
         id=function.id,
         name=function.name,

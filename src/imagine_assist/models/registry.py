@@ -26,6 +26,7 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,13 +154,15 @@ class Registry:
             raise
         return ModelVersion(family, name, folder / name)
 
-    def check_classes(self, version: ModelVersion) -> None:
-        """Refuse a version that would not serve the family's labels."""
-        from imagine_assist.families import get_family
+    def check_classes(self, version: ModelVersion, wanted: Sequence[str] | None = None) -> None:
+        """Refuse a version that would not serve the family's labels (`wanted`, else the
+        labels of the family file)."""
+        if wanted is None:
+            from imagine_assist.families import get_family
 
-        wanted = get_family(version.family).labels
-        if wanted is None:  # the family takes its labels from whatever model is live
-            return
+            wanted = get_family(version.family).labels
+            if wanted is None:  # the family takes its labels from whatever model is live
+                return
         found = version.classes()
         if found is None:
             raise UserError(
@@ -176,27 +179,39 @@ class Registry:
             )
 
     def promote(
-        self, family: str, name: str, reason: str, forced: bool = False, action: str = "promote"
+        self,
+        family: str,
+        name: str,
+        reason: str,
+        forced: bool = False,
+        classes: Sequence[str] | None = None,
     ) -> ModelVersion:
+        """Make a version live. `classes`: the labels it must detect, when the caller has
+        them (a family being created has no family file yet); else the family file's."""
         version = self.get(family, name)
-        self.check_classes(version)
-        return self._switch(family, version, reason, forced, action)
+        self.check_classes(version, classes)
+        record = self.live(family)
+        # the versions live before, most recent last: what rollbacks walk back through
+        # (None stands for the installed or bundled default)
+        earlier = [*_earlier(record), record["version"]] if record else []
+        self._switch(family, version, reason, earlier, forced, "promote")
+        return version
 
     def _switch(
         self,
         family: str,
         version: ModelVersion | None,
         reason: str,
+        earlier: list[str | None],
         forced: bool = False,
         action: str = "promote",
-    ) -> ModelVersion | None:
-        previous = self.current(family)
-        name = version.name if version else None
+    ) -> None:
         record = {
             "time": time.time(),
             "action": action,
-            "version": name,
-            "previous": previous.name if previous else None,
+            "version": version.name if version else None,
+            "previous": earlier[-1] if earlier else None,
+            "earlier": earlier,
             "forced": forced,
             "reason": reason,
         }
@@ -209,7 +224,6 @@ class Registry:
             _write_atomically(version.path / CARD, json.dumps(card, indent=2))
         with (self.family_dir(family) / "history.jsonl").open("a") as history:
             history.write(json.dumps(record) + "\n")
-        return version
 
     def history(self, family: str) -> list[dict]:
         path = self.family_dir(family) / "history.jsonl"
@@ -224,20 +238,43 @@ class Registry:
         return records
 
     def rollback(self, family: str, has_default: bool = True) -> ModelVersion | None:
-        """Go back to the version that was live before the present one; from the first
-        promoted version, back to the installed or bundled default (None), which always
-        exists for a built-in family (`has_default`)."""
+        """Go back to the version that was live before the present one, and on each further
+        rollback to the one before that; past the first promoted version, to the installed
+        or bundled default (None), which always exists for a built-in family
+        (`has_default`). A rollback never returns to the version it leaves."""
         record = self.live(family)
         if record is None or record.get("version") is None:
-            raise UserError(
-                f"{family} already serves its default model (nothing promoted in {self.root})"
-            )
+            where = "its default model" if has_default else "no promoted version"
+            raise UserError(f"{family} serves {where}: there is nothing to roll back")
+        earlier = _earlier(record)
+        # versions deleted by hand since are skipped, not resurrected
+        while earlier and earlier[-1] is not None and not self._complete(family, earlier[-1]):
+            earlier.pop()
         reason = f"rollback from {record['version']}"
-        if record.get("previous"):
-            return self.promote(family, record["previous"], reason, action="rollback")
+        if earlier and earlier[-1] is not None:
+            version = self.get(family, earlier[-1])
+            self.check_classes(version)
+            self._switch(family, version, reason, earlier[:-1], action="rollback")
+            return version
         if not has_default:
             raise UserError(
                 f"{family} {record['version']} is the family's first model: there is nothing "
                 "earlier to return to"
             )
-        return self._switch(family, None, reason + " to the default model", action="rollback")
+        self._switch(family, None, reason + " to the default model", [], action="rollback")
+        return None
+
+    def _complete(self, family: str, name: str) -> bool:
+        return (
+            bool(_VERSION.match(name))
+            and (self.family_dir(family) / "versions" / name / CARD).is_file()
+        )
+
+
+def _earlier(record: dict) -> list[str | None]:
+    """The live versions before this record's, oldest first. Records written before this
+    list existed name only the one before."""
+    earlier = record.get("earlier")
+    if isinstance(earlier, list) and all(isinstance(v, str | None) for v in earlier):
+        return list(earlier)
+    return [record["previous"]] if record.get("previous") else []

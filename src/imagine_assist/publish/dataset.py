@@ -55,11 +55,16 @@ class DatasetFacts:
         return sum(sum(per_split.values()) for per_split in self.boxes.values())
 
 
-def find_exports(version: ModelVersion, extra: list[Path]) -> list[tuple[Path, str]]:
-    """The export files the version was trained on and their SHA-256, located by checksum:
-    first where the card says they were, then among `extra` (for exports moved since)."""
-    lineage = version.card.get("data", {}).get("exports", [])
-    if not lineage:
+LINEAGES = ("exports", "validation_exports")  # trained on; held out whole (`--val`)
+
+
+def find_exports(version: ModelVersion, extra: list[Path]) -> dict[str, Path]:
+    """The export files the version was trained and validated on, by SHA-256, located by
+    checksum: the home's copy, where the card says they were, then among `extra` (for
+    exports moved since)."""
+    data = version.card.get("data", {})
+    lineage = [entry for key in LINEAGES for entry in data.get(key) or []]
+    if not data.get("exports"):
         raise UserError(
             f"{version.family} {version.name} has no export lineage in its card; only versions "
             "trained with `imagine-assist train --from` or `loop` can be published"
@@ -71,26 +76,24 @@ def find_exports(version: ModelVersion, extra: list[Path]) -> list[tuple[Path, s
     for candidate in kept + [Path(entry["path"]) for entry in lineage] + list(extra):
         if candidate.is_file():
             by_digest.setdefault(file_sha256(candidate), candidate)
-    found, missing = [], []
-    for entry in lineage:
-        path = by_digest.get(entry["sha256"])
-        if path is None:
-            missing.append(f"{entry['path']} (sha256 {entry['sha256'][:12]})")
-        else:
-            found.append((path, entry["sha256"]))
+    missing = [
+        f"{entry['path']} (sha256 {entry['sha256'][:12]})"
+        for entry in lineage
+        if entry["sha256"] not in by_digest
+    ]
     if missing:
         raise UserError(
             "the exports that trained this version are not where its card says, nor among "
             f"--export: {'; '.join(missing)}. Give their new paths with --export FILE"
         )
-    return found
+    return by_digest
 
 
-def rebuild(
-    version: ModelVersion, exports: list[tuple[Path, str]], out_dir: Path, work_dir: Path
-) -> Path:
-    """The version's training data, in the package layout, under out_dir/<family>-<version>."""
-    from imagine_assist.training.exports import load_export, unpack
+def rebuild(version: ModelVersion, exports: dict[str, Path], out_dir: Path, work_dir: Path) -> Path:
+    """The version's training data, in the package layout, under out_dir/<family>-<version>:
+    the exports read and split as training read and split them (label maps, held-out
+    validation exports included)."""
+    from imagine_assist.training.exports import GROUND_TRUTH, load_export, relabel, unpack
     from imagine_assist.training.retrain import Gate, RetrainRecipe, build_dataset
 
     card = version.card
@@ -103,11 +106,21 @@ def rebuild(
             "gate": Gate(**recorded.get("gate", {})),
         }
     )
-    datasets = [load_export(unpack(path, work_dir / "exports", sha)) for path, sha in exports]
+
+    def read(key: str) -> list:
+        datasets = []
+        for entry in card.get("data", {}).get(key) or []:
+            sha = entry["sha256"]
+            dataset = load_export(unpack(exports[sha], work_dir / "exports", sha))
+            relabel(dataset, GROUND_TRUTH, entry.get("label_map"))
+            datasets.append(dataset)
+        return datasets
+
+    datasets, held_out = read("exports"), read("validation_exports")
     folder = out_dir / f"{version.family}-{version.name}"
     if folder.exists():
         shutil.rmtree(folder)
-    _, counts = build_dataset(datasets, recipe, folder)
+    _, counts = build_dataset(datasets, recipe, folder, held_out)
     expected = card.get("data", {}).get("split", {})
     if expected and {k: counts.get(k, 0) for k in SPLITS} != {
         k: expected.get(k, 0) for k in SPLITS

@@ -310,6 +310,8 @@ def _load_yolo(fo, root: Path, common: dict):
 
 
 def labels_in(dataset) -> set[str]:
+    if not dataset.has_sample_field(GROUND_TRUTH):  # an export without a single box
+        return set()
     return set(dataset.distinct(f"{GROUND_TRUTH}.detections.label"))
 
 
@@ -317,15 +319,18 @@ def check_export(dataset, classes: tuple[str, ...], export: Path) -> None:
     """An empty export, or one whose labels are not the family's, gets a clear error."""
     if len(dataset) == 0:
         raise UserError(f"{export} holds no images")
-    labelled = dataset.count(f"{GROUND_TRUTH}.detections")
+    labelled = (
+        dataset.count(f"{GROUND_TRUTH}.detections") if dataset.has_sample_field(GROUND_TRUTH) else 0
+    )
     if labelled == 0:
         raise UserError(f"{export} holds {len(dataset)} images but no boxes")
     unknown = labels_in(dataset) - set(classes)
     if unknown:
         raise UserError(
             f"{export} has labels this family does not know: {', '.join(sorted(unknown))}. "
-            f"The family's classes are: {', '.join(classes)}. Rename them in CVAT, or train "
-            "a family whose recipe lists them"
+            f"The family's classes are: {', '.join(classes)}. Map them with --map "
+            "EXPORT_LABEL=FAMILY_LABEL, rename them in CVAT, or start a family of your own "
+            "(`imagine-assist families create NAME --from EXPORT`)"
         )
 
 
@@ -368,10 +373,20 @@ def parse_label_map(items: list[str] | None) -> dict[str, str]:
     return mapping
 
 
+def check_label_map(mapping: dict[str, str] | None, classes: tuple[str, ...], family: str) -> None:
+    """Every target of a label map must be one of the family's labels."""
+    unknown = sorted({target for target in (mapping or {}).values() if target not in classes})
+    if unknown:
+        raise UserError(
+            f"--map targets {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} "
+            f"not among {family}'s labels ({', '.join(classes)})"
+        )
+
+
 def relabel(dataset, field: str, mapping: dict[str, str] | None = None, to: str | None = None):
     """Rename the labels of `field` in place: through `mapping` (labels not in it stay), or
     all to one label `to` (a class-agnostic comparison), keeping the old one as `class`."""
-    if not mapping and to is None:
+    if (not mapping and to is None) or not dataset.has_sample_field(field):
         return
     for sample in dataset.iter_samples(autosave=True):
         labels = sample[field]

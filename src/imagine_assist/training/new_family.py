@@ -109,13 +109,9 @@ def create_family(
     epochs: int | None = None,
     device: str = "cpu",
 ) -> CreatedFamily:
+    check_new_name(name)
     if not exports:
         raise UserError("give the export to start from with --from")
-    if name in all_families():
-        raise UserError(
-            f"a family {name!r} exists already; retrain it with `imagine-assist train {name} "
-            "--from export.zip`, or choose another name"
-        )
     work_dir = Path(work_dir).resolve()
     labels = export_labels(exports, work_dir / "labels", label_map)
     base_name = base or closest_base(labels)
@@ -124,25 +120,33 @@ def create_family(
         raise UserError(f"--base must be a built-in family: {', '.join(builtin)}")
     family = new_family(name, labels, builtin[base_name])
     start = live_model(base_name, models_dir, fmt="pt").path
-    path = save_family(family, Home.resolve())
     log.info("family %s: labels %s, starting from %s (%s)", name, labels, base_name, start)
     registry = Registry(Path(models_dir).expanduser() if models_dir else Home.resolve().models)
-    try:
-        result = retrain(
-            name,
-            exports,
-            registry,
-            work_dir / "train",
-            recipe_of(family),
-            device=device,
-            epochs=epochs,
-            val_exports=val_exports,
-            start_weights=start,
-            always_promote=True,
-            label_map=label_map,
-        )
-    except BaseException:
-        # no family without a model: the gateway would list a function it cannot load
-        path.unlink(missing_ok=True)
-        raise
+    result = retrain(
+        name,
+        exports,
+        registry,
+        work_dir / "train",
+        recipe_of(family),
+        device=device,
+        epochs=epochs,
+        val_exports=val_exports,
+        start_weights=start,
+        always_promote=True,
+        label_map=label_map,
+    )
+    # The family file comes last: until its model is promoted, nothing lists a function that
+    # could not load. A run killed before this point leaves versions no family names, and a
+    # new `families create NAME` simply adds and promotes the next one.
+    path = save_family(family, Home.resolve())
     return CreatedFamily(family, path, base_name, result)
+
+
+def check_new_name(name: str) -> None:
+    """Before any work: a valid name that no family has taken."""
+    family_from_dict({"name": name, "labels": ["x"]})  # the name rule of family files
+    if name in all_families():
+        raise UserError(
+            f"a family {name!r} exists already; retrain it with `imagine-assist train {name} "
+            "--from export.zip`, or choose another name"
+        )

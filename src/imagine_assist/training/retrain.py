@@ -28,6 +28,7 @@ from imagine_assist.training.exports import (
     GROUND_TRUTH,
     SPLIT_GROUP,
     check_export,
+    check_label_map,
     fiftyone,
     load_export,
     relabel,
@@ -141,10 +142,13 @@ def build_dataset(
                 fixed.add(digest)
                 by_content[digest] = (index, sample.id, "test")
             elif digest not in fixed:
-                key = split_key(sample, digest)
                 split = split_of_digest(
-                    key, recipe.val_share, 0.0 if held_out else recipe.test_share
+                    split_key(sample, digest), recipe.val_share, recipe.test_share
                 )
+                # With a fixed validation export, the test slot's images validate instead:
+                # an image never moves into training because --val came or went.
+                if held_out and split == "test":
+                    split = "val"
                 by_content[digest] = (index, sample.id, split)
     ids: dict[tuple[int, str], list[str]] = {}  # (export index, split) -> sample ids
     for index, sample_id, split in by_content.values():
@@ -298,6 +302,7 @@ def retrain(
     if not exports:
         raise UserError("give at least one export with --from")
     recipe = recipe or load_recipe(family)
+    check_label_map(label_map, recipe.classes, family)
     home = Home.resolve()
     work_dir = Path(work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -362,6 +367,8 @@ def retrain(
             reason = "the family's first model; " + "; ".join(gate["reasons"])
         else:
             reason = "forced: " + "; ".join(gate["reasons"])
-        registry.promote(family, version.name, reason, forced=not gate["passed"])
+        registry.promote(
+            family, version.name, reason, forced=not gate["passed"], classes=recipe.classes
+        )
     log.info("%s %s: gate %s", family, version.name, json.dumps(gate))
     return RetrainResult(version, promoted, gate, card)
