@@ -88,4 +88,4 @@ def test_without_a_wheelhouse_the_build_says_it_needs_a_network(tmp_path, capsys
     assert "needs a network" in capsys.readouterr().out
     config = yaml.safe_load((tmp_path / "b" / "function.yaml").read_text())
     env = {e["name"]: e["value"] for e in config["spec"]["env"]}
-    assert env["IMAGINE_ASSIST_MODEL"] == "/opt/nuclio/models/plankton/separator.onnx"
+    assert env["IMAGINE_ASSIST_MODELS"] == "/opt/nuclio/models"  # the registry: the live model

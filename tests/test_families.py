@@ -180,3 +180,47 @@ def test_an_export_without_boxes_or_with_a_wrong_map_is_a_clear_error(home, tmp_
     labelled = write_cvat_export(tmp_path / "one.zip", one_label, ["fish"])
     assert main(["train", "fish", "--from", str(labelled), "--map", "fish=tuna"]) == 2
     assert "tuna, which is not among fish's labels" in capsys.readouterr().err
+
+
+def test_a_user_family_runs_on_nuclio_with_its_live_version(home, tmp_path, monkeypatch, capsys):
+    """The rendered folder carries the family file; in the container (an empty home), the
+    function finds it, and serves the version promoted in the mounted models volume."""
+    import importlib.util
+    import sys
+
+    import nuclio_sdk
+    from nuclio_sdk.test import Platform
+
+    from imagine_assist.models.registry import Registry
+
+    (home / "families" / "obsea.yaml").write_text(OBSEA)
+    models = tmp_path / "volume"
+    registry = Registry(models)
+    bundled = {"model.onnx": BUNDLED_DIR / "fish" / "model.onnx"}
+    registry.add("obsea", bundled, {"classes": ["diplodus", "chromis", "sarpa"]})
+    registry.promote("obsea", "v1", "first")
+    folder = tmp_path / "serverless"
+    assert main(["functions", "render", "--family", "obsea", "--out", str(folder)]) == 0
+    function_dir = folder / "obsea-detector"
+    assert (function_dir / "families" / "obsea.yaml").read_text() == OBSEA
+
+    # inside the container: nothing of the user's home, the folder and the volume only
+    monkeypatch.setenv("IMAGINE_ASSIST_HOME", str(tmp_path / "container-home"))
+    config = yaml.safe_load((function_dir / "function.yaml").read_text())
+    for item in config["spec"]["env"]:  # as Nuclio sets them, with our paths for its mounts
+        mounts = {"/opt/nuclio/models": str(models), "/opt/nuclio/families": ""}
+        value = mounts.get(item["value"], item["value"]) or str(function_dir / "families")
+        monkeypatch.setenv(item["name"], value)
+    spec = importlib.util.spec_from_file_location("nuclio_main_obsea", function_dir / "main.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    platform = Platform()
+    image = next(iter(generate_fish(1, seed=3))).image
+    body = {"image": base64.b64encode(encode_jpeg(image)).decode(), "threshold": 0.05}
+    event = nuclio_sdk.Event(body=body, content_type="application/json")
+    response = platform.call_handler(module.handler, event)
+    assert response.status_code == 200
+    items = json.loads(response.body)
+    assert items and {item["label"] for item in items} <= {"diplodus", "chromis", "sarpa"}
+    assert f"{registry.current('obsea').file()} (v1)" in capsys.readouterr().out  # its log

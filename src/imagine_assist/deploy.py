@@ -16,7 +16,13 @@ from pathlib import Path
 import yaml
 
 from imagine_assist.errors import UserError
-from imagine_assist.functions.render import HEADER, _Dumper, function_config, main_py
+from imagine_assist.functions.render import (
+    HEADER,
+    _Dumper,
+    family_files,
+    function_config,
+    main_py,
+)
 from imagine_assist.functions.spec import FunctionSpec
 
 NUCLIO_WHEELS = "/opt/nuclio/wheels"
@@ -150,6 +156,9 @@ def plan_deploy(
     target = folder / ("function-gpu.yaml" if gpu else "function.yaml")
     target.write_text(HEADER + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=100))
     (folder / "main.py").write_text(main_py(spec))
+    for name, content in family_files(spec).items():  # a user's family rides with its code
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(content)
     command = [
         "nuctl",
         "deploy",

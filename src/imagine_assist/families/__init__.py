@@ -48,12 +48,20 @@ def user_families_dir(home: Home | None = None) -> Path:
     return (home or Home.resolve()).families
 
 
+FAMILIES_ENV = "IMAGINE_ASSIST_FAMILIES"  # more folders of family files (a Nuclio container)
+
+
+def _user_family_files(home: Home | None) -> list[Path]:
+    folders = [user_families_dir(home)]
+    folders += [Path(p) for p in os.environ.get(FAMILIES_ENV, "").split(os.pathsep) if p]
+    return [path for folder in folders if folder.is_dir() for path in sorted(folder.glob("*.yaml"))]
+
+
 def read_families(home: Home | None) -> tuple[dict[str, Family], dict[Path, UserError]]:
     """The families, and the user's family files that could not be used, with why."""
     families = builtin_families()
     problems: dict[Path, UserError] = {}
-    folder = user_families_dir(home)
-    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+    for path in _user_family_files(home):
         try:
             family = load_family_file(path)
             if family.name in families:
@@ -114,6 +122,7 @@ def save_family(family: Family, home: Home | None = None) -> Path:
 
 __all__ = [
     "BUILTIN_DIR",
+    "FAMILIES_ENV",
     "LABELS_FROM_MODEL",
     "DefaultTraining",
     "Family",

@@ -11,8 +11,10 @@ import os
 import traceback
 from pathlib import Path
 
+from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import get_spec, load_function
-from imagine_assist.functions.render import MODEL_ENV, container_model_path
+from imagine_assist.functions.render import MODEL_ENV, MODELS_ENV, MODELS_MOUNT
+from imagine_assist.models.store import live_model
 from imagine_assist.nuclio.protocol import error_body, parse_body, status_for
 
 
@@ -21,12 +23,12 @@ class NuclioFunction:
         self.spec = get_spec(function_id)
 
     def init_context(self, context) -> None:
-        path = Path(
-            os.environ.get(MODEL_ENV)
-            or container_model_path(self.spec.family, self.spec.model_file)
-        )
-        context.user_data.function = load_function(self.spec.id, weights=path)
-        context.logger.info_with("model loaded", function=self.spec.id, model=str(path))
+        weights = os.environ.get(MODEL_ENV) or None
+        models_dir = os.environ.get(MODELS_ENV, MODELS_MOUNT)
+        function = load_function(self.spec.id, weights=weights, models_dir=models_dir)
+        context.user_data.function = function
+        model = weights or live_model_name(self.spec, models_dir)
+        context.logger.info_with("model loaded", function=self.spec.id, model=model)
 
     def handler(self, context, event):
         try:
@@ -42,6 +44,15 @@ class NuclioFunction:
             else:
                 context.logger.warn_with("bad request", function=self.spec.id, error=message)
             return _json(context, error_body(status, message), status)
+
+
+def live_model_name(spec, models_dir: str) -> str:
+    """What the log should say was loaded: the live model's file and version."""
+    try:
+        live = live_model(spec.family, models_dir, name=Path(spec.model_file).stem)
+    except UserError:
+        return "none (a function without a model of its own)"
+    return f"{live.path} ({live.source})"
 
 
 def _json(context, payload, status: int):
