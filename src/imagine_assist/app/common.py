@@ -48,6 +48,39 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return argparse.HelpFormatter._fill_text(self, text, width, indent)
 
 
+def add_export_options(parser: argparse.ArgumentParser, exports: bool = True, val: bool = True):
+    """--from, --val and --map, the same for every command that reads CVAT exports."""
+    if exports:
+        parser.add_argument(
+            "--from",
+            dest="exports",
+            action="append",
+            default=[],
+            metavar="EXPORT_ZIP",
+            help="a CVAT export (images 1.1, video 1.1, COCO 1.0, Ultralytics YOLO); repeat "
+            "for several",
+        )
+    if val:
+        parser.add_argument(
+            "--val",
+            dest="val_exports",
+            action="append",
+            default=[],
+            metavar="EXPORT_ZIP",
+            help="a fixed validation export, held out whole: the gate compares the models on "
+            "it; repeat for several (default: a share of --from's images, chosen by content)",
+        )
+    parser.add_argument(
+        "--map",
+        dest="label_map",
+        action="append",
+        default=[],
+        metavar="SOURCE=TARGET",
+        help="rename an export label to one of the family's, e.g. fish=diplodus, or give a "
+        "YAML file of such pairs; repeat (default: the export's labels as they are)",
+    )
+
+
 def common_options() -> argparse.ArgumentParser:
     """Options every subcommand takes, so they work after it too (`models list fish --home
     X`). SUPPRESS keeps a subcommand from overwriting what was given before it."""

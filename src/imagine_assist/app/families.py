@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from imagine_assist.app.common import MODELS_HELP, HelpFormatter
+from imagine_assist.app.common import MODELS_HELP, HelpFormatter, add_export_options
 from imagine_assist.errors import UserError
 from imagine_assist.home import Home
 
@@ -31,34 +31,11 @@ def add_parser(commands, parents=()) -> argparse.ArgumentParser:
     )
     parser.add_argument("action", choices=["list", "show", "create"])
     parser.add_argument("name", nargs="?", help="the family (show, create)")
-    parser.add_argument(
-        "--from",
-        dest="exports",
-        action="append",
-        default=[],
-        metavar="EXPORT_ZIP",
-        help="create: a CVAT export (images 1.1, video 1.1, COCO 1.0, YOLO); repeat for several",
-    )
-    parser.add_argument(
-        "--val",
-        dest="val_exports",
-        action="append",
-        default=[],
-        metavar="EXPORT_ZIP",
-        help="create: a fixed validation export, held out whole",
-    )
+    add_export_options(parser)
     parser.add_argument(
         "--base",
         help="create: the built-in family whose model to start from (default: the one "
         "sharing most labels, else fish)",
-    )
-    parser.add_argument(
-        "--map",
-        dest="label_map",
-        action="append",
-        default=[],
-        metavar="SOURCE=TARGET",
-        help="create: rename an export label (or give a YAML file of such pairs)",
     )
     parser.add_argument("--epochs", type=int, help="create: epochs (default: the recipe's)")
     parser.add_argument("--device", default="cpu", help="create: cpu, or a CUDA device such as 0")

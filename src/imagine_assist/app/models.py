@@ -79,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
         version = registry.get(family, args.version)
         gate = version.card.get("gate", {"passed": True})
         if not gate.get("passed") and not args.force:
+            verdict = "failed its gate" if gate.get("decided", True) else "could not be judged"
             raise UserError(
-                f"{version.name} failed its gate ({'; '.join(gate.get('reasons', []))}); "
+                f"{version.name} {verdict} ({'; '.join(gate.get('reasons', []))}); "
                 "add --force to promote it anyway"
             )
         forced = not gate.get("passed", True)

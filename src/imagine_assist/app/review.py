@@ -10,6 +10,7 @@ from pathlib import Path
 from imagine_assist.app.common import (
     MODELS_HELP,
     add_cvat_option,
+    add_export_options,
     checked_threshold,
     cvat_url,
     fiftyone_cvat_login,
@@ -41,15 +42,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
         help="match boxes whatever their labels: how well the model finds the objects, "
         "when the export's labels differ from the function's",
     )
-    parser.add_argument(
-        "--map",
-        dest="label_map",
-        action="append",
-        default=[],
-        metavar="SOURCE=TARGET",
-        help="rename an export label to one of the function's, e.g. fish=diplodus, or give a "
-        "YAML file of such pairs; repeat (default: the export's labels as they are)",
-    )
+    add_export_options(parser, exports=False, val=False)
     parser.add_argument("--app", action="store_true", help="open the FiftyOne App on 127.0.0.1")
     parser.add_argument("--port", type=int, default=5151, help="FiftyOne App port")
     parser.add_argument(

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagine_assist.app.common import MODELS_HELP, family_help, reload_gateway
+from imagine_assist.app.common import MODELS_HELP, add_export_options, family_help, reload_gateway
 from imagine_assist.errors import UserError
 from imagine_assist.home import Home
 
@@ -50,33 +50,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
         parents=parents,
     )
     parser.add_argument("family", help=family_help())
-    parser.add_argument(
-        "--from",
-        dest="exports",
-        action="append",
-        default=[],
-        metavar="EXPORT_ZIP",
-        help="retrain from this CVAT export (images 1.1, video 1.1, COCO, YOLO; repeat for "
-        "several); versions go to the registry",
-    )
-    parser.add_argument(
-        "--val",
-        dest="val_exports",
-        action="append",
-        default=[],
-        metavar="EXPORT_ZIP",
-        help="a fixed validation export, held out whole: the gate compares the models on it;"
-        " repeat for several (default: a share of --from's images, chosen by content)",
-    )
-    parser.add_argument(
-        "--map",
-        dest="label_map",
-        action="append",
-        default=[],
-        metavar="SOURCE=TARGET",
-        help="rename an export label to one of the family's, e.g. fish=diplodus, or give a "
-        "YAML file of such pairs; repeat (default: the export's labels as they are)",
-    )
+    add_export_options(parser)
     parser.add_argument(
         "--recipe",
         help="retraining recipe YAML, shaped like a family file's `training:` "
