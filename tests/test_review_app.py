@@ -35,6 +35,7 @@ def chromium(url: str, *args: str, profile) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # starts the FiftyOne App and a browser: about 15 s
 @pytest.mark.skipif(not CHROMIUM and not REQUIRED, reason="Chromium is not installed")
 def test_review_app_shows_the_dataset_with_its_labels(tmp_path):
     assert CHROMIUM, "IMAGINE_ASSIST_REQUIRE_BROWSER=1 but no chromium on PATH"
