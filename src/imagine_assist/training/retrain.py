@@ -11,7 +11,7 @@ import logging
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -42,20 +42,12 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RetrainRecipe:
-    """A family's training recipe with the classes it trains: what one retraining run uses."""
+class RetrainRecipe(TrainingRecipe):
+    """A family's training recipe with what one run needs besides: the family, the classes it
+    trains (the family's labels, in order) and where the recipe came from."""
 
-    family: str
-    classes: tuple[str, ...]
-    start_from: str = "deployed"  # or "scratch"
-    architecture: str = "yolov8n.yaml"
-    imgsz: int = 320
-    epochs: int = 20
-    batch: int = 16
-    train_args: dict = field(default_factory=dict)  # ultralytics: optimiser, augmentation
-    val_share: float = 0.15
-    test_share: float = 0.15
-    gate: Gate = Gate()
+    family: str = ""
+    classes: tuple[str, ...] = ()
     source: str = ""
 
 
@@ -88,10 +80,7 @@ def recipe_of(family: Family, path: str | Path | None = None) -> RetrainRecipe:
     if not family.labels:
         raise UserError(f"family {family.name} takes its labels from its model: name them first")
     return RetrainRecipe(
-        family=family.name,
-        classes=tuple(family.labels),
-        **{k: getattr(training, k) for k in TrainingRecipe.__dataclass_fields__},
-        source=source,
+        **training.__dict__, family=family.name, classes=tuple(family.labels), source=source
     )
 
 
