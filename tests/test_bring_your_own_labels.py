@@ -181,3 +181,26 @@ def test_the_live_model_is_protected_from_other_classes(tmp_path, monkeypatch, c
     assert "default model" in out and registry.current("fish") is None
     image = next(iter(generate_fish(1, seed=3))).image
     assert load_function("fish-detector").detect(image, 0.05) is not None
+
+
+def test_a_version_trained_with_a_fixed_validation_export_and_a_label_map_publishes(
+    tmp_path, monkeypatch, capsys
+):
+    """publish rebuilds the training data as training saw it: the --val export held out
+    whole, the --map renames applied."""
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    task_export(tmp_path / "task.zip", 31, lambda fish: "poisson", ["poisson"])
+    task_export(tmp_path / "val.zip", 32, lambda fish: "poisson", ["poisson"], n=20)
+    run(
+        capsys, "families", "create", "lagoon", "--from", "task.zip", "--val", "val.zip",
+        "--map", "poisson=fish", "--epochs", 1,
+    )  # fmt: skip
+    registry = Registry(tmp_path / "home" / "models")
+    card = registry.current("lagoon").card
+    assert card["classes"] == ["fish"] and card["evaluated_on"]["fixed_validation"]
+    assert card["data"]["split"]["test"] == 20  # the validation export, whole
+    out = run(capsys, "publish", "card", "lagoon", "--out", "cards")
+    assert "lagoon v1" in out
+    dataset_card = (tmp_path / "cards" / "dataset-card.md").read_text()
+    assert "fish" in dataset_card and "poisson" not in dataset_card
