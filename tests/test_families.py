@@ -224,3 +224,24 @@ def test_a_user_family_runs_on_nuclio_with_its_live_version(home, tmp_path, monk
     items = json.loads(response.body)
     assert items and {item["label"] for item in items} <= {"diplodus", "chromis", "sarpa"}
     assert f"{registry.current('obsea').file()} (v1)" in capsys.readouterr().out  # its log
+
+
+def test_an_offline_bundle_carries_a_user_family(home, tmp_path, capsys):
+    from imagine_assist.models.registry import Registry
+
+    (home / "families" / "obsea.yaml").write_text(OBSEA)
+    registry = Registry(home / "models")
+    bundled = {"model.onnx": BUNDLED_DIR / "fish" / "model.onnx"}
+    registry.add("obsea", bundled, {"classes": ["diplodus", "chromis", "sarpa"]})
+    registry.promote("obsea", "v1", "first")
+    wheels = tmp_path / "wheelhouse"
+    wheels.mkdir()
+    (wheels / "imagine_assist-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
+    out = tmp_path / "bundle"
+    argv = ["bundle", "--out", str(out), "--wheelhouse", str(wheels)]
+    assert main([*argv, "--functions", "obsea-detector"]) == 0, capsys.readouterr().err
+    assert (out / "families" / "obsea.yaml").read_text() == OBSEA
+    assert (out / "models" / "obsea" / "model.onnx").is_file()
+    assert (out / "serverless" / "obsea-detector" / "families" / "obsea.yaml").is_file()
+    assert 'cp -r "$here/families/." "$home/families/"' in (out / "install.sh").read_text()
+    assert main(["bundle", "verify", str(out)]) == 0

@@ -3,6 +3,7 @@
     <bundle>/
       wheels/            imagine-assist and its dependencies for the target Python/platform
       models/<family>/   each family's live model (promoted, else installed, else bundled)
+      families/          the family files of a user's own families among them
       serverless/<id>/   the rendered Nuclio folders
       compose/           the compose overlay
       install.sh         a venv from wheels/ with `pip install --no-index`, the models copied in
@@ -22,7 +23,7 @@ from pathlib import Path
 from imagine_assist.checksums import write_manifest
 from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import get_spec
-from imagine_assist.functions.render import rendered_files
+from imagine_assist.functions.render import family_files, rendered_files
 from imagine_assist.models.store import resolve_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,6 +40,9 @@ python3 -m venv "$venv"
 "$venv/bin/pip" install --no-index --find-links "$here/wheels" --quiet "imagine-assist%(extras)s"
 mkdir -p "$home/models"
 cp -r "$here/models/." "$home/models/"
+if [ -d "$here/families" ]; then
+  mkdir -p "$home/families" && cp -r "$here/families/." "$home/families/"
+fi
 echo "installed: $venv/bin/imagine-assist (models in $home/models)"
 echo "serve: IMAGINE_ASSIST_HOME=$home $venv/bin/imagine-assist serve --port 8070"
 """
@@ -137,8 +141,14 @@ def build_bundle(
             shutil.copyfile(source, out / "models" / family / name)
     for spec in specs:
         for name, text in rendered_files(spec).items():
-            (out / "serverless" / spec.id).mkdir(parents=True, exist_ok=True)
-            (out / "serverless" / spec.id / name).write_text(text)
+            path = out / "serverless" / spec.id / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    for spec in specs:  # a user's family goes with its model; built-ins are in the wheel
+        for name, text in family_files(spec).items():
+            path = out / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
     if (REPO / "compose").is_dir():
         shutil.copytree(REPO / "compose", out / "compose")
     install = out / "install.sh"
