@@ -9,6 +9,7 @@ import pytest
 from imagine_assist.errors import BadRequest
 from imagine_assist.functions.catalog import load_function
 from imagine_assist.images import encode_jpeg
+from imagine_assist.nuclio.cvat_requests import answer
 from imagine_assist.samples import generate_tow
 
 TEST_SEED = 31  # used by no training run
@@ -27,7 +28,7 @@ def iou(a, b) -> float:
 
 def over_json(function, body: dict):
     """The function sees what came over the wire, and answers what goes back over it."""
-    return json.loads(json.dumps(function.handle(json.loads(json.dumps(body)))))
+    return json.loads(json.dumps(answer(function, json.loads(json.dumps(body)))))
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_bad_states_get_400_and_the_tracker_keeps_serving(tracker):
     ]
     for bad in bad_states:
         with pytest.raises(BadRequest):
-            tracker.handle({"image": b64(frame), "shapes": [box], "states": [bad]})
+            answer(tracker, {"image": b64(frame), "shapes": [box], "states": [bad]})
     again = over_json(tracker, {"image": b64(frame), "shapes": [box], "states": [good]})
     assert len(again["shapes"]) == 1
 
@@ -98,7 +99,7 @@ def test_bad_states_get_400_and_the_tracker_keeps_serving(tracker):
 def test_bad_shapes_are_refused(tracker, body, fragment):
     frame = np.zeros((48, 64, 3), np.uint8)
     with pytest.raises(BadRequest, match=fragment):
-        tracker.handle({"image": b64(frame), **body})
+        answer(tracker, {"image": b64(frame), **body})
 
 
 @pytest.mark.slow  # renders 8 s of tow
@@ -132,12 +133,12 @@ def test_reid_refuses_bad_bodies():
     reid = load_function("burrow-reid")
     frame = b64(np.zeros((48, 64, 3), np.uint8))
     with pytest.raises(BadRequest, match="boxes0"):
-        reid.handle({"image0": frame, "image1": frame, "boxes0": "x", "boxes1": []})
+        answer(reid, {"image0": frame, "image1": frame, "boxes0": "x", "boxes1": []})
     with pytest.raises(BadRequest, match="max_distance"):
-        reid.handle(
-            {"image0": frame, "image1": frame, "boxes0": [], "boxes1": [], "max_distance": -3}
+        answer(
+            reid, {"image0": frame, "image1": frame, "boxes0": [], "boxes1": [], "max_distance": -3}
         )
-    assert reid.handle({"image0": frame, "image1": frame, "boxes0": [], "boxes1": []}) == []
+    assert answer(reid, {"image0": frame, "image1": frame, "boxes0": [], "boxes1": []}) == []
 
 
 def test_reid_threshold_is_a_minimum_similarity_in_0_1():
@@ -146,8 +147,8 @@ def test_reid_threshold_is_a_minimum_similarity_in_0_1():
     empty = {"image0": frame, "image1": frame, "boxes0": [], "boxes1": []}
     # 1.5 was an allowed appearance distance before; a threshold now lies in [0, 1]
     with pytest.raises(BadRequest, match=r"minimum appearance similarity .* in \[0, 1\]"):
-        reid.handle({**empty, "threshold": 1.5})
-    assert reid.handle({**empty, "threshold": "0.5"}) == []
+        answer(reid, {**empty, "threshold": 1.5})
+    assert answer(reid, {**empty, "threshold": "0.5"}) == []
 
     frames = [f for f in generate_tow(2.0, seed=TEST_SEED + 2).frames() if len(f.objects) >= 2]
     before, after = frames[0], frames[1]

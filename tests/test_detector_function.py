@@ -4,6 +4,7 @@ import base64
 
 from imagine_assist.functions.catalog import load_function
 from imagine_assist.images import decode_image_reduced, encode_jpeg
+from imagine_assist.nuclio.cvat_requests import answer
 from imagine_assist.samples import generate_fish
 
 
@@ -28,7 +29,7 @@ def test_handler_boxes_are_in_full_frame_coordinates():
     compared = 0
     for sample in generate_fish(4, seed=61, width=1280, height=960):
         body = {"image": base64.b64encode(encode_jpeg(sample.image)).decode(), "threshold": 0.5}
-        served = function.handle(body)
+        served = answer(function, body)
         direct = function.detect(sample.image, 0.5)
         for item in served:
             assert max(iou(item["points"], box) for box in direct.xyxy) > 0.85

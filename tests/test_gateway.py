@@ -17,6 +17,7 @@ import requests
 from PIL import Image
 
 from imagine_assist.functions.catalog import FUNCTIONS, get_spec, load_function
+from imagine_assist.functions.reid import ReidFunction
 from imagine_assist.images import encode_jpeg
 from imagine_assist.nuclio.gateway import Gateway
 from imagine_assist.nuclio.hosting import FunctionHost
@@ -132,16 +133,21 @@ def test_errors_are_json_with_a_reason_and_the_gateway_keeps_serving(
     assert again.status_code == 200
 
 
-class Failing:
-    def handle(self, body):
+class Failing(ReidFunction):
+    def __init__(self) -> None:
+        super().__init__(get_spec("burrow-reid"))
+
+    def match(self, *args, **kwargs):
         raise RuntimeError("/secret/path exploded")
 
 
 def test_an_unexpected_error_is_a_500_naming_the_function_not_its_internals():
     spec = get_spec("burrow-reid")
     with running(Gateway({spec.id: FunctionHost(spec, Failing)})) as url:
+        frame = b64(np.zeros((48, 64, 3), np.uint8))
+        body = {"image0": frame, "image1": frame, "boxes0": [], "boxes1": []}
         response = requests.post(
-            f"{url}/api/function_invocations", json={}, headers=invoke_headers(spec.id)
+            f"{url}/api/function_invocations", json=body, headers=invoke_headers(spec.id)
         )
         assert response.status_code == 500
         message = response.json()["message"]

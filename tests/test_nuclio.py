@@ -11,7 +11,8 @@ import pytest
 from nuclio_sdk.test import Platform
 
 from imagine_assist.errors import BadRequest
-from imagine_assist.functions.catalog import FUNCTIONS
+from imagine_assist.functions.catalog import FUNCTIONS, get_spec
+from imagine_assist.functions.reid import ReidFunction
 from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.images import encode_jpeg
 from imagine_assist.nuclio.protocol import parse_body
@@ -155,8 +156,11 @@ def test_threshold_out_of_range_is_400_saying_what_it_means():
     assert call(platform, module, body) == (200, [])  # CVAT may leave it out
 
 
-class Failing:
-    def handle(self, body):
+class Failing(ReidFunction):
+    def __init__(self) -> None:
+        super().__init__(get_spec("burrow-reid"))
+
+    def match(self, *args, **kwargs):
         raise RuntimeError("/secret/path exploded")
 
 
@@ -167,7 +171,9 @@ def test_an_unexpected_error_is_a_500_that_names_no_internals():
         context.user_data.function = Failing()
         return context
 
-    event = nuclio_sdk.Event(body={"image": "x"}, content_type="application/json")
+    frame = b64(np.zeros((48, 64, 3), np.uint8))
+    body = {"image0": frame, "image1": frame, "boxes0": [], "boxes1": []}
+    event = nuclio_sdk.Event(body=body, content_type="application/json")
     response = platform.call_handler_with_context_mutation(module.handler, event, broken)
     payload = json.loads(response.body)
     assert response.status_code == 500 and payload["status"] == 500

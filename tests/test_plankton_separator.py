@@ -19,6 +19,7 @@ from imagine_assist.models.separate import (
     summarise,
 )
 from imagine_assist.models.store import BUNDLED_DIR
+from imagine_assist.nuclio.cvat_requests import answer
 from imagine_assist.samples import generate_plankton
 
 from .test_nuclio import call, load_main
@@ -60,7 +61,7 @@ def test_scale_bar_rows_are_validated():
     function = load_function("plankton-separator")
     image = encode_jpeg(np.full((100, 120, 3), 250, np.uint8))
     with pytest.raises(BadRequest, match="scale_bar_rows"):
-        function.handle({"image": base64.b64encode(image).decode(), "scale_bar_rows": -1})
+        answer(function, {"image": base64.b64encode(image).decode(), "scale_bar_rows": -1})
 
 
 def test_separate_writes_vignettes_separation_lines_and_ecotaxa_tsv(tmp_path):

@@ -1,13 +1,11 @@
-"""A served detector: its spec plus a model, answering CVAT detector requests."""
+"""A served detector: its spec plus a model, on arrays or on an encoded frame."""
 
 from __future__ import annotations
 
 import numpy as np
 import supervision as sv
 
-from imagine_assist.cvat.shapes import to_detector_response
 from imagine_assist.errors import UserError
-from imagine_assist.functions.requests import image_bytes
 from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.images import decode_image_reduced
 from imagine_assist.models.detector import Detector
@@ -15,7 +13,7 @@ from imagine_assist.models.tiling import detect_tiled
 
 
 class DetectorFunction:
-    """`detect` works on arrays; `handle` answers a CVAT detector request body."""
+    """`detect` works on arrays; `detect_encoded` on a frame's JPEG or PNG bytes."""
 
     def __init__(
         self,
@@ -49,12 +47,15 @@ class DetectorFunction:
             )
         return self.detector(image, threshold)
 
-    def handle(self, body: dict) -> list[dict]:
-        threshold = self.spec.check_threshold(body.get("threshold"))
+    def detect_encoded(
+        self, data: bytes, threshold: float | None = None
+    ) -> tuple[sv.Detections, tuple[int, int]]:
+        """Detections on a frame's JPEG or PNG bytes, in the frame's own coordinates, and
+        its (width, height). The frame may have at most `spec.max_image_pixels`."""
         # Without tiling the model sees the frame at its input size, so a JPEG can be decoded
         # at reduced scale; boxes are scaled back to the full frame.
         image, (width, height) = decode_image_reduced(
-            image_bytes(body),
+            data,
             self.spec.max_image_pixels,
             reduce_to=None if self.tile_size else self.detector.input_size,
         )
@@ -62,4 +63,4 @@ class DetectorFunction:
         if image.shape[1] != width or image.shape[0] != height:
             scale = np.array([width / image.shape[1], height / image.shape[0]] * 2)
             detections.xyxy = (detections.xyxy * scale).astype(np.float32)
-        return to_detector_response(detections, self.spec.label_types, (width, height))
+        return detections, (width, height)

@@ -3,6 +3,7 @@
 CVAT's batch "automatic annotation" calls it on consecutive frames and chains the matches
 into tracks, which is how per-frame burrow detections become tracks on Community CVAT.
 Boxes are matched by where the camera motion says they should be, and by appearance.
+The serving edge reads CVAT's request (`imagine_assist.nuclio.cvat_requests`).
 """
 
 from __future__ import annotations
@@ -11,36 +12,8 @@ import numpy as np
 
 from imagine_assist.errors import BadRequest
 from imagine_assist.functions.appearance import grey, similarity, template
-from imagine_assist.functions.requests import parse_image
 from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.models.track import MOTION_WIDTH, camera_shift, small_grey
-
-MAX_BOXES = 500
-
-
-def _boxes(value, name: str) -> np.ndarray:
-    if not isinstance(value, list) or len(value) > MAX_BOXES:
-        raise BadRequest(f"'{name}' must be a list of at most {MAX_BOXES} CVAT shapes")
-    boxes = []
-    for shape in value:
-        points = shape.get("points") if isinstance(shape, dict) else None
-        if not isinstance(points, list) or len(points) < 4:
-            raise BadRequest(f"each shape in '{name}' needs 'points': [x1, y1, x2, y2]")
-        try:
-            xs, ys = [float(v) for v in points[0::2]], [float(v) for v in points[1::2]]
-        except (TypeError, ValueError):
-            raise BadRequest(f"'points' in '{name}' must be numbers") from None
-        boxes.append([min(xs), min(ys), max(xs), max(ys)])
-    return np.array(boxes, dtype=np.float64).reshape(-1, 4)
-
-
-def _number(body: dict, name: str, default: float, low: float, high: float) -> float:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise BadRequest(f"'{name}' must be a number in [{low:g}, {high:g}], got {value!r}")
-    return float(value)
 
 
 class ReidFunction:
@@ -62,6 +35,8 @@ class ReidFunction:
         taken out."""
         from scipy.optimize import linear_sum_assignment
 
+        if image0.shape != image1.shape:
+            raise BadRequest("image0 and image1 must be frames of the same size")
         if len(boxes0) == 0 or len(boxes1) == 0:
             return [-1] * len(boxes0)
         dx, dy = camera_shift(small_grey(image0), small_grey(image1))
@@ -82,13 +57,3 @@ class ReidFunction:
             if allowed[row, col]:
                 matches[row] = int(col)
         return matches
-
-    def handle(self, body: dict) -> list[int]:
-        boxes0, boxes1 = _boxes(body.get("boxes0"), "boxes0"), _boxes(body.get("boxes1"), "boxes1")
-        threshold = self.spec.check_threshold(body.get("threshold"))
-        max_distance = _number(body, "max_distance", 50.0, 0.0, 1e5)
-        image0 = parse_image(body, self.spec.max_image_pixels, "image0")
-        image1 = parse_image(body, self.spec.max_image_pixels, "image1")
-        if image0.shape != image1.shape:
-            raise BadRequest("image0 and image1 must be frames of the same size")
-        return self.match(image0, image1, boxes0, boxes1, threshold, max_distance)

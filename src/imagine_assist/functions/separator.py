@@ -1,5 +1,6 @@
 """`plankton-separator`: one mask per organism in a ZooScan vignette, plus a single or
-multiple tag, as a CVAT detector (contract §2.1: masks as crop + bbox, with a polygon).
+multiple tag. CVAT reaches it as a detector (contract §2.1); the serving edge
+(`imagine_assist.nuclio.cvat_requests`) turns a `Separation` into CVAT's masks and tag.
 
 The separator behind it is any callable from an image to masks: the trained model
 (`models.plankton.ModelSeparator`) by default, the classical watershed baseline
@@ -19,9 +20,6 @@ from typing import Protocol
 import numpy as np
 import supervision as sv
 
-from imagine_assist.cvat.shapes import to_detector_response
-from imagine_assist.errors import BadRequest
-from imagine_assist.functions.requests import parse_image
 from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.models.plankton import MULTIPLE_THRESHOLD
 from imagine_assist.models.separate import crop_scale_bar, separate_touching
@@ -87,22 +85,3 @@ class SeparatorFunction:
         p_multiple = self.classifier.p_multiple(cropped)
         tag = MULTIPLE if separated or p_multiple >= self.multiple_threshold else SINGLE
         return Separation(detections, tag, p_multiple)
-
-    def handle(self, body: dict) -> list[dict]:
-        rows = body.get("scale_bar_rows")
-        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
-            raise BadRequest(f"'scale_bar_rows' must be a whole number >= 0, got {rows!r}")
-        # The organisms carry no confidence, so none is dropped; a threshold out of range is
-        # still the client's mistake, refused as by every other detector.
-        self.spec.check_threshold(body.get("threshold"))
-        image = parse_image(body, self.spec.max_image_pixels)
-        separation = self.split(image, rows)
-        height, width = image.shape[:2]
-        tag: dict = {"label": separation.tag}
-        if separation.p_multiple is not None:
-            p = separation.p_multiple
-            tag["confidence"] = f"{p if separation.tag == MULTIPLE else 1 - p:.4f}"
-            tag["attributes"] = [{"name": "p_multiple", "value": f"{p:.4f}"}]
-        return to_detector_response(
-            separation.detections, self.spec.label_types, (width, height), tags=[tag]
-        )

@@ -4,12 +4,14 @@ For each box: predict where it moves (last velocity), find its appearance templa
 that prediction (correlation weighed against distance, since the openings of one burrow
 system look alike), and take the detector's box there when one overlaps, for its size and
 position; where the detector finds nothing (turbidity, blur) the template match stands.
-One request per frame, states round-tripped as signed JSON.
+One request per frame: the states go to the browser and back as JSON signed with this
+installation's key (`sign` and `verify`); the serving edge reads CVAT's request.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -17,7 +19,6 @@ import supervision as sv
 
 from imagine_assist.errors import BadRequest
 from imagine_assist.functions.appearance import grey, template
-from imagine_assist.functions.requests import parse_image
 from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.functions.tracker_state import (
     TrackState,
@@ -26,24 +27,11 @@ from imagine_assist.functions.tracker_state import (
 )
 from imagine_assist.models.detector import Detector
 
-MAX_SHAPES = 200  # more boxes than a frame can hold: someone is testing the limits
 SEARCH_MARGIN = 1.0  # search a window this many box sizes around the prediction
 SMOOTHING = 0.5  # weight of the newest motion in the velocity
 DISTANCE_PENALTY = 0.3  # correlation lost per (box size of distance from the prediction)^2
 MIN_CORRELATION = 0.3  # below this the template is not seen: keep the prediction
 MIN_SNAP_IOU = 0.4  # a detection this close to the template match replaces it
-
-
-def _parse_box(value) -> np.ndarray:
-    if not isinstance(value, list | tuple) or len(value) < 4:
-        raise BadRequest("each shape must be [x1, y1, x2, y2]")
-    try:
-        box = np.array([float(v) for v in value[:4]], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise BadRequest("each shape must hold numbers [x1, y1, x2, y2]") from None
-    if not np.isfinite(box).all() or box[0] >= box[2] or box[1] >= box[3]:
-        raise BadRequest(f"shape {list(value)[:4]} is not a box with x1 < x2 and y1 < y2")
-    return box
 
 
 class TrackerFunction:
@@ -133,33 +121,28 @@ class TrackerFunction:
         best = int(np.argmax(overlap))
         return detected[best] if overlap[best] >= MIN_SNAP_IOU else None
 
-    # --- the CVAT request ---------------------------------------------------------------
-    def handle(self, body: dict) -> dict:
-        shapes = body.get("shapes")
-        if not isinstance(shapes, list):
-            raise BadRequest("the request needs 'shapes': a list of [x1, y1, x2, y2]")
-        if len(shapes) > MAX_SHAPES:
-            raise BadRequest(f"at most {MAX_SHAPES} shapes per request, got {len(shapes)}")
-        states = body.get("states") or []
-        if not isinstance(states, list):
-            raise BadRequest("'states' must be a list (null entries start new tracks)")
-        boxes = [_parse_box(shape) for shape in shapes]
-        # every state is checked before any work, so a bad one costs nothing
-        previous = [
-            decode_state(states[i], self.key) if i < len(states) and states[i] is not None else None
-            for i in range(len(boxes))
-        ]
-        image = parse_image(body, self.spec.max_image_pixels)
+    # --- one frame ---------------------------------------------------------------------
+    def track(
+        self, image: np.ndarray, boxes: Sequence[np.ndarray], states: Sequence[TrackState | None]
+    ) -> list[TrackState]:
+        """The states after this frame, index-aligned with `boxes`: a box without a state
+        starts a track where it is drawn, a box with one follows its object."""
         image_grey = grey(image)
         detected = np.zeros((0, 4))
-        if any(state is not None for state in previous):
+        if any(state is not None for state in states):
             detected = self.detector(image, self.threshold).xyxy.astype(np.float64)
-        out_shapes, out_states = [], []
-        for box, state in zip(boxes, previous, strict=True):
-            if state is None:
-                state = self.start(image_grey, box)
-            else:
-                state = self.follow(detected, image_grey, state)
-            out_shapes.append([round(float(v), 2) for v in state.box])
-            out_states.append(encode_state(state, self.key))
-        return {"shapes": out_shapes, "states": out_states}
+        return [
+            self.start(image_grey, box)
+            if state is None
+            else self.follow(detected, image_grey, state)
+            for box, state in zip(boxes, states, strict=True)
+        ]
+
+    # --- states that travel through the browser -----------------------------------------
+    def sign(self, state: TrackState) -> dict:
+        return encode_state(state, self.key)
+
+    def verify(self, state: object) -> TrackState:
+        """A state that came back from the browser; `BadRequest` when it was altered, cut
+        short, made huge, or signed by another installation or version."""
+        return decode_state(state, self.key)

@@ -1,7 +1,8 @@
 """The Nuclio side of a function: `init_context` loads the model once, `handler` answers.
 
 Each generated ``serverless/<id>/main.py`` is a few lines that delegate here, so the
-transport (body decoding, errors, JSON responses) exists once for every function.
+transport (body decoding, CVAT's request per kind, errors, JSON responses) exists once for
+every function.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import get_spec, load_function
 from imagine_assist.functions.render import MODEL_ENV, MODELS_ENV, MODELS_MOUNT
 from imagine_assist.models.store import live_model
+from imagine_assist.nuclio.cvat_requests import answer
 from imagine_assist.nuclio.protocol import error_body, parse_body, status_for
 
 
@@ -33,7 +35,7 @@ class NuclioFunction:
     def handler(self, context, event):
         try:
             body = parse_body(event.body)
-            result = context.user_data.function.handle(body)
+            result = answer(context.user_data.function, body)
             return _json(context, result, 200)
         except Exception as error:  # the worker must keep serving whatever one request does
             status, message = status_for(error, self.spec.id)

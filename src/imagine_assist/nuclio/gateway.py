@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from imagine_assist.functions.render import function_config
+from imagine_assist.nuclio.cvat_requests import answer
 from imagine_assist.nuclio.hosting import FunctionHost, model_version
 from imagine_assist.nuclio.metrics import GatewayMetrics
 from imagine_assist.nuclio.protocol import (
@@ -154,7 +155,7 @@ class Gateway:
         try:
             body = parse_body(await self.read_body(request, host.spec.max_body_bytes))
             function = host.current()  # kept to the end: a reload does not touch this request
-            future = self.pool.submit(function.handle, body)
+            future = self.pool.submit(answer, function, body)
             # the slot stays taken until the worker finishes, even past a timeout
             future.add_done_callback(lambda _: self.slots.release())
             released = True

@@ -18,7 +18,7 @@ from imagine_assist.nuclio.protocol import Unavailable
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[], object]  # returns a function object with handle(body)
+Loader = Callable[[], object]  # returns a function object that `cvat_requests.answer` takes
 
 
 @dataclass
