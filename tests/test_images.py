@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from imagine_assist.errors import BadRequest, PayloadTooLarge
-from imagine_assist.functions.requests import parse_image
 from imagine_assist.images import decode_base64, decode_image, encode_jpeg
+from imagine_assist.nuclio.cvat_requests import parse_image
 
 
 def jpeg_bytes(width=64, height=48) -> bytes:

@@ -178,7 +178,8 @@ def load_function(
     tile_overlap: int | None = None,
 ) -> DetectorFunction | TrackerFunction | ReidFunction | SeparatorFunction:
     """The function with its model: `weights` if given, else the family's live model (see
-    `models.store.live_model`). Each answers CVAT requests with `handle(body)`."""
+    `models.store.live_model`). CVAT's requests reach it through
+    `nuclio.cvat_requests.answer`."""
     family, function = family_of_function(function_id)
     spec = spec_of(family, function, models_dir)
     if function.runtime == "separator":
