@@ -245,3 +245,15 @@ def test_an_offline_bundle_carries_a_user_family(home, tmp_path, capsys):
     assert (out / "serverless" / "obsea-detector" / "families" / "obsea.yaml").is_file()
     assert 'cp -r "$here/families/." "$home/families/"' in (out / "install.sh").read_text()
     assert main(["bundle", "verify", str(out)]) == 0
+
+
+def test_a_user_family_that_cannot_be_served_leaves_the_others_serving(home):
+    (home / "families" / "obsea.yaml").write_text(
+        "name: obsea\nlabels: [a]\nfunctions: [{kind: detector, id: fish-detector}]\n"
+    )
+    assert get_spec("fish-detector").family == "fish"  # the built-in keeps its id
+    assert "fish-detector" in FUNCTIONS and len(FUNCTIONS) >= 6
+    (home / "families" / "obsea.yaml").write_text(
+        "name: obsea\nlabels: [a]\nfunctions: [{kind: detector, threshold: 5}]\n"
+    )
+    assert "obsea-detector" not in FUNCTIONS and "fish-detector" in FUNCTIONS

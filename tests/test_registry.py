@@ -159,3 +159,20 @@ def test_killing_an_add_or_a_promotion_leaves_the_registry_as_it_was(tmp_path, s
         assert [v.name for v in registry.versions("fish")] == ["v1", "v2"]
         assert "promotions" not in registry.get("fish", "v2").card
         assert all("versions/v2" in p or p.endswith(".partial") for p in new)
+
+
+def test_old_promotion_records_and_promoting_the_live_version_again(tmp_path):
+    registry = Registry(tmp_path)
+    for text in ("one", "two", "three"):
+        registry.add("fish", {"model.onnx": weights(tmp_path, text=text)}, FISH)
+    registry.promote("fish", "v2", "better")
+    registry.promote("fish", "v2", "again")  # no step for the next rollback to undo
+    assert registry.rollback("fish") is None  # straight back to the bundled model
+    # a CURRENT written before rollbacks kept their list: a rollback record names the
+    # version it left, which must not be gone back to
+    (tmp_path / "fish" / "CURRENT").write_text(
+        '{"version": "v2", "previous": "v3", "action": "rollback"}\n'
+    )
+    assert registry.rollback("fish") is None
+    (tmp_path / "fish" / "CURRENT").write_text('{"version": "v2", "previous": 3}\n')
+    assert registry.rollback("fish") is None  # a damaged entry is not followed

@@ -65,8 +65,10 @@ def read_families(home: Home | None) -> tuple[dict[str, Family], dict[Path, User
         try:
             family = load_family_file(path)
             if family.name in families:
+                other = families[family.name]
+                where = "built in" if other.builtin else f"defined in {other.source} too"
                 raise UserError(
-                    f"{path} redefines the family {family.name!r}, which is built in; "
+                    f"{path} redefines the family {family.name!r}, which is {where}; "
                     "rename it (file and `name:`)"
                 )
         except UserError as error:

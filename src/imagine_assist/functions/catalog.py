@@ -77,16 +77,28 @@ def _spec(family: Family, function: FunctionDef, labels: tuple[LabelSpec, ...]) 
 
 
 def all_specs(models_dir: str | Path | None = None) -> dict[str, FunctionSpec]:
-    """Every function of every family (built-in and the home's own), by id."""
+    """Every function of every family (built-in first, then the home's own), by id. A user's
+    family whose functions cannot be served (a value CVAT would refuse, an id another
+    family serves) is left out with a warning, as a broken family file is: the other
+    families keep working."""
     specs: dict[str, FunctionSpec] = {}
     for family in all_families().values():
-        for function in family.functions:
-            if function.id in specs:
-                raise UserError(
-                    f"function id {function.id!r} of family {family.name} is already served "
-                    f"by {specs[function.id].family}; give it another id in {family.source}"
-                )
-            specs[function.id] = spec_of(family, function, models_dir)
+        try:
+            found = {}
+            for function in family.functions:
+                if function.id in specs or function.id in found:
+                    owner = specs[function.id].family if function.id in specs else family.name
+                    raise UserError(
+                        f"function id {function.id!r} of family {family.name} is already "
+                        f"served by {owner}; give it another id in {family.source}"
+                    )
+                found[function.id] = spec_of(family, function, models_dir)
+        except UserError as error:
+            if family.builtin:
+                raise
+            log.warning("left out the family %s: %s", family.name, error)
+            continue
+        specs.update(found)
     return specs
 
 
@@ -119,12 +131,17 @@ FUNCTIONS: Mapping[str, FunctionSpec] = _FunctionCatalog()
 
 def get_spec(function_id: str, models_dir: str | Path | None = None) -> FunctionSpec:
     specs = all_specs(models_dir)
-    try:
+    if function_id in specs:
         return specs[function_id]
-    except KeyError:
-        raise UserError(
-            f"unknown function {function_id!r}; known functions: {', '.join(specs)}"
-        ) from None
+    for family in all_families().values():  # a function left out: say why
+        for function in family.functions:
+            if function.id == function_id:
+                spec_of(family, function, models_dir)  # raises when a value is refused
+                raise UserError(
+                    f"{function_id} of family {family.name} is not served: another family "
+                    f"serves that id; give it another in {family.source}"
+                )
+    raise UserError(f"unknown function {function_id!r}; known functions: {', '.join(specs)}")
 
 
 def family_of_function(function_id: str) -> tuple[Family, FunctionDef]:

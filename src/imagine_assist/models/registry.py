@@ -193,7 +193,9 @@ class Registry:
         record = self.live(family)
         # the versions live before, most recent last: what rollbacks walk back through
         # (None stands for the installed or bundled default)
-        earlier = [*_earlier(record), record["version"]] if record else []
+        earlier = _earlier(record) if record else []
+        if record and record["version"] != name:  # promoting the live version again: no step
+            earlier.append(record["version"])
         self._switch(family, version, reason, earlier, forced, "promote")
         return version
 
@@ -272,9 +274,13 @@ class Registry:
 
 
 def _earlier(record: dict) -> list[str | None]:
-    """The live versions before this record's, oldest first. Records written before this
-    list existed name only the one before."""
+    """The live versions before this record's, oldest first. A record written before this
+    list existed names only the one before, and a rollback record of that time names the
+    version it left: that one is not gone back to."""
     earlier = record.get("earlier")
     if isinstance(earlier, list) and all(isinstance(v, str | None) for v in earlier):
         return list(earlier)
-    return [record["previous"]] if record.get("previous") else []
+    previous = record.get("previous")
+    if record.get("action") == "rollback" or not isinstance(previous, str):
+        return []
+    return [previous]
