@@ -41,12 +41,23 @@ def write_demo_images(family: str, out_dir: Path) -> tuple[Path, int]:
 
 
 def run_demo(out: Path, models_dir: str | None = None, loop: bool = True) -> None:
+    from imagine_assist.home import Home
+
+    home = Home.resolve()
+    print(
+        "Every image in this demo is synthetic (generated scenes with exact ground truth), and "
+        "the bundled models were trained on such scenes only: the figures below say nothing "
+        "about real cameras.\n"
+        f"The demo writes to this home: {home.root} (models "
+        f"{Path(models_dir) if models_dir else home.models}, a new version of fish, the family "
+        "reef); set IMAGINE_ASSIST_HOME or --home to keep it apart from your own.\n"
+    )
     for spec in (s for s in FUNCTIONS.values() if s.kind == "detector" and s.family in DEMO_DATA):
         model = install_bundled(spec.family, models_dir)
         metrics = json.loads((model.parent / "metrics.json").read_text())
         print(
-            f"{spec.family} model {model} (held-out test mAP50 "
-            f"{metrics['test']['mAP50']:.3f} when trained)"
+            f"{spec.family} model {model} (mAP50 {metrics['test']['mAP50']:.3f} on held-out "
+            "synthetic scenes when trained)"
         )
         images, truth = write_demo_images(spec.family, out / "data" / spec.family)
         report = predict_to_files(
