@@ -1,0 +1,106 @@
+"""`imagine-assist evaluate`: check a detector function on your own labelled images before
+trusting its pre-annotations: AP, precision and recall at the served threshold, empty
+images with a box, and galleries of its worst mistakes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from imagine_assist.app.common import (
+    MODELS_HELP,
+    add_export_options,
+    checked_threshold,
+    threshold_value,
+)
+from imagine_assist.home import Home
+
+
+def add_parser(subparsers, parents) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="check a detector function on your own labelled images (AP, P/R, galleries)",
+        description=__doc__,
+        parents=parents,
+    )
+    parser.add_argument(
+        "source",
+        help="a YOLO folder (data.yaml, or images/ and labels/ side by side) or a CVAT export "
+        "zip (images 1.1, video 1.1, COCO 1.0, Ultralytics YOLO)",
+    )
+    parser.add_argument("--function", required=True, help="the detector, e.g. fish-detector")
+    parser.add_argument(
+        "--class-agnostic",
+        action="store_true",
+        help="every box is one class: how well the model finds the objects, whatever labels",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=threshold_value,
+        help="the served confidence threshold that precision, recall and the galleries "
+        "use (default: the function's)",
+    )
+    add_export_options(parser, exports=False, val=False)
+    parser.add_argument("--out", default="evaluation", help="folder for summary.json and the plots")
+    parser.add_argument("--models", help=MODELS_HELP)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from imagine_assist.errors import UserError
+    from imagine_assist.functions.catalog import load_function
+    from imagine_assist.functions.detector import DetectorFunction
+    from imagine_assist.review.evaluate import evaluate_function
+    from imagine_assist.training.exports import fiftyone, parse_label_map
+
+    label_map = parse_label_map(args.label_map)
+    if not getattr(args, "verbose", False):  # FiftyOne's own progress lines, on stdout
+        fiftyone()  # which sets its loggers' levels when imported
+        for name in ("fiftyone", "eta"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    if not Path(args.source).exists():
+        raise UserError(f"no folder or export at {args.source}")
+    function = load_function(args.function, models_dir=args.models)
+    if not isinstance(function, DetectorFunction):
+        raise UserError(
+            f"{args.function} is not a box detector; evaluate takes a detector function "
+            "(`imagine-assist functions list`)"
+        )
+    threshold = checked_threshold(function.spec, args.threshold)
+    out = Path(args.out)
+    work = Home.resolve().root / "runs" / "evaluate"
+    result = evaluate_function(
+        args.source,
+        function,
+        out,
+        work,
+        threshold=threshold,
+        class_agnostic=args.class_agnostic,
+        label_map=label_map,
+    )
+    print(summary_lines(result.facts))
+    print(f"summary.json and plots in {out}")
+    return 0
+
+
+def summary_lines(facts: dict) -> str:
+    mode = "class-agnostic" if facts["class_agnostic"] else "per class"
+    lines = [
+        f"{facts['function']} on {facts['images']} images, {facts['boxes']} boxes ({mode}, "
+        f"IoU {facts['iou']:g}): AP50 {facts['AP50']:.3f}, AP50-95 {facts['AP50-95']:.3f}",
+        f"at threshold {facts['threshold']:g}: precision {facts['precision']:.3f}, recall "
+        f"{facts['recall']:.3f} (TP {facts['tp']}, FP {facts['fp']}, FN {facts['fn']})",
+    ]
+    if facts["empty_images"]:
+        lines.append(
+            f"empty images with a box: {facts['empty_images_with_box']} of "
+            f"{facts['empty_images']} ({facts['empty_with_box_share']:.0%})"
+        )
+    else:
+        lines.append("empty images: none")
+    if not facts["class_agnostic"] and len(facts["per_class"]) > 1:
+        for label, scores in facts["per_class"].items():
+            lines.append(f"  {label}: AP50 {scores['AP50']:.3f}, AP50-95 {scores['AP50-95']:.3f}")
+    return "\n".join(lines)

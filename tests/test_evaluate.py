@@ -1,0 +1,171 @@
+"""`imagine-assist evaluate`: AP checked by hand on a tiny case, the command on a YOLO folder
+and on a CVAT export, and one-line errors for what it cannot read."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import supervision as sv
+from PIL import Image
+
+from imagine_assist.app.main import main
+from imagine_assist.functions.detector import DetectorFunction
+from imagine_assist.functions.spec import FunctionSpec, LabelSpec
+from imagine_assist.review.evaluate import evaluate_function
+from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export, write_dataset
+
+SIZE = 100
+# image (its grey level tells the stub which it is) -> (labelled boxes, predicted (box, confidence))
+CASE = {
+    "a": (10, [(10, 10, 40, 40), (60, 60, 90, 90)], [((10, 10, 40, 40), 0.9)]),
+    "b": (60, [(20, 20, 50, 50)], [((20, 20, 50, 50), 0.7)]),
+    "c": (110, [], [((5, 5, 30, 30), 0.8)]),
+    "d": (160, [], [((50, 50, 80, 80), 0.3)]),
+}
+
+
+class StubDetector:
+    """Fixed boxes per image, found by the image's grey level."""
+
+    class_names = ["fish"]
+    input_size = SIZE
+
+    def __call__(self, image, threshold):
+        level = int(image[0, 0, 0])
+        _, _, predicted = next(v for v in CASE.values() if abs(v[0] - level) < 5)
+        kept = [(box, score) for box, score in predicted if score >= threshold]
+        return sv.Detections(
+            xyxy=np.array([box for box, _ in kept], dtype=np.float32).reshape(-1, 4),
+            confidence=np.array([score for _, score in kept], dtype=np.float32),
+            class_id=np.zeros(len(kept), dtype=int),
+            data={"class_name": np.array(["fish"] * len(kept))},
+        )
+
+
+def stub_function(threshold=0.75):
+    spec = FunctionSpec(
+        id="stub-detector",
+        name="stub",
+        kind="detector",
+        family="fish",
+        description="fixed boxes",
+        labels=(LabelSpec(0, "fish"),),
+        default_threshold=threshold,
+    )
+    return DetectorFunction(spec, StubDetector())
+
+
+def write_case(root):
+    """images/ and labels/ side by side, no data.yaml: class 0 is the function's first label."""
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for name, (level, truth, _) in CASE.items():
+        Image.fromarray(np.full((SIZE, SIZE, 3), level, np.uint8)).save(root / f"images/{name}.png")
+        lines = [
+            f"0 {(x1 + x2) / 2 / SIZE} {(y1 + y2) / 2 / SIZE} {(x2 - x1) / SIZE} {(y2 - y1) / SIZE}"
+            for x1, y1, x2, y2 in truth
+        ]
+        (root / f"labels/{name}.txt").write_text("".join(f"{line}\n" for line in lines))
+    return root
+
+
+def test_ap_and_the_figures_at_the_threshold_match_a_hand_count(tmp_path):
+    # 3 labelled boxes. Predictions by confidence: 0.9 TP, 0.8 FP, 0.7 TP, 0.3 FP.
+    # Precision/recall after each: (1, 1/3), (1/2, 1/3), (2/3, 2/3), (1/2, 2/3).
+    # Interpolated (the best precision at any recall >= r): 1 up to recall 1/3, 2/3 up to
+    # recall 2/3, 0 beyond. COCO's 101 recall points 0.00..1.00: 0.00-0.33 (34 points) get 1,
+    # 0.34-0.66 (33 points) get 2/3, 0.67-1.00 (34 points) get 0.
+    # AP50 = (34 * 1 + 33 * 2/3) / 101 = 56/101 = 0.5545. The matches are exact boxes, so
+    # every IoU threshold up to 0.95 gives the same: AP50-95 = AP50.
+    # At threshold 0.75 only 0.9 (TP) and 0.8 (FP) are sent: precision 1/2, recall 1/3; of the
+    # 2 empty images, c gets a box (0.8), d does not (0.3): share 1/2.
+    source = write_case(tmp_path / "case")
+    out = tmp_path / "out"
+    result = evaluate_function(source, stub_function(0.75), out, tmp_path / "work")
+    facts = result.facts
+    assert facts["AP50"] == pytest.approx(56 / 101, abs=1e-3)
+    assert facts["AP50-95"] == pytest.approx(56 / 101, abs=1e-3)
+    assert facts["precision"] == pytest.approx(0.5) and facts["recall"] == pytest.approx(1 / 3)
+    assert (facts["tp"], facts["fp"], facts["fn"]) == (1, 1, 2)
+    assert (facts["images"], facts["boxes"], facts["empty_images"]) == (4, 3, 2)
+    assert facts["empty_with_box_share"] == pytest.approx(0.5)
+    assert json.loads((out / "summary.json").read_text()) == facts
+    for path in result.plots:
+        assert path.stat().st_size > 1000
+
+    lower = evaluate_function(source, stub_function(), out, tmp_path / "work", threshold=0.5)
+    assert lower.facts["AP50"] == pytest.approx(facts["AP50"])  # the curve does not move
+    assert (lower.facts["tp"], lower.facts["fp"], lower.facts["recall"]) == (2, 1, 2 / 3)
+    assert lower.facts["empty_with_box_share"] == pytest.approx(0.5)
+
+
+def check_summary(out, images, class_agnostic):
+    for name in ("pr_curve.png", "worst_false_positives.png", "misses.png"):
+        assert (out / name).stat().st_size > 1000, name
+    facts = json.loads((out / "summary.json").read_text())
+    assert facts["images"] == images and facts["boxes"] > 0
+    for key in ("AP50", "AP50-95", "precision", "recall"):
+        assert 0.0 <= facts[key] <= 1.0, key
+    assert facts["AP50-95"] <= facts["AP50"]
+    assert facts["tp"] + facts["fn"] == facts["boxes"]
+    assert facts["class_agnostic"] is class_agnostic
+    share = facts["empty_with_box_share"]
+    assert share is None or 0.0 <= share <= 1.0
+    return facts
+
+
+@pytest.mark.slow  # the fish model over 12 frames, twice
+def test_the_command_on_a_yolo_folder_and_a_cvat_export(tmp_path, capsys):
+    samples = list(generate_fish(12, seed=131))
+    folder = tmp_path / "yolo"
+    write_dataset(folder, samples, FISH_SPECIES)
+    out = tmp_path / "yolo-eval"
+    argv = ["evaluate", str(folder), "--function", "fish-detector", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "AP50" in printed and "at threshold 0.35" in printed  # the function's
+    facts = check_summary(out, 12, class_agnostic=False)
+    assert set(facts["per_class"]) <= set(FISH_SPECIES)
+    assert facts["boxes"] == sum(len(s.objects) for s in samples)
+
+    export = write_cvat_export(tmp_path / "task.zip", samples, FISH_SPECIES)
+    out = tmp_path / "cvat-eval"
+    argv = ["evaluate", str(export), "--function", "fish-detector", "--out", str(out)]
+    assert main([*argv, "--class-agnostic", "--threshold", "0.3"]) == 0
+    facts = check_summary(out, 12, class_agnostic=True)
+    assert facts["classes"] == ["object"] and list(facts["per_class"]) == ["object"]
+    assert facts["threshold"] == 0.3 and facts["format"] == "CVAT for images 1.1"
+
+
+def test_map_renames_labels_before_matching(tmp_path):
+    source = write_case(tmp_path / "case")
+    (source / "data.yaml").write_text("names: [fisk]\nval: images\n")
+    with pytest.raises(Exception, match="fisk"):  # not a label of the function
+        evaluate_function(source, stub_function(), tmp_path / "out", tmp_path / "work")
+    facts = evaluate_function(
+        source, stub_function(), tmp_path / "out", tmp_path / "work", label_map={"fisk": "fish"}
+    ).facts
+    assert facts["AP50"] == pytest.approx(56 / 101, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("make", "function", "says"),
+    [
+        (lambda p: p / "missing", "fish-detector", "no folder or export"),
+        (lambda p: write_zip(p / "notes.zip"), "fish-detector", "not an export"),
+        (lambda p: p, "fish-detector", "not a YOLO folder"),
+        (lambda p: write_zip(p / "notes.zip"), "plankton-separator", "not a box detector"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, capsys, make, function, says):
+    source = make(tmp_path)
+    code = main(["evaluate", str(source), "--function", function, "--out", str(tmp_path / "o")])
+    error = capsys.readouterr().err
+    assert code == 2 and says in error and len(error.strip().splitlines()) == 1
+
+
+def write_zip(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "not an export")
+    return path
