@@ -36,6 +36,7 @@ from imagine_assist.training.exports import (
 )
 
 PREDICTION_FLOOR = 0.001
+MAX_PER_IMAGE = 100  # as COCO's AP: the 100 most confident boxes of each image
 EVAL_KEY = "evaluate"
 IOU = 0.5
 GALLERY_SIZE = 12
@@ -181,7 +182,7 @@ def evaluate_function(
             relabel(dataset, GROUND_TRUTH, to=AGNOSTIC_LABEL)
         else:
             check_export(dataset, tuple(classes), Path(source))
-        add_predictions(dataset, function, PREDICTION_FLOOR)
+        add_predictions(dataset, function, PREDICTION_FLOOR, MAX_PER_IMAGE)
         if class_agnostic:
             relabel(dataset, PREDICTIONS, to=AGNOSTIC_LABEL)
         results = dataset.evaluate_detections(

@@ -385,14 +385,15 @@ def check_label_map(mapping: dict[str, str] | None, classes: tuple[str, ...], fa
 
 def relabel(dataset, field: str, mapping: dict[str, str] | None = None, to: str | None = None):
     """Rename the labels of `field` in place: through `mapping` (labels not in it stay), or
-    all to one label `to` (a class-agnostic comparison), keeping the old one as `class`."""
+    all to one label `to` (a class-agnostic comparison), keeping the old one as `class`.
+    Written in one bulk update: saving sample by sample costs seconds per hundred images."""
     if (not mapping and to is None) or not dataset.has_sample_field(field):
         return
-    for sample in dataset.iter_samples(autosave=True):
-        labels = sample[field]
-        for detection in labels.detections if labels else []:
-            if to is not None:
-                detection["class"] = detection.label
-                detection.label = to
-            else:
-                detection.label = mapping.get(detection.label, detection.label)
+    path = f"{field}.detections.label"
+    labels = dataset.values(path)  # per sample: a list of labels, or None without the field
+    if to is not None:
+        dataset.set_values(f"{field}.detections.class", labels)
+        renamed = [None if row is None else [to] * len(row) for row in labels]
+    else:
+        renamed = [None if row is None else [mapping.get(x, x) for x in row] for row in labels]
+    dataset.set_values(path, renamed)
