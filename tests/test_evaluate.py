@@ -169,3 +169,12 @@ def write_zip(path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("notes.txt", "not an export")
     return path
+
+
+def test_a_data_yaml_naming_missing_split_folders_reads_images_and_labels_beside_it(tmp_path):
+    """Roboflow's flattened downloads: data.yaml names train/valid/test, the files are in
+    images/ and labels/ beside it."""
+    source = write_case(tmp_path / "case")
+    (source / "data.yaml").write_text("names: [fish]\ntrain: ../train/images\ntest: images/test\n")
+    result = evaluate_function(source, stub_function(0.75), tmp_path / "out", tmp_path / "work")
+    assert result.facts["AP50"] == pytest.approx(56 / 101, abs=1e-3)

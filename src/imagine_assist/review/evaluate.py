@@ -91,6 +91,10 @@ def load_yolo_folder(root: Path, work_dir: Path, names: list[str], name: str):
     if (root / "data.yaml").is_file():
         config, folders = _yolo_splits(root)
         names = config.get("names") or names
+        if not folders and (root / "images").is_dir() and (root / "labels").is_dir():
+            # an export whose data.yaml names split folders it does not hold (Roboflow's
+            # flattened downloads): its images/ and labels/ beside the yaml are the data
+            folders = [(root / "images").resolve()]
         if not folders:
             raise UserError(f"{root}/data.yaml names no image folder that exists")
     elif (root / "images").is_dir() and (root / "labels").is_dir():
