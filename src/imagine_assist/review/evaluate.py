@@ -24,7 +24,12 @@ import yaml
 
 from imagine_assist.errors import UserError
 from imagine_assist.images import read_image
-from imagine_assist.review.review import AGNOSTIC_LABEL, PREDICTIONS, add_predictions
+from imagine_assist.review.review import (
+    AGNOSTIC_LABEL,
+    PREDICTIONS,
+    add_predictions,
+    draw_box,
+)
 from imagine_assist.training.exports import (
     GROUND_TRUTH,
     check_export,
@@ -335,24 +340,10 @@ def _gallery(items, caption, title, target: Path, plt, sent_from=None, threshold
         axis.imshow(image)
         colour = "orange" if sent_from is not None else "red"
         for other in sent.get(filepath, []):
-            _draw(axis, plt, other.bounding_box, width, height, "red")
-        _draw(axis, plt, box.bounding_box, width, height, colour, linewidth=2)
+            draw_box(axis, plt, other.bounding_box, width, height, "red")
+        draw_box(axis, plt, box.bounding_box, width, height, colour, linewidth=2)
         axis.set_title(f"{Path(filepath).name[:28]}\n{caption(item)}", fontsize=7)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     figure.savefig(target, dpi=80)
     plt.close(figure)
-
-
-def _draw(axis, plt, box, width, height, colour, linewidth=1) -> None:
-    x, y, w, h = box
-    axis.add_patch(
-        plt.Rectangle(
-            (x * width, y * height),
-            w * width,
-            h * height,
-            fill=False,
-            color=colour,
-            linewidth=linewidth,
-        )
-    )

@@ -194,17 +194,8 @@ def _draw_worst(view, target: Path, plt) -> None:
         for field, colour in ((GROUND_TRUTH, "lime"), (PREDICTIONS, "red")):
             labels = sample[field]
             for box in labels.detections if labels else []:
-                x, y, w, h = box.bounding_box
-                axis.add_patch(
-                    plt.Rectangle(
-                        (x * width, y * height),
-                        w * width,
-                        h * height,
-                        fill=False,
-                        color=colour,
-                        linewidth=1,
-                    )
-                )
+                x, y, _, _ = box.bounding_box
+                draw_box(axis, plt, box.bounding_box, width, height, colour)
                 axis.text(x * width, y * height, box.label, color=colour, fontsize=6)
         axis.set_title(
             f"{Path(sample.filepath).name[:24]}\nmistakenness {sample[MISTAKENNESS] or 0:.2f}",
@@ -304,3 +295,18 @@ def send_to_cvat(
     except Exception as error:  # FiftyOne's CVAT backend wraps HTTP errors in plain Exceptions
         raise UserError(f"CVAT at {url} answered: {str(error)[:300]}") from None
     return key, len(flagged)
+
+
+def draw_box(axis, plt, box, width, height, colour, linewidth=1) -> None:
+    """A FiftyOne box (relative x, y, w, h) as a rectangle on an image of that size."""
+    x, y, w, h = box
+    axis.add_patch(
+        plt.Rectangle(
+            (x * width, y * height),
+            w * width,
+            h * height,
+            fill=False,
+            color=colour,
+            linewidth=linewidth,
+        )
+    )
