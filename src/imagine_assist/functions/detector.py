@@ -8,6 +8,7 @@ import supervision as sv
 from imagine_assist.errors import UserError
 from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.images import decode_image_reduced
+from imagine_assist.models.borders import picture_box
 from imagine_assist.models.detector import Detector
 from imagine_assist.models.tiling import detect_tiled
 
@@ -36,16 +37,24 @@ class DetectorFunction:
             raise UserError(f"tile overlap {self.tile_overlap} must lie in [0, {self.tile_size})")
 
     def detect(self, image: np.ndarray, threshold: float | None = None) -> sv.Detections:
+        """Detections in the frame's coordinates. Letterbox bars are cut away first: models
+        read a bar's edge as an object (`models.borders`)."""
         threshold = self.spec.check_threshold(threshold)
-        height, width = image.shape[:2]
+        x0, y0, x1, y1 = picture_box(image)
+        picture = image[y0:y1, x0:x1]
+        height, width = picture.shape[:2]
         if self.tile_size and max(height, width) > self.tile_size:
-            return detect_tiled(
-                image,
+            detections = detect_tiled(
+                picture,
                 lambda window: self.detector(window, threshold),
                 tile=self.tile_size,
                 overlap=self.tile_overlap,
             )
-        return self.detector(image, threshold)
+        else:
+            detections = self.detector(picture, threshold)
+        if x0 or y0:
+            detections.xyxy = (detections.xyxy + np.array([x0, y0, x0, y0])).astype(np.float32)
+        return detections
 
     def detect_encoded(
         self, data: bytes, threshold: float | None = None
