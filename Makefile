@@ -1,5 +1,5 @@
 # The two commands of the README. Both set up .venv first (seconds when it is up to date).
-.PHONY: setup demo test test-fast lint render
+.PHONY: setup demo test test-fast lint render train-real-fish
 
 setup:
 	@bash scripts/setup.sh
@@ -19,3 +19,10 @@ lint: setup
 
 render: setup
 	@.venv/bin/imagine-assist functions render --builtin --out serverless
+
+# The bundled fish model: real DeepFish and Fish4Knowledge frames (not in this repository),
+# 2 CPU cores, at most 90 minutes; the log goes to docs/training-logs/ (docs/models.md).
+REAL_FISH ?= ../shared/data/real-train/fish
+train-real-fish: setup
+	@scripts/offline.sh .venv/bin/python -u -m imagine_assist.training.real_fish \
+		--data $(REAL_FISH) --out runs/real-fish 2>&1 | tee docs/training-logs/fish-real.log

@@ -42,21 +42,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     from imagine_assist.families import get_family
-    from imagine_assist.samples import with_labels
+    from imagine_assist.samples import family_samples
 
     family = get_family(args.family)
-    generator = SAMPLE_FAMILIES.get(family.synthetic or "")
-    if generator is None:
-        raise UserError(f"family {family.name} has no synthetic generator (`synthetic:`)")
-    labels = family.labels or generator.labels
-    if len(labels) != len(generator.labels):
-        raise UserError(
-            f"family {family.name} has {len(labels)} labels, its {family.synthetic} generator "
-            f"draws {len(generator.labels)} kinds of object: they must pair one to one"
-        )
-    # The generator draws kinds of object; they take the family's names, kind i as label i.
-    rename = dict(zip(generator.labels, labels, strict=True))
-    generated = with_labels(generator.generate(args.n, seed=args.seed), rename)
+    generated = family_samples(family, args.n, seed=args.seed)
+    labels = family.labels or SAMPLE_FAMILIES[family.synthetic].labels
     samples = tqdm(generated, total=args.n, unit="image")
     files = write_dataset(args.out, samples, labels)
     print(f"{files.image_count} images: YOLO dataset {files.data_yaml}, CVAT XML {files.cvat_xml}")

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -78,6 +79,24 @@ def has_default_model(family: str, models_dir: str | Path | None = None) -> bool
     return (family_dir(family, models_dir) / "model.onnx").is_file() or (
         BUNDLED_DIR / family
     ).is_dir()
+
+
+def _bundled_metrics(family: str) -> dict:
+    try:
+        return json.loads((BUNDLED_DIR / family / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def bundled_credits(family: str) -> list[str]:
+    """The datasets behind the bundled model of a family, with their licences, as its
+    `metrics.json` credits them (empty for a model trained on generated scenes only)."""
+    return [str(credit) for credit in _bundled_metrics(family).get("credits", [])]
+
+
+def bundled_data_note(family: str) -> str | None:
+    """What the bundled model's data cannot tell (no real footage for burrows), if anything."""
+    return _bundled_metrics(family).get("data_note")
 
 
 def install_bundled(family: str, models_dir: str | Path | None = None) -> Path:

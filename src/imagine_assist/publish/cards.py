@@ -15,6 +15,7 @@ from imagine_assist.errors import UserError
 from imagine_assist.families import get_family
 from imagine_assist.functions.catalog import FUNCTIONS
 from imagine_assist.models.registry import ModelVersion
+from imagine_assist.models.store import bundled_credits, bundled_data_note
 from imagine_assist.publish.dataset import SPLITS, TINY_BOX_PX, DatasetFacts
 from imagine_assist.publish.document import Document, Missing, Table
 from imagine_assist.publish.metadata import PublishMetadata
@@ -202,6 +203,16 @@ def dataset_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetada
     return doc
 
 
+def _base_family(card: dict, family: str) -> str:
+    """The built-in family whose bundled model a version descends from: its own, or the one
+    `families create` started it from (`started_from` names that model's folder)."""
+    started = Path(str(card.get("started_from") or ""))
+    for part in reversed(started.parts):
+        if (Path(__file__).parents[1] / "models" / "bundled" / part).is_dir():
+            return part
+    return family
+
+
 def _metric_rows(candidate: dict, deployed: dict | None) -> tuple:
     rows = []
     for key in ("mAP50", "mAP50-95", "precision", "recall"):
@@ -253,11 +264,22 @@ def model_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetadata
         f"Promotion gate: {'passed' if gate.get('passed') else 'not passed'} "
         f"({'; '.join(gate.get('reasons', []))}).",
     )
+    # A fine-tuned version still carries what the bundled model learned: credit its data.
+    base = _base_family(card, version.family)
+    inherited = bundled_credits(base) if recipe.get("start_from") == "deployed" else []
     doc.add(
         "Training data",
         2,
         f"{facts.total_images} images and {facts.total_boxes} boxes from "
         f"{len(facts.exports)} CVAT export(s); see the dataset card for the split and classes.",
+        *(
+            [
+                f"Before that, the bundled {base} model it started from learned from:",
+                inherited,
+            ]
+            if inherited
+            else []
+        ),
     )
     doc.add(
         "Training",
@@ -291,6 +313,9 @@ def model_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetadata
         limits.append(
             f"Trained on images of {span} megapixels; other cameras, sites and depths are untested."
         )
+    note = bundled_data_note(base) if recipe.get("start_from") == "deployed" else None
+    if note:
+        limits.append(f"The bundled {base} model it started from: {note}")
     if meta.limitations:
         limits.append(meta.limitations)
     doc.add("Limits", 2, limits)

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from imagine_assist.errors import UserError
 from imagine_assist.families import get_family
-from imagine_assist.samples import SAMPLE_FAMILIES, Sample, with_labels, write_dataset
+from imagine_assist.samples import Sample, family_samples, write_dataset
 from imagine_assist.training.detector import TrainedModel, train_and_install
 from imagine_assist.training.recipes import RECIPES, DetectorRecipe
 from imagine_assist.training.tiles import tile_samples
@@ -33,25 +33,11 @@ def family_labels(family: str) -> tuple[str, ...]:
 
 
 def _generator(family: str):
-    """The family's synthetic generator, with its objects renamed to the family's labels
-    (kind i of the generator becomes label i of the family)."""
-    synthetic = get_family(family).synthetic
-    if synthetic not in SAMPLE_FAMILIES:
-        raise UserError(
-            f"family {family} names no synthetic generator (`synthetic:` one of "
-            f"{', '.join(SAMPLE_FAMILIES)}), so it has no default model to train"
-        )
-    generator = SAMPLE_FAMILIES[synthetic]
-    labels = family_labels(family)
-    if len(labels) != len(generator.labels):
-        raise UserError(
-            f"family {family} has {len(labels)} labels, the {synthetic} generator draws "
-            f"{len(generator.labels)} kinds of object: they must pair one to one"
-        )
-    rename = dict(zip(generator.labels, labels, strict=True))
+    """The family's synthetic generator under the family's labels (`samples.family_samples`)."""
+    family_labels(family)  # a family naming its labels from a model has none to draw yet
 
     def generate(n: int, seed: int, fractions) -> Iterator[Sample]:
-        return with_labels(generator.generate(n, seed=seed, fractions=fractions), rename)
+        return family_samples(get_family(family), n, seed=seed, fractions=fractions)
 
     return generate
 

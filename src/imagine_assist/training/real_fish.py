@@ -1,6 +1,6 @@
 """The bundled fish model's recipe: one class `fish`, trained on real camera frames.
 
-    python -m imagine_assist.training.real_fish --data ../shared/data/real-train/fish --out runs/real-fish
+    make train-real-fish    # python -m imagine_assist.training.real_fish --data DIR --out DIR
 
 - DeepFish (20 habitats of stationary cameras) is split **by habitat**: frames of one
   habitat are near-duplicates, so the held-out habitats are cameras the model never saw.
