@@ -149,6 +149,20 @@ def test_map_renames_labels_before_matching(tmp_path):
     assert facts["AP50"] == pytest.approx(56 / 101, abs=1e-3)
 
 
+def test_class_agnostic_scores_any_label_as_one_class(tmp_path):
+    source = write_case(tmp_path / "case")
+    (source / "data.yaml").write_text("names: [fisk]\nval: images\n")  # not the function's
+    out = tmp_path / "out"
+    result = evaluate_function(
+        source, stub_function(0.75), out, tmp_path / "work", class_agnostic=True
+    )
+    facts = result.facts
+    assert facts["classes"] == ["object"] and list(facts["per_class"]) == ["object"]
+    assert facts["AP50"] == pytest.approx(56 / 101, abs=1e-3)
+    assert (facts["tp"], facts["fp"], facts["fn"]) == (1, 1, 2)
+    assert json.loads((out / "summary.json").read_text()) == facts
+
+
 @pytest.mark.parametrize(
     ("make", "function", "says"),
     [

@@ -1,15 +1,20 @@
 """`imagine-assist evaluate`: how well a detector function does on a user's own labelled
 images, before anyone trusts its pre-annotations.
 
-    dataset = load_source(source, ...)                 # ground_truth: the user's labels
-    add_predictions(dataset, function, PREDICTION_FLOOR)  # the whole PR curve, not one point
-    results = dataset.evaluate_detections(...)         # COCO-style: AP50, AP50-95
-    at_threshold(...)                                  # what CVAT would get: P, R, empty frames
+    dataset = load_source(source, ...)              # FiftyOne reads the user's labels
+    truth = ground_truth(dataset, ...)              # ... pulled out once, as arrays
+    predicted = predict(function, filepaths, ...)   # the whole PR curve, not one point
+    evaluation = detection_metrics.evaluate(...)    # COCO-style: AP50, AP50-95
+    detection_metrics.served(...)                   # what CVAT would get: P, R, empty frames
 
 The detector runs once, at a confidence floor of 0.001, so AP covers the whole curve; the
 figures "at the threshold" keep only the boxes the served function would send (its default
 threshold, or the one given). COCO matching is greedy in confidence order, so a match made
 over the whole curve is the match the thresholded boxes would get alone.
+
+FiftyOne only reads the source: the boxes stay numpy arrays in memory. Written into FiftyOne
+sample by sample and matched there, 100 boxes per frame (the floor's usual count on real
+frames) took ten times as long as the detector itself (docs/evaluate.md).
 """
 
 from __future__ import annotations
@@ -21,15 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from tqdm.auto import tqdm
 
 from imagine_assist.errors import UserError
 from imagine_assist.images import read_image
-from imagine_assist.review.review import (
-    AGNOSTIC_LABEL,
-    PREDICTIONS,
-    add_predictions,
-    draw_box,
-)
+from imagine_assist.review import detection_metrics as metrics
+from imagine_assist.review.detection_metrics import Boxes
+from imagine_assist.review.review import AGNOSTIC_LABEL, draw_box
 from imagine_assist.training.exports import (
     GROUND_TRUTH,
     check_export,
@@ -42,7 +45,6 @@ from imagine_assist.training.exports import (
 
 PREDICTION_FLOOR = 0.001
 MAX_PER_IMAGE = 100  # as COCO's AP: the 100 most confident boxes of each image
-EVAL_KEY = "evaluate"
 IOU = 0.5
 GALLERY_SIZE = 12
 _SPLIT_KEYS = ("train", "val", "valid", "test")
@@ -134,37 +136,47 @@ def load_yolo_folder(root: Path, work_dir: Path, names: list[str], name: str):
     return dataset
 
 
-def _class_ap(precision: np.ndarray) -> float | None:
-    """COCO's AP of one class from its interpolated precision (-1: the class has no boxes)."""
-    values = precision[precision > -1]
-    return float(values.mean()) if values.size else None
+def ground_truth(dataset, classes: list[str], class_agnostic: bool) -> list[Boxes]:
+    """Each sample's labelled boxes (FiftyOne's relative [x, y, w, h]), read in one query per
+    field; class ids index `classes` (all 0 when class-agnostic)."""
+    ids = {label: index for index, label in enumerate(classes)}
+    boxes = dataset.values(f"{GROUND_TRUTH}.detections.bounding_box")
+    labels = dataset.values(f"{GROUND_TRUTH}.detections.label")
+    return [
+        Boxes(
+            np.array(rows or [], dtype=np.float64).reshape(-1, 4),
+            [0 if class_agnostic else ids[label] for label in names or []],
+        )
+        for rows, names in zip(boxes, labels, strict=True)
+    ]
 
 
-def at_threshold(dataset, threshold: float) -> dict:
-    """Matches at IoU 0.5 of the boxes the served function would send."""
-    counts = {"tp": 0, "fp": 0, "fn": 0, "empty": 0, "empty_with_box": 0}
-    false_positives, misses = [], []
-    for sample in dataset.select_fields([GROUND_TRUTH, PREDICTIONS]):
-        truth = sample[GROUND_TRUTH].detections if sample[GROUND_TRUTH] else []
-        predicted = sample[PREDICTIONS].detections if sample[PREDICTIONS] else []
-        sent = {p.id: p for p in predicted if p.confidence >= threshold}
-        for box in sent.values():
-            if box[EVAL_KEY] == "tp":
-                counts["tp"] += 1
-            else:
-                counts["fp"] += 1
-                false_positives.append((box.confidence, sample.filepath, box))
-        for box in truth:
-            if box[EVAL_KEY] != "tp" or box[f"{EVAL_KEY}_id"] not in sent:
-                counts["fn"] += 1
-                width, height = box.bounding_box[2:]
-                misses.append((width * height, sample.filepath, box))
-        if not truth:
-            counts["empty"] += 1
-            counts["empty_with_box"] += bool(sent)
-    false_positives.sort(key=lambda item: -item[0])
-    misses.sort(key=lambda item: -item[0])
-    return {**counts, "false_positives": false_positives, "misses": misses}
+def predict(
+    function, filepaths: list[str], classes: list[str], class_agnostic: bool
+) -> list[Boxes]:
+    """The function's boxes on each image at the confidence floor, the MAX_PER_IMAGE most
+    confident kept, as relative [x, y, w, h]. Class ids index `classes` (-1: a label not in
+    them, which can match nothing; all 0 when class-agnostic)."""
+    ids = {label: index for index, label in enumerate(classes)}
+    predicted = []
+    for filepath in tqdm(filepaths, desc="predicting"):
+        image = read_image(filepath)
+        height, width = image.shape[:2]
+        detections = function.detect(image, PREDICTION_FLOOR)
+        if len(detections) > MAX_PER_IMAGE:
+            detections = detections[np.argsort(-detections.confidence)[:MAX_PER_IMAGE]]
+        x1, y1, x2, y2 = detections.xyxy.T
+        xywh = np.stack([x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height], axis=1)
+        names = detections.data.get("class_name", [])
+        confidence = detections.confidence
+        predicted.append(
+            Boxes(
+                xywh,
+                [0 if class_agnostic else ids.get(str(name), -1) for name in names],
+                np.ones(len(detections)) if confidence is None else confidence,
+            )
+        )
+    return predicted
 
 
 def evaluate_function(
@@ -188,67 +200,54 @@ def evaluate_function(
         if class_agnostic:
             check_export(dataset, tuple(labels_in(dataset)), Path(source))  # images, boxes
             classes = [AGNOSTIC_LABEL]
-            relabel(dataset, GROUND_TRUTH, to=AGNOSTIC_LABEL)
         else:
             check_export(dataset, tuple(classes), Path(source))
-        add_predictions(dataset, function, PREDICTION_FLOOR, MAX_PER_IMAGE)
-        if class_agnostic:
-            relabel(dataset, PREDICTIONS, to=AGNOSTIC_LABEL)
-        results = dataset.evaluate_detections(
-            PREDICTIONS,
-            gt_field=GROUND_TRUTH,
-            eval_key=EVAL_KEY,
-            method="coco",
-            iou=IOU,
-            classwise=True,
-            compute_mAP=True,
-            classes=classes,
-            progress=False,
-        )
-        facts = _facts(dataset, results, function, source, classes, threshold, class_agnostic)
-        matches = at_threshold(dataset, threshold)
-        facts.update(_threshold_facts(matches, facts["boxes"]))
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / "summary.json"
-        path.write_text(json.dumps(facts, indent=2))
-        plots = _plots(results, facts, matches, dataset, out_dir)
+        filepaths = dataset.values("filepath")
+        source_format = dataset.info.get("export", {}).get("format")
+        truth = ground_truth(dataset, classes, class_agnostic)
     finally:
         dataset.delete()
-    return EvaluationSummary(path, facts, plots)
-
-
-def _facts(dataset, results, function, source, classes, threshold, class_agnostic) -> dict:
-    at_half = int(np.argmin(np.abs(np.asarray(results.iou_threshs) - IOU)))
-    precision = np.asarray(results.precision)  # [iou, class, recall], COCO's 101 points
-    per_class = {}
-    for index, label in enumerate(results.classes):
-        ap50 = _class_ap(precision[at_half, index])
-        if ap50 is not None:  # classes without a single box have no AP
-            per_class[label] = {"AP50": ap50, "AP50-95": _class_ap(precision[:, index])}
-    boxes = dataset.count(f"{GROUND_TRUTH}.detections")
-    mean = lambda key: (  # noqa: E731
-        float(np.mean([c[key] for c in per_class.values()])) if per_class else 0.0
-    )
-    return {
+    predicted = predict(function, filepaths, classes, class_agnostic)
+    evaluation = metrics.evaluate(truth, predicted, len(classes))
+    sent = metrics.served(evaluation, truth, predicted, threshold, IOU)
+    boxes = sum(len(labelled) for labelled in truth)
+    facts = {
         "function": function.spec.id,
         "source": str(source),
-        "format": dataset.info.get("export", {}).get("format"),
+        "format": source_format,
         "class_agnostic": class_agnostic,
         "classes": classes,
         "iou": IOU,
         "prediction_floor": PREDICTION_FLOOR,
         "threshold": threshold,
-        "images": len(dataset),
+        "images": len(filepaths),
         "boxes": boxes,
-        "AP50": mean("AP50"),  # the mean over the classes that have boxes
-        "AP50-95": mean("AP50-95"),
-        "per_class": per_class,
+        **_ap_facts(evaluation, classes),
+        **_threshold_facts(sent, boxes),
     }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "summary.json"
+    path.write_text(json.dumps(facts, indent=2))
+    images = _Images(filepaths, truth, predicted, classes)
+    plots = _plots(evaluation, facts, sent, images, out_dir)
+    return EvaluationSummary(path, facts, plots)
 
 
-def _threshold_facts(matches: dict, boxes: int) -> dict:
-    tp, fp, fn = matches["tp"], matches["fp"], matches["fn"]
-    empty = matches["empty"]
+def _ap_facts(evaluation: metrics.Evaluation, classes: list[str]) -> dict:
+    per_class = {}
+    for index, label in enumerate(classes):
+        ap50 = evaluation.ap(index, IOU)
+        if ap50 is not None:  # classes without a single box have no AP
+            per_class[label] = {"AP50": ap50, "AP50-95": evaluation.ap(index)}
+    mean = lambda key: (  # noqa: E731
+        float(np.mean([c[key] for c in per_class.values()])) if per_class else 0.0
+    )
+    # the mean over the classes that have boxes
+    return {"AP50": mean("AP50"), "AP50-95": mean("AP50-95"), "per_class": per_class}
+
+
+def _threshold_facts(sent: metrics.Served, boxes: int) -> dict:
+    tp, fp, fn, empty = sent.tp, sent.fp, sent.fn, sent.empty_images
     return {
         "precision": tp / (tp + fp) if tp + fp else 0.0,
         "recall": tp / boxes if boxes else 0.0,
@@ -256,12 +255,22 @@ def _threshold_facts(matches: dict, boxes: int) -> dict:
         "fp": fp,
         "fn": fn,
         "empty_images": empty,
-        "empty_images_with_box": matches["empty_with_box"],
-        "empty_with_box_share": matches["empty_with_box"] / empty if empty else None,
+        "empty_images_with_box": sent.empty_with_box,
+        "empty_with_box_share": sent.empty_with_box / empty if empty else None,
     }
 
 
-def _plots(results, facts, matches, dataset, out_dir: Path) -> list[Path]:
+@dataclass(frozen=True)
+class _Images:
+    """What the galleries draw: each image's path, labelled and predicted boxes."""
+
+    filepaths: list[str]
+    truth: list[Boxes]
+    predicted: list[Boxes]
+    classes: list[str]
+
+
+def _plots(evaluation, facts, sent: metrics.Served, images: _Images, out_dir: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -269,13 +278,13 @@ def _plots(results, facts, matches, dataset, out_dir: Path) -> list[Path]:
 
     paths = [out_dir / "pr_curve.png", out_dir / "worst_false_positives.png"]
     paths.append(out_dir / "misses.png")
-    at_half = int(np.argmin(np.abs(np.asarray(results.iou_threshs) - IOU)))
+    at_half = evaluation.iou_index(IOU)
     figure, axis = plt.subplots(figsize=(5, 4))
-    for index, label in enumerate(results.classes):
+    for index, label in enumerate(images.classes):
         if label in facts["per_class"]:
             axis.plot(
-                results.recall,
-                np.clip(results.precision[at_half][index], 0, None),
+                metrics.RECALL_POINTS,
+                np.clip(evaluation.precision[at_half][index], 0, None),
                 label=f"{label} (AP50 {facts['per_class'][label]['AP50']:.3f})",
             )
     axis.plot(
@@ -298,51 +307,52 @@ def _plots(results, facts, matches, dataset, out_dir: Path) -> list[Path]:
     plt.close(figure)
 
     threshold = facts["threshold"]
+    tiles = []
+    for image, box in sent.false_positives[:GALLERY_SIZE]:
+        boxes = images.predicted[image]
+        caption = f"confidence {boxes.confidence[box]:.2f}"
+        tiles.append((images.filepaths[image], boxes.xywh[box], caption, []))
     _gallery(
-        matches["false_positives"][:GALLERY_SIZE],
-        lambda item: f"confidence {item[0]:.2f}",
+        tiles,
+        "red",
         f"most confident false positives at threshold {threshold:g} (red)",
         paths[1],
         plt,
     )
+    tiles = []
+    for image, box in sent.misses[:GALLERY_SIZE]:
+        labelled, boxes = images.truth[image], images.predicted[image]
+        caption = f"missed: {images.classes[labelled.class_id[box]]}"
+        others = list(boxes.xywh[boxes.confidence >= threshold])  # the boxes sent
+        tiles.append((images.filepaths[image], labelled.xywh[box], caption, others))
     _gallery(
-        matches["misses"][:GALLERY_SIZE],
-        lambda item: f"missed: {item[2].label}",
+        tiles,
+        "orange",
         f"missed labelled boxes at threshold {threshold:g}, largest first (orange); boxes sent red",
         paths[2],
         plt,
-        sent_from=dataset,
-        threshold=threshold,
     )
     return paths
 
 
-def _gallery(items, caption, title, target: Path, plt, sent_from=None, threshold=0.0) -> None:
-    """One tile per item (score, image path, box): the image with the box drawn."""
+def _gallery(tiles, colour: str, title: str, target: Path, plt) -> None:
+    """One tile per (image path, box, caption, other boxes): the image with the box drawn
+    in `colour` over the other boxes in red."""
     columns = 4
-    rows = max(1, -(-len(items) // columns))
+    rows = max(1, -(-len(tiles) // columns))
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
     for axis in axes.ravel():
         axis.axis("off")
-    if not items:
+    if not tiles:
         axes[0][0].text(0, 0.5, "none", fontsize=12)
-    sent = {}
-    if sent_from is not None:
-        paths = {item[1] for item in items}
-        for sample in sent_from.select_fields(PREDICTIONS):
-            if sample.filepath in paths and sample[PREDICTIONS]:
-                boxes = sample[PREDICTIONS].detections
-                sent[sample.filepath] = [b for b in boxes if b.confidence >= threshold]
-    for axis, item in zip(axes.ravel(), items, strict=False):
-        _, filepath, box = item
+    for axis, (filepath, box, caption, others) in zip(axes.ravel(), tiles, strict=False):
         image = read_image(filepath)
         height, width = image.shape[:2]
         axis.imshow(image)
-        colour = "orange" if sent_from is not None else "red"
-        for other in sent.get(filepath, []):
-            draw_box(axis, plt, other.bounding_box, width, height, "red")
-        draw_box(axis, plt, box.bounding_box, width, height, colour, linewidth=2)
-        axis.set_title(f"{Path(filepath).name[:28]}\n{caption(item)}", fontsize=7)
+        for other in others:
+            draw_box(axis, plt, other, width, height, "red")
+        draw_box(axis, plt, box, width, height, colour, linewidth=2)
+        axis.set_title(f"{Path(filepath).name[:28]}\n{caption}", fontsize=7)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     figure.savefig(target, dpi=80)
