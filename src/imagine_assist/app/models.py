@@ -1,9 +1,10 @@
-"""`imagine-assist models`: list, show, promote or roll back a family's model versions."""
+"""`imagine-assist models`: list, show, promote, roll back or repair a family's model versions."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from imagine_assist.app.common import MODELS_HELP, family_help, reload_gateway
 from imagine_assist.errors import UserError
@@ -12,19 +13,26 @@ from imagine_assist.errors import UserError
 def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "models",
-        help="list, show, promote or roll back model versions",
+        help="list, show, promote, roll back or repair model versions",
         description="The registry keeps every version `train --from` made. promote makes one "
         "live (it must pass its gate, or take --force, and detect the family's labels); "
-        "rollback returns to the version live before, and from the first one to the "
-        "installed or bundled default model.",
+        "promoting the live version changes nothing. rollback returns to the version live "
+        "before, one step per call back through the promotions, and from the first one to the "
+        "installed or bundled default model; --to goes back to a named earlier version. "
+        "repair rebuilds a damaged CURRENT from the last good entry of history.jsonl.",
         parents=parents,
     )
-    parser.add_argument("action", choices=["list", "show", "promote", "rollback"])
+    parser.add_argument("action", choices=["list", "show", "promote", "rollback", "repair"])
     parser.add_argument("family", help=family_help())
     parser.add_argument(
         "version",
         nargs="?",
         help="e.g. v3: the version to promote, or to show (default: the live one)",
+    )
+    parser.add_argument(
+        "--to",
+        metavar="VERSION",
+        help="rollback: go back to this earlier version (e.g. v2), as several rollbacks would",
     )
     parser.add_argument("--models", help=MODELS_HELP)
     parser.add_argument(
@@ -45,11 +53,21 @@ def run(args: argparse.Namespace) -> int:
 
     family = get_family(args.family).name  # here, not in argparse: --home decides what exists
     registry = Registry(family_dir(family, args.models).parent)
-    current = registry.current(family)
+    registry.tidy(family)  # what killed runs left behind
+    if args.to and args.action != "rollback":
+        raise UserError("--to goes with rollback: `models rollback FAMILY --to vN`")
+    # list, show vN, promote (which overwrites it) and repair work on a damaged CURRENT;
+    # rollback and show of the live version stop with its error, which names `models repair`
+    damage = registry.damage(family)
+    if damage and (args.action == "rollback" or (args.action == "show" and not args.version)):
+        raise UserError(damage)
+    current = None if damage else registry.current(family)
     if args.action == "list":
         versions = registry.versions(family)
         if not versions:
             print(f"no {family} versions in {registry.root}")
+        if damage:
+            print(f"warning: {damage}", file=sys.stderr)
         for version in versions:
             card = version.card
             candidate = (card.get("metrics") or {}).get("candidate") or {}
@@ -77,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.version:
             raise UserError(f"name the version to promote, e.g. `models promote {family} v3`")
         version = registry.get(family, args.version)
+        if current and current.name == version.name:
+            print(f"{family} {version.name} is live already; nothing changed")
+            return 0
         gate = version.card.get("gate", {"passed": True})
         if not gate.get("passed") and not args.force:
             verdict = "failed its gate" if gate.get("decided", True) else "could not be judged"
@@ -87,13 +108,23 @@ def run(args: argparse.Namespace) -> int:
         forced = not gate.get("passed", True)
         reason = "by hand" + (", forced" if forced else "")
         registry.promote(family, version.name, reason, forced)  # refuses other classes
-        print(f"promoted {family} {version.name}")
+        print(f"promoted {family} {version.name}" + (" over a damaged CURRENT" if damage else ""))
+    elif args.action == "rollback":
+        has_default = has_default_model(family, args.models)
+        version = registry.rollback(family, has_default=has_default, to=args.to)
+        print(f"rolled {family} back to {current_name(version)}")
     else:
-        version = registry.rollback(family, has_default=has_default_model(family, args.models))
-        if version is None:
-            print(f"rolled {family} back to its default model")
-        else:
-            print(f"rolled {family} back to {version.name}")
+        problem = registry.needs_repair(family)
+        if problem is None:
+            live = current_name(registry.current(family))
+            print(f"{family}'s CURRENT is sound ({live} live); nothing to repair")
+            return 0
+        version = registry.repair(family, has_default=has_default_model(family, args.models))
+        print(f"{problem}\nrepaired: {family} serves {current_name(version)}")
     if args.gateway:
         reload_gateway(args.gateway, family)
     return 0
+
+
+def current_name(version) -> str:
+    return version.name if version else "its default model"

@@ -3,19 +3,26 @@
     <models dir>/<family>/
         versions/v1/   model.onnx, model.pt, card.json (metrics, lineage, recipe, code version)
         versions/v2/   ...
-        CURRENT        the live promotion: {"version": "v2", "previous": "v1", reason, time...}
-        history.jsonl  one line per promotion or rollback (a log; CURRENT is the truth)
+        CURRENT        the live promotion: {"version": "v2", "previous": "v1",
+                       "earlier": [...], reason, time...}
+        history.jsonl  one line per promotion, rollback or repair (a log; CURRENT is the
+                       truth, and history.jsonl what `repair` rebuilds a damaged one from)
 
 Every write is atomic, so killing a training run or a promotion at any moment leaves the
 registry as it was: a version is staged in a hidden directory and renamed into place only
-when complete, and a promotion is one `os.replace` of CURRENT, which also names the version
-it replaced (what a rollback returns to); the log lines come after. The served functions follow
-CURRENT (`models.store.live_model`); a family without one serves the model installed
-directly in its directory, else the bundled default.
+when complete, and a promotion is one `os.replace` of CURRENT, which also lists the versions
+live before it, most recent last (what rollbacks walk back through, one step each); the log
+lines come after. Promoting the live version again writes nothing. The leftovers of a killed
+write (a staging folder, a `.partial` file) are removed by a later start (`Registry.tidy`).
+The served functions follow CURRENT (`models.store.live_model`); a family without one serves
+the model installed directly in its directory, else the bundled default.
 
 The live model is protected: a version whose classes differ from the family's labels is
 never promoted, `--force` or not (it would break the served function), and a rollback past
-the first promoted version returns to the installed or bundled default.
+the first promoted version returns to the installed or bundled default. A CURRENT damaged
+from outside (garbage, cut short, naming a deleted version) stops serving with an error that
+names `models repair`; `repair` rebuilds it from the last good entry of history.jsonl, and a
+promotion simply overwrites it.
 """
 
 from __future__ import annotations
@@ -34,7 +41,15 @@ from imagine_assist.errors import UserError
 
 CURRENT = "CURRENT"
 CARD = "card.json"
+HISTORY = "history.jsonl"
 _VERSION = re.compile(r"^v(\d+)$")
+# How long a staging folder or `.partial` file must have been left untouched before a later
+# start takes it for a killed run's leftover (see `Registry.tidy`).
+STALE_AFTER_S = 15 * 60
+
+
+class DamagedCurrent(UserError):
+    """CURRENT cannot be followed: not a promotion record, or naming a missing version."""
 
 
 @dataclass(frozen=True)
@@ -76,12 +91,78 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
+def _append_line(path: Path, text: str) -> None:
+    """Append one line to a log. A line cut short by a kill gets its newline first, so that
+    it costs only itself and not the next line too."""
+    with path.open("ab") as log:
+        if log.tell() > 0:
+            with path.open("rb") as tail:
+                tail.seek(-1, os.SEEK_END)
+                if tail.read(1) != b"\n":
+                    log.write(b"\n")
+        log.write(text.encode() + b"\n")
+
+
+def _last_change(path: Path) -> float:
+    """The newest modification time of a file, or of a folder and everything in it (a copy
+    in progress moves the mtime of the file it writes, not of its folder)."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for folder, _, files in os.walk(path):
+            for name in files:
+                try:
+                    newest = max(newest, (Path(folder) / name).lstat().st_mtime)
+                except OSError:
+                    continue  # removed meanwhile
+    return newest
+
+
 class Registry:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
+        self._tidied: set[str] = set()
 
     def family_dir(self, family: str) -> Path:
         return self.root / family
+
+    def tidy(self, family: str) -> list[Path]:
+        """Remove what killed runs left in a family's folder: staging folders of versions
+        never renamed into place, and `.partial` files of writes never replaced. Called at
+        the start of each write (`add`, promote, rollback, repair) and by `models`, once per
+        Registry and family. Returns what it removed.
+
+        The rule: a leftover is removed once nothing in it has changed for STALE_AFTER_S.
+        Whether another process still writes it cannot be known for certain: a second
+        training run or another machine sharing the models directory holds no lock here,
+        and process ids mean nothing across machines or containers. But a write in progress
+        keeps touching its files (each file copied into a staging folder grows, a
+        `.partial` lives for one small write), and nothing of ours writes for minutes without
+        a change. A writer stalled past that loses its staging folder and fails with an
+        error (its rename finds nothing); it never leaves half a version."""
+        self._tidied.add(family)
+        here = self.family_dir(family)
+        candidates = [
+            *here.glob(".*.partial"),  # CURRENT, and models installed in the family folder
+            *here.glob("versions/.staging-*"),
+            *here.glob("versions/v*/.*.partial"),  # a card rewritten at a promotion
+        ]
+        removed = []
+        for path in candidates:
+            try:
+                if time.time() - _last_change(path) < STALE_AFTER_S:
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError:
+                continue  # gone meanwhile (another start tidied it), or not ours to remove
+            removed.append(path)
+        return removed
+
+    def _open(self, family: str) -> None:
+        if family not in self._tidied:
+            self.tidy(family)
 
     def versions(self, family: str) -> list[ModelVersion]:
         """Complete versions, oldest first (a half-written one is hidden and never listed)."""
@@ -109,11 +190,10 @@ class Registry:
             return None
         try:
             record = json.loads(pointer.read_text())
-        except json.JSONDecodeError:
+        except (OSError, ValueError):  # unreadable, cut short, not JSON, not even text
             record = None
-        # version None: rolled back past the first version, to the installed or bundled default
-        if not isinstance(record, dict) or not isinstance(record.get("version"), str | None):
-            raise UserError(f"{pointer} is not a promotion record; promote a version again")
+        if not _is_record(record):
+            raise DamagedCurrent(f"{pointer} is not a promotion record; {_repair(family)}")
         return record
 
     def current(self, family: str) -> ModelVersion | None:
@@ -123,14 +203,25 @@ class Registry:
         name = record["version"]
         if name is None:
             return None
-        pointer = self.family_dir(family) / CURRENT
-        version = self.family_dir(family) / "versions" / name
-        if not _VERSION.match(name) or not (version / CARD).is_file():
-            raise UserError(f"{pointer} names {name!r}, which is not a complete version")
-        return ModelVersion(family, name, version)
+        if not self._complete(family, name):
+            raise DamagedCurrent(
+                f"{self.family_dir(family) / CURRENT} names {name!r}, which is not a complete "
+                f"version; {_repair(family)}"
+            )
+        return ModelVersion(family, name, self.family_dir(family) / "versions" / name)
+
+    def damage(self, family: str) -> str | None:
+        """What is wrong with the family's CURRENT, or None when it can be followed (or
+        there is none)."""
+        try:
+            self.current(family)
+        except DamagedCurrent as error:
+            return str(error)
+        return None
 
     def add(self, family: str, files: dict[str, Path], card: dict) -> ModelVersion:
         """Store a new version (not promoted). `files` maps names in the version to sources."""
+        self._open(family)
         folder = self.family_dir(family) / "versions"
         folder.mkdir(parents=True, exist_ok=True)
         staging = folder / f".staging-{uuid.uuid4().hex}"
@@ -190,11 +281,17 @@ class Registry:
         them (a family being created has no family file yet); else the family file's."""
         version = self.get(family, name)
         self.check_classes(version, classes)
-        record = self.live(family)
+        try:
+            record = self.live(family)
+        except DamagedCurrent:  # overwritten: what was live before, the history tells
+            record = self._last_good(family, classes=classes)
+        else:
+            if record is not None and record["version"] == name:
+                return version  # the live version: nothing to change, nothing to log
         # the versions live before, most recent last: what rollbacks walk back through
         # (None stands for the installed or bundled default)
         earlier = _earlier(record) if record else []
-        if record and record["version"] != name:  # promoting the live version again: no step
+        if record and record["version"] != name:
             earlier.append(record["version"])
         self._switch(family, version, reason, earlier, forced, "promote")
         return version
@@ -208,6 +305,7 @@ class Registry:
         forced: bool = False,
         action: str = "promote",
     ) -> None:
+        self._open(family)
         record = {
             "time": time.time(),
             "action": action,
@@ -224,35 +322,52 @@ class Registry:
             card = version.card
             card.setdefault("promotions", []).append(record)
             _write_atomically(version.path / CARD, json.dumps(card, indent=2))
-        with (self.family_dir(family) / "history.jsonl").open("a") as history:
-            history.write(json.dumps(record) + "\n")
+        _append_line(self.family_dir(family) / HISTORY, json.dumps(record))
 
     def history(self, family: str) -> list[dict]:
-        path = self.family_dir(family) / "history.jsonl"
+        path = self.family_dir(family) / HISTORY
         if not path.is_file():
             return []
         records = []
-        for line in path.read_text().splitlines():
+        for line in path.read_text(errors="replace").splitlines():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by a kill: the switch itself is in CURRENT
+            if isinstance(record, dict):
+                records.append(record)
         return records
 
-    def rollback(self, family: str, has_default: bool = True) -> ModelVersion | None:
+    def rollback(
+        self, family: str, has_default: bool = True, to: str | None = None
+    ) -> ModelVersion | None:
         """Go back to the version that was live before the present one, and on each further
         rollback to the one before that; past the first promoted version, to the installed
         or bundled default (None), which always exists for a built-in family
-        (`has_default`). A rollback never returns to the version it leaves."""
+        (`has_default`). A rollback never returns to the version it leaves. `to`: go back
+        straight to that earlier version (its most recent time live), as that many single
+        steps would."""
         record = self.live(family)
         if record is None or record.get("version") is None:
             where = "its default model" if has_default else "no promoted version"
             raise UserError(f"{family} serves {where}: there is nothing to roll back")
         earlier = _earlier(record)
+        reason = f"rollback from {record['version']}"
+        if to is not None:
+            self.get(family, to)  # refuses a version that does not exist (any more)
+            if to == record["version"]:
+                raise UserError(f"{family} {to} is live: there is nothing to roll back to")
+            if to not in earlier:
+                went = ", ".join(v or "the default model" for v in earlier) or "nothing"
+                raise UserError(
+                    f"{family} {to} was not live before {record['version']} (before it: {went}); "
+                    f"to make it live, promote it: `imagine-assist models promote {family} {to}`"
+                )
+            earlier = earlier[: len(earlier) - earlier[::-1].index(to)]
+            reason += f" to {to}"
         # versions deleted by hand since are skipped, not resurrected
         while earlier and earlier[-1] is not None and not self._complete(family, earlier[-1]):
             earlier.pop()
-        reason = f"rollback from {record['version']}"
         if earlier and earlier[-1] is not None:
             version = self.get(family, earlier[-1])
             self.check_classes(version)
@@ -266,11 +381,79 @@ class Registry:
         self._switch(family, None, reason + " to the default model", [], action="rollback")
         return None
 
+    def needs_repair(self, family: str) -> str | None:
+        """Why `repair` would rewrite CURRENT: damaged, or gone while history.jsonl records
+        promotions; None when it is sound (or nothing was ever promoted)."""
+        problem = self.damage(family)
+        if problem is None and self.live(family) is None and self.history(family):
+            problem = (
+                f"{self.family_dir(family) / CURRENT} is missing, but {HISTORY} records promotions"
+            )
+        return problem
+
+    def repair(self, family: str, has_default: bool = True) -> ModelVersion | None:
+        """Rebuild a damaged or missing CURRENT from the last good entry of history.jsonl:
+        the latest one whose version still exists and detects the family's labels (or
+        that went to the default model, when the family has one), with the versions live
+        before it that still exist. Without such an entry, the default model. A sound
+        CURRENT is left as it is. Returns the version now live (None: the default)."""
+        if self.needs_repair(family) is None:
+            return self.current(family)
+        good = self._last_good(family, has_default)
+        if good is None and not has_default:
+            raise UserError(
+                f"{HISTORY} of {family} names no version that still exists and detects its "
+                f"labels, and {family} has no default model to return to; promote a version: "
+                f"`imagine-assist models promote {family} vN`"
+            )
+        if good is None:
+            self._switch(family, None, f"repair: no good entry in {HISTORY}", [], action="repair")
+            return None
+        version = self.get(family, good["version"]) if good["version"] else None
+        earlier = [v for v in _earlier(good) if v is None or self._complete(family, v)]
+        reason = f"repair: as {HISTORY} last had it"
+        forced = good.get("forced") is True
+        self._switch(family, version, reason, earlier, forced, action="repair")
+        return version
+
+    def _last_good(
+        self, family: str, has_default: bool = True, classes: Sequence[str] | None = None
+    ) -> dict | None:
+        """The latest history record that could be live again: its version still complete
+        and detecting the family's labels (`classes`, else the family file's), or the
+        default model when the family has one."""
+        for record in reversed(self.history(family)):
+            if not _is_record(record):
+                continue
+            name = record["version"]
+            if name is None:
+                if has_default:
+                    return record
+                continue
+            if not self._complete(family, name):
+                continue
+            try:
+                self.check_classes(self.get(family, name), classes)
+            except (UserError, OSError, ValueError):  # other classes, or an unreadable card
+                continue
+            return record
+        return None
+
     def _complete(self, family: str, name: str) -> bool:
         return (
             bool(_VERSION.match(name))
             and (self.family_dir(family) / "versions" / name / CARD).is_file()
         )
+
+
+def _is_record(record: object) -> bool:
+    """A promotion record names a version, or None: rolled back past the first version, to
+    the installed or bundled default."""
+    return isinstance(record, dict) and isinstance(record.get("version"), str | None)
+
+
+def _repair(family: str) -> str:
+    return f"`imagine-assist models repair {family}` rebuilds it from {HISTORY}"
 
 
 def _earlier(record: dict) -> list[str | None]:

@@ -1,0 +1,194 @@
+"""The registry's history (issue 15, finding 7): re-promoting the live version, rollbacks
+through every earlier version or to a named one, repairing a damaged CURRENT, and the
+leftovers of killed runs. Fast: stand-in weight files, no model runs.
+
+A user family of its own in a temporary home, so that nothing here depends on the labels of
+a built-in family."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from imagine_assist.app.main import main
+from imagine_assist.models.registry import Registry
+from imagine_assist.models.store import resolve_model
+
+LABELS = ["grouper", "bream"]
+REEF = "name: reef\ntitle: Reef fish\nlabels: [grouper, bream]\n"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMAGINE_ASSIST_HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "families").mkdir(parents=True)
+    (tmp_path / "home" / "families" / "reef.yaml").write_text(REEF)
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def models(home):
+    """A models directory with reef's installed default model and versions v1..v4."""
+    folder = home.parent / "models"
+    (folder / "reef").mkdir(parents=True)
+    (folder / "reef" / "model.onnx").write_text("installed")
+    registry = Registry(folder)
+    for text in ("one", "two", "three", "four"):
+        source = home.parent / f"src-{text}.onnx"
+        source.write_text(text)
+        registry.add("reef", {"model.onnx": source}, {"classes": LABELS})
+    return folder
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def live_text(models) -> str:
+    return resolve_model("reef", models).read_text()
+
+
+def test_promoting_the_live_version_again_changes_nothing(models, capsys):
+    registry = Registry(models)
+    registry.promote("reef", "v1", "first")
+    registry.promote("reef", "v2", "better")
+    pointer = models / "reef" / "CURRENT"
+    before = (pointer.read_text(), registry.history("reef"), registry.get("reef", "v2").card)
+
+    code, out, _ = cli(capsys, "models", "promote", "reef", "v2", "--models", str(models))
+    assert code == 0 and "v2 is live already" in out and "nothing changed" in out
+    registry.promote("reef", "v2", "again")  # the registry itself writes nothing either
+    after = (pointer.read_text(), registry.history("reef"), registry.get("reef", "v2").card)
+    assert after == before
+    assert json.loads(pointer.read_text())["previous"] == "v1"  # never itself
+    assert registry.rollback("reef").name == "v1"  # the real previous version is kept
+
+
+def test_rollback_walks_back_one_step_per_call_down_to_the_default(models, capsys):
+    for name in ("v1", "v2", "v3", "v4"):
+        assert cli(capsys, "models", "promote", "reef", name, "--models", str(models))[0] == 0
+    steps = []
+    for _ in range(4):
+        code, out, _ = cli(capsys, "models", "rollback", "reef", "--models", str(models))
+        assert code == 0
+        steps.append((out.strip(), live_text(models)))
+    assert steps == [
+        ("rolled reef back to v3", "three"),
+        ("rolled reef back to v2", "two"),
+        ("rolled reef back to v1", "one"),
+        ("rolled reef back to its default model", "installed"),
+    ]
+    code, _, err = cli(capsys, "models", "rollback", "reef", "--models", str(models))
+    assert code == 2 and "nothing to roll back" in err
+
+
+def test_rollback_to_a_named_earlier_version(models, capsys):
+    registry = Registry(models)
+    for name in ("v1", "v2", "v3", "v4"):
+        registry.promote("reef", name, "better")
+    code, out, _ = cli(capsys, "models", "rollback", "reef", "--to", "v2", "--models", str(models))
+    assert (code, out) == (0, "rolled reef back to v2\n") and live_text(models) == "two"
+    assert registry.history("reef")[-1]["reason"] == "rollback from v4 to v2"
+    assert registry.rollback("reef").name == "v1"  # v3 and v4 came after v2: not returned to
+    assert registry.rollback("reef") is None
+
+    registry.promote("reef", "v3", "again")
+    code, _, err = cli(capsys, "models", "rollback", "reef", "--to", "v4", "--models", str(models))
+    assert code == 2 and "v4 was not live before v3" in err
+    code, _, err = cli(capsys, "models", "rollback", "reef", "--to", "v3", "--models", str(models))
+    assert code == 2 and "v3 is live" in err
+    assert live_text(models) == "three"  # refusals change nothing
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["v2 and some noise", '{"version": "v3", "previous": "v', '{"version": "v9"}\n', "\xff\xfe"],
+    ids=["garbage", "truncated", "deleted-version", "binary"],
+)
+def test_a_damaged_current_is_repaired_from_the_history(models, capsys, tmp_path, damage):
+    registry = Registry(models)
+    for name in ("v1", "v2", "v3"):
+        registry.promote("reef", name, "better")
+    pointer = models / "reef" / "CURRENT"
+    pointer.write_bytes(damage.encode("latin-1"))
+
+    # list keeps working and says what to do; the others fail naming `models repair`
+    code, out, err = cli(capsys, "models", "list", "reef", "--models", str(models))
+    assert code == 0 and out.count("\n") == 4 and "*" not in out
+    assert "models repair reef" in err
+    code, out, _ = cli(capsys, "models", "show", "reef", "v1", "--models", str(models))
+    assert code == 0 and json.loads(out)["version"] == "v1"
+    for argv in (
+        ["models", "rollback", "reef"],
+        ["models", "show", "reef"],
+        ["predict", str(tmp_path), "--function", "reef-detector", "--out", str(tmp_path / "o")],
+    ):
+        code, _, err = cli(capsys, *argv, "--models", str(models))
+        assert code == 2 and "models repair reef" in err, argv
+
+    code, out, _ = cli(capsys, "models", "repair", "reef", "--models", str(models))
+    assert code == 0 and "reef serves v3" in out
+    assert live_text(models) == "three"
+    assert registry.history("reef")[-1]["action"] == "repair"
+    assert registry.rollback("reef").name == "v2"  # the history before it is kept
+    code, out, _ = cli(capsys, "models", "repair", "reef", "--models", str(models))
+    assert code == 0 and "nothing to repair" in out
+
+
+def test_repair_skips_deleted_versions_and_falls_back_to_the_default(models, capsys):
+    registry = Registry(models)
+    for name in ("v1", "v2", "v3"):
+        registry.promote("reef", name, "better")
+    (models / "reef" / "versions" / "v3" / "card.json").unlink()  # deleted by hand
+    with (models / "reef" / "history.jsonl").open("a") as history:
+        history.write('{"version": "v3", "action": "prom')  # a line cut short by a kill
+    assert cli(capsys, "models", "repair", "reef", "--models", str(models))[0] == 0
+    assert registry.current("reef").name == "v2" and live_text(models) == "two"
+
+    (models / "reef" / "CURRENT").write_text("noise")
+    (models / "reef" / "history.jsonl").write_text("more noise\n")
+    code, out, _ = cli(capsys, "models", "repair", "reef", "--models", str(models))
+    assert code == 0 and "its default model" in out
+    assert registry.current("reef") is None and live_text(models) == "installed"
+
+
+def test_promote_overwrites_a_damaged_current(models, capsys):
+    registry = Registry(models)
+    registry.promote("reef", "v1", "first")
+    registry.promote("reef", "v2", "better")
+    (models / "reef" / "CURRENT").write_text('{"version": ')
+    code, out, _ = cli(capsys, "models", "promote", "reef", "v3", "--models", str(models))
+    assert code == 0 and "promoted reef v3" in out
+    assert live_text(models) == "three"
+    assert registry.rollback("reef").name == "v2"  # the last good entry of the history
+
+
+def test_leftovers_of_a_killed_run_are_cleaned_up_at_the_next_start(models, capsys):
+    versions = models / "reef" / "versions"
+    old = time.time() - 24 * 3600  # untouched for a day: past any wait for its owner
+    stale = [
+        versions / ".staging-0123abcd",
+        models / "reef" / ".CURRENT.0123abcd.partial",
+        versions / "v1" / ".card.json.0123abcd.partial",
+    ]
+    stale[0].mkdir()
+    (stale[0] / "model.onnx").write_text("half a copy")
+    for path in stale[1:]:
+        path.write_text("half a write")
+    for path in [*stale, stale[0] / "model.onnx"]:
+        os.utime(path, (old, old))
+    fresh = versions / ".staging-4567ef01"  # another run may be writing this one now
+    fresh.mkdir()
+    (fresh / "model.onnx").write_text("being copied")
+    os.utime(fresh, (old, old))  # the folder is old, but a file in it is being written
+
+    assert cli(capsys, "models", "list", "reef", "--models", str(models))[0] == 0
+    assert [path for path in stale if path.exists()] == []
+    assert fresh.is_dir() and (fresh / "model.onnx").is_file()
+    assert [v.name for v in Registry(models).versions("reef")] == ["v1", "v2", "v3", "v4"]
