@@ -32,6 +32,14 @@ from imagine_assist.training.camera_effects import degrade
 from imagine_assist.training.detector import evaluate_yolo, export_onnx, fit
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+# Both sets are CC BY 4.0: a model trained on them credits them wherever its figures go.
+CREDITS = [
+    "DeepFish (Saleh et al. 2020, Scientific Reports 10, 14671; James Cook University), "
+    "Roboflow export deepfish-fmyzf v2: CC BY 4.0",
+    "Fish4Knowledge (Fisher et al. 2016, Fish4Knowledge project), Roboflow export "
+    "fish4knowledge-dataset v3: CC BY 4.0",
+]
+TEST_SET = "held-out DeepFish habitats 7398, 7585, 9866, 9892, 9908 (real frames)"
 
 
 @dataclass(frozen=True)
@@ -181,7 +189,9 @@ def build_datasets(data: Path, out: Path, recipe: RealFishRecipe) -> dict:
     return lineage
 
 
-def train(data: Path, out: Path, recipe: RealFishRecipe, start_weights: Path) -> dict:
+def train(
+    data: Path, out: Path, recipe: RealFishRecipe, start_weights: Path, device: str = "cpu"
+) -> dict:
     started = time.time()
     lineage = build_datasets(data, out / "dataset", recipe)
     print(json.dumps(lineage, indent=1), flush=True)
@@ -192,7 +202,7 @@ def train(data: Path, out: Path, recipe: RealFishRecipe, start_weights: Path) ->
         out,
         "run",
         recipe.epochs,
-        "cpu",
+        device,
         "training fish on real frames",
         imgsz=recipe.imgsz,
         batch=recipe.batch,
@@ -203,7 +213,7 @@ def train(data: Path, out: Path, recipe: RealFishRecipe, start_weights: Path) ->
         **recipe.train_args,
     )
     figures = {
-        split: evaluate_yolo(best, out / "dataset" / f"{split}.yaml", "test", recipe.imgsz)
+        split: evaluate_yolo(best, out / "dataset" / f"{split}.yaml", "test", recipe.imgsz, device)
         for split in ("val", "test-deepfish")
     }
     onnx = export_onnx(best, recipe.imgsz)
@@ -213,7 +223,7 @@ def train(data: Path, out: Path, recipe: RealFishRecipe, start_weights: Path) ->
         "data": lineage,
         "ultralytics_val": figures,
         "train_seconds": round(time.time() - started, 1),
-        "device": "cpu",
+        "device": device,
         "best": str(best),
         "onnx": str(onnx),
     }
@@ -221,18 +231,48 @@ def train(data: Path, out: Path, recipe: RealFishRecipe, start_weights: Path) ->
     return metrics
 
 
+def bundle(out: Path, target: Path) -> None:
+    """Install a finished run as the bundled fish model: weights, and a metrics.json whose
+    `test` is the held-out habitats' figure and whose `credits` name the data."""
+    from imagine_assist.training.detector import install_files
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    held_out = metrics["ultralytics_val"]["test-deepfish"]
+    bundled = {
+        "family": "fish",
+        "recipe": metrics["recipe"],
+        "test": {**held_out, "split": "test-deepfish"},
+        "test_set": TEST_SET,
+        "validation": metrics["ultralytics_val"]["val"],
+        "data": metrics["data"],
+        "credits": CREDITS,
+        "train_seconds": metrics["train_seconds"],
+        "device": metrics["device"],
+    }
+    install_files(
+        target, {"model.pt": Path(metrics["best"]), "model.onnx": Path(metrics["onnx"])}, bundled
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="real-train/fish folder")
     parser.add_argument("--out", type=Path, required=True, help="work folder (replaced)")
     parser.add_argument("--start", type=Path, help="starting weights (.pt)")
-    parser.add_argument("--hours", type=float, help="training budget")
+    parser.add_argument("--hours", type=float, help="training budget (default 1.25 on 2 CPU cores)")
+    parser.add_argument("--device", default="cpu", help="cpu, or a CUDA device such as 0")
+    parser.add_argument(
+        "--bundle-into", type=Path, help="only install the finished run in --out into this folder"
+    )
     args = parser.parse_args(argv)
+    if args.bundle_into:
+        bundle(args.out, args.bundle_into)
+        return
     recipe = RealFishRecipe()
     if args.hours:
         recipe = RealFishRecipe(hours=args.hours)
     start = args.start or Path(__file__).parents[1] / "models" / "bundled" / "fish" / "model.pt"
-    print(json.dumps(train(args.data, args.out, recipe, start), indent=2))
+    print(json.dumps(train(args.data, args.out, recipe, start, args.device), indent=2))
 
 
 if __name__ == "__main__":
