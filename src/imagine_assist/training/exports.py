@@ -7,16 +7,29 @@ exported frame. Writing goes through FiftyOne's YOLO exporter. The split is deci
 image's content hash, so an image lands in the same split in every round, whatever export
 it came in, and the held-out images never reach training; video frames are split by
 stretches of video instead, so neighbouring frames share their split.
+
+An export is untrusted input: its sizes are limited (`ExportLimits`), checked from the zip's
+directory before anything is written and again while writing; a damaged member is a
+`UserError`; every image it names must lie inside it; and an unpack that fails leaves
+nothing behind.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
+import os
 import re
+import shutil
+import struct
+import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +51,25 @@ FORMATS = (
     "COCO 1.0",
     "Ultralytics YOLO Detection 1.0",
 )
+YOLO_SPLITS = ("train", "val", "valid", "test", "Train", "Validation")
+
+MB = 10**6
+# A CVAT task of thousands of 20 MP frames (5-10 MB each as JPEG or PNG) fits in each.
+MAX_UNPACKED_BYTES = 20_000 * MB
+MAX_FILES = 200_000
+MAX_ANNOTATION_BYTES = 512 * MB  # each annotation file: XML, JSON, YAML, TXT
+# Images barely compress and CVAT's XML about 10 times, so an export unpacks to a few times
+# its size at most; a zip bomb to hundreds of times. Small exports are not held to it.
+MAX_RATIO = 200
+RATIO_FLOOR = 100 * MB
+ANNOTATION_SUFFIXES = (".xml", ".json", ".yaml", ".yml", ".txt")
+UNPACKED_ENV = "IMAGINE_ASSIST_EXPORT_MAX_MB"
+FILES_ENV = "IMAGINE_ASSIST_EXPORT_MAX_FILES"
+ANNOTATION_ENV = "IMAGINE_ASSIST_EXPORT_MAX_ANNOTATION_MB"
+RATIO_ENV = "IMAGINE_ASSIST_EXPORT_MAX_RATIO"
+_CHUNK = 1 << 20
+# what reading a damaged member raises: a bad CRC, a truncated or garbled deflate stream
+_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError)
 
 
 def fiftyone():
@@ -56,42 +88,355 @@ class ExportInfo:
     root: Path  # where it was unpacked
 
 
-def unpack(export: str | Path, work_dir: Path, sha256: str | None = None) -> ExportInfo:
-    """`sha256`, when the caller has just computed it, saves reading the export again."""
-    export = Path(export)
-    if not export.is_file():
-        raise UserError(f"no export at {export}")
-    sha = sha256 or file_sha256(export)
-    root = work_dir / f"export-{sha[:12]}"
+def _size(count: float) -> str:
+    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / MB:.1f} MB"
+
+
+def _env_number(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
     try:
-        with zipfile.ZipFile(export) as archive:
-            bad = archive.testzip()
-            if bad is not None:
-                raise UserError(f"{export} is damaged: {bad} does not match its checksum")
-            names = archive.namelist()
-            for name in names:  # never write outside the unpack directory
-                if name.startswith("/") or ".." in Path(name).parts:
-                    raise UserError(f"{export} holds an unsafe path: {name}")
-            archive.extractall(root)
-    except zipfile.BadZipFile as error:
+        number = float(value)
+    except ValueError:
+        number = -1
+    if not number > 0:
+        raise UserError(f"{name}={value!r}: give a positive number")
+    return number
+
+
+@dataclass(frozen=True)
+class ExportLimits:
+    """How much one export may unpack to: in all, in files, in each annotation file, and
+    as a multiple of the zip's own size. Each can be raised through its environment
+    variable (sizes in MB)."""
+
+    unpacked_bytes: float = MAX_UNPACKED_BYTES
+    files: float = MAX_FILES
+    annotation_bytes: float = MAX_ANNOTATION_BYTES
+    ratio: float = MAX_RATIO
+
+    @classmethod
+    def from_env(cls) -> ExportLimits:
+        return cls(
+            _env_number(UNPACKED_ENV, MAX_UNPACKED_BYTES / MB) * MB,
+            _env_number(FILES_ENV, MAX_FILES),
+            _env_number(ANNOTATION_ENV, MAX_ANNOTATION_BYTES / MB) * MB,
+            _env_number(RATIO_ENV, MAX_RATIO),
+        )
+
+    def check_count(self, export: Path, count: int) -> None:
+        if count > self.files:
+            raise UserError(
+                f"{export} holds {count:,} files, over the limit of {self.files:,.0f} for one "
+                f"export: export the task in parts, or raise the limit with {FILES_ENV}=N"
+            )
+
+    def check_size(self, export: Path, name: str, member: int, total: int, zip_bytes: int):
+        """`member`: the bytes of `name` so far; `total`: of the whole export so far."""
+        if name.lower().endswith(ANNOTATION_SUFFIXES) and member > self.annotation_bytes:
+            raise UserError(
+                f"{export}: {name} unpacks to over {_size(self.annotation_bytes)}, the limit "
+                "for one annotation file: export the task in parts, or raise the limit with "
+                f"{ANNOTATION_ENV}=MB"
+            )
+        if total > self.unpacked_bytes:
+            raise UserError(
+                f"{export} unpacks to over {_size(self.unpacked_bytes)}, the limit for one "
+                f"export: export the task in parts, or raise the limit with {UNPACKED_ENV}=MB"
+            )
+        if total > max(RATIO_FLOOR, self.ratio * zip_bytes):
+            raise UserError(
+                f"{export} ({_size(zip_bytes)}) unpacks to over {self.ratio:g} times its size, "
+                "as a zip bomb does (an export of images stays near once its size). If it is "
+                f"a genuine export, raise the limit with {RATIO_ENV}=TIMES"
+            )
+
+
+def _declared_entries(export: Path) -> int | None:
+    """The number of entries the zip's end record declares, read before zipfile parses the
+    directory (millions of entries would take gigabytes); None where it cannot tell."""
+    try:
+        with export.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - (22 + 0xFFFF + 20)))  # the record, a comment, a locator
+            tail = handle.read()
+            at = tail.rfind(b"PK\x05\x06")
+            if at < 0 or at + 22 > len(tail):
+                return None
+            entries = struct.unpack_from("<H", tail, at + 10)[0]
+            if entries != 0xFFFF:
+                return entries
+            if at < 20 or tail[at - 20 : at - 16] != b"PK\x06\x07":  # zip64's locator
+                return None
+            handle.seek(struct.unpack_from("<Q", tail, at - 12)[0])
+            record = handle.read(40)
+    except OSError:
+        return None  # _open_zip says what is wrong
+    if len(record) < 40 or record[:4] != b"PK\x06\x06":
+        return None
+    return struct.unpack_from("<Q", record, 32)[0]
+
+
+def _open_zip(export: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(export)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
         raise UserError(
             f"{export} is not a readable zip ({error}); export the task again"
         ) from None
-    return ExportInfo(export, detect_format(root, export), sha, root)
+
+
+def _check_directory(export: Path, members: list[zipfile.ZipInfo], limits: ExportLimits):
+    """Everything the zip's directory can tell before a byte is written."""
+    limits.check_count(export, len(members))
+    zip_bytes, total = export.stat().st_size, 0
+    for info in members:
+        name = info.filename
+        if name.startswith("/") or ".." in Path(name).parts:  # never outside the unpack folder
+            raise UserError(f"{export} holds an unsafe path: {name}")
+        if info.flag_bits & 0x1:
+            raise UserError(f"{export}: {name} is encrypted; export the task without a password")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise UserError(
+                f"{export}: {name} is compressed with method {info.compress_type}, which this "
+                "tool does not unpack; zip it again with deflate, as CVAT does"
+            )
+        total += info.file_size
+        limits.check_size(export, name, info.file_size, total, zip_bytes)
+
+
+def _damaged(export: Path, name: str, why) -> UserError:
+    return UserError(f"{export} is damaged: {name} cannot be read ({why}); export the task again")
+
+
+def _chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, export: Path) -> Iterator[bytes]:
+    """A member's bytes, a megabyte at a time; zipfile checks its CRC at the end."""
+    try:
+        with archive.open(info) as source:
+            while chunk := source.read(_CHUNK):
+                yield chunk
+    except _DAMAGE as error:
+        raise _damaged(export, info.filename, error) from None
+
+
+def _extract(archive, members, folder: Path, export: Path, limits: ExportLimits) -> None:
+    """Write the members under `folder`, counting what is written, since the sizes the
+    directory declares can lie."""
+    zip_bytes, total = export.stat().st_size, 0
+    for info in members:
+        target = folder / info.filename
+        if info.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        with target.open("wb") as sink:
+            for chunk in _chunks(archive, info, export):
+                written += len(chunk)
+                total += len(chunk)
+                if written > info.file_size:
+                    raise _damaged(export, info.filename, "longer than its directory says")
+                limits.check_size(export, info.filename, written, total, zip_bytes)
+                sink.write(chunk)
+
+
+def _process_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_abandoned(work_dir: Path) -> None:
+    """Half-unpacked folders of runs that were killed (their process is gone)."""
+    for folder in work_dir.glob(".export-*.partial"):
+        try:
+            pid = int(folder.name.split(".")[2])
+        except (IndexError, ValueError):
+            continue
+        if pid > 0 and not _process_running(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def unpack(export: str | Path, work_dir: Path, sha256: str | None = None) -> ExportInfo:
+    """Unpack an export into `work_dir`/export-<hash> as untrusted input: within
+    `ExportLimits`, checked from the zip's directory first; damaged members, unsafe paths,
+    and image names outside the export (`check_image_names`) are refused with a
+    `UserError`. It is written to a temporary folder, which is removed if anything fails
+    and renamed into place when all is well; the caller keeps the result (the FiftyOne
+    samples point into it) and removes it, or uses `unpacked`. `sha256`, when the caller
+    has just computed it, saves reading the export again."""
+    export = Path(export)
+    if not export.is_file():
+        raise UserError(f"no export at {export}")
+    limits = ExportLimits.from_env()
+    declared = _declared_entries(export)
+    if declared is not None:
+        limits.check_count(export, declared)
+    work_dir = Path(work_dir)
+    with _open_zip(export) as archive:
+        members = archive.infolist()
+        _check_directory(export, members, limits)
+        sha = sha256 or file_sha256(export)
+        root = work_dir / f"export-{sha[:12]}"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(work_dir)
+        staging = Path(
+            tempfile.mkdtemp(
+                prefix=f".export-{sha[:12]}.{os.getpid()}.", suffix=".partial", dir=work_dir
+            )
+        )
+        try:
+            try:
+                _extract(archive, members, staging, export, limits)
+            except OSError as error:  # the disk, not the zip: _chunks turns those into UserError
+                raise UserError(f"could not unpack {export} into {work_dir}: {error}") from None
+            export_format = detect_format(staging, export)
+            check_image_names(staging, export_format, export)
+            if root.exists():
+                shutil.rmtree(root)
+            os.replace(staging, root)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return ExportInfo(export, export_format, sha, root)
+
+
+@contextmanager
+def unpacked(export: str | Path, work_dir: Path, sha256: str | None = None) -> Iterator[ExportInfo]:
+    """`unpack` for the length of a `with` block: the folder is removed when the block
+    ends, however it ends. For callers that keep nothing pointing into it afterwards (a
+    FiftyOne dataset of it does: delete the dataset inside the block)."""
+    info = unpack(export, work_dir, sha256)
+    try:
+        yield info
+    finally:
+        shutil.rmtree(info.root, ignore_errors=True)
+
+
+def _inside(root: Path, path: str | Path) -> bool:
+    """Whether `path` (absolute, or relative to the current directory) lies inside `root`,
+    after `..` and symbolic links are followed."""
+    try:
+        return Path(path).resolve().is_relative_to(root.resolve())
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a loop of links
+        return False
+
+
+def _outside(export: Path, name: str) -> UserError:
+    return UserError(
+        f"{export} names an image outside itself: {name!r}. An export may name only the "
+        "images it holds: export the task from CVAT again"
+    )
+
+
+def _cvat_image_names(xml_path: Path, export: Path) -> Iterator[str]:
+    """Each <image>'s name as FiftyOne's importer looks it up (subset/name), read as a
+    stream: the XML can be hundreds of megabytes."""
+    try:
+        events = ET.iterparse(xml_path, events=("start", "end"))
+        top = None
+        for event, element in events:
+            top = element if top is None else top
+            if element.tag != "image":
+                continue
+            if event == "start":
+                name, subset = element.get("name", ""), element.get("subset")
+                yield os.path.join(subset, name) if subset else name
+            else:
+                top.clear()  # the images read so far
+    except ET.ParseError as error:
+        raise UserError(f"{export}: {xml_path.name} is not readable CVAT XML: {error}") from None
+
+
+def _coco_image_names(root: Path, export: Path) -> Iterator[str]:
+    labels = sorted(root.glob("annotations/*.json"))[0]  # the file load_export reads
+    try:
+        data = json.loads(labels.read_bytes())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{export}: {labels.name} is not readable JSON: {error}") from None
+    images = data.get("images") if isinstance(data, dict) else None
+    for image in images if isinstance(images, list) else []:
+        if isinstance(image, dict) and isinstance(image.get("file_name"), str):
+            yield image["file_name"]
+
+
+def _confine_yolo(root: Path, export: Path) -> None:
+    """data.yaml's `path` names where the dataset was written (FiftyOne and Ultralytics
+    write an absolute one), which in an export is the export itself: a `path` outside it is
+    replaced by the folder data.yaml is in. A split folder or image list outside the
+    export, or an image a list names outside it, is refused."""
+    data_yaml = root / "data.yaml"
+    try:
+        config = yaml.safe_load(data_yaml.read_text(errors="replace"))
+    except yaml.YAMLError as error:
+        raise UserError(f"{export}: data.yaml is not readable YAML: {error}") from None
+    if not isinstance(config, dict):
+        return
+    base = root
+    if config.get("path"):
+        path = str(config["path"])
+        if _inside(root, root / path):
+            base = root / path
+        else:
+            log.warning(
+                "%s: data.yaml's path %s is outside the export; reading the export", export, path
+            )
+            config["path"] = "."
+            data_yaml.write_text(yaml.safe_dump(config, sort_keys=False))
+    for split in YOLO_SPLITS:
+        value = config.get(split)
+        for entry in (
+            [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        ):
+            where = base / str(entry)
+            if not _inside(root, where):
+                raise _outside(export, f"{entry} (data.yaml's {split})")
+            if where.suffix == ".txt" and where.is_file():
+                for line in where.read_text(errors="replace").splitlines():
+                    if line.strip() and not _inside(root, where.parent / line.strip()):
+                        raise _outside(export, line.strip())
+
+
+def check_image_names(root: Path, export_format: str, export: Path) -> None:
+    """Every image the export's annotations name must lie inside the export. Such a name is
+    refused, not skipped with a warning: an export that names a file elsewhere on the disk
+    (an absolute path, `../`) was made by hand or to harm, and reading it would put that
+    file into review, training and a published dataset; training on the rest alone would
+    quietly differ from what the person exported. CVAT for video 1.1 names no images
+    (its frames are found in the folder)."""
+    if export_format == "CVAT for images 1.1":
+        names, base = _cvat_image_names(root / "annotations.xml", export), _images_dir(root)
+    elif export_format == "COCO 1.0":
+        names, base = _coco_image_names(root, export), _images_dir(root)
+    elif export_format == "Ultralytics YOLO Detection 1.0":
+        _confine_yolo(root, export)
+        return
+    else:
+        return
+    for name in names:
+        if not _inside(root, base / name):
+            raise _outside(export, name)
 
 
 def _first_annotation(xml_path: Path) -> str:
     """ "image" or "track", whichever element comes first, or "" when neither does (then
     the task's mode, "interpolation" for video, is returned with a "mode:" prefix). Read
-    line by line: the meta before them (labels, one <segment> per job) can be long, the
-    annotations after them longer still."""
-    video_mode = False
+    a megabyte at a time, never a whole line: the meta before them (labels, one <segment>
+    per job) can be long, the annotations after them longer still, and all on one line."""
+    video_mode, tail = False, ""
     with xml_path.open(errors="replace") as handle:
-        for line in handle:
-            image, track = line.find("<image "), line.find("<track ")
+        while chunk := handle.read(_CHUNK):
+            text = tail + chunk
+            image, track = text.find("<image "), text.find("<track ")
             if image >= 0 or track >= 0:
                 return "track" if track >= 0 and (image < 0 or track < image) else "image"
-            video_mode = video_mode or "<mode>interpolation</mode>" in line
+            video_mode = video_mode or "<mode>interpolation</mode>" in text
+            tail = text[-32:]  # a tag cut in two by the chunk
     return "mode:interpolation" if video_mode else ""
 
 
@@ -118,9 +463,27 @@ def _images_dir(root: Path) -> Path:
 
 
 def load_export(info: ExportInfo, name: str | None = None):
-    """A FiftyOne dataset of the export, labels in the `ground_truth` field."""
+    """A FiftyOne dataset of the export, labels in the `ground_truth` field. If it cannot
+    be read, its unpack folder is removed with it (nothing else can use it); a sample whose
+    file lies outside the export is refused here too, whatever the importer made of the
+    names `unpack` checked."""
+    try:
+        dataset = _read_export(info, name or f"export-{info.sha256[:12]}")
+        root = info.root.resolve()
+        outside = next((p for p in dataset.values("filepath") if not _inside(root, p)), None)
+        if outside is not None:
+            dataset.delete()
+            raise _outside(info.path, outside)
+    except BaseException:
+        shutil.rmtree(info.root, ignore_errors=True)
+        raise
+    dataset.info["export"] = {"path": str(info.path), "sha256": info.sha256, "format": info.format}
+    dataset.save()
+    return dataset
+
+
+def _read_export(info: ExportInfo, name: str):
     fo = fiftyone()
-    name = name or f"export-{info.sha256[:12]}"
     if fo.dataset_exists(name):
         fo.delete_dataset(name)
     root = info.root
@@ -129,34 +492,29 @@ def load_export(info: ExportInfo, name: str | None = None):
     common = {"name": name, "label_field": GROUND_TRUTH}
     try:
         if info.format == "CVAT for images 1.1":
-            dataset = fo.Dataset.from_dir(
+            return fo.Dataset.from_dir(
                 dataset_type=fo.types.CVATImageDataset,
                 data_path=str(_images_dir(root)),
                 labels_path=str(root / "annotations.xml"),
                 **boxes,
             )
-        elif info.format == "CVAT for video 1.1":
-            dataset = _load_cvat_video(fo, root, name, info.path)
-        elif info.format == "COCO 1.0":
-            labels = sorted(root.glob("annotations/*.json"))[0]
-            dataset = fo.Dataset.from_dir(
+        if info.format == "CVAT for video 1.1":
+            return _load_cvat_video(fo, root, name, info.path)
+        if info.format == "COCO 1.0":
+            return fo.Dataset.from_dir(
                 dataset_type=fo.types.COCODetectionDataset,
                 data_path=str(_images_dir(root)),
-                labels_path=str(labels),
+                labels_path=str(sorted(root.glob("annotations/*.json"))[0]),
                 label_types="detections",
                 **common,
             )
-        else:
-            dataset = _load_yolo(fo, root, common)
+        return _load_yolo(fo, root, common)
     except UserError:
         raise
     except Exception as error:  # FiftyOne's importers raise many kinds on malformed files
         raise UserError(
             f"{info.path}: FiftyOne could not read it as {info.format}: {error}"
         ) from None
-    dataset.info["export"] = {"path": str(info.path), "sha256": info.sha256, "format": info.format}
-    dataset.save()
-    return dataset
 
 
 def _video_identity(tree, xml_path: Path) -> str:
@@ -294,7 +652,7 @@ def _load_yolo(fo, root: Path, common: dict):
 
     config = yaml.safe_load((root / "data.yaml").read_text()) or {}
     dataset = fo.Dataset(common["name"])
-    for split in ("train", "val", "valid", "test", "Train", "Validation"):
+    for split in YOLO_SPLITS:
         if (root / "images" / split).is_dir():
             dataset.add_dir(
                 dataset_dir=str(root),

@@ -1,0 +1,368 @@
+"""Exports are untrusted input: image names stay inside the export, unpacking is limited
+(checked from the zip's directory before anything is written), damaged zips are a
+UserError, and nothing is left behind when unpacking fails. No FiftyOne, no models: fast."""
+
+import json
+import os
+import struct
+import tracemalloc
+import zipfile
+import zlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from imagine_assist.errors import UserError
+from imagine_assist.training import exports
+from imagine_assist.training.exports import load_export, unpack, unpacked
+
+IMAGE = b"\xff\xd8\xff\xe0 a JPEG, as far as unpacking cares"
+
+
+def cvat_xml(*names: str) -> str:
+    images = "".join(
+        f'<image id="{i}" name="{name}" width="64" height="48">'
+        '<box label="fish" xtl="1" ytl="2" xbr="30" ybr="40" occluded="0"/></image>'
+        for i, name in enumerate(names)
+    )
+    header = '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version>'
+    return f"{header}{images}</annotations>"
+
+
+def write_zip(path: Path, members: dict[str, bytes | str], method=zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", method) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def raw_zip(path: Path, members: list[tuple[str, bytes, int, int, int]]) -> Path:
+    """A zip written byte by byte, so that its directory says what a test wants. Members are
+    (name, the bytes stored, method, CRC, the uncompressed size declared)."""
+    body, directory = b"", b""
+    for name, data, method, crc, size in members:
+        encoded, date = name.encode(), (1 << 5) | 1  # 1 January 1980
+        local = struct.pack(
+            "<IHHHHHIIIHH",
+            *(0x04034B50, 20, 0, method, 0, date, crc, len(data), size, len(encoded), 0),
+        )
+        directory += struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            *(0x02014B50, 20, 20, 0, method, 0, date, crc, len(data), size, len(encoded)),
+            *(0, 0, 0, 0, 0, len(body)),
+        )
+        directory += encoded
+        body += local + encoded + data
+    count = len(members)
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, count, count, len(directory), len(body), 0)
+    path.write_bytes(body + directory + end)
+    return path
+
+
+def deflated_repeats(chunk: bytes, times: int) -> bytes:
+    """The raw deflate stream of `chunk` repeated `times` times, built without compressing
+    them all: after a full flush the compressor forgets, so every chunk compresses alike."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return block * times + compressor.flush()
+
+
+def deflated(data: bytes) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush()
+
+
+def left_in(work: Path) -> list[str]:
+    return sorted(p.name for p in work.rglob("*")) if work.exists() else []
+
+
+@pytest.fixture
+def secret(tmp_path) -> Path:
+    """A file outside any export, that an export must never bring in."""
+    path = tmp_path / "elsewhere" / "secret.jpg"
+    path.parent.mkdir()
+    path.write_bytes(IMAGE)
+    return path
+
+
+# 1. Image names resolve inside the export only
+
+
+@pytest.mark.parametrize("kind", ["absolute", "parent"])
+def test_cvat_image_names_outside_the_export_are_refused(tmp_path, secret, kind):
+    name = str(secret) if kind == "absolute" else "../../elsewhere/secret.jpg"
+    export = write_zip(
+        tmp_path / "task.zip",
+        {"annotations.xml": cvat_xml("a.jpg", name), "images/a.jpg": IMAGE},
+    )
+    work = tmp_path / "work"
+    with pytest.raises(UserError, match="outside itself") as refused:
+        unpack(export, work)
+    assert name in str(refused.value)
+    assert left_in(work) == []
+
+
+def test_coco_file_names_outside_the_export_are_refused(tmp_path, secret):
+    coco = {
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "width": 64, "height": 48},
+            {"id": 2, "file_name": str(secret), "width": 64, "height": 48},
+        ],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "fish"}],
+    }
+    export = write_zip(
+        tmp_path / "coco.zip",
+        {"annotations/instances_default.json": json.dumps(coco), "images/a.jpg": IMAGE},
+    )
+    with pytest.raises(UserError, match="outside itself") as refused:
+        unpack(export, tmp_path / "work")
+    assert str(secret) in str(refused.value)
+
+
+@pytest.mark.parametrize("where", ["split folder", "image list"])
+def test_yolo_paths_outside_the_export_are_refused(tmp_path, secret, where):
+    config = {"names": {0: "fish"}}
+    members = {"images/train/a.jpg": IMAGE, "labels/train/a.txt": "0 0.5 0.5 0.2 0.2\n"}
+    if where == "split folder":
+        config["train"] = str(secret.parent)
+    else:
+        config["train"] = "train.txt"
+        members["train.txt"] = f"images/train/a.jpg\n{secret}\n"
+    members["data.yaml"] = yaml.safe_dump(config)
+    export = write_zip(tmp_path / "yolo.zip", members)
+    with pytest.raises(UserError, match="outside itself"):
+        unpack(export, tmp_path / "work")
+    assert left_in(tmp_path / "work") == []
+
+
+def test_a_yolo_path_of_the_machine_it_was_made_on_reads_the_export(tmp_path, secret):
+    """FiftyOne and Ultralytics write data.yaml's `path` as an absolute folder: inside a zip
+    that folder is the export itself, not wherever it once was."""
+    config = {"path": str(secret.parent), "train": "./images/train/", "names": {0: "fish"}}
+    export = write_zip(
+        tmp_path / "yolo.zip",
+        {
+            "data.yaml": yaml.safe_dump(config),
+            "images/train/a.jpg": IMAGE,
+            "labels/train/a.txt": "",
+        },
+    )
+    info = unpack(export, tmp_path / "work")
+    assert yaml.safe_load((info.root / "data.yaml").read_text())["path"] == "."
+
+
+def test_exports_naming_their_own_images_still_unpack(tmp_path):
+    export = write_zip(
+        tmp_path / "task.zip",
+        {
+            "annotations.xml": cvat_xml("a.jpg", "sub/b.jpg", "sub/../a.jpg"),
+            "images/a.jpg": IMAGE,
+            "images/sub/b.jpg": IMAGE,
+        },
+    )
+    info = unpack(export, tmp_path / "work")
+    assert info.format == "CVAT for images 1.1"
+    assert (info.root / "images" / "sub" / "b.jpg").read_bytes() == IMAGE
+    assert left_in(tmp_path / "work") == sorted(
+        ["export-" + info.sha256[:12], "images", "annotations.xml", "a.jpg", "sub", "b.jpg"]
+    )
+
+
+# 2. Limits, checked from the directory before anything is written
+
+
+def test_a_small_zip_of_a_huge_xml_is_refused_quickly_and_in_little_memory(tmp_path):
+    """356 KB holding a 300 MB annotations.xml, as the probe sent."""
+    size = 300 * 2**20
+    stream = deflated_repeats(b" " * 2**20, 300)
+    export = raw_zip(tmp_path / "bomb.zip", [("annotations.xml", stream, 8, 0, size)])
+    assert export.stat().st_size < 400_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(UserError, match="times its size") as refused:
+            unpack(export, tmp_path / "work")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert exports.RATIO_ENV in str(refused.value)
+    assert peak < 20 * 2**20
+    assert left_in(tmp_path / "work") == []
+
+
+def test_a_1_mb_zip_of_1_gb_is_refused_before_it_is_written(tmp_path):
+    size = 1100 * 2**20
+    stream = deflated_repeats(bytes(2**20), 1100)
+    export = raw_zip(
+        tmp_path / "bomb.zip",
+        [
+            ("annotations.xml", cvat_xml("frame.png").encode(), 0, 0, len(cvat_xml("frame.png"))),
+            ("images/frame.png", stream, 8, 0, size),  # CRC 0: it must never be read
+        ],
+    )
+    assert export.stat().st_size < 1.2e6
+    with pytest.raises(UserError, match="times its size"):
+        unpack(export, tmp_path / "work")
+    assert left_in(tmp_path / "work") == []
+
+
+def test_the_unpacked_size_limit_says_how_to_raise_it(tmp_path, monkeypatch):
+    export = write_zip(
+        tmp_path / "task.zip",
+        {"annotations.xml": cvat_xml("a.jpg"), "images/a.jpg": os.urandom(1_500_000)},
+        zipfile.ZIP_STORED,
+    )
+    monkeypatch.setenv(exports.UNPACKED_ENV, "1")
+    with pytest.raises(
+        UserError, match=f"over 1.0 MB, the limit for one export.*{exports.UNPACKED_ENV}"
+    ):
+        unpack(export, tmp_path / "work")
+    assert left_in(tmp_path / "work") == []
+    monkeypatch.setenv(exports.UNPACKED_ENV, "2")
+    assert unpack(export, tmp_path / "work").format == "CVAT for images 1.1"
+
+
+def test_the_file_count_limit_is_read_before_the_directory(tmp_path, monkeypatch):
+    members = {"annotations.xml": cvat_xml("0.jpg")} | {f"images/{i}.jpg": IMAGE for i in range(11)}
+    export = write_zip(tmp_path / "task.zip", members)
+    monkeypatch.setenv(exports.FILES_ENV, "10")
+    parsed = []
+    monkeypatch.setattr(exports, "_open_zip", lambda path: parsed.append(path))
+    with pytest.raises(
+        UserError, match=f"holds 12 files, over the limit of 10.*{exports.FILES_ENV}"
+    ):
+        unpack(export, tmp_path / "work")
+    assert parsed == []  # refused from the end record, before zipfile read the directory
+
+
+def test_an_annotation_file_over_its_limit_is_refused(tmp_path, monkeypatch):
+    xml = cvat_xml(*(f"{i:06d}.jpg" for i in range(20_000)))
+    assert len(xml) > 2 * exports.MB
+    export = write_zip(tmp_path / "task.zip", {"annotations.xml": xml})
+    monkeypatch.setenv(exports.ANNOTATION_ENV, "1")
+    with pytest.raises(
+        UserError, match=f"annotations.xml unpacks to over 1.0 MB.*{exports.ANNOTATION_ENV}"
+    ):
+        unpack(export, tmp_path / "work")
+
+
+def test_a_directory_that_understates_a_size_writes_no_more_than_it_says(tmp_path, monkeypatch):
+    """The directory says 1 KB; the member inflates to 8 MB. Not a byte past the declared
+    size reaches the disk, and the zip is damaged, not a traceback."""
+    data = bytes(8 * 2**20)
+    export = raw_zip(
+        tmp_path / "liar.zip",
+        [
+            (
+                "annotations.xml",
+                cvat_xml("a.jpg").encode(),
+                0,
+                zlib.crc32(cvat_xml("a.jpg").encode()),
+                len(cvat_xml("a.jpg")),
+            ),
+            ("images/a.jpg", deflated(data), 8, zlib.crc32(data), 1024),
+        ],
+    )
+    written = []
+    real_extract = exports._extract
+
+    def watch(archive, members, folder, export, limits):
+        try:
+            real_extract(archive, members, folder, export, limits)
+        finally:
+            written.extend(p.stat().st_size for p in folder.rglob("*.jpg"))
+
+    monkeypatch.setattr(exports, "_extract", watch)
+    with pytest.raises(UserError, match="is damaged: images/a.jpg"):
+        unpack(export, tmp_path / "work")
+    assert written and max(written) <= 1024
+    assert left_in(tmp_path / "work") == []
+
+
+# 3. Nothing is left behind
+
+
+def test_an_export_of_no_known_format_leaves_nothing_behind(tmp_path):
+    export = write_zip(tmp_path / "other.zip", {"readme.txt": "hello", "data/a.jpg": IMAGE})
+    with pytest.raises(UserError, match="not an export this tool reads"):
+        unpack(export, tmp_path / "work")
+    assert left_in(tmp_path / "work") == []
+
+
+def test_unpacked_removes_the_folder_however_the_block_ends(tmp_path):
+    export = write_zip(
+        tmp_path / "task.zip", {"annotations.xml": cvat_xml("a.jpg"), "images/a.jpg": IMAGE}
+    )
+    with unpacked(export, tmp_path / "work") as info:
+        assert (info.root / "images" / "a.jpg").is_file()
+    assert not info.root.exists()
+    with pytest.raises(KeyError), unpacked(export, tmp_path / "work") as info:
+        raise KeyError("the caller failed")
+    assert left_in(tmp_path / "work") == []
+
+
+def test_an_export_that_cannot_be_read_takes_its_unpack_folder_with_it(tmp_path, monkeypatch):
+    export = write_zip(
+        tmp_path / "video.zip",
+        {"annotations.xml": '<annotations><track id="0" label="fish"/></annotations>'},
+    )
+    info = unpack(export, tmp_path / "work")
+    assert info.root.is_dir()
+    # no FiftyOne needed: the video reader refuses an export without frames before using it
+    monkeypatch.setattr(
+        exports, "fiftyone", lambda: SimpleNamespace(dataset_exists=lambda name: False)
+    )
+    with pytest.raises(UserError, match="'Save images'"):
+        load_export(info)
+    assert left_in(tmp_path / "work") == []
+
+
+def test_folders_of_killed_unpacks_are_removed_at_the_next(tmp_path):
+    work = tmp_path / "work"
+    abandoned = work / ".export-0123456789ab.999999999.x1y2.partial"  # no such process
+    (abandoned / "images").mkdir(parents=True)
+    running = work / f".export-0123456789ab.{os.getpid()}.z9.partial"
+    running.mkdir()
+    export = write_zip(
+        tmp_path / "task.zip", {"annotations.xml": cvat_xml("a.jpg"), "images/a.jpg": IMAGE}
+    )
+    unpack(export, work)
+    assert not abandoned.exists() and running.exists()
+
+
+# 4. A damaged zip is a UserError that says so
+
+
+def _damage(kind: str, tmp_path: Path) -> Path:
+    data = b"".join(b'<image id="%d" name="%d.jpg"/>\n' % (i, i) for i in range(5000))
+    stream = deflated(data)
+    if kind == "garbled":  # zlib.error: invalid code lengths, distances too far back
+        stream = stream[:100] + bytes(b ^ 0x5A for b in stream[100:600]) + stream[600:]
+    elif kind == "truncated":  # the stream stops half way
+        stream = stream[: len(stream) // 2]
+    crc = zlib.crc32(data) ^ (1 if kind == "bad CRC" else 0)
+    return raw_zip(
+        tmp_path / f"{kind}.zip",
+        [
+            ("images/a.jpg", IMAGE, 0, zlib.crc32(IMAGE), len(IMAGE)),
+            ("annotations.xml", stream, 8, crc, len(data)),
+        ],
+    )
+
+
+@pytest.mark.parametrize("kind", ["garbled", "truncated", "bad CRC"])
+def test_a_damaged_zip_says_it_is_damaged(tmp_path, kind):
+    export = _damage(kind, tmp_path)
+    with pytest.raises(UserError, match=f"{export} is damaged: annotations.xml cannot be read"):
+        unpack(export, tmp_path / "work")
+    assert left_in(tmp_path / "work") == []  # images/a.jpg was written, and removed
+
+
+def test_a_zip_this_tool_cannot_unpack_says_why(tmp_path):
+    export = write_zip(
+        tmp_path / "bz2.zip", {"annotations.xml": cvat_xml("a.jpg")}, zipfile.ZIP_BZIP2
+    )
+    with pytest.raises(UserError, match="compressed with method 12"):
+        unpack(export, tmp_path / "work")
