@@ -1,11 +1,11 @@
 """`imagine-assist evaluate`: how well a detector function does on a user's own labelled
 images, before anyone trusts its pre-annotations.
 
-    dataset = load_source(source, ...)              # FiftyOne reads the user's labels
-    truth = ground_truth(dataset, ...)              # ... pulled out once, as arrays
-    predicted = predict(function, filepaths, ...)   # the whole PR curve, not one point
-    evaluation = detection_metrics.evaluate(...)    # COCO-style: AP50, AP50-95
-    detection_metrics.served(...)                   # what CVAT would get: P, R, empty frames
+    with load_source(source, ...) as dataset:           # FiftyOne reads the user's labels
+        truth = ground_truth(dataset, ...)              # ... pulled out once, as arrays
+        predicted = predict(function, filepaths, ...)   # the whole PR curve, not one point
+        evaluation = detection_metrics.evaluate(...)    # COCO-style: AP50, AP50-95
+        detection_metrics.served(...)                   # what CVAT would get: P, R, empty frames
 
 The detector runs once, at a confidence floor of 0.001, so AP covers the whole curve; the
 figures "at the threshold" keep only the boxes the served function would send (its default
@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +42,7 @@ from imagine_assist.training.exports import (
     labels_in,
     load_export,
     relabel,
-    unpack,
+    unpacked,
 )
 
 PREDICTION_FLOOR = 0.001
@@ -57,15 +59,31 @@ class EvaluationSummary:
     plots: list[Path]  # pr_curve.png, worst_false_positives.png, misses.png
 
 
-def load_source(source: str | Path, work_dir: Path, names: list[str], name: str):
-    """A FiftyOne dataset of a YOLO folder or an export zip, labels in `ground_truth`.
-    `names` are the class names of a YOLO folder without a data.yaml (its class ids in order)."""
+@contextmanager
+def load_source(source: str | Path, work_dir: Path, names: list[str], name: str) -> Iterator:
+    """A FiftyOne dataset of a YOLO folder or an export zip, labels in `ground_truth`, for
+    the length of a `with` block: then the dataset is deleted, and what was written for it
+    under `work_dir` (the unpacked export, the folder's yaml) removed. `names` are the class
+    names of a YOLO folder without a data.yaml (its class ids in order)."""
     path = Path(source)
     if path.is_dir():
-        return load_yolo_folder(path, work_dir, names, name)
+        try:
+            dataset = load_yolo_folder(path, work_dir, names, name)
+            try:
+                yield dataset
+            finally:
+                dataset.delete()
+        finally:
+            (work_dir / f"{name}.yaml").unlink(missing_ok=True)
+        return
     if not path.exists():
         raise UserError(f"no folder or export at {path}")
-    return load_export(unpack(path, work_dir), name=name)
+    with unpacked(path, work_dir) as info:
+        dataset = load_export(info, name=name)
+        try:
+            yield dataset
+        finally:
+            dataset.delete()
 
 
 def _yolo_splits(root: Path) -> tuple[dict, list[Path]]:
@@ -194,8 +212,8 @@ def evaluate_function(
     threshold = function.spec.check_threshold(threshold)
     classes = list(function.spec.label_names)
     name = f"evaluate-{function.spec.id}-{uuid.uuid4().hex[:8]}"
-    dataset = load_source(source, work_dir, classes, name)
-    try:
+    # an export's images are read until the galleries are drawn, then its folder goes
+    with load_source(source, work_dir, classes, name) as dataset:
         relabel(dataset, GROUND_TRUTH, label_map)
         if class_agnostic:
             check_export(dataset, tuple(labels_in(dataset)), Path(source))  # images, boxes
@@ -205,31 +223,29 @@ def evaluate_function(
         filepaths = dataset.values("filepath")
         source_format = dataset.info.get("export", {}).get("format")
         truth = ground_truth(dataset, classes, class_agnostic)
-    finally:
-        dataset.delete()
-    predicted = predict(function, filepaths, classes, class_agnostic)
-    evaluation = metrics.evaluate(truth, predicted, len(classes))
-    sent = metrics.served(evaluation, truth, predicted, threshold, IOU)
-    boxes = sum(len(labelled) for labelled in truth)
-    facts = {
-        "function": function.spec.id,
-        "source": str(source),
-        "format": source_format,
-        "class_agnostic": class_agnostic,
-        "classes": classes,
-        "iou": IOU,
-        "prediction_floor": PREDICTION_FLOOR,
-        "threshold": threshold,
-        "images": len(filepaths),
-        "boxes": boxes,
-        **_ap_facts(evaluation, classes),
-        **_threshold_facts(sent, boxes),
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "summary.json"
-    path.write_text(json.dumps(facts, indent=2))
-    images = _Images(filepaths, truth, predicted, classes)
-    plots = _plots(evaluation, facts, sent, images, out_dir)
+        predicted = predict(function, filepaths, classes, class_agnostic)
+        evaluation = metrics.evaluate(truth, predicted, len(classes))
+        sent = metrics.served(evaluation, truth, predicted, threshold, IOU)
+        boxes = sum(len(labelled) for labelled in truth)
+        facts = {
+            "function": function.spec.id,
+            "source": str(source),
+            "format": source_format,
+            "class_agnostic": class_agnostic,
+            "classes": classes,
+            "iou": IOU,
+            "prediction_floor": PREDICTION_FLOOR,
+            "threshold": threshold,
+            "images": len(filepaths),
+            "boxes": boxes,
+            **_ap_facts(evaluation, classes),
+            **_threshold_facts(sent, boxes),
+        }
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "summary.json"
+        path.write_text(json.dumps(facts, indent=2))
+        images = _Images(filepaths, truth, predicted, classes)
+        plots = _plots(evaluation, facts, sent, images, out_dir)
     return EvaluationSummary(path, facts, plots)
 
 

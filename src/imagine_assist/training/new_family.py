@@ -26,7 +26,7 @@ from imagine_assist.families import (
 from imagine_assist.home import Home
 from imagine_assist.models.registry import Registry
 from imagine_assist.models.store import live_model
-from imagine_assist.training.exports import GROUND_TRUTH, labels_in, load_export, relabel, unpack
+from imagine_assist.training.exports import GROUND_TRUTH, labels_in, load_export, relabel, unpacked
 from imagine_assist.training.retrain import RetrainResult, recipe_of, retrain
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,17 @@ class CreatedFamily:
 def export_labels(
     exports: list[str | Path], work_dir: Path, label_map: dict[str, str] | None = None
 ) -> tuple[str, ...]:
-    """The labels people drew boxes with in the exports (CVAT images/video 1.1, COCO, YOLO)."""
+    """The labels people drew boxes with in the exports (CVAT images/video 1.1, COCO, YOLO).
+    Only the labels are read: each export's unpacked folder is removed straight after."""
     labels: set[str] = set()
     for export in exports:
-        dataset = load_export(unpack(export, work_dir))
-        relabel(dataset, GROUND_TRUTH, label_map)
-        labels |= labels_in(dataset)
-        dataset.delete()
+        with unpacked(export, work_dir) as info:
+            dataset = load_export(info)
+            try:
+                relabel(dataset, GROUND_TRUTH, label_map)
+                labels |= labels_in(dataset)
+            finally:
+                dataset.delete()
     if not labels:
         raise UserError(f"{', '.join(map(str, exports))}: no boxes with labels to learn from")
     return tuple(sorted(labels))

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import subprocess
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import imagine_assist
 from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import UserError
 from imagine_assist.families import Family, Gate, TrainingRecipe, family_from_dict, get_family
-from imagine_assist.home import Home
+from imagine_assist.home import Home, configure_offline
 from imagine_assist.models.registry import ModelVersion, Registry
 from imagine_assist.models.store import live_model
 from imagine_assist.training.detector import evaluate_yolo, export_onnx, train_yolo
@@ -34,7 +35,7 @@ from imagine_assist.training.exports import (
     relabel,
     split_key,
     split_of_digest,
-    unpack,
+    unpacked,
 )
 from imagine_assist.training.recipes import DetectorRecipe
 
@@ -113,8 +114,10 @@ def code_version() -> str:
 def build_dataset(
     datasets: list, recipe: RetrainRecipe, out_dir: Path, held_out: list | None = None
 ) -> tuple[Path, dict]:
-    """One YOLO dataset from all exports, split by image content. An image in several exports
-    keeps the labels of the last one given: a later export is a later correction.
+    """One YOLO dataset in `out_dir` from exactly these exports, split by image content:
+    whatever an earlier run left there is removed first. An image in several exports keeps
+    the labels of the last one given: a later export is a later correction. An image without
+    boxes is a negative, with an empty label file.
 
     `held_out` datasets (a fixed validation export, `--val`) form the test split whole, and
     their images are kept out of training wherever else they appear."""
@@ -143,6 +146,7 @@ def build_dataset(
     for index, sample_id, split in by_content.values():
         ids.setdefault((index, split), []).append(sample_id)
     counts = {"train": 0, "val": 0, "test": 0}
+    empty_dataset_folder(out_dir)
     # Each split and export is merged into one folder, as YOLO datasets are laid out;
     # FiftyOne warns at every merge, which is the intent here, not a problem to report.
     collections_log = logging.getLogger("fiftyone.core.collections")
@@ -161,6 +165,9 @@ def build_dataset(
             counts[split] += len(selected)
     finally:
         collections_log.setLevel(level)
+    for split, count in counts.items():
+        if count:
+            label_negatives(out_dir, split)
     if counts["train"] == 0:
         raise UserError(
             "the exports hold too few images to train on (none fell in the train split)"
@@ -175,6 +182,34 @@ def build_dataset(
     return data_yaml, counts
 
 
+_DATASET_PARTS = frozenset({"images", "labels", "dataset.yaml"})
+
+
+def empty_dataset_folder(folder: Path) -> None:
+    """`folder`, empty, with any dataset an earlier run built there removed. A folder holding
+    anything else is refused, not emptied: it is not ours to delete."""
+    if folder.exists():
+        others = sorted(path.name for path in folder.iterdir() if path.name not in _DATASET_PARTS)
+        if others:
+            raise UserError(
+                f"{folder} holds {', '.join(others[:3])}, which no dataset built here has: "
+                "name another work folder (--work)"
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
+def label_negatives(out_dir: Path, split: str) -> None:
+    """An empty label file for each image of the split that has none: FiftyOne's exporter
+    writes none for an image without boxes, which is a negative, not a missing label."""
+    labels = out_dir / "labels" / split
+    labels.mkdir(parents=True, exist_ok=True)
+    for image in (out_dir / "images" / split).iterdir():
+        label = labels / f"{image.stem}.txt"
+        if not label.exists():
+            label.write_text("")
+
+
 def boxes_in_split(data_yaml: Path, split: str) -> int:
     """Ground-truth boxes of one split of a YOLO dataset (one line per box)."""
     folder = data_yaml.parent / "labels" / split
@@ -184,6 +219,38 @@ def boxes_in_split(data_yaml: Path, split: str) -> int:
         sum(1 for line in path.read_text().splitlines() if line.strip())
         for path in folder.glob("*.txt")
     )
+
+
+def read_by_trainer(data_yaml: Path, built: dict[str, int]) -> tuple[dict, dict]:
+    """Images and boxes per split as ultralytics read them, from the label cache it writes
+    beside each split's labels (`labels/<split>.cache`) when it scans the split: an image it
+    found corrupt is not counted, a duplicated box once. A split it has no cache of (one it
+    could not write) is counted from the label files."""
+    configure_offline(Home.resolve())
+    from ultralytics.data.utils import load_dataset_cache_file
+
+    images, boxes = dict.fromkeys(built, 0), dict.fromkeys(built, 0)
+    for split, count in built.items():
+        if not count:
+            continue
+        cache = data_yaml.parent / "labels" / f"{split}.cache"
+        try:
+            read = load_dataset_cache_file(cache)
+        except (OSError, ValueError) as error:
+            log.warning("no label cache of the %s split (%s): counted from its files", split, error)
+            images[split], boxes[split] = count, boxes_in_split(data_yaml, split)
+            continue
+        images[split] = len(read["labels"])
+        boxes[split] = sum(len(label["cls"]) for label in read["labels"])
+        if images[split] != count:
+            log.warning(
+                "ultralytics read %d of the %d %s images: %s",
+                images[split],
+                count,
+                split,
+                "; ".join(read.get("msgs") or []) or "it gave no reason",
+            )
+    return images, boxes
 
 
 def deployed_weights(registry: Registry, family: str) -> tuple[Path | None, str]:
@@ -246,12 +313,16 @@ def _read_exports(
     work_dir: Path,
     classes: tuple[str, ...],
     home: Home,
+    cleanup: ExitStack,
     label_map: dict[str, str] | None = None,
 ) -> tuple[list, list[dict]]:
+    """The exports as FiftyOne datasets, with their lineage. `cleanup` deletes the datasets
+    and removes their unpacked folders when it closes."""
     datasets, lineage = [], []
     for export in exports:
-        info = unpack(export, work_dir / "exports")
+        info = cleanup.enter_context(unpacked(export, work_dir / "exports"))
         dataset = load_export(info)
+        cleanup.callback(_delete, dataset)  # before its folder goes: callbacks run last first
         relabel(dataset, GROUND_TRUTH, label_map)
         check_export(dataset, classes, info.path)
         kept = keep_export(Path(export), info.sha256, home)
@@ -267,6 +338,11 @@ def _read_exports(
             }
         )
     return datasets, lineage
+
+
+def _delete(dataset) -> None:
+    if not dataset.deleted:  # the same export named twice shares one dataset name
+        dataset.delete()
 
 
 def retrain(
@@ -295,13 +371,16 @@ def retrain(
     home = Home.resolve()
     work_dir = Path(work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
-    datasets, lineage = _read_exports(exports, work_dir, recipe.classes, home, label_map)
-    held_out, val_lineage = _read_exports(
-        val_exports or [], work_dir, recipe.classes, home, label_map
-    )
-    data_yaml, counts = build_dataset(datasets, recipe, work_dir / "dataset", held_out)
+    # the unpacked exports are needed until their images are copied into the dataset
+    with ExitStack() as cleanup:
+        datasets, lineage = _read_exports(
+            exports, work_dir, recipe.classes, home, cleanup, label_map
+        )
+        held_out, val_lineage = _read_exports(
+            val_exports or [], work_dir, recipe.classes, home, cleanup, label_map
+        )
+        data_yaml, counts = build_dataset(datasets, recipe, work_dir / "dataset", held_out)
     eval_split = "test" if counts["test"] else "val" if counts["val"] else "train"
-    heldout_boxes = boxes_in_split(data_yaml, eval_split) if eval_split != "train" else 0
     live, deployed_name = deployed_weights(registry, family)
     if start_weights is not None:
         start, started_name = start_weights, str(start_weights)
@@ -321,6 +400,9 @@ def retrain(
     best = train_yolo(data_yaml, work_dir / "train", run_recipe, device, **recipe.train_args)
     candidate = evaluate_yolo(best, data_yaml, eval_split, recipe.imgsz, device)
     deployed = evaluate_yolo(live, data_yaml, eval_split, recipe.imgsz, device) if live else None
+    # every split has been read by now: train and val in training, test in evaluation
+    images, boxes = read_by_trainer(data_yaml, counts)
+    heldout_boxes = boxes[eval_split] if eval_split != "train" else 0
     gate = check_gate(candidate, deployed, recipe.gate, heldout_boxes)
     onnx = export_onnx(best, recipe.imgsz)
     card = {
@@ -332,11 +414,17 @@ def retrain(
         },
         "evaluated_on": {
             "split": eval_split,
-            "images": counts[eval_split],
-            "boxes": heldout_boxes,
+            "images": images[eval_split],
+            "boxes": boxes[eval_split],
             "fixed_validation": bool(val_exports),
         },
-        "data": {"exports": lineage, "validation_exports": val_lineage, "split": counts},
+        # images and boxes per split as the trainer read them
+        "data": {
+            "exports": lineage,
+            "validation_exports": val_lineage,
+            "split": images,
+            "boxes": boxes,
+        },
         "recipe": {
             **{k: v for k, v in recipe.__dict__.items() if k != "gate"},
             "gate": recipe.gate.__dict__,
