@@ -13,17 +13,20 @@ import concurrent.futures
 import hmac
 import json
 import logging
+import math
 import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -32,8 +35,11 @@ from imagine_assist.nuclio.cvat_requests import answer
 from imagine_assist.nuclio.hosting import FunctionHost, model_version
 from imagine_assist.nuclio.metrics import GatewayMetrics
 from imagine_assist.nuclio.protocol import (
+    CLIENT_GONE,
     ERRORS_WITH_A_STATUS,
+    ClientGone,
     HTTPError,
+    clip,
     error_body,
     parse_body,
     status_for,
@@ -45,6 +51,8 @@ PROJECT = "cvat"
 TOKEN_HEADER = "x-imagine-assist-token"
 TOKEN_ENV = "IMAGINE_ASSIST_TOKEN"
 UNGUARDED = ("/api/healthz",)
+BODY_TIMEOUT_S = 20.0  # for the whole body, before and apart from the function's timeout
+BODY_BUDGET_BYTES = 256 * 2**20  # request bodies held at once: arriving, queued or running
 
 
 def client_headers() -> dict:
@@ -53,8 +61,109 @@ def client_headers() -> dict:
     return {TOKEN_HEADER: token} if token else {}
 
 
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse(error_body(status, message), status_code=status)
+def error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
+
+
+class Admission:
+    """Who runs next: at most `workers` requests run, up to `queue` more wait their turn in
+    arrival order, and a request that finds the queue full is refused at once.
+
+    It lives on the event loop; `leave` may be called from a worker thread."""
+
+    def __init__(self, workers: int, queue: int) -> None:
+        self.workers = workers
+        self.queue = queue
+        self.free = workers
+        self.waiting: deque[asyncio.Future] = deque()
+        self.mean_s = 0.1  # running mean of the time a request holds a worker
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def retry_after_s(self) -> int:
+        """Seconds until the queue as it stands now has drained, at the mean service time."""
+        ahead = len(self.waiting) + self.workers - self.free
+        return max(1, math.ceil(self.mean_s * ahead / self.workers))
+
+    def busy(self, message: str) -> HTTPError:
+        retry = self.retry_after_s()
+        return HTTPError(503, f"{message}; retry in {retry} s", {"Retry-After": str(retry)})
+
+    async def enter(self, deadline: float, gone: asyncio.Future) -> None:
+        """Wait for a worker until `deadline` (time.monotonic()), unless the client goes."""
+        self._loop = asyncio.get_running_loop()
+        if self.free and not self.waiting:
+            self.free -= 1
+            return
+        if len(self.waiting) >= self.queue:
+            raise self.busy(f"the gateway is busy: {self.workers} running and {self.queue} waiting")
+        turn = self._loop.create_future()
+        self.waiting.append(turn)
+        try:
+            await asyncio.wait(
+                {turn, gone},
+                timeout=max(0.0, deadline - time.monotonic()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        except BaseException:  # cancelled just as its turn came: the turn passes on
+            if turn.done() and not turn.cancelled():
+                self._hand_over(self.mean_s)
+            raise
+        finally:
+            if not turn.done():  # timed out, the client left, or this task was cancelled
+                self.waiting.remove(turn)
+                turn.cancel()
+        if not turn.cancelled():
+            return
+        if gone.done():
+            raise ClientGone()
+        raise self.busy("no worker was free within the function's timeout")
+
+    def leave(self, held_s: float) -> None:
+        """A worker is free again (from any thread): it goes to the first in the queue."""
+        if self._loop is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._hand_over, held_s)
+        except RuntimeError:
+            pass  # the loop has closed: the gateway is shutting down
+
+    def _hand_over(self, held_s: float) -> None:
+        self.mean_s = 0.8 * self.mean_s + 0.2 * held_s
+        while self.waiting:
+            turn = self.waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.free += 1
+
+
+class BodyBudget:
+    """The bytes of request bodies held at once, arriving, waiting or running: bodies are
+    read before a request queues, so this, not the queue, bounds their memory. Lives on the
+    event loop."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int, retry_after_s: int) -> None:
+        if self.held + size > self.limit:
+            raise HTTPError(
+                503,
+                f"the gateway holds {self.held / 2**20:.0f} MiB of other requests' bodies, "
+                f"its limit is {self.limit / 2**20:.0f} MiB; retry in {retry_after_s} s",
+                {"Retry-After": str(retry_after_s), "Connection": "close"},
+            )
+        self.held += size
+
+    def give(self, size: int) -> None:
+        self.held -= size
+
+
+async def client_gone(receive: Callable[[], Awaitable[dict]]) -> None:
+    """Returns when the client has closed its connection (its body was read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class Gateway:
@@ -69,18 +178,22 @@ class Gateway:
         workers: int = 1,
         queue: int = 16,
         timeout_s: float | None = None,
+        body_timeout_s: float = BODY_TIMEOUT_S,
+        body_budget_bytes: int = BODY_BUDGET_BYTES,
         access_log: Path | None = None,
     ) -> None:
         self.hosts = dict(hosts)
         self.port = port
         self.token = token
         self.timeout_s = timeout_s
+        self.body_timeout_s = body_timeout_s
         self.metrics = GatewayMetrics()
         self.pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="infer")
-        # Slots bound the requests admitted at once (running or waiting for a worker). A
-        # request takes its slot before its body is read, so a burst waits in the sockets
-        # instead of in memory, and a slot frees only when its worker is done.
-        self.slots = threading.BoundedSemaphore(workers + queue)
+        # A request joins the queue only once its whole body has arrived, so a slow client
+        # holds its connection and nothing else; a worker frees only when its call returns,
+        # also after a 504, so runaway requests cannot pile up threads.
+        self.admission = Admission(workers, queue)
+        self.bodies = BodyBudget(body_budget_bytes)
         self.access_log = access_log
         self._log_lock = threading.Lock()
         # line-buffered: each record reaches the file when written, without a reopen
@@ -125,51 +238,86 @@ class Gateway:
         return config
 
     # --- invocation ---------------------------------------------------------------------
-    async def read_body(self, request: Request, limit: int) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise HTTPError(
-                413,
-                f"the body is {int(declared):,} bytes, over the limit of "
-                f"{limit:,}; send a smaller image",
-            )
+    async def read_body(self, request: Request, limit: int, taken: list[int]) -> bytes:
+        """The whole body within `body_timeout_s`, or a 408, 413 or 503 that closes the
+        connection (the rest of the body is never read). The bytes it holds are added to
+        `taken[0]`, and to the gateway's body budget."""
+        close = {"Connection": "close"}
+        retry_after_s = self.admission.retry_after_s()
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and len(declared) < 20:
+            if int(declared) > limit:
+                raise HTTPError(
+                    413,
+                    f"the body is {int(declared):,} bytes, over the limit of "
+                    f"{limit:,}; send a smaller image",
+                    close,
+                )
+            self.bodies.take(int(declared), retry_after_s)
+            taken[0] = int(declared)
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HTTPError(413, f"the body is over the limit of {limit:,} bytes")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise HTTPError(
+                            413, f"the body is over the limit of {limit:,} bytes", close
+                        )
+                    if size > taken[0]:  # no length declared, or more sent than declared
+                        self.bodies.take(size - taken[0], retry_after_s)
+                        taken[0] = size
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise HTTPError(
+                408,
+                f"the body did not arrive within {self.body_timeout_s:g} s "
+                f"({size:,} bytes came); send it at once",
+                close,
+            ) from None
+        except ClientDisconnect:
+            raise ClientGone() from None
         return b"".join(chunks)
 
-    async def acquire_slot(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.slots.acquire(blocking=False):
-            if time.monotonic() > deadline:
-                raise HTTPError(503, "the gateway is busy; retry in a moment")
-            await asyncio.sleep(0.005)
-
     async def invoke(self, host: FunctionHost, request: Request) -> list | dict:
-        timeout_s = self.timeout_s or host.spec.event_timeout_s
-        await self.acquire_slot(timeout_s)
-        released = False
+        taken = [0]
         try:
-            body = parse_body(await self.read_body(request, host.spec.max_body_bytes))
-            function = host.current()  # kept to the end: a reload does not touch this request
-            future = self.pool.submit(answer, function, body)
-            # the slot stays taken until the worker finishes, even past a timeout
-            future.add_done_callback(lambda _: self.slots.release())
-            released = True
-            try:
-                return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
-            except TimeoutError:
-                raise HTTPError(
-                    504,
-                    f"{host.spec.id} took longer than {timeout_s:g} s; raise the timeout "
-                    "(imagine-assist serve --timeout) or send a smaller image",
-                ) from None
+            body = parse_body(await self.read_body(request, host.spec.max_body_bytes, taken))
+            return await self.run(host, request, body)
         finally:
-            if not released:
-                self.slots.release()
+            self.bodies.give(taken[0])
+
+    async def run(self, host: FunctionHost, request: Request, body: dict) -> list | dict:
+        """`body` through `host`'s function: in turn, within the function's timeout."""
+        function = host.current()  # kept to the end: a reload does not touch this request
+        timeout_s = self.timeout_s or host.spec.event_timeout_s
+        arrived = time.monotonic()  # the timeout counts from here, the queue included
+        deadline = arrived + timeout_s
+        gone = asyncio.ensure_future(client_gone(request.receive))
+        try:
+            await self.admission.enter(deadline, gone)
+            started = time.monotonic()
+            future = self.pool.submit(answer, function, body)
+            future.add_done_callback(lambda _: self.admission.leave(time.monotonic() - started))
+            work = asyncio.wrap_future(future)
+            await asyncio.wait(
+                {work, gone},
+                timeout=max(0.0, deadline - time.monotonic()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if work.done():
+                return work.result()
+            work.cancel()  # the worker runs on to its end; its answer goes nowhere
+            if gone.done():
+                raise ClientGone()
+            raise HTTPError(
+                504,
+                f"{host.spec.id} took longer than {timeout_s:g} s "
+                f"({started - arrived:.1f} s of it waiting for a worker); raise the timeout "
+                "(imagine-assist serve --timeout) or send a smaller image",
+            )
+        finally:
+            gone.cancel()
 
 
 def create_app(gateway: Gateway, load_on_start: bool = True) -> Starlette:
@@ -197,7 +345,8 @@ def create_app(gateway: Gateway, load_on_start: bool = True) -> Starlette:
             raise HTTPError(400, "name the function in the x-nuclio-function-name header")
         if name not in gateway.hosts:
             raise HTTPError(
-                404, f"no function {name!r} here; this gateway serves {', '.join(gateway.hosts)}"
+                404,
+                f"no function {clip(name)!r} here; this gateway serves {', '.join(gateway.hosts)}",
             )
         return gateway.hosts[name]
 
@@ -247,15 +396,25 @@ def create_app(gateway: Gateway, load_on_start: bool = True) -> Starlette:
         gateway.close()
 
     async def answer_error(request: Request, failure: Exception) -> Response:
+        """The errors with a status of their own; anything else reaches `GuardAndLog`."""
         function = request.headers.get("x-nuclio-function-name", "")
         status, message = status_for(
             failure, function if function in gateway.hosts else "the gateway"
         )
-        if status == 500:  # a fault of ours, unlike the known states answered 503 or 504
-            log.error(
-                "unexpected error on %s %s", request.method, request.url.path, exc_info=failure
-            )
-        return error(status, message)
+        return error(status, message, getattr(failure, "headers", None))
+
+    async def answer_routing(request: Request, failure: HTTPException) -> Response:
+        """Starlette's own 404 (no such path) and 405 (wrong method), as JSON."""
+        if failure.status_code == 405:
+            message = f"{request.method} is not allowed here; use {failure.headers['Allow']}"
+        elif failure.status_code == 404:
+            message = "no such endpoint; this gateway answers under /api/ (see docs/gateway.md)"
+        else:
+            message = failure.detail
+        return error(failure.status_code, message, failure.headers)
+
+    async def answer_gone(request: Request, failure: Exception) -> Response:
+        return error(CLIENT_GONE, "the client closed the connection")  # sent to nobody
 
     return Starlette(
         routes=[
@@ -267,10 +426,15 @@ def create_app(gateway: Gateway, load_on_start: bool = True) -> Starlette:
             Route("/metrics", metrics),
         ],
         middleware=[Middleware(GuardAndLog, gateway=gateway)],
-        # Starlette sends a plain Exception to its last-resort middleware, which logs and
-        # re-raises it; the errors with a status are named so that they are just answered
-        exception_handlers={Exception: answer_error}
-        | {kind: answer_error for kind in ERRORS_WITH_A_STATUS},
+        # An error with a status is answered here; any other reaches GuardAndLog, which
+        # answers 500 and logs one traceback (Starlette's last-resort handler would log a
+        # second and re-raise it to uvicorn)
+        exception_handlers={kind: answer_error for kind in ERRORS_WITH_A_STATUS}
+        | {
+            HTTPException: answer_routing,
+            ClientGone: answer_gone,
+            ClientDisconnect: answer_gone,
+        },
         lifespan=lifespan,
     )
 
@@ -288,11 +452,12 @@ class GuardAndLog:
             return
         request = Request(scope)
         started = time.perf_counter()
-        state = {"status": 500, "noted": False}
+        state = {"status": 500, "noted": False, "started": False}
 
         async def send_and_note(message) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
+                state["started"] = True
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 # noted before the last bytes go out, so a client that has its answer
                 # also finds it in the metrics and the access log
@@ -307,6 +472,17 @@ class GuardAndLog:
                 await error(401, f"send the gateway token in the {TOKEN_HEADER} header")(
                     scope, receive, send_and_note
                 )
+        except Exception as failure:  # a fault of ours: one traceback in the log, a 500
+            log.error(
+                "unexpected error on %s %s",
+                request.method,
+                clip(request.url.path),
+                exc_info=failure,
+            )
+            if not state["started"]:
+                function = request.headers.get("x-nuclio-function-name", "")
+                who = function if function in self.gateway.hosts else "the gateway"
+                await error(*status_for(failure, who))(scope, receive, send_and_note)
         finally:
             if not state["noted"]:
                 self.note(request, state["status"], time.perf_counter() - started)
@@ -320,10 +496,10 @@ class GuardAndLog:
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "client": request.client.host if request.client else "",
                 "method": request.method,
-                "path": request.url.path,
-                "function": function,
+                "path": clip(request.url.path),
+                "function": clip(function),
                 "status": status,
                 "ms": round(seconds * 1000, 1),
-                "user_agent": request.headers.get("user-agent", ""),
+                "user_agent": clip(request.headers.get("user-agent", "")),
             }
         )

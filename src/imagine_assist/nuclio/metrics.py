@@ -1,4 +1,8 @@
-"""Request counters and latency per function, in Prometheus' text format."""
+"""Request counters and latency per function, in Prometheus' text format.
+
+A request whose client closed the connection before its answer is counted with code 499
+(nginx's "client closed request"), so a disconnect is never mistaken for a fault of ours.
+"""
 
 from __future__ import annotations
 
@@ -41,7 +45,8 @@ class GatewayMetrics:
                     f'imagine_assist_requests_total{{function="{function}",code="{code}"}} {count}'
                 )
             lines += [
-                "# HELP imagine_assist_errors_total Invocations answered with a 4xx or 5xx status.",
+                "# HELP imagine_assist_errors_total Invocations answered with a 4xx or 5xx "
+                "status (499: the client left before its answer).",
                 "# TYPE imagine_assist_errors_total counter",
             ]
             errors: dict[str, int] = defaultdict(int)

@@ -10,17 +10,38 @@ nothing of HTTP.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from imagine_assist.errors import BadRequest, PayloadTooLarge
+
+CLIPPED = 200  # characters of a client's string that an answer or a log line may repeat
+MAX_MESSAGE = 400  # characters of an error message that quotes a client's value
+MAX_MAGNITUDE = 1e12  # no coordinate, threshold or id in a CVAT request comes near it
 
 
 class HTTPError(Exception):
     """An answer the serving edge itself decides: busy, body too large, unknown function."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
+
+
+class ClientGone(Exception):
+    """The client closed its connection before its answer: noted as 499, answered to nobody."""
+
+
+CLIENT_GONE = 499  # nginx's code for it; never sent, only counted and logged
+
+
+def clip(text: str, limit: int = CLIPPED) -> str:
+    """`text` cut to `limit` characters, saying how long it was: what a client sent is
+    repeated in answers and logs only this far."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
 
 
 class Unavailable(Exception):
@@ -47,7 +68,8 @@ def status_for(error: BaseException, who: str = "the function") -> tuple[int, st
         return error.status, str(error)
     for kind, status in _STATUS_BY_ERROR:
         if isinstance(error, kind):
-            return status, str(error)
+            # a client's mistake may quote its value: a 5,000-digit threshold is cut short
+            return status, clip(str(error), MAX_MESSAGE)
     return 500, f"{who} failed on this request ({type(error).__name__}); see its log"
 
 
@@ -55,16 +77,48 @@ def error_body(status: int, message: str) -> dict:
     return {"message": message, "status": status}
 
 
+def _integer(text: str) -> int:
+    # the length first: int() of a 5,000-digit string is itself an error (and slow)
+    if len(text) > 14 or abs(value := int(text)) > MAX_MAGNITUDE:
+        raise BadRequest(
+            f"the request holds the number {clip(text, 40)}; numbers are at most "
+            f"{MAX_MAGNITUDE:g} in size"
+        )
+    return value
+
+
+def _real(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+        raise BadRequest(
+            f"the request holds the number {clip(text, 40)}; numbers are at most "
+            f"{MAX_MAGNITUDE:g} in size"
+        )
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise BadRequest(f"the request holds {name}, which is not a JSON number")
+
+
 def parse_body(raw: Any) -> dict:
     """The request as a JSON object. Nuclio hands over a dict when the request was sent as
-    JSON, else bytes or str; the gateway reads bytes."""
+    JSON, else bytes or str; the gateway reads bytes.
+
+    Numbers are finite and at most `MAX_MAGNITUDE` in size (no NaN, Infinity or 1e308 that
+    would overflow the arithmetic on boxes), and nesting as deep as the parser's recursion
+    limit is a client's mistake, not a crash."""
     if isinstance(raw, bytes | bytearray | str):
-        try:
-            raw = json.loads(raw)  # bytes are decoded as UTF-8 (or UTF-16/32 by their BOM)
+        try:  # bytes are decoded as UTF-8 (or UTF-16/32 by their BOM)
+            raw = json.loads(
+                raw, parse_int=_integer, parse_float=_real, parse_constant=_no_constant
+            )
         except UnicodeDecodeError:
             raise BadRequest("the request body is not UTF-8 JSON") from None
         except json.JSONDecodeError as error:
             raise BadRequest(f"the request body is not valid JSON: {error}") from None
+        except RecursionError:
+            raise BadRequest("the request body is JSON nested too deeply") from None
     if not isinstance(raw, dict):
         raise BadRequest('the request body must be a JSON object such as {"image": "<base64>"}')
     return raw
