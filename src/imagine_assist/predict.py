@@ -110,6 +110,7 @@ def predict_to_files(
     for path in tqdm(paths, desc=f"{function.spec.id}", unit="image"):
         try:
             image = read_image(path, max_pixels=function.spec.max_image_pixels)
+            function.spec.check_image_size(image.shape[1], image.shape[0], str(path))
         except UserError as error:  # one bad file must not cost the others
             log.warning("skipped %s", error)
             report.skipped.append((path, str(error)))

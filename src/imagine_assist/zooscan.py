@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from imagine_assist.errors import UserError
 from imagine_assist.functions.separator import SeparatorFunction
 from imagine_assist.images import read_image
-from imagine_assist.models.separate import separation_lines
+from imagine_assist.models.separate import BoxMask, separation_lines
 from imagine_assist.predict import list_images
 
 log = logging.getLogger(__name__)
@@ -52,15 +52,15 @@ class SeparationReport:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def cut_out(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def cut_out(image: np.ndarray, mask: BoxMask) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The organism alone on white, cropped to its box plus a margin."""
-    ys, xs = np.nonzero(mask)
-    x1, y1 = max(int(xs.min()) - MARGIN, 0), max(int(ys.min()) - MARGIN, 0)
-    x2 = min(int(xs.max()) + 1 + MARGIN, image.shape[1])
-    y2 = min(int(ys.max()) + 1 + MARGIN, image.shape[0])
-    alone = np.full_like(image, 255)
-    alone[mask] = image[mask]
-    return alone[y1:y2, x1:x2], (x1, y1, x2, y2)
+    x1, y1, x2, y2 = mask.xyxy
+    left, top = max(x1 - MARGIN, 0), max(y1 - MARGIN, 0)
+    right, bottom = min(x2 + 1 + MARGIN, image.shape[1]), min(y2 + 1 + MARGIN, image.shape[0])
+    alone = np.full_like(image[top:bottom, left:right], 255)
+    inner = (slice(y1 - top, y2 + 1 - top), slice(x1 - left, x2 + 1 - left))
+    alone[inner][mask.crop] = image[y1 : y2 + 1, x1 : x2 + 1][mask.crop]
+    return alone, (left, top, right, bottom)
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,11 @@ def _separate_one(function: SeparatorFunction, path: Path, out: Path) -> _Separa
         image = read_image(path, function.spec.max_image_pixels)
     except UserError as error:  # one bad file must not cost the others
         return _Separated(path, error=str(error))
-    separation = function.split(image)
-    masks = list(separation.detections.mask) if len(separation.detections) else []
+    try:
+        separation = function.split(image)  # refuses a vignette too small or too busy
+    except UserError as error:
+        return _Separated(path, error=f"{path}: {error}")
+    masks = separation.masks
     lines = separation_lines(masks, image.shape[:2])
     Image.fromarray(lines).save(out / "separations" / f"{path.stem}_sep.png")
     result = _Separated(path, tag=separation.tag)
@@ -104,14 +107,14 @@ def _separate_one(function: SeparatorFunction, path: Path, out: Path) -> _Separa
         crop, (x1, y1, x2, y2) = cut_out(image, mask)
         name = f"{object_id}.png"
         Image.fromarray(crop).save(out / "vignettes" / name)
-        ys, xs = np.nonzero(mask)
+        ys, xs = np.nonzero(mask.crop)
         result.rows.append(
             [
                 name,
                 object_id,
-                int(mask.sum()),
-                round(float(xs.mean()), 2),
-                round(float(ys.mean()), 2),
+                mask.area,
+                round(float((xs + mask.x).mean()), 2),
+                round(float((ys + mask.y).mean()), 2),
                 x1,
                 y1,
                 x2 - x1,

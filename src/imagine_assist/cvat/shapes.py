@@ -12,7 +12,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import supervision as sv
 
-from imagine_assist.cvat.masks import mask_to_polygon, to_nuclio_mask
+from imagine_assist.cvat.masks import (
+    box_mask,
+    has_pixels,
+    mask_of,
+    mask_to_polygon,
+    to_cvat_rle,
+    to_nuclio_mask,
+)
 
 
 def _names(detections: sv.Detections) -> np.ndarray:
@@ -20,14 +27,6 @@ def _names(detections: sv.Detections) -> np.ndarray:
     if names is None:
         raise ValueError("detections need data['class_name'] to be sent to CVAT")
     return names
-
-
-def _box_mask(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
-    mask = np.zeros((height, width), dtype=bool)
-    x1, y1 = int(np.floor(xyxy[0])), int(np.floor(xyxy[1]))
-    x2, y2 = int(np.ceil(xyxy[2])), int(np.ceil(xyxy[3]))
-    mask[max(y1, 0) : max(y2, y1 + 1), max(x1, 0) : max(x2, x1 + 1)] = True
-    return mask
 
 
 def _rectangle_polygon(xyxy: np.ndarray) -> list[float]:
@@ -58,13 +57,13 @@ def to_detector_response(
         if detections.confidence is not None:
             item["confidence"] = f"{float(detections.confidence[i]):.4f}"
         xyxy = detections.xyxy[i]
-        mask = detections.mask[i] if detections.mask is not None else None
+        mask = mask_of(detections, i)
         if shape_type == "mask":
-            mask = mask if mask is not None and mask.any() else _box_mask(xyxy, width, height)
+            mask = mask if has_pixels(mask) else box_mask(xyxy, width, height)
             item["points"] = mask_to_polygon(mask)
             item["mask"] = to_nuclio_mask(mask)
         elif shape_type == "polygon":
-            has_mask = mask is not None and mask.any()
+            has_mask = has_pixels(mask)
             item["points"] = mask_to_polygon(mask) if has_mask else _rectangle_polygon(xyxy)
         else:
             item["type"] = "rectangle"
@@ -89,7 +88,6 @@ def to_sdk_annotations(
     (cvat-sdk rejects any mask then).
     """
     import cvat_sdk.auto_annotation as cvataa
-    from cvat_sdk.masks import encode_mask
 
     annotations: list = []
     names = _names(detections) if len(detections) else []
@@ -99,18 +97,14 @@ def to_sdk_annotations(
             continue
         label_id, shape_type = label_ids[name], label_types[name]
         xyxy = detections.xyxy[i]
-        mask = detections.mask[i] if detections.mask is not None else None
-        has_mask = mask is not None and mask.any()
+        mask = mask_of(detections, i)
+        has_mask = has_pixels(mask)
         if shape_type in ("mask", "polygon") and (shape_type == "polygon" or conv_mask_to_poly):
             points = mask_to_polygon(mask) if has_mask else _rectangle_polygon(xyxy)
             annotations.append(cvataa.polygon(label_id, points))
         elif shape_type == "mask":
-            bitmap = (
-                mask
-                if has_mask
-                else _box_mask(xyxy, int(np.ceil(xyxy[2])) + 1, int(np.ceil(xyxy[3])) + 1)
-            )
-            annotations.append(cvataa.mask(label_id, encode_mask(bitmap.astype(bool))))
+            bitmap = mask if has_mask else box_mask(xyxy, *(int(np.ceil(v)) + 1 for v in xyxy[2:]))
+            annotations.append(cvataa.mask(label_id, to_cvat_rle(bitmap)))
         else:
             annotations.append(cvataa.rectangle(label_id, [float(v) for v in xyxy]))
     annotations.extend(cvataa.tag(label_ids[tag]) for tag in tags)

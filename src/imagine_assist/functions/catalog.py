@@ -18,7 +18,13 @@ from imagine_assist.families import (
 from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.functions.reid import ReidFunction
 from imagine_assist.functions.separator import SeparatorFunction
-from imagine_assist.functions.spec import MIB, FunctionSpec, LabelSpec, labels_of
+from imagine_assist.functions.spec import (
+    MIB,
+    SEPARATOR_MAX_PIXELS,
+    FunctionSpec,
+    LabelSpec,
+    labels_of,
+)
 from imagine_assist.functions.tracker import TrackerFunction
 from imagine_assist.functions.tracker_state import state_key
 from imagine_assist.models.detector import load_detector
@@ -73,6 +79,7 @@ def _spec(family: Family, function: FunctionDef, labels: tuple[LabelSpec, ...]) 
         tile_size=function.tile_size,
         tile_overlap=function.tile_overlap,
         model_file=function.model,
+        **({"max_image_pixels": SEPARATOR_MAX_PIXELS} if function.runtime == "separator" else {}),
     )
 
 

@@ -12,7 +12,7 @@ import numbers
 import re
 from dataclasses import dataclass
 
-from imagine_assist.errors import BadRequest
+from imagine_assist.errors import BadRequest, PayloadTooLarge
 from imagine_assist.images import DEFAULT_MAX_PIXELS
 
 FUNCTION_KINDS = ("detector", "interactor", "tracker", "reid")
@@ -30,6 +30,13 @@ THRESHOLD_RANGE = (0.0, 1.0)
 LABEL_TYPES = ("rectangle", "polygon", "mask", "polyline", "points", "ellipse", "tag", "any")
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]*$")  # a CVAT function id and a DNS-safe name
 MIB = 1024 * 1024
+# No function can say anything about a frame smaller than this on a side: a model's letterbox
+# would blow up a few pixels into invented objects (a 1x1 frame got a litter "can" at 0.95).
+MIN_IMAGE_SIDE = 16
+# The plankton separator works at the vignette's own resolution, with one mask per organism:
+# larger frames are refused (413), not downscaled. ZooScan vignettes at 2400 dpi are up to
+# about 1,340 px on a side; this leaves room for 4800 dpi scans (docs/gateway.md).
+SEPARATOR_MAX_PIXELS = 2048 * 2048
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,8 @@ class FunctionSpec:
     default_threshold: float = 0.5
     event_timeout_s: int = 30
     max_body_bytes: int = 32 * MIB
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    max_image_pixels: int = DEFAULT_MAX_PIXELS  # larger frames are refused with 413
+    min_image_side: int = MIN_IMAGE_SIDE  # a narrower or lower frame is refused with 400
     tile_size: int | None = None  # None: the whole frame goes to the model at once
     model_file: str = "model.onnx"  # in <models dir>/<family>/; others may sit beside it
     tile_overlap: int = 0  # pixels; larger than the largest expected object
@@ -84,6 +92,22 @@ class FunctionSpec:
             raise ValueError(f"{self.id}: default_threshold must lie in [{low:g}, {high:g}]")
         if self.tile_size is not None and not 0 <= self.tile_overlap < self.tile_size:
             raise ValueError(f"{self.id}: tile_overlap must lie in [0, tile_size)")
+        if not 1 <= self.min_image_side**2 <= self.max_image_pixels:
+            raise ValueError(f"{self.id}: min_image_side must be >= 1 and fit max_image_pixels")
+
+    def check_image_size(self, width: int, height: int, name: str = "image") -> None:
+        """Refuse a frame this function cannot answer for: a `BadRequest` when a side is under
+        `min_image_side`, `PayloadTooLarge` when it has more than `max_image_pixels`."""
+        if min(width, height) < self.min_image_side:
+            raise BadRequest(
+                f"{name} is {width}x{height} pixels; {self.id} needs at least "
+                f"{self.min_image_side} pixels on each side"
+            )
+        if width * height > self.max_image_pixels:
+            raise PayloadTooLarge(
+                f"{name} is {width}x{height} = {width * height:,} pixels, over {self.id}'s "
+                f"limit of {self.max_image_pixels:,}; downscale it"
+            )
 
     @property
     def threshold_range(self) -> tuple[float, float]:

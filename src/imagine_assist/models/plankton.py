@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from imagine_assist.models.segmenter import OnnxSegmenter
-from imagine_assist.models.separate import organism_mask, partition_foreground
+from imagine_assist.models.separate import BoxMask, organism_mask, partition_instances
 from imagine_assist.models.store import resolve_model
 from imagine_assist.models.vignette_classifier import OnnxVignetteClassifier
 
@@ -27,10 +27,10 @@ class ModelSeparator:
     ) -> None:
         self.segmenter, self.threshold, self.min_area = segmenter, threshold, min_area
 
-    def __call__(self, image: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, image: np.ndarray) -> list[BoxMask]:
         instances = self.segmenter(image, self.threshold)
         foreground = organism_mask(image, self.min_area)
-        return partition_foreground(instances.logits, foreground, self.min_area)
+        return partition_instances(instances, foreground, self.min_area)
 
 
 def load_separator(

@@ -4,13 +4,23 @@ ZooProcess separation-line image, and object-level scoring of any separator.
 The baseline is what ZooProcess-era tools did: threshold the organism pixels, take the
 distance transform, seed one marker per well-separated distance peak, and let a watershed
 draw the borders. It needs no model, so it is the fallback and the yardstick.
+
+A separation is one labelled image; each organism leaves it as a `BoxMask`, its mask cut to
+its own box, so the memory a vignette needs grows with its pixels and not with its pixels
+times its organisms.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
 import cv2
 import numpy as np
 from scipy import ndimage
+
+from imagine_assist.errors import PayloadTooLarge
 
 # ZooScan vignettes carry a "1 mm" label and bar in a strip at the bottom, this many rows
 # high; it is cropped before the organisms are separated.
@@ -19,6 +29,78 @@ SCALE_BAR_ROWS = 22
 # Vignettes are dark organisms on a white background; anything this much darker than the
 # background's grey is organism.
 FOREGROUND_MARGIN = 18
+
+
+# The organisms' boxes together may cover at most this many times the vignette's pixels;
+# more is no vignette (thousands of specks, or lines across the frame), and the answer's
+# uncompressed masks (contract §2.1) would grow without bound.
+MAX_BOX_SHARE = 8
+# Where `Detections.data` carries `BoxMask`es instead of frame-sized `Detections.mask`.
+BOX_MASKS = "box_mask"
+
+
+@dataclass(frozen=True)
+class BoxMask:
+    """One object's mask inside its box: `crop` (bool) covers rows `y`.. and columns `x`.. of
+    the image, and is tight around the object's pixels."""
+
+    crop: np.ndarray
+    x: int
+    y: int
+
+    @classmethod
+    def around(cls, mask: np.ndarray) -> BoxMask:
+        """A whole-frame mask cut to the box of its pixels (an empty one to a 0x0 crop)."""
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        if len(rows) == 0:
+            return cls(np.zeros((0, 0), bool), 0, 0)
+        crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(bool)
+        return cls(crop, int(cols[0]), int(rows[0]))
+
+    @property
+    def xyxy(self) -> tuple[int, int, int, int]:
+        """The inclusive box (x1, y1, x2, y2), as CVAT's masks give it."""
+        height, width = self.crop.shape
+        return self.x, self.y, self.x + width - 1, self.y + height - 1
+
+    @property
+    def area(self) -> int:
+        return int(np.count_nonzero(self.crop))
+
+    def full(self, shape: tuple[int, int]) -> np.ndarray:
+        """The mask on a whole frame of `shape` (for scoring and small images only)."""
+        mask = np.zeros(shape, bool)
+        height, width = self.crop.shape
+        mask[self.y : self.y + height, self.x : self.x + width] = self.crop
+        return mask
+
+
+def box_masks(
+    labelled: np.ndarray, min_area: int = 1, origin: tuple[int, int] = (0, 0)
+) -> list[BoxMask]:
+    """One `BoxMask` per label of `labelled` (1, 2, ... in order; 0 is background) with at
+    least `min_area` pixels, placed at `origin` (x, y) of `labelled` in the image. Refuses
+    (`PayloadTooLarge`) when the boxes together cover more than `MAX_BOX_SHARE` times
+    `labelled`, so the masks never take more memory than a few frames."""
+    areas = np.bincount(labelled.ravel())
+    masks, covered = [], 0
+    budget = MAX_BOX_SHARE * labelled.size
+    for label, box in enumerate(ndimage.find_objects(labelled), start=1):
+        if box is None or areas[label] < min_area:
+            continue
+        covered += (box[0].stop - box[0].start) * (box[1].stop - box[1].start)
+        if covered > budget:
+            raise PayloadTooLarge(
+                f"the objects' boxes cover more than {MAX_BOX_SHARE} times the image "
+                f"({len(masks) + 1} objects so far): this is not a vignette to separate"
+            )
+        crop = labelled[box] == label
+        masks.append(BoxMask(crop, origin[0] + box[1].start, origin[1] + box[0].start))
+    return masks
+
+
+def _full_masks(masks: Sequence[np.ndarray | BoxMask], shape: tuple[int, int]) -> list:
+    return [m.full(shape) if isinstance(m, BoxMask) else m for m in masks]
 
 
 def crop_scale_bar(image: np.ndarray, rows: int) -> np.ndarray:
@@ -60,13 +142,23 @@ def organism_mask(image: np.ndarray, min_area: int = 30) -> np.ndarray:
 def watershed_split(
     mask: np.ndarray, min_peak_share: float = 0.4, min_area: int = 30
 ) -> list[np.ndarray]:
-    """One mask per organism from a foreground mask, by distance-transform watershed.
+    """One whole-frame mask per organism from a foreground mask (see `watershed_labels`)."""
+    return [
+        part.full(mask.shape)
+        for part in box_masks(watershed_labels(mask, min_peak_share), min_area)
+    ]
+
+
+def watershed_labels(mask: np.ndarray, min_peak_share: float = 0.4) -> np.ndarray:
+    """Organisms of a foreground mask as labels 1, 2, ... (int32), by distance-transform
+    watershed.
 
     A marker is a peak of the (smoothed) distance transform that is the highest within
     its own thickness around it and at least `min_peak_share` of the thickest body part:
-    thin limbs, antennae and bumps on one body then do not become organisms."""
+    thin limbs, antennae and bumps on one body then do not become organisms. Without two
+    markers, each connected part is an organism."""
     if not mask.any():
-        return []
+        return np.zeros(mask.shape, np.int32)
     distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     smooth = cv2.GaussianBlur(distance, (0, 0), 1.5)
     top = float(smooth.max())
@@ -74,23 +166,16 @@ def watershed_split(
     peaks = (smooth == ndimage.maximum_filter(smooth, size=size)) & (smooth >= min_peak_share * top)
     markers, count = ndimage.label(ndimage.binary_dilation(peaks, iterations=2))
     if count <= 1:
-        return _components(mask, min_area)
+        return ndimage.label(mask)[0].astype(np.int32)
     markers = markers.astype(np.int32)
     markers[~mask] = count + 1  # the background floods as one more basin
     depth = 255 - np.clip(smooth * 255 / top, 0, 255)
     cv2.watershed(cv2.cvtColor(depth.astype(np.uint8), cv2.COLOR_GRAY2BGR), markers)
-    masks = [(markers == label) & mask for label in range(1, count + 1)]
-    return [m for m in _merge_borders(masks, mask) if m.sum() >= min_area]
-
-
-def _merge_borders(masks: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
-    """Give every organism pixel the watershed left out (its border lines, and thin parts
-    the background basin reached first) to the nearest organism."""
-    labelled = np.zeros(mask.shape, np.int32)
-    for index, region in enumerate(masks, start=1):
-        labelled[region] = index
+    # every organism pixel the watershed left out (its border lines, and thin parts the
+    # background basin reached first) goes to the nearest organism
+    labelled = np.where(mask & (markers >= 1) & (markers <= count), markers, 0).astype(np.int32)
     fill_nearest(labelled, mask & (labelled == 0))
-    return [labelled == index for index in range(1, len(masks) + 1)]
+    return labelled
 
 
 def fill_nearest(labelled: np.ndarray, missing: np.ndarray) -> None:
@@ -107,75 +192,131 @@ def fill_nearest(labelled: np.ndarray, missing: np.ndarray) -> None:
     labelled[missing] = owners[nearest[missing]]
 
 
-def _components(mask: np.ndarray, min_area: int) -> list[np.ndarray]:
-    labels, count = ndimage.label(mask)
-    parts = [labels == index for index in range(1, count + 1)]
-    return [part for part in parts if part.sum() >= min_area]
-
-
-def separate_touching(image: np.ndarray) -> list[np.ndarray]:
+def separate_touching(image: np.ndarray, min_area: int = 30) -> list[BoxMask]:
     """The classical separator, image in, one mask per organism out."""
-    return watershed_split(organism_mask(image))
+    return box_masks(watershed_labels(organism_mask(image, min_area)), min_area)
+
+
+class BoxLogits(Protocol):
+    """A model's instance masks as logits inside each instance's box, most confident first:
+    `boxes` (K, 4) int [x1, y1, x2, y2) and `crop(k)` the float logits of that box (a pixel
+    is in the mask where > 0; outside its box, no instance claims a pixel)."""
+
+    boxes: np.ndarray
+
+    def crop(self, index: int) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class FrameLogits:
+    """Whole-frame logits (K, H, W) seen as `BoxLogits`."""
+
+    logits: np.ndarray
+
+    @property
+    def boxes(self) -> np.ndarray:
+        height, width = self.logits.shape[1:]
+        return np.tile(np.array([0, 0, width, height]), (len(self.logits), 1))
+
+    def crop(self, index: int) -> np.ndarray:
+        return self.logits[index]
 
 
 def partition_foreground(
-    logits: np.ndarray,
+    logits: np.ndarray, foreground: np.ndarray, min_area: int = 30, duplicate_share: float = 0.6
+) -> list[np.ndarray]:
+    """`partition_instances` for whole-frame logits (K, H, W), as whole-frame masks."""
+    parts = partition_instances(FrameLogits(logits), foreground, min_area, duplicate_share)
+    return [part.full(foreground.shape) for part in parts]
+
+
+def partition_instances(
+    instances: BoxLogits,
     foreground: np.ndarray,
     min_area: int = 30,
     duplicate_share: float = 0.6,
-) -> list[np.ndarray]:
-    """Turn a model's instance mask logits (K, H, W), most confident first, into disjoint
-    organism masks that cover the foreground exactly.
+) -> list[BoxMask]:
+    """Turn a model's instance masks, most confident first, into disjoint organism masks
+    that cover the foreground exactly.
 
     The model decides how many organisms there are and roughly where each lies; the
     image's own foreground decides which pixels are organism. An instance mostly inside
     a more confident one is a duplicate. A foreground pixel goes to the instance most sure
     of it, else to the nearest instance; a foreground blob no instance reached becomes an
-    organism of its own, so nothing the model missed is lost."""
+    organism of its own, so nothing the model missed is lost.
+
+    Instances are read one at a time and only inside their boxes: what is kept is one
+    best-logit frame, one label frame and the kept instances' claims, each in its box."""
     if not foreground.any():
         return []
     # work inside the foreground's box: vignettes are mostly white margin
     rows, cols = np.flatnonzero(foreground.any(1)), np.flatnonzero(foreground.any(0))
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    inside = foreground[box]
-    claims = logits[:, box[0], box[1]] > 0
-    kept: list[int] = []
-    for index, claim in enumerate(claims):
-        area = int(claim.sum())
+    top, left = int(rows[0]), int(cols[0])
+    inside = foreground[top : rows[-1] + 1, left : cols[-1] + 1]
+    height, width = inside.shape
+    best = np.zeros(inside.shape, np.float32)  # the highest logit > 0 so far
+    labelled = np.zeros(inside.shape, np.int32)
+    kept: list[tuple[np.ndarray, int, int]] = []  # each kept claim, at its (x, y) in `inside`
+    for index, (x1, y1, x2, y2) in enumerate(np.asarray(instances.boxes, dtype=int)):
+        # the instance's box within the foreground's box
+        bx1, by1 = max(x1 - left, 0), max(y1 - top, 0)
+        bx2, by2 = min(x2 - left, width), min(y2 - top, height)
+        if bx2 <= bx1 or by2 <= by1:
+            continue
+        logits = instances.crop(index)[
+            by1 + top - y1 : by2 + top - y1, bx1 + left - x1 : bx2 + left - x1
+        ]
+        claim = logits > 0
+        area = int(np.count_nonzero(claim))
         if area == 0:
             continue
-        if any(np.logical_and(claim, claims[k]).sum() > duplicate_share * area for k in kept):
+        if any(_overlap(claim, bx1, by1, *other) > duplicate_share * area for other in kept):
             continue
-        kept.append(index)
-    labelled = np.zeros(inside.shape, np.int32)
-    if kept:
-        chosen = logits[kept][:, box[0], box[1]]
-        best = chosen.argmax(axis=0)
-        sure = (chosen.max(axis=0) > 0) & inside
-        labelled[sure] = best[sure] + 1
+        kept.append((claim, bx1, by1))
+        # the first instance with the highest logit wins a pixel, as an argmax would
+        region = (slice(by1, by2), slice(bx1, bx2))
+        wins = logits > best[region]
+        best[region][wins] = logits[wins]
+        labelled[region][wins] = len(kept)
+    labelled[~inside] = 0
+    next_label = len(kept) + 1
+    del best, kept
     count, blobs = cv2.connectedComponents(inside.astype(np.uint8), connectivity=4)
     reached = np.zeros(count, bool)
     reached[blobs[labelled > 0]] = True
-    next_label = len(kept) + 1
-    for blob in np.flatnonzero(~reached[1:]) + 1:
-        labelled[blobs == blob] = next_label  # a blob the model missed: an organism of its own
-        next_label += 1
-    areas = np.bincount(labelled.ravel(), minlength=next_label)
+    missed = np.flatnonzero(~reached[1:]) + 1  # blobs the model missed: organisms of their own
+    if len(missed):
+        relabel = np.zeros(count, np.int32)
+        relabel[missed] = next_label + np.arange(len(missed), dtype=np.int32)
+        labelled = np.maximum(labelled, relabel[blobs])
+    del blobs
+    areas = np.bincount(labelled.ravel())
     labelled[(areas < min_area)[labelled]] = 0
     fill_nearest(labelled, inside & (labelled == 0))
-    masks = []
-    for label in np.flatnonzero(np.bincount(labelled.ravel())[1:]) + 1:
-        full = np.zeros(foreground.shape, bool)
-        full[box] = labelled == label
-        masks.append(full)
-    return masks
+    return box_masks(labelled, origin=(left, top))
 
 
-def separation_lines(masks: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+def _overlap(claim: np.ndarray, x: int, y: int, other: np.ndarray, ox: int, oy: int) -> int:
+    """Pixels two box-local claims share, the first at (x, y), the other at (ox, oy)."""
+    x1, y1 = max(x, ox), max(y, oy)
+    x2 = min(x + claim.shape[1], ox + other.shape[1])
+    y2 = min(y + claim.shape[0], oy + other.shape[0])
+    if x2 <= x1 or y2 <= y1:
+        return 0
+    mine = claim[y1 - y : y2 - y, x1 - x : x2 - x]
+    theirs = other[y1 - oy : y2 - oy, x1 - ox : x2 - ox]
+    return int(np.count_nonzero(mine & theirs))
+
+
+def separation_lines(masks: Sequence[np.ndarray | BoxMask], shape: tuple[int, int]) -> np.ndarray:
     """ZooProcess's separation image: 255 where the cut between two organisms runs."""
     labelled = np.zeros(shape, np.int32)
     for index, region in enumerate(masks, start=1):
-        labelled[region] = index
+        if isinstance(region, BoxMask):
+            height, width = region.crop.shape
+            labelled[region.y : region.y + height, region.x : region.x + width][region.crop] = index
+        else:
+            labelled[region] = index
     lines = np.zeros(shape, np.uint8)
     for dy, dx in ((0, 1), (1, 0)):
         a = labelled[: shape[0] - dy, : shape[1] - dx]
@@ -186,11 +327,13 @@ def separation_lines(masks: list[np.ndarray], shape: tuple[int, int]) -> np.ndar
 
 
 def score_separation(
-    predicted: list[np.ndarray], truth: list[np.ndarray], iou: float = 0.5
+    predicted: Sequence[np.ndarray | BoxMask], truth: list[np.ndarray], iou: float = 0.5
 ) -> dict[str, int]:
     """Object-level matches at an IoU, plus over-splits (a true organism cut into several
     predicted ones) and under-splits (a predicted organism spanning several true ones).
     A predicted part counts for a true organism when most of it lies inside that one."""
+    if truth:
+        predicted = _full_masks(predicted, truth[0].shape)
     if truth and predicted:
         inter = np.array([[np.logical_and(p, t).sum() for t in truth] for p in predicted])
         areas_p = np.array([p.sum() for p in predicted])[:, None]
