@@ -197,7 +197,7 @@ def test_a_full_queue_is_a_fast_503_with_retry_after(monkeypatch):
         assert blocking.started.wait(5)  # one runs...
         for thread in threads[1:]:
             thread.start()
-        wait_until(lambda: len(gateway.admission.waiting) == 2)  # ...and two wait
+        wait_until(lambda: gateway.admission.waiting == 2)  # ...and two wait
         sent = time.monotonic()
         refused = requests.post(f"{url}{INVOKE}", json={"n": 9}, headers=invoke_headers())
         assert time.monotonic() - sent < 0.5
@@ -229,7 +229,7 @@ def test_requests_wait_their_turn_in_arrival_order(monkeypatch):
             if n == 0:
                 assert blocking.started.wait(5)
             else:
-                wait_until(lambda n=n: len(gateway.admission.waiting) == n)
+                wait_until(lambda n=n: gateway.admission.waiting == n)
         blocking.release.set()
         for thread in threads:
             thread.join(10)
@@ -349,12 +349,12 @@ def test_a_disconnect_is_noted_as_499_not_500(monkeypatch):
         assert blocking.started.wait(5)
         queued = connect(port)
         queued.sendall(post_head(length=len(body)) + body)
-        wait_until(lambda: len(gateway.admission.waiting) == 1)
+        wait_until(lambda: gateway.admission.waiting == 1)
         queued.close()
         running.close()
         wait_until(lambda: gateway.metrics.requests(DETECTOR).get(499) == 3)
         blocking.release.set()
-        assert not gateway.admission.waiting
+        wait_until(lambda: gateway.admission.admitted == 0)
         assert requests.get(f"{url}/api/healthz").status_code == 200
     assert 500 not in gateway.metrics.requests(DETECTOR)
 

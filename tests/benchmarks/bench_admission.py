@@ -72,6 +72,19 @@ def client(port: int, body: bytes, until: float, results: list) -> None:
     connection.close()
 
 
+def round_trip_ms(port: int, count: int = 500) -> float:
+    """Median `GET /api/healthz` on one keep-alive connection: the server's own cost."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        connection.request("GET", "/api/healthz")
+        connection.getresponse().read()
+        times.append(time.perf_counter() - started)
+    connection.close()
+    return statistics.median(times) * 1000
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -99,6 +112,7 @@ def main() -> None:
             time.sleep(0.1)
         port = int(open(port_file).read())
         body = frame()
+        healthz_ms = round_trip_ms(port)
         alone: list = []
         client(port, body, time.monotonic() + 3, alone)  # one client: the work itself
         work_s = statistics.median(s for status, s in alone if status == 200)
@@ -121,6 +135,7 @@ def main() -> None:
     busy = [s for status, s in results if status == 503]
     other = sorted({status for status, _ in results} - {200, 503})
     print(f"one client alone: {work_s * 1000:.0f} ms per request (median)")
+    print(f"GET /api/healthz round trip, one client: {healthz_ms:.2f} ms (median)")
     print(
         "| clients | 200s | p50 (s) | p99 (s) | max (s) | 200s/s | 503s | 503 p50 (s) "
         "| 503 p99 (s) | other |"

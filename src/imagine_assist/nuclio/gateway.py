@@ -18,7 +18,6 @@ import os
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -66,75 +65,60 @@ def error(status: int, message: str, headers: Mapping[str, str] | None = None) -
 
 
 class Admission:
-    """Who runs next: at most `workers` requests run, up to `queue` more wait their turn in
-    arrival order, and a request that finds the queue full is refused at once.
-
-    It lives on the event loop; `leave` may be called from a worker thread."""
+    """Who runs next: at most `workers` requests run and up to `queue` more wait their turn,
+    in arrival order, in the worker pool's own FIFO queue; a request that finds the queue
+    full is refused at once. A request leaves when its call returns, or when it is
+    cancelled while still waiting (its deadline passed, or its client left)."""
 
     def __init__(self, workers: int, queue: int) -> None:
         self.workers = workers
         self.queue = queue
-        self.free = workers
-        self.waiting: deque[asyncio.Future] = deque()
-        self.mean_s = 0.1  # running mean of the time a request holds a worker
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="infer")
+        self.admitted = 0  # running or waiting
+        self.mean_s = 0.1  # running mean of the time a call holds a worker
+        self._lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        return max(0, self.admitted - self.workers)
 
     def retry_after_s(self) -> int:
         """Seconds until the queue as it stands now has drained, at the mean service time."""
-        ahead = len(self.waiting) + self.workers - self.free
-        return max(1, math.ceil(self.mean_s * ahead / self.workers))
+        return max(1, math.ceil(self.mean_s * max(1, self.admitted) / self.workers))
 
     def busy(self, message: str) -> HTTPError:
         retry = self.retry_after_s()
         return HTTPError(503, f"{message}; retry in {retry} s", {"Retry-After": str(retry)})
 
-    async def enter(self, deadline: float, gone: asyncio.Future) -> None:
-        """Wait for a worker until `deadline` (time.monotonic()), unless the client goes."""
-        self._loop = asyncio.get_running_loop()
-        if self.free and not self.waiting:
-            self.free -= 1
-            return
-        if len(self.waiting) >= self.queue:
-            raise self.busy(f"the gateway is busy: {self.workers} running and {self.queue} waiting")
-        turn = self._loop.create_future()
-        self.waiting.append(turn)
+    def submit(self, call: Callable, *args) -> concurrent.futures.Future:
+        with self._lock:
+            if self.admitted >= self.workers + self.queue:
+                raise self.busy(
+                    f"the gateway is busy: {self.workers} running and {self.queue} waiting"
+                )
+            self.admitted += 1
         try:
-            await asyncio.wait(
-                {turn, gone},
-                timeout=max(0.0, deadline - time.monotonic()),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        except BaseException:  # cancelled just as its turn came: the turn passes on
-            if turn.done() and not turn.cancelled():
-                self._hand_over(self.mean_s)
+            future = self.pool.submit(self._timed, call, *args)
+        except BaseException:
+            self._leave(None)
             raise
-        finally:
-            if not turn.done():  # timed out, the client left, or this task was cancelled
-                self.waiting.remove(turn)
-                turn.cancel()
-        if not turn.cancelled():
-            return
-        if gone.done():
-            raise ClientGone()
-        raise self.busy("no worker was free within the function's timeout")
+        future.add_done_callback(self._leave)
+        return future
 
-    def leave(self, held_s: float) -> None:
-        """A worker is free again (from any thread): it goes to the first in the queue."""
-        if self._loop is None:
-            return
+    def _timed(self, call: Callable, *args):
+        started = time.monotonic()
         try:
-            self._loop.call_soon_threadsafe(self._hand_over, held_s)
-        except RuntimeError:
-            pass  # the loop has closed: the gateway is shutting down
+            return call(*args)
+        finally:
+            with self._lock:
+                self.mean_s = 0.8 * self.mean_s + 0.2 * (time.monotonic() - started)
 
-    def _hand_over(self, held_s: float) -> None:
-        self.mean_s = 0.8 * self.mean_s + 0.2 * held_s
-        while self.waiting:
-            turn = self.waiting.popleft()
-            if not turn.done():
-                turn.set_result(None)
-                return
-        self.free += 1
+    def _leave(self, _future) -> None:
+        with self._lock:
+            self.admitted -= 1
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 class BodyBudget:
@@ -188,7 +172,6 @@ class Gateway:
         self.timeout_s = timeout_s
         self.body_timeout_s = body_timeout_s
         self.metrics = GatewayMetrics()
-        self.pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="infer")
         # A request joins the queue only once its whole body has arrived, so a slow client
         # holds its connection and nothing else; a worker frees only when its call returns,
         # also after a 504, so runaway requests cannot pile up threads.
@@ -200,7 +183,7 @@ class Gateway:
         self._access_file = access_log.open("a", buffering=1) if access_log else None
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.admission.close()
         if self._access_file is not None:
             with self._log_lock:
                 self._access_file.close()
@@ -291,14 +274,10 @@ class Gateway:
         """`body` through `host`'s function: in turn, within the function's timeout."""
         function = host.current()  # kept to the end: a reload does not touch this request
         timeout_s = self.timeout_s or host.spec.event_timeout_s
-        arrived = time.monotonic()  # the timeout counts from here, the queue included
-        deadline = arrived + timeout_s
+        deadline = time.monotonic() + timeout_s  # from here: the time in the queue counts
         gone = asyncio.ensure_future(client_gone(request.receive))
         try:
-            await self.admission.enter(deadline, gone)
-            started = time.monotonic()
-            future = self.pool.submit(answer, function, body)
-            future.add_done_callback(lambda _: self.admission.leave(time.monotonic() - started))
+            future = self.admission.submit(answer, function, body)
             work = asyncio.wrap_future(future)
             await asyncio.wait(
                 {work, gone},
@@ -307,14 +286,17 @@ class Gateway:
             )
             if work.done():
                 return work.result()
-            work.cancel()  # the worker runs on to its end; its answer goes nowhere
+            never_ran = future.cancel()  # only while it still waits for a worker
+            work.cancel()  # a running call goes on to its end; its answer goes nowhere
             if gone.done():
                 raise ClientGone()
+            if never_ran:
+                raise self.admission.busy("no worker was free within the function's timeout")
             raise HTTPError(
                 504,
-                f"{host.spec.id} took longer than {timeout_s:g} s "
-                f"({started - arrived:.1f} s of it waiting for a worker); raise the timeout "
-                "(imagine-assist serve --timeout) or send a smaller image",
+                f"{host.spec.id} took longer than {timeout_s:g} s, its wait for a worker "
+                "included; raise the timeout (imagine-assist serve --timeout) or send a "
+                "smaller image",
             )
         finally:
             gone.cancel()

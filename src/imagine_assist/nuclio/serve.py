@@ -148,6 +148,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
             still sends (closing on unread bytes would reset the connection, answer and all)."""
             self.stop_header_timer()
             self.refused = True
+            log.info("refused a connection from %s with %d: %s", self.peer, status, message)
             body = json.dumps(error_body(status, message)).encode()
             head = [
                 f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
