@@ -152,12 +152,13 @@ def test_the_live_model_is_protected_from_other_classes(tmp_path, monkeypatch, c
     with --force; after a forced (gate-failing) promotion, rollback restores the default."""
     monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
-    task_export(tmp_path / "fish-task.zip", 21, lambda fish: "fish", ["fish"])
-    run(capsys, "families", "create", "reef", "--from", "fish-task.zip", "--epochs", 1)
+    species = list(SPECIES)  # the generator's own kinds: diplodus, chromis, sarpa
+    task_export(tmp_path / "species-task.zip", 21, lambda fish: fish.label, species)
+    run(capsys, "families", "create", "reef", "--from", "species-task.zip", "--epochs", 1)
     registry = Registry(tmp_path / "home" / "models")
     reef = registry.current("reef")
 
-    # the route an older error message suggested: store the one-class model as a fish version
+    # the route an older error message suggested: store the species model as a fish version
     card = {k: v for k, v in reef.card.items() if k not in ("family", "version", "promotions")}
     wrong = registry.add(
         "fish", {"model.onnx": reef.file(), "model.pt": reef.file("model.pt")}, card
@@ -165,13 +166,13 @@ def test_the_live_model_is_protected_from_other_classes(tmp_path, monkeypatch, c
     assert main(["models", "promote", "fish", wrong.name, "--force"]) == 2
     assert "never promoted" in capsys.readouterr().err
     assert registry.current("fish") is None  # the bundled model still serves
-    assert load_function("fish-detector").spec.label_names == ["diplodus", "chromis", "sarpa"]
+    assert load_function("fish-detector").spec.label_names == ["fish"]
 
     # a fish version with the right classes that failed its gate, forced live, rolled back
     right = registry.add(
         "fish",
         {"model.onnx": load_function("fish-detector").detector.path},
-        {"classes": ["diplodus", "chromis", "sarpa"], "gate": {"passed": False, "reasons": ["x"]}},
+        {"classes": ["fish"], "gate": {"passed": False, "reasons": ["x"]}},
     )
     assert main(["models", "promote", "fish", right.name]) == 2  # the gate failed: needs --force
     capsys.readouterr()

@@ -17,7 +17,7 @@ def test_bundle_holds_wheels_live_models_functions_and_checksums(tmp_path, capsy
     registry.add(
         "fish",
         {"model.onnx": promoted},
-        {"classes": ["diplodus", "chromis", "sarpa"], "metrics": "v1"},
+        {"classes": ["fish"], "metrics": "v1"},
     )
     registry.promote("fish", "v1", "test")
     out = tmp_path / "bundle"

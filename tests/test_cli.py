@@ -209,7 +209,7 @@ def test_promote_help_says_force_never_overrides_the_classes():
     assert "never overrides a class mismatch" in help_text
 
 
-FISH_LABELS = ["diplodus", "chromis", "sarpa"]
+FISH_LABELS = ["fish"]
 
 
 def test_the_training_estimate_comes_from_the_recipe():

@@ -15,6 +15,8 @@ from imagine_assist.functions.spec import FunctionSpec, LabelSpec
 from imagine_assist.review.evaluate import evaluate_function
 from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export, write_dataset
 
+from .fish_tasks import FISH_LABELS, fish_samples
+
 SIZE = 100
 # image (its grey level tells the stub which it is) -> (labelled boxes, predicted (box, confidence))
 CASE = {
@@ -117,19 +119,21 @@ def check_summary(out, images, class_agnostic):
 
 @pytest.mark.slow  # the fish model over 12 frames, twice
 def test_the_command_on_a_yolo_folder_and_a_cvat_export(tmp_path, capsys):
-    samples = list(generate_fish(12, seed=131))
+    samples = fish_samples(12, 131)
     folder = tmp_path / "yolo"
-    write_dataset(folder, samples, FISH_SPECIES)
+    write_dataset(folder, samples, FISH_LABELS)
     out = tmp_path / "yolo-eval"
     argv = ["evaluate", str(folder), "--function", "fish-detector", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "AP50" in printed and "at threshold 0.35" in printed  # the function's
     facts = check_summary(out, 12, class_agnostic=False)
-    assert set(facts["per_class"]) <= set(FISH_SPECIES)
+    assert set(facts["per_class"]) <= set(FISH_LABELS)
     assert facts["boxes"] == sum(len(s.objects) for s in samples)
 
-    export = write_cvat_export(tmp_path / "task.zip", samples, FISH_SPECIES)
+    # the same scenes labelled by species: other labels than the function's, compared as boxes
+    species = list(generate_fish(12, seed=131))
+    export = write_cvat_export(tmp_path / "task.zip", species, FISH_SPECIES)
     out = tmp_path / "cvat-eval"
     argv = ["evaluate", str(export), "--function", "fish-detector", "--out", str(out)]
     assert main([*argv, "--class-agnostic", "--threshold", "0.3"]) == 0

@@ -24,7 +24,7 @@ from imagine_assist.samples import generate_fish, with_labels
 OBSEA = """\
 name: obsea
 title: Fish at the OBSEA observatory
-labels: [diplodus, chromis, sarpa]
+labels: [fish]   # the bundled fish model, at this observatory's own threshold
 functions:
   - kind: detector
     threshold: 0.3
@@ -61,7 +61,7 @@ def test_a_family_file_in_the_home_is_listed_and_served(home):
     assert main(["functions", "render", "--family", "obsea", "--out", str(home / "nuclio")]) == 0
     config = yaml.safe_load((home / "nuclio" / "obsea-detector" / "function.yaml").read_text())
     spec = json.loads(config["metadata"]["annotations"]["spec"])
-    assert [label["name"] for label in spec] == ["diplodus", "chromis", "sarpa"]
+    assert [label["name"] for label in spec] == ["fish"]
     assert sorted(p.name for p in (home / "nuclio").iterdir()) == ["obsea-detector"]
     gateway = Gateway(build_hosts(["obsea-detector"], None))
     with background_server(gateway) as url:
@@ -70,7 +70,7 @@ def test_a_family_file_in_the_home_is_listed_and_served(home):
         ).json()
         meta = listing["obsea-detector"]["metadata"]
         labels = json.loads(meta["annotations"]["spec"])
-        assert [label["name"] for label in labels] == ["diplodus", "chromis", "sarpa"]
+        assert [label["name"] for label in labels] == ["fish"]
         assert meta["annotations"]["type"] == "detector"
         image = next(iter(generate_fish(1, seed=3))).image
         answer = requests.post(
@@ -80,7 +80,7 @@ def test_a_family_file_in_the_home_is_listed_and_served(home):
         )
         assert answer.status_code == 200
         items = answer.json()
-        assert items and {item["label"] for item in items} <= {"diplodus", "chromis", "sarpa"}
+        assert items and {item["label"] for item in items} <= {"fish"}
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,7 @@ def test_labels_can_come_from_the_model(home):
     assert get_spec("obsea-detector").label_names == []  # no model yet: nothing to offer
     (home / "models" / "obsea").mkdir(parents=True)
     shutil.copyfile(BUNDLED_DIR / "fish" / "model.onnx", home / "models" / "obsea" / "model.onnx")
-    assert get_spec("obsea-detector").label_names == ["diplodus", "chromis", "sarpa"]
+    assert get_spec("obsea-detector").label_names == ["fish"]
 
 
 def test_the_gate_refuses_to_decide_on_too_little_evidence_and_on_a_tie():
@@ -197,7 +197,7 @@ def test_a_user_family_runs_on_nuclio_with_its_live_version(home, tmp_path, monk
     models = tmp_path / "volume"
     registry = Registry(models)
     bundled = {"model.onnx": BUNDLED_DIR / "fish" / "model.onnx"}
-    registry.add("obsea", bundled, {"classes": ["diplodus", "chromis", "sarpa"]})
+    registry.add("obsea", bundled, {"classes": ["fish"]})
     registry.promote("obsea", "v1", "first")
     folder = tmp_path / "serverless"
     assert main(["functions", "render", "--family", "obsea", "--out", str(folder)]) == 0
@@ -222,7 +222,7 @@ def test_a_user_family_runs_on_nuclio_with_its_live_version(home, tmp_path, monk
     response = platform.call_handler(module.handler, event)
     assert response.status_code == 200
     items = json.loads(response.body)
-    assert items and {item["label"] for item in items} <= {"diplodus", "chromis", "sarpa"}
+    assert items and {item["label"] for item in items} <= {"fish"}
     assert f"{registry.current('obsea').file()} (v1)" in capsys.readouterr().out  # its log
 
 
@@ -232,7 +232,7 @@ def test_an_offline_bundle_carries_a_user_family(home, tmp_path, capsys):
     (home / "families" / "obsea.yaml").write_text(OBSEA)
     registry = Registry(home / "models")
     bundled = {"model.onnx": BUNDLED_DIR / "fish" / "model.onnx"}
-    registry.add("obsea", bundled, {"classes": ["diplodus", "chromis", "sarpa"]})
+    registry.add("obsea", bundled, {"classes": ["fish"]})
     registry.promote("obsea", "v1", "first")
     wheels = tmp_path / "wheelhouse"
     wheels.mkdir()

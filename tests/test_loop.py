@@ -10,12 +10,12 @@ from imagine_assist.app import main as cli
 from imagine_assist.cvat.sdk_function import SdkDetectionFunction
 from imagine_assist.models.registry import Registry
 from imagine_assist.samples import (
-    FISH_SPECIES,
-    generate_fish,
     generate_tow,
     write_cvat_export,
     write_cvat_video_export,
 )
+
+from .fish_tasks import FISH_LABELS, fish_samples
 
 
 class RecordingTask:
@@ -50,9 +50,7 @@ class RecordingClient:
 
 @pytest.fixture
 def client(tmp_path, monkeypatch):
-    exports = {
-        7: write_cvat_export(tmp_path / "cvat-7.zip", generate_fish(24, seed=97), FISH_SPECIES)
-    }
+    exports = {7: write_cvat_export(tmp_path / "cvat-7.zip", fish_samples(24, 97), FISH_LABELS)}
     recording = RecordingClient(exports)
     made = []
 

@@ -21,8 +21,9 @@ from imagine_assist.checksums import verify_manifest
 from imagine_assist.home import Home
 from imagine_assist.publish.cards import DATASET_HEADINGS
 from imagine_assist.publish.zenodo import check_deposit
-from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export
+from imagine_assist.samples import write_cvat_export
 
+from .fish_tasks import FISH_LABELS, fish_samples
 from .test_loop import RecordingClient
 
 REGISTRY_KNOWS = (
@@ -62,8 +63,8 @@ def loop_round(tmp_path_factory):
     """A simulated loop round (`imagine-assist loop`, cvat-sdk's client stood in for as in
     test_loop): CVAT task 7's corrected export is reviewed, retrained into v1 and promoted."""
     root = tmp_path_factory.mktemp("loop-round")
-    samples = list(generate_fish(24, seed=90))
-    cvat_export = write_cvat_export(root / "cvat-7.zip", samples, FISH_SPECIES)
+    samples = fish_samples(24, 90)
+    cvat_export = write_cvat_export(root / "cvat-7.zip", samples, FISH_LABELS)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
             "cvat_sdk.make_client", lambda host, **auth: RecordingClient({7: cvat_export})
@@ -111,15 +112,17 @@ def test_card_after_a_loop_round_fills_what_the_registry_knows_and_names_the_res
         assert f"missing: {field}" in out
     # the facts are the export's: every image and box of the task, by class
     assert "Images: 24 (" in found["Training dataset"]
-    assert f"Annotations: {boxes} bounding boxes in 3 classes" in found["Training dataset"]
-    for species in FISH_SPECIES:
-        assert f"| {species} |" in found["Classes, labels and annotations"]
+    assert f"Annotations: {boxes} bounding boxes in 1 class" in found["Training dataset"]
+    for label in FISH_LABELS:
+        assert f"| {label} |" in found["Classes, labels and annotations"]
     assert export.name in found["Data sources"]
     assert "384 x 288 | 24" in found["Image resolution"]
     model = sections((tmp_path / "out" / "model-card.md").read_text())
     for heading in ("Intended use", "Classes", "Metrics", "Training data", "Limits"):
         assert model[heading], heading
     assert "| mAP50 |" in model["Metrics"] and "bundled" in model["Metrics"]
+    # v1 started from the bundled fish model: the real sets it learned from are credited
+    assert "DeepFish" in model["Training data"] and "CC BY 4.0" in model["Training data"]
     assert "zenodo would refuse the deposit: creators" in out
 
 
@@ -150,7 +153,7 @@ def test_filled_metadata_completes_the_card_and_the_deposit_meets_zenodo_rules(
     assert metadata_json["dates"] == [
         {"start": "2023-01-01", "end": "2023-12-31", "type": "Collected"}
     ]
-    assert {"OBSEA", "fish", "diplodus"} <= set(metadata_json["keywords"])
+    assert {"OBSEA", "fish"} <= set(metadata_json["keywords"])
     description = metadata_json["description"]
     for heading in DATASET_HEADINGS:
         assert re.search(rf"<h[23]>{re.escape(heading)}</h[23]>", description), heading
@@ -204,7 +207,7 @@ def test_the_dataset_zip_is_the_training_split_with_a_checksum_manifest(loop_rou
     assert verify_manifest(folder) == []
     config = yaml.safe_load((folder / "dataset.yaml").read_text())
     # no `path`: ultralytics reads the splits beside dataset.yaml wherever it was unzipped
-    assert "path" not in config and config["names"] == dict(enumerate(FISH_SPECIES))
+    assert "path" not in config and config["names"] == dict(enumerate(FISH_LABELS))
     assert all((folder / config[split]).is_dir() for split in ("train", "val"))
     for split, count in card["data"]["split"].items():
         assert len(list((folder / "images" / split).glob("*.jpg"))) == count

@@ -20,7 +20,6 @@ from imagine_assist.models.registry import Registry
 from imagine_assist.nuclio.gateway import Gateway
 from imagine_assist.nuclio.serve import background_server, build_hosts
 from imagine_assist.samples import (
-    FISH_SPECIES,
     generate_fish,
     generate_tow,
     write_cvat_export,
@@ -36,6 +35,7 @@ from imagine_assist.training.exports import (
 )
 from imagine_assist.training.retrain import build_dataset, check_gate, load_recipe
 
+from .fish_tasks import FISH_LABELS, fish_samples
 from .test_gateway import b64, invoke_headers
 
 
@@ -43,7 +43,7 @@ from .test_gateway import b64, invoke_headers
 def export(tmp_path_factory):
     """A corrected fish task as CVAT exports it (CVAT for images 1.1 with images)."""
     folder = tmp_path_factory.mktemp("exports")
-    return write_cvat_export(folder / "task-1.zip", generate_fish(24, seed=90), FISH_SPECIES)
+    return write_cvat_export(folder / "task-1.zip", fish_samples(24, 90), FISH_LABELS)
 
 
 def test_export_imports_through_fiftyone_with_its_boxes(export, tmp_path):
@@ -56,7 +56,7 @@ def test_export_imports_through_fiftyone_with_its_boxes(export, tmp_path):
         expected = truth[os.path.basename(sample.filepath)]
         boxes = sample.ground_truth.detections if sample.ground_truth else []
         assert len(boxes) == len(expected.objects)
-    assert set(dataset.distinct("ground_truth.detections.label")) <= set(FISH_SPECIES)
+    assert set(dataset.distinct("ground_truth.detections.label")) <= set(FISH_LABELS)
 
 
 def test_split_depends_on_image_content_only(tmp_path):
@@ -94,7 +94,7 @@ def test_bad_exports_are_refused_and_change_nothing(tmp_path, capsys):
     corrupt = tmp_path / "corrupt.zip"
     corrupt.write_bytes(b"PK\x03\x04 this is not really a zip")
     empty = tmp_path / "empty.zip"
-    write_cvat_export(empty, [], FISH_SPECIES)
+    write_cvat_export(empty, [], FISH_LABELS)
     from imagine_assist.samples import LITTER_CATEGORIES, generate_litter
 
     wrong = write_cvat_export(
@@ -106,7 +106,7 @@ def test_bad_exports_are_refused_and_change_nothing(tmp_path, capsys):
     expected = {
         corrupt: "not a readable zip",
         empty: "holds no images",
-        wrong: "classes are: diplodus, chromis, sarpa",
+        wrong: "classes are: fish",
         not_cvat: "not an export this tool reads",
     }
     for path, message in expected.items():
@@ -184,7 +184,7 @@ def test_killing_a_training_run_leaves_the_registry_as_it_was(export, tmp_path):
     registry.add(
         "fish",
         {"model.onnx": good},
-        {"classes": ["diplodus", "chromis", "sarpa"], "metrics": "good"},
+        {"classes": ["fish"], "metrics": "good"},
     )
     registry.promote("fish", "v1", "the last good model")
     before = _registry_state(models)
@@ -230,7 +230,7 @@ def test_coco_and_yolo_exports_import_with_the_same_boxes(export, tmp_path, layo
             data_path=str(folder / "images"),
             labels_path=str(folder / "annotations" / "instances_default.json"),
             label_field="ground_truth",
-            classes=list(FISH_SPECIES),
+            classes=FISH_LABELS,
         )
     else:  # data.yaml, images/train, labels/train
         source.export(
@@ -238,7 +238,7 @@ def test_coco_and_yolo_exports_import_with_the_same_boxes(export, tmp_path, layo
             dataset_type=fo.types.YOLOv5Dataset,
             label_field="ground_truth",
             split="train",
-            classes=list(FISH_SPECIES),
+            classes=FISH_LABELS,
             yaml_path="data.yaml",
         )
     archive = tmp_path / "other.zip"
@@ -251,7 +251,7 @@ def test_coco_and_yolo_exports_import_with_the_same_boxes(export, tmp_path, layo
     dataset = load_export(info)
     assert len(dataset) == len(source)
     assert dataset.count("ground_truth.detections") == source.count("ground_truth.detections")
-    assert set(dataset.distinct("ground_truth.detections.label")) == set(FISH_SPECIES)
+    assert set(dataset.distinct("ground_truth.detections.label")) == set(FISH_LABELS)
 
 
 def test_a_video_export_without_frames_gets_advice(tmp_path):

@@ -5,20 +5,25 @@ import json
 import pytest
 
 from imagine_assist.app.main import main
-from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export
+from imagine_assist.samples import write_cvat_export
 from imagine_assist.training.exports import fiftyone
 
-SWAP = {"diplodus": "chromis", "chromis": "sarpa", "sarpa": "diplodus"}
+from .fish_tasks import FISH_LABELS, fish_samples
+
+
+def forget_boxes(samples, count: int) -> set[str]:
+    """An annotator who left `count` images with several fish unlabelled: their names."""
+    busy = sorted(samples, key=lambda s: -len(s.objects))[:count]
+    for sample in busy:
+        sample.objects.clear()
+    return {s.name for s in busy}
 
 
 @pytest.mark.slow  # a whole review: model, FiftyOne, plots
 def test_review_ranks_mislabelled_images_first_and_writes_plots(tmp_path, capsys):
-    samples = [s for s in generate_fish(24, seed=95) if s.objects][:18]
-    mislabelled = {s.name for s in samples[:3]}
-    for sample in samples[:3]:  # an annotator picked the wrong species on three images
-        for obj in sample.objects:
-            obj.label = SWAP[obj.label]
-    export = write_cvat_export(tmp_path / "task.zip", samples, FISH_SPECIES)
+    samples = [s for s in fish_samples(24, 95) if s.objects][:18]
+    mislabelled = forget_boxes(samples, 3)  # "mislabelled": left without their boxes
+    export = write_cvat_export(tmp_path / "task.zip", samples, FISH_LABELS)
     out = tmp_path / "review"
     assert main(["review", str(export), "--function", "fish-detector", "--out", str(out)]) == 0
     assert "likely mistakes first" in capsys.readouterr().out
@@ -26,8 +31,9 @@ def test_review_ranks_mislabelled_images_first_and_writes_plots(tmp_path, capsys
     summary = json.loads((out / "summary.json").read_text())
     boxes = sum(len(s.objects) for s in samples)
     assert summary["samples"] == len(samples)
+    assert summary["mistakes_scored_by"].startswith("(FP + FN)")  # one class: no flips to score
     assert summary["tp"] + summary["fn"] == boxes  # every corrected box is matched or missed
-    assert 0.0 <= summary["mAP50"] <= 1.0 and set(summary["per_class"]) == set(FISH_SPECIES)
+    assert 0.0 <= summary["mAP50"] <= 1.0 and set(summary["per_class"]) == set(FISH_LABELS)
     ranked = [entry["file"] for entry in summary["per_sample"]]
     assert set(ranked[:3]) == mislabelled
     for name in ("pr_curves.png", "confusion_matrix.png", "worst.png"):
@@ -89,11 +95,9 @@ class RecordingCvat:
 def test_send_to_cvat_logs_in_and_asks_for_a_task_of_the_flagged_samples(
     tmp_path, monkeypatch, capsys
 ):
-    samples = [s for s in generate_fish(16, seed=98) if s.objects][:10]
-    for sample in samples[:2]:
-        for obj in sample.objects:
-            obj.label = SWAP[obj.label]
-    export = write_cvat_export(tmp_path / "task.zip", samples, FISH_SPECIES)
+    samples = [s for s in fish_samples(16, 98) if s.objects][:10]
+    forget_boxes(samples, 2)
+    export = write_cvat_export(tmp_path / "task.zip", samples, FISH_LABELS)
     cvat = RecordingCvat()
     monkeypatch.setenv("CVAT_USER", "reviewer")
     monkeypatch.setenv("CVAT_PASSWORD", "pw")
@@ -116,6 +120,6 @@ def test_send_to_cvat_logs_in_and_asks_for_a_task_of_the_flagged_samples(
     assert creates, [r[:2] for r in cvat.requests]
     task = json.loads(creates[0][3])
     assert "likely mistakes" in task["name"]
-    assert sorted(label["name"] for label in task["labels"]) == sorted(FISH_SPECIES)
+    assert sorted(label["name"] for label in task["labels"]) == FISH_LABELS
     assert all(r[2].get("X-CSRFToken") == "abc" for r in cvat.requests[1:])
     cvat.server.shutdown()

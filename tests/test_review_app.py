@@ -9,7 +9,9 @@ import pytest
 
 from imagine_assist.review.app import serve_app
 from imagine_assist.review.review import MISTAKES_VIEW, review_export
-from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export
+from imagine_assist.samples import write_cvat_export
+
+from .fish_tasks import FISH_LABELS, fish_samples
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # CI installs Chromium (.ci/run) and sets this, so there the test cannot be skipped.
@@ -39,7 +41,7 @@ def chromium(url: str, *args: str, profile) -> subprocess.CompletedProcess:
 @pytest.mark.skipif(not CHROMIUM and not REQUIRED, reason="Chromium is not installed")
 def test_review_app_shows_the_dataset_with_its_labels(tmp_path):
     assert CHROMIUM, "IMAGINE_ASSIST_REQUIRE_BROWSER=1 but no chromium on PATH"
-    export = write_cvat_export(tmp_path / "task.zip", generate_fish(8, seed=96), FISH_SPECIES)
+    export = write_cvat_export(tmp_path / "task.zip", fish_samples(8, 96), FISH_LABELS)
     dataset, _ = review_export(export, "fish-detector", tmp_path / "review", tmp_path / "work")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

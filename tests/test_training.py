@@ -8,7 +8,7 @@ import supervision as sv
 
 from imagine_assist.models.detector import OnnxDetector, UltralyticsDetector, load_detector
 from imagine_assist.models.store import BUNDLED_DIR
-from imagine_assist.samples import FISH_SPECIES, generate_fish
+from imagine_assist.samples import generate_fish
 from imagine_assist.training import detector as training
 
 
@@ -25,7 +25,7 @@ def test_trained_model_is_installed_with_its_metrics(fish_model):
 def test_onnx_reads_class_names_and_input_size_from_metadata(fish_model):
     detector = load_detector(fish_model.onnx)
     assert isinstance(detector, OnnxDetector)
-    assert detector.class_names == list(FISH_SPECIES)
+    assert detector.class_names == ["fish"]
     assert detector.input_size == 320
 
 
@@ -39,9 +39,9 @@ def _iou(a, b):
 def test_pt_weights_load_with_ultralytics(fish_model):
     detector = load_detector(fish_model.pt)
     assert isinstance(detector, UltralyticsDetector)
-    assert detector.class_names == list(FISH_SPECIES) and detector.input_size == 320
+    assert detector.class_names == ["fish"] and detector.input_size == 320
     found = detector(next(iter(generate_fish(1, seed=40))).image, 0.001)
-    assert set(found.data["class_name"]) <= set(FISH_SPECIES)
+    assert set(found.data["class_name"]) <= {"fish"}
 
 
 @pytest.mark.slow  # runs ultralytics (torch)

@@ -16,16 +16,17 @@ from pathlib import Path
 
 from PIL import Image
 
+from imagine_assist.families import get_family
 from imagine_assist.functions.catalog import FUNCTIONS, load_function
 from imagine_assist.models.store import install_bundled
 from imagine_assist.predict import predict_to_files
-from imagine_assist.samples import Sample, generate_fish, generate_litter, write_dataset
+from imagine_assist.samples import Sample, family_samples, write_dataset
 from imagine_assist.training.defaults import family_labels
 
 DEMO_SEED = 2024  # not used by any training recipe
-DEMO_DATA = {
-    "fish": lambda: generate_fish(12, seed=DEMO_SEED, fractions=(0, 0, 1)),
-    "litter": lambda: generate_litter(2, seed=DEMO_SEED, fractions=(0, 0, 1)),
+DEMO_DATA = {  # generated scenes under each family's own labels (fish: one label, `fish`)
+    "fish": lambda: family_samples(get_family("fish"), 12, DEMO_SEED, fractions=(0, 0, 1)),
+    "litter": lambda: family_samples(get_family("litter"), 2, DEMO_SEED, fractions=(0, 0, 1)),
 }
 
 

@@ -25,12 +25,12 @@ LOOP_SEED = 2025  # a new batch of images, used by no training recipe
 DEMO_EPOCHS = 3  # a short round so the demo takes a minute; the recipe's own is longer
 
 
-OWN_FAMILY = "reef"  # the demo's user family: one label, `fish`
+OWN_FAMILY = "reef"  # the demo's user family: an observatory's own species list
 
 
 def bring_own_labels(loop: Path, samples: list, models_dir: str | None) -> str | None:
-    """`families create` on the corrected task with its species merged into one label, as a
-    group that labels only `fish` would export it. Returns the new function's id."""
+    """`families create` on the corrected task labelled by species, as an observatory with
+    its own species list would export it. Returns the new function's id."""
     from imagine_assist.families import all_families
     from imagine_assist.training.new_family import create_family
 
@@ -38,9 +38,7 @@ def bring_own_labels(loop: Path, samples: list, models_dir: str | None) -> str |
     if OWN_FAMILY in all_families():
         print(f"family {OWN_FAMILY} exists in this home from an earlier demo: serving it as it is")
         return function_id
-    export = write_cvat_export(
-        loop / "own-labels-task.zip", with_labels(samples, lambda fish: "fish"), ["fish"]
-    )
+    export = write_cvat_export(loop / "own-labels-task.zip", samples, FISH_SPECIES)
     created = create_family(
         OWN_FAMILY, [export], loop / "work" / "own-labels", models_dir, epochs=DEMO_EPOCHS
     )
@@ -76,7 +74,9 @@ def run_loop_demo(out: Path, models_dir: str | None = None, images: int = 40) ->
     print(f"{sum(report.totals.values())} boxes -> {report.cvat_xml} (upload to the CVAT task)")
 
     print("== 2. people correct them in CVAT and export the task (simulated: the ground truth)")
-    export = write_cvat_export(loop / "corrected-task.zip", samples, FISH_SPECIES)
+    export = write_cvat_export(
+        loop / "corrected-task.zip", with_labels(samples, lambda fish: "fish"), ["fish"]
+    )
     print(f"{export} (CVAT for images 1.1)")
 
     print("== 3. review the corrections against the model in FiftyOne")
@@ -118,7 +118,7 @@ def run_loop_demo(out: Path, models_dir: str | None = None, images: int = 40) ->
         + ", ".join(gap.field for gap in publication.missing)
     )
 
-    print("== 6. bring your own labels: a task labelled just `fish` starts a family")
+    print("== 6. bring your own labels: a task labelled by species starts a family")
     own = bring_own_labels(loop, samples, models_dir)
 
     print("== 7. serve the live models to CVAT")

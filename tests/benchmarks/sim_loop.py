@@ -52,10 +52,14 @@ def main() -> None:
     parser.add_argument("--write", help="also write the section into this Markdown file")
     args = parser.parse_args()
 
+    from imagine_assist.families import get_family
     from imagine_assist.functions.catalog import load_function
     from imagine_assist.models.registry import Registry
     from imagine_assist.models.store import resolve_model
-    from imagine_assist.samples import FISH_SPECIES, generate_fish, write_cvat_export, write_dataset
+    from imagine_assist.samples import family_samples, write_cvat_export, write_dataset
+
+    fish = get_family("fish")
+    labels = list(fish.labels)
     from imagine_assist.training.detector import evaluate_yolo
     from imagine_assist.training.retrain import load_recipe, retrain
 
@@ -63,7 +67,7 @@ def main() -> None:
     models = Path(args.models) if args.models else work / "models"
     registry = Registry(models)
     held_out = write_dataset(
-        work / "held-out", generate_fish(100, seed=7777, fractions=(0, 0, 1)), FISH_SPECIES
+        work / "held-out", family_samples(fish, 100, seed=7777, fractions=(0, 0, 1)), labels
     ).data_yaml
     recipe = load_recipe("fish")
 
@@ -79,12 +83,14 @@ def main() -> None:
         live_name = live.name if live else "bundled"
         map50 = held_out_map50()
         kept = shown = added = 0
-        samples = list(generate_fish(args.images, seed=7000 + round_index, fractions=(1, 0, 0)))
+        samples = list(
+            family_samples(fish, args.images, seed=7000 + round_index, fractions=(1, 0, 0))
+        )
         for sample in samples:
             predicted = function.detect(sample.image)
-            k, s, a = accepted_and_added(predicted, sample.detections(FISH_SPECIES))
+            k, s, a = accepted_and_added(predicted, sample.detections(labels))
             kept, shown, added = kept + k, shown + s, added + a
-        export = write_cvat_export(work / f"round-{round_index}.zip", samples, FISH_SPECIES)
+        export = write_cvat_export(work / f"round-{round_index}.zip", samples, labels)
         exports.append(export)
         result = retrain(
             "fish", exports, registry, work / f"train-{round_index}", recipe, args.device

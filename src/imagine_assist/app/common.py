@@ -76,7 +76,7 @@ def add_export_options(parser: argparse.ArgumentParser, exports: bool = True, va
         action="append",
         default=[],
         metavar="SOURCE=TARGET",
-        help="rename an export label to one of the family's, e.g. fish=diplodus, or give a "
+        help="rename an export label to one of the family's, e.g. Fish=fish, or give a "
         "YAML file of such pairs; repeat (default: the export's labels as they are)",
     )
 

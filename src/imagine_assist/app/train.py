@@ -17,7 +17,7 @@ EPILOG = """\
 examples:
   imagine-assist train fish --from task-12.zip --from task-13.zip     # a new registry version
   imagine-assist train fish --from task-14.zip --val fixed-val.zip   # gate on a fixed export
-  imagine-assist train reef --from task-3.zip --map fish=diplodus    # rename export labels
+  imagine-assist train fish --from task-3.zip --map Fish=fish        # rename export labels
   imagine-assist train fish --yes                                    # synthetic default model
 """
 

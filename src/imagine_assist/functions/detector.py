@@ -40,6 +40,7 @@ class DetectorFunction:
         """Detections in the frame's coordinates. Letterbox bars are cut away first: models
         read a bar's edge as an object (`models.borders`)."""
         threshold = self.spec.check_threshold(threshold)
+        self.spec.check_image_size(image.shape[1], image.shape[0])  # a 1x1 frame: no inventions
         x0, y0, x1, y1 = picture_box(image)
         picture = image[y0:y1, x0:x1]
         height, width = picture.shape[:2]

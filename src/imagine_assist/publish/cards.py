@@ -82,7 +82,8 @@ def dataset_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetada
             f"Images: {facts.total_images} ("
             + ", ".join(f"{split} {facts.images[split]}" for split in SPLITS)
             + ")",
-            f"Annotations: {facts.total_boxes} bounding boxes in {len(facts.classes)} classes",
+            f"Annotations: {facts.total_boxes} bounding boxes in {len(facts.classes)} "
+            + ("class" if len(facts.classes) == 1 else "classes"),
             f"Trained model: imagine-assist `{version.family}` {version.name}, registered "
             f"{_date(card.get('created'))}, code {card.get('code_version', 'unknown')}",
             f"Source: {len(facts.exports)} CVAT export(s) ({', '.join(formats)})",

@@ -79,21 +79,37 @@ def evaluate(dataset, classes: list[str]):
     )
 
 
-def flag_mistakes(dataset) -> str:
+def _disagreement_share(dataset) -> None:
+    """(FP + FN) / (TP + FP + FN) per sample, plus a hair of the counts themselves, so that
+    between two samples that disagree entirely the one with more disagreeing boxes leads."""
+    for sample in dataset.iter_samples(autosave=True):
+        tp, fp, fn = (sample[f"{EVAL_KEY}_{k}"] or 0 for k in ("tp", "fp", "fn"))
+        sample[MISTAKENNESS] = (fp + fn) / max(tp + fp + fn, 1) + 1e-3 * min(fp + fn, 100)
+
+
+def flag_mistakes(dataset, classes: list[str]) -> str:
     """Score each sample's likely label mistakes; return how it was scored.
 
-    fiftyone-brain's mistakenness runs offline. Where it is missing, the documented rule is
+    fiftyone-brain's mistakenness (offline) scores labels a model would name differently. It
+    says nothing with one class (nothing to name differently: a forgotten box or a spurious
+    one is what goes wrong there), or when it comes out flat. Then the documented rule is
     the share of a sample's labels and predictions that disagree: (FP + FN) / (TP + FP + FN)."""
+    rule = "(FP + FN) / (TP + FP + FN) per sample"
     try:
         import fiftyone.brain as fob
-
-        fob.compute_mistakenness(dataset, PREDICTIONS, label_field=GROUND_TRUTH, progress=False)
-        method = "fiftyone-brain mistakenness"
     except ImportError:
-        for sample in dataset.iter_samples(autosave=True):
-            tp, fp, fn = (sample[f"{EVAL_KEY}_{k}"] or 0 for k in ("tp", "fp", "fn"))
-            sample[MISTAKENNESS] = (fp + fn) / max(tp + fp + fn, 1)
-        method = "(FP + FN) / (TP + FP + FN) per sample"
+        fob = None
+    if fob is not None and len(classes) > 1:
+        fob.compute_mistakenness(dataset, PREDICTIONS, label_field=GROUND_TRUTH, progress=False)
+        scores = [v for v in dataset.values(MISTAKENNESS) if v is not None]
+        if scores and max(scores) - min(scores) > 1e-6:
+            method = "fiftyone-brain mistakenness"
+        else:
+            _disagreement_share(dataset)
+            method = f"{rule} (fiftyone-brain mistakenness was flat)"
+    else:
+        _disagreement_share(dataset)
+        method = rule if fob is None else f"{rule} (one class: nothing for mistakenness to flip)"
     dataset.save_view(MISTAKES_VIEW, dataset.sort_by(MISTAKENNESS, reverse=True), overwrite=True)
     return method
 
@@ -243,7 +259,7 @@ def review_export(
     if class_agnostic:
         relabel(dataset, PREDICTIONS, to=AGNOSTIC_LABEL)
     results = evaluate(dataset, classes)
-    method = flag_mistakes(dataset)
+    method = flag_mistakes(dataset, classes)
     return dataset, summarise(dataset, results, classes, method, out_dir)
 
 

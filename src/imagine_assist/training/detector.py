@@ -141,6 +141,28 @@ def evaluate_yolo(
     }
 
 
+def name_classes(weights: Path, names: list[str], out: Path) -> Path:
+    """A copy of an ultralytics checkpoint whose classes carry `names` (a run trained with
+    `single_cls` calls its one class "item"); the ONNX exported from it carries them too."""
+    import torch
+
+    checkpoint = torch.load(weights, map_location="cpu", weights_only=False)
+    for key in ("model", "ema"):
+        model = checkpoint.get(key)
+        if model is not None:
+            if len(model.names) != len(names):
+                raise ValueError(f"{weights} has {len(model.names)} classes, not {len(names)}")
+            model.names = dict(enumerate(names))
+    checkpoint.get("train_args", {})["single_cls"] = False
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(checkpoint, out)
+    _ultralytics()
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    strip_optimizer(out)  # weights only, as ultralytics leaves a finished run's best.pt
+    return out
+
+
 def export_onnx(weights: Path, imgsz: int, task: str = "detect") -> Path:
     """ONNX without NMS, weights stored as float16 (`models.compact`)."""
     ultralytics = _ultralytics()

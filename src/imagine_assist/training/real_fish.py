@@ -209,7 +209,8 @@ def train(
         seed=recipe.seed,
         time=recipe.hours,
         amp=False,
-        single_cls=True,
+        # Not `single_cls`: the labels are one class already, and ultralytics would name it
+        # "item" instead of the yaml's `fish`.
         **recipe.train_args,
     )
     figures = {
@@ -234,9 +235,12 @@ def train(
 def bundle(out: Path, target: Path) -> None:
     """Install a finished run as the bundled fish model: weights, and a metrics.json whose
     `test` is the held-out habitats' figure and whose `credits` name the data."""
-    from imagine_assist.training.detector import install_files
+    from imagine_assist.training.detector import install_files, name_classes
 
     metrics = json.loads((out / "metrics.json").read_text())
+    # The class is `fish` whatever the run called it; the ONNX is exported again from that.
+    weights = name_classes(Path(metrics["best"]), ["fish"], out / "bundle" / "model.pt")
+    onnx = export_onnx(weights, metrics["recipe"]["imgsz"])
     held_out = metrics["ultralytics_val"]["test-deepfish"]
     bundled = {
         "family": "fish",
@@ -249,9 +253,7 @@ def bundle(out: Path, target: Path) -> None:
         "train_seconds": metrics["train_seconds"],
         "device": metrics["device"],
     }
-    install_files(
-        target, {"model.pt": Path(metrics["best"]), "model.onnx": Path(metrics["onnx"])}, bundled
-    )
+    install_files(target, {"model.pt": weights, "model.onnx": onnx}, bundled)
 
 
 def main(argv: list[str] | None = None) -> None:
