@@ -6,6 +6,9 @@ import base64
 import binascii
 import io
 import math
+import os
+import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -16,6 +19,13 @@ from imagine_assist.errors import BadRequest, PayloadTooLarge
 
 # 20 MP drone frames are the largest we expect; the default leaves room for 60 MP panoramas.
 DEFAULT_MAX_PIXELS = 60_000_000
+# A file may hold at most this many bytes per allowed pixel, plus a header allowance: enough
+# for an uncompressed 16-bit RGBA TIFF or BMP, the largest encoding of an allowed image.
+MAX_BYTES_PER_PIXEL = 8
+HEADER_BYTES = 1 << 20
+# Characters XML 1.0 forbids (C0 controls but tab, newline and carriage return; U+FFFE,
+# U+FFFF), plus those three and DEL, which would break a CSV row or a one-line message.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f\ufffe\uffff]")
 
 
 def decode_base64(text: object, field: str = "image") -> bytes:
@@ -73,16 +83,79 @@ def decode_image_reduced(
     return np.asarray(image.convert("RGB")), (width, height)
 
 
+def readable_name(name: str | os.PathLike) -> str:
+    """A file name as it appears in every output (CSV, TSV, CVAT XML, messages).
+
+    File names are bytes on Linux and need not be UTF-8. Bytes that are not UTF-8 (which
+    Python carries as surrogate escapes) become a visible `\\xNN` escape, as do control
+    characters, so the name is valid UTF-8 and valid XML 1.0 and stays on one line:
+    `b"\\xff.jpg"` is written `\\xff.jpg`. A valid UTF-8 name without control characters is
+    unchanged."""
+    text = os.fsdecode(name)
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def max_file_bytes(max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """The largest image file read for a pixel limit: `MAX_BYTES_PER_PIXEL` bytes per pixel
+    plus `HEADER_BYTES` (481 MB for the default 60 MP, 34.6 MB for 2048x2048)."""
+    return max_pixels * MAX_BYTES_PER_PIXEL + HEADER_BYTES
+
+
+def _kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read and decode an image file, checking what the file is before reading it.
+
+    Only regular files are read, and symbolic links only when they lead to one: a FIFO, a
+    device or a socket is refused (`BadRequest`) without being read, so neither a FIFO with
+    no writer (which would block) nor `/dev/zero` (which never ends) can stall the caller.
+    A file over `max_file_bytes(max_pixels)` is refused (`PayloadTooLarge`) before reading.
+    The type and size are checked again on the open file, and at most the limit is read, so
+    a file swapped or grown after the first check changes nothing."""
     path = Path(path)
+    name = readable_name(path)
+    limit = max_file_bytes(max_pixels)
     try:
-        data = path.read_bytes()
+        _check_file(os.stat(path), name, limit)  # before open: opening a device can act
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as handle:
+            _check_file(os.fstat(handle.fileno()), name, limit)
+            data = handle.read(limit + 1)
     except OSError as error:
-        raise BadRequest(f"cannot read {path}: {error.strerror}") from None
+        raise BadRequest(f"cannot read {name}: {error.strerror}") from None
+    if len(data) > limit:
+        raise PayloadTooLarge(f"{name} grew over the limit of {limit:,} bytes while read")
     try:
         return decode_image(data, max_pixels)
     except BadRequest as error:
-        raise type(error)(f"{path}: {error}") from None
+        raise type(error)(f"{name}: {error}") from None
+
+
+def _check_file(status: os.stat_result, name: str, limit: int) -> None:
+    if not stat.S_ISREG(status.st_mode):
+        raise BadRequest(f"{name} is {_kind(status.st_mode)}, not an image file")
+    if status.st_size > limit:
+        raise PayloadTooLarge(
+            f"{name} is {status.st_size:,} bytes, over the limit of {limit:,} for an image "
+            "of at most the function's max_image_pixels"
+        )
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:

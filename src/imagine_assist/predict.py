@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from imagine_assist.cvat.xml import write_cvat_images_xml
 from imagine_assist.errors import UserError
 from imagine_assist.functions.detector import DetectorFunction
-from imagine_assist.images import read_image
+from imagine_assist.images import read_image, readable_name
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ PREVIEW_MAX_SIDE = 2048
 
 
 def list_images(source: str | Path) -> list[Path]:
+    """The image paths under `source`, by suffix. What each file really is (a regular file,
+    not a FIFO or a device) and its size are checked when it is read (`read_image`)."""
     source = Path(source)
     if source.is_file():
         return [source]
@@ -92,6 +94,9 @@ def predict_to_files(
     threshold: float | None = None,
     previews: bool = True,
 ) -> PredictReport:
+    """Detect on every image under `source`. A file that cannot be read as an image (a FIFO,
+    a device, one over the size limit, one that does not decode) is skipped with its reason
+    in `report.skipped`. Names in every output follow `readable_name`."""
     source = Path(source)
     out_dir = Path(out_dir)
     paths = list_images(source)
@@ -110,13 +115,13 @@ def predict_to_files(
     for path in tqdm(paths, desc=f"{function.spec.id}", unit="image"):
         try:
             image = read_image(path, max_pixels=function.spec.max_image_pixels)
-            function.spec.check_image_size(image.shape[1], image.shape[0], str(path))
+            function.spec.check_image_size(image.shape[1], image.shape[0], readable_name(path))
         except UserError as error:  # one bad file must not cost the others
             log.warning("skipped %s", error)
             report.skipped.append((path, str(error)))
             continue
         detections = function.detect(image, threshold)
-        name = path.relative_to(base).as_posix()
+        name = readable_name(path.relative_to(base).as_posix())  # valid in CSV and XML
         height, width = image.shape[:2]
         results.append((name, width, height, detections))
         if previews:
@@ -130,7 +135,7 @@ def predict_to_files(
         raise UserError(f"none of the {len(paths)} images under {source} could be read")
     write_cvat_images_xml(report.cvat_xml, results, labels, label_type="rectangle")
     totals: Counter[str] = Counter({label: 0 for label in labels})
-    with report.counts_csv.open("w", newline="") as handle:
+    with report.counts_csv.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["image", "width", "height", *labels, "total"])
         for name, width, height, detections in results:
@@ -139,7 +144,7 @@ def predict_to_files(
             writer.writerow(
                 [name, width, height, *(counts[label] for label in labels), len(detections)]
             )
-    with report.totals_csv.open("w", newline="") as handle:
+    with report.totals_csv.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["label", "count"])
         writer.writerows((label, totals[label]) for label in labels)

@@ -2,7 +2,10 @@
 
 `imagine-assist separate <dir> --out <dir>` writes, for each vignette: one vignette per
 organism (the organism on white, cropped to its box), the ZooProcess separation-line
-image, and one TSV in EcoTaxa's import layout for all objects.
+image, and one TSV in EcoTaxa's import layout for all objects. Names written (files and TSV
+cells) follow `images.readable_name`: for a vignette whose name is not UTF-8, files and rows
+carry a visible `\\xNN` escape instead, so the TSV still names the files beside it. A file
+that is not a regular image file (a FIFO, a device, one over the size limit) is skipped.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from tqdm.auto import tqdm
 
 from imagine_assist.errors import UserError
 from imagine_assist.functions.separator import SeparatorFunction
-from imagine_assist.images import read_image
+from imagine_assist.images import read_image, readable_name
 from imagine_assist.models.separate import BoxMask, separation_lines
 from imagine_assist.predict import list_images
 
@@ -97,13 +100,14 @@ def _separate_one(function: SeparatorFunction, path: Path, out: Path) -> _Separa
     try:
         separation = function.split(image)  # refuses a vignette too small or too busy
     except UserError as error:
-        return _Separated(path, error=f"{path}: {error}")
+        return _Separated(path, error=f"{readable_name(path)}: {error}")
     masks = separation.masks
     lines = separation_lines(masks, image.shape[:2])
-    Image.fromarray(lines).save(out / "separations" / f"{path.stem}_sep.png")
+    stem = readable_name(path.stem)
+    Image.fromarray(lines).save(out / "separations" / f"{stem}_sep.png")
     result = _Separated(path, tag=separation.tag)
     for index, mask in enumerate(masks, start=1):
-        object_id = f"{path.stem}_{index}"
+        object_id = f"{stem}_{index}"
         crop, (x1, y1, x2, y2) = cut_out(image, mask)
         name = f"{object_id}.png"
         Image.fromarray(crop).save(out / "vignettes" / name)
@@ -119,7 +123,7 @@ def _separate_one(function: SeparatorFunction, path: Path, out: Path) -> _Separa
                 y1,
                 x2 - x1,
                 y2 - y1,
-                path.name,
+                readable_name(path.name),
                 separation.tag,
             ]
         )
@@ -171,7 +175,7 @@ def separate_to_files(
     progress.close()
     if report.vignettes == 0:
         raise UserError(f"none of the {len(paths)} images under {source} could be read")
-    with report.tsv.open("w", newline="") as handle:
+    with report.tsv.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, delimiter="\t")
         writer.writerow([name for name, _ in ECOTAXA_COLUMNS])
         writer.writerow([kind for _, kind in ECOTAXA_COLUMNS])
