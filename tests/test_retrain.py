@@ -169,6 +169,10 @@ def test_round_trip_export_train_promote_and_serve_the_new_version(export, tmp_p
     card = registry.current("fish").card
     assert card["data"]["exports"][0]["sha256"] == file_sha256(export)
     assert card["data"]["split"]["train"] > 0 and card["metrics"]["deployed_version"] == "bundled"
+    # the bundled model was evaluated as the live one: nothing was written inside the package
+    from imagine_assist.models.store import BUNDLED_DIR
+
+    assert sorted(p.name for p in BUNDLED_DIR.iterdir()) == ["burrow", "fish", "litter", "plankton"]
     assert card["code_version"].startswith("0.")
     assert card["promotions"][0]["forced"] == (not card["gate"]["passed"])
     assert main(["models", "list", "fish", "--models", str(models)]) == 0

@@ -108,21 +108,26 @@ def evaluate_yolo(
     weights: Path, data_yaml: Path, split: str, imgsz: int, device: str = "cpu"
 ) -> dict:
     """mAP50, mAP50-95, precision and recall overall and per class on one split."""
+    import tempfile
+
     ultralytics = _ultralytics()
     model = ultralytics.YOLO(str(weights), task="detect")
-    result = model.val(
-        data=str(data_yaml),
-        split=split,
-        imgsz=imgsz,
-        batch=8,
-        device=device,
-        plots=False,
-        verbose=False,
-        workers=0,
-        project=str(weights.parent.parent),
-        name=f"val-{split}",
-        exist_ok=True,
-    )
+    # ultralytics writes a folder per validation even without plots: never beside the
+    # weights (the live model may be the bundled one, inside the installed package)
+    with tempfile.TemporaryDirectory(prefix="imagine-assist-val-") as scratch:
+        result = model.val(
+            data=str(data_yaml),
+            split=split,
+            imgsz=imgsz,
+            batch=8,
+            device=device,
+            plots=False,
+            verbose=False,
+            workers=0,
+            project=scratch,
+            name=f"val-{split}",
+            exist_ok=True,
+        )
     names = model.names
     per_class = {}
     for index, class_id in enumerate(result.box.ap_class_index):
