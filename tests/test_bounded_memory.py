@@ -100,6 +100,7 @@ def served_in_a_fresh_process(tmp_path, function_id: str, body: dict) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # a subprocess or seconds of work: the full tier
 def test_a_7000x7000_frame_gets_413_and_the_process_stays_small(tmp_path):
     frame = cv2.resize(mosaic(1400), (7000, 7000), interpolation=cv2.INTER_LINEAR)
     result = served_in_a_fresh_process(
@@ -109,6 +110,7 @@ def test_a_7000x7000_frame_gets_413_and_the_process_stays_small(tmp_path):
     assert result["peak"] < PEAK_RSS_BOUND
 
 
+@pytest.mark.slow  # a subprocess or seconds of work: the full tier
 @pytest.mark.parametrize("kind", ["mosaic", "texture"])
 def test_the_largest_accepted_vignette_is_answered_within_the_bound(tmp_path, kind):
     side = 2048  # SEPARATOR_MAX_PIXELS
@@ -188,6 +190,7 @@ BEFORE = {
 }
 
 
+@pytest.mark.slow  # a subprocess or seconds of work: the full tier
 def test_masks_on_normal_vignettes_are_unchanged():
     functions = {
         "model": load_function("plankton-separator"),

@@ -150,6 +150,7 @@ def test_a_prediction_takes_the_free_box_it_overlaps_most():
     assert matches.truth.tolist() == [[1, 0], [-1, 0]]
 
 
+@pytest.mark.slow  # a subprocess or seconds of work: the full tier
 def test_the_same_figures_as_fiftyone_on_random_boxes(tmp_path):
     """Random boxes in 2 classes, some confidences tied: FiftyOne's `evaluate_detections`
     (method "coco") and these functions give the same precision and the same matches."""

@@ -77,6 +77,7 @@ def predicted(tmp_path_factory) -> Run:
     return run_cli(["predict", str(source), "--function", "litter-detector"], root / "out")
 
 
+@pytest.mark.slow  # a subprocess or seconds of work: the full tier
 def test_predict_skips_a_fifo_without_hanging(predicted):
     assert predicted.returncode == 0, predicted.stderr
     assert "skipped " in predicted.stderr and "pipe.jpg is a FIFO" in predicted.stderr
@@ -119,6 +120,7 @@ def separated(tmp_path_factory) -> Run:
     return run_cli(["separate", str(source), "--workers", "1"], root / "out")
 
 
+@pytest.mark.slow  # a subprocess or seconds of work: the full tier
 def test_separate_skips_a_fifo_and_a_link_to_dev_zero(separated):
     assert separated.returncode == 0, separated.stderr
     assert "pipe.png is a FIFO" in separated.stderr

@@ -90,6 +90,7 @@ def wait_until(condition, timeout_s: float = 5.0) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow  # a subprocess or seconds of work: the full tier
 def test_slow_clients_do_not_starve_the_others():
     """Finding 2: 20 connections that trickle their bodies (and 5 their headers) hold no
     worker and no queue place: another client gets its 200s at once, and the trickling
