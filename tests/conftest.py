@@ -95,6 +95,15 @@ def _train_tiny(family: str, root: Path, epochs: int, images: int, test_images: 
     return train_default(family, root / "models" / family, root / "runs" / family, recipe)
 
 
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """An empty home of the test's own (IMAGINE_ASSIST_HOME), with its families folder; a
+    module that needs a family in it overrides this fixture and writes the file."""
+    monkeypatch.setenv("IMAGINE_ASSIST_HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "families").mkdir(parents=True)
+    return tmp_path / "home"
+
+
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
     return _SESSION_DIR / "trained" / "models"

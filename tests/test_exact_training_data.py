@@ -37,11 +37,9 @@ training:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("IMAGINE_ASSIST_HOME", str(tmp_path / "home"))
-    (tmp_path / "home" / "families").mkdir(parents=True)
-    (tmp_path / "home" / "families" / "reef.yaml").write_text(FAMILY)
-    return tmp_path / "home"
+def home(home):
+    (home / "families" / "reef.yaml").write_text(FAMILY)
+    return home
 
 
 def swimmers(n: int, seed: int) -> list:

@@ -31,13 +31,6 @@ functions:
 """
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("IMAGINE_ASSIST_HOME", str(tmp_path / "home"))
-    (tmp_path / "home" / "families").mkdir(parents=True)
-    return tmp_path / "home"
-
-
 def test_the_built_in_families_are_files():
     families = all_families()
     assert {"fish", "litter", "burrow", "plankton"} <= set(families)

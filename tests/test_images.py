@@ -57,7 +57,12 @@ def test_pixel_limit_is_checked_before_decoding():
 
 
 def test_parse_image_requires_the_field():
+    import dataclasses
+
+    from imagine_assist.functions.catalog import get_spec
+
+    spec = dataclasses.replace(get_spec("burrow-detector"), max_image_pixels=10**6)
     with pytest.raises(BadRequest, match="no 'image' field"):
-        parse_image({"threshold": 0.5}, max_pixels=10**6)
+        parse_image({"threshold": 0.5}, spec)
     body = {"image": base64.b64encode(jpeg_bytes()).decode()}
-    assert parse_image(body, max_pixels=10**6).shape == (48, 64, 3)
+    assert parse_image(body, spec).shape == (48, 64, 3)

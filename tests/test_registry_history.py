@@ -22,11 +22,9 @@ REEF = "name: reef\ntitle: Reef fish\nlabels: [grouper, bream]\n"
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("IMAGINE_ASSIST_HOME", str(tmp_path / "home"))
-    (tmp_path / "home" / "families").mkdir(parents=True)
-    (tmp_path / "home" / "families" / "reef.yaml").write_text(REEF)
-    return tmp_path / "home"
+def home(home):
+    (home / "families" / "reef.yaml").write_text(REEF)
+    return home
 
 
 @pytest.fixture

@@ -41,6 +41,9 @@ class DetectorFunction:
         read a bar's edge as an object (`models.borders`)."""
         threshold = self.spec.check_threshold(threshold)
         self.spec.check_image_size(image.shape[1], image.shape[0])  # a 1x1 frame: no inventions
+        return self._detect_checked(image, threshold)
+
+    def _detect_checked(self, image: np.ndarray, threshold: float) -> sv.Detections:
         x0, y0, x1, y1 = picture_box(image)
         picture = image[y0:y1, x0:x1]
         height, width = picture.shape[:2]
@@ -64,12 +67,15 @@ class DetectorFunction:
         its (width, height). The frame may have at most `spec.max_image_pixels`."""
         # Without tiling the model sees the frame at its input size, so a JPEG can be decoded
         # at reduced scale; boxes are scaled back to the full frame.
+        threshold = self.spec.check_threshold(threshold)
         image, (width, height) = decode_image_reduced(
             data,
             self.spec.max_image_pixels,
             reduce_to=None if self.tile_size else self.detector.input_size,
         )
-        detections = self.detect(image, threshold)
+        # The frame's own size decides, not the reduced decode's, and before the model runs.
+        self.spec.check_image_size(width, height)
+        detections = self._detect_checked(image, threshold)
         if image.shape[1] != width or image.shape[0] != height:
             scale = np.array([width / image.shape[1], height / image.shape[0]] * 2)
             detections.xyxy = (detections.xyxy * scale).astype(np.float32)

@@ -81,22 +81,13 @@ def has_default_model(family: str, models_dir: str | Path | None = None) -> bool
     ).is_dir()
 
 
-def _bundled_metrics(family: str) -> dict:
+def bundled_metrics(family: str) -> dict:
+    """The bundled model's `metrics.json` ({} without one): its figures, `credits` (the
+    datasets it learned from, with their licences) and `data_note` (what its data lacks)."""
     try:
         return json.loads((BUNDLED_DIR / family / "metrics.json").read_text())
     except (OSError, ValueError):
         return {}
-
-
-def bundled_credits(family: str) -> list[str]:
-    """The datasets behind the bundled model of a family, with their licences, as its
-    `metrics.json` credits them (empty for a model trained on generated scenes only)."""
-    return [str(credit) for credit in _bundled_metrics(family).get("credits", [])]
-
-
-def bundled_data_note(family: str) -> str | None:
-    """What the bundled model's data cannot tell (no real footage for burrows), if anything."""
-    return _bundled_metrics(family).get("data_note")
 
 
 def install_bundled(family: str, models_dir: str | Path | None = None) -> Path:

@@ -16,6 +16,7 @@ from imagine_assist.errors import BadRequest
 from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.functions.reid import ReidFunction
 from imagine_assist.functions.separator import MULTIPLE, SeparatorFunction
+from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.functions.tracker import TrackerFunction
 from imagine_assist.images import decode_base64, decode_image
 
@@ -47,14 +48,10 @@ def image_bytes(body: dict, field: str = "image") -> bytes:
     return decode_base64(body[field], field)
 
 
-def parse_image(body: dict, max_pixels: int, field: str = "image", min_side: int = 1) -> np.ndarray:
-    image = decode_image(image_bytes(body, field), max_pixels=max_pixels)
-    if min(image.shape[:2]) < min_side:
-        height, width = image.shape[:2]
-        raise BadRequest(
-            f"'{field}' is {width}x{height} pixels; "
-            f"it needs at least {min_side} pixels on each side"
-        )
+def parse_image(body: dict, spec: FunctionSpec, field: str = "image") -> np.ndarray:
+    """The decoded frame of `field`, within the function's pixel limit and minimum side."""
+    image = decode_image(image_bytes(body, field), max_pixels=spec.max_image_pixels)
+    spec.check_image_size(image.shape[1], image.shape[0], f"'{field}'")
     return image
 
 
@@ -102,7 +99,6 @@ def answer_detector(function: DetectorFunction, body: dict) -> list[dict]:
     """§2.1: `{"image", "threshold"?}` -> shapes."""
     threshold = function.spec.check_threshold(body.get("threshold"))
     detections, size = function.detect_encoded(image_bytes(body), threshold)
-    function.spec.check_image_size(*size)  # a frame too small answers nothing, not guesses
     return to_detector_response(detections, function.spec.label_types, size)
 
 
@@ -115,7 +111,7 @@ def answer_separator(function: SeparatorFunction, body: dict) -> list[dict]:
     # The organisms carry no confidence, so none is dropped; a threshold out of range is
     # still the client's mistake, refused as by every other detector.
     function.spec.check_threshold(body.get("threshold"))
-    image = parse_image(body, function.spec.max_image_pixels, min_side=function.spec.min_image_side)
+    image = parse_image(body, function.spec)
     separation = function.split(image, rows)
     height, width = image.shape[:2]
     tag: dict = {"label": separation.tag}
@@ -144,7 +140,7 @@ def answer_tracker(function: TrackerFunction, body: dict) -> dict:
         function.verify(states[i]) if i < len(states) and states[i] is not None else None
         for i in range(len(boxes))
     ]
-    image = parse_image(body, function.spec.max_image_pixels, min_side=function.spec.min_image_side)
+    image = parse_image(body, function.spec)
     tracked = function.track(image, boxes, previous)
     return {
         "shapes": [[round(float(v), 2) for v in state.box] for state in tracked],
@@ -159,10 +155,6 @@ def answer_reid(function: ReidFunction, body: dict) -> list[int]:
     boxes1 = _reid_boxes(body.get("boxes1"), "boxes1")
     threshold = function.spec.check_threshold(body.get("threshold"))
     max_distance = _number(body, "max_distance", DEFAULT_MAX_DISTANCE, 0.0, 1e5)
-    image0 = parse_image(
-        body, function.spec.max_image_pixels, "image0", function.spec.min_image_side
-    )
-    image1 = parse_image(
-        body, function.spec.max_image_pixels, "image1", function.spec.min_image_side
-    )
+    image0 = parse_image(body, function.spec, "image0")
+    image1 = parse_image(body, function.spec, "image1")
     return function.match(image0, image1, boxes0, boxes1, threshold, max_distance)

@@ -15,7 +15,7 @@ from imagine_assist.errors import UserError
 from imagine_assist.families import get_family
 from imagine_assist.functions.catalog import FUNCTIONS
 from imagine_assist.models.registry import ModelVersion
-from imagine_assist.models.store import bundled_credits, bundled_data_note
+from imagine_assist.models.store import BUNDLED_DIR, bundled_metrics
 from imagine_assist.publish.dataset import SPLITS, TINY_BOX_PX, DatasetFacts
 from imagine_assist.publish.document import Document, Missing, Table
 from imagine_assist.publish.metadata import PublishMetadata
@@ -209,7 +209,7 @@ def _base_family(card: dict, family: str) -> str:
     `families create` started it from (`started_from` names that model's folder)."""
     started = Path(str(card.get("started_from") or ""))
     for part in reversed(started.parts):
-        if (Path(__file__).parents[1] / "models" / "bundled" / part).is_dir():
+        if (BUNDLED_DIR / part).is_dir():
             return part
     return family
 
@@ -267,7 +267,9 @@ def model_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetadata
     )
     # A fine-tuned version still carries what the bundled model learned: credit its data.
     base = _base_family(card, version.family)
-    inherited = bundled_credits(base) if recipe.get("start_from") == "deployed" else []
+    # a version trained from scratch owes the bundled model nothing
+    base_metrics = bundled_metrics(base) if recipe.get("start_from") == "deployed" else {}
+    inherited = [str(credit) for credit in base_metrics.get("credits", [])]
     doc.add(
         "Training data",
         2,
@@ -314,7 +316,7 @@ def model_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetadata
         limits.append(
             f"Trained on images of {span} megapixels; other cameras, sites and depths are untested."
         )
-    note = bundled_data_note(base) if recipe.get("start_from") == "deployed" else None
+    note = base_metrics.get("data_note")
     if note:
         limits.append(f"The bundled {base} model it started from: {note}")
     if meta.limitations:

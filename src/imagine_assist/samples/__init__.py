@@ -77,6 +77,7 @@ def family_samples(family, n: int, seed: int = 0, **options) -> Iterator[Sample]
         )
     return with_labels(generator.generate(n, seed=seed, **options), rename)
 
+
 __all__ = [
     "write_cvat_export",
     "SAMPLE_FAMILIES",

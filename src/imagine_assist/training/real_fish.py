@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 
 from imagine_assist.models.borders import picture_box
+from imagine_assist.models.store import BUNDLED_DIR
 from imagine_assist.training.camera_effects import degrade
 from imagine_assist.training.detector import evaluate_yolo, export_onnx, fit
 
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     recipe = RealFishRecipe()
     if args.hours:
         recipe = RealFishRecipe(hours=args.hours)
-    start = args.start or Path(__file__).parents[1] / "models" / "bundled" / "fish" / "model.pt"
+    start = args.start or BUNDLED_DIR / "fish" / "model.pt"
     print(json.dumps(train(args.data, args.out, recipe, start, args.device), indent=2))
 
 
