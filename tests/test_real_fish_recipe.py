@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from imagine_assist.training.camera_effects import EFFECTS, degrade
-from imagine_assist.training.real_fish import RealFishRecipe, build_datasets
+from imagine_assist.training.real_fish import RealFishRecipe, build_datasets, evenly_spaced
 
 
 def _frame(folder, name, picture_rows=(80, 280), box=(100, 150, 60, 40)):
@@ -39,7 +39,10 @@ def real_like(tmp_path):
 
 def test_held_out_habitats_never_train_and_boxes_follow_the_picture(real_like, tmp_path):
     recipe = RealFishRecipe(
-        held_out_habitats=("7398", "9866"), deepfish_every=1, f4k_every=1, degrade_chance=0.0
+        held_out_habitats=("7398", "9866"),
+        deepfish_per_habitat=1000,
+        f4k_every=1,
+        degrade_chance=0.0,
     )
     out = tmp_path / "dataset"
     lineage = build_datasets(real_like, out, recipe)
@@ -59,6 +62,13 @@ def test_held_out_habitats_never_train_and_boxes_follow_the_picture(real_like, t
     (out / "train" / "images" / "stale.jpg").write_bytes(b"x")
     build_datasets(real_like, out, recipe)
     assert not (out / "train" / "images" / "stale.jpg").exists()
+
+
+def test_a_habitat_keeps_at_most_its_share_spread_over_all_its_frames():
+    frames = list(range(10))
+    assert evenly_spaced(frames, 4) == [0, 3, 6, 9]
+    assert evenly_spaced(frames, 10) == frames and evenly_spaced(frames, 50) == frames
+    assert evenly_spaced(frames, 1) == [0] and evenly_spaced(frames, 0) == []
 
 
 def test_camera_effects_keep_the_frame_and_change_its_look():

@@ -9,8 +9,10 @@
 - Letterbox bars are cut away (`models.borders`), as the served detector does.
 - Every training image passes through `camera_effects.degrade` once, on top of ultralytics'
   colour, scale, flip and mosaic augmentations.
-- Training starts from the current bundled weights (their backbone, a new one-class head)
-  and runs for a wall-clock budget (ultralytics re-plans the epochs after the first one), so
+- DeepFish habitats are balanced: at most `deepfish_per_habitat` evenly spaced frames each.
+- Training starts from the current bundled weights (a one-class `fish` model, so the head
+  carries over too; a model with other classes keeps only its backbone) and runs for a
+  wall-clock budget (ultralytics re-plans the epochs after the first one), so
   the recipe ends on time on a 2-core CPU.
 """
 
@@ -46,7 +48,9 @@ TEST_SET = "held-out DeepFish habitats 7398, 7585, 9866, 9892, 9908 (real frames
 @dataclass(frozen=True)
 class RealFishRecipe:
     held_out_habitats: tuple[str, ...] = ("7398", "7585", "9866", "9892", "9908")
-    deepfish_every: int = 3  # of a habitat's near-duplicate frames, keep every n-th
+    # Of a habitat's near-duplicate frames, keep at most this many, evenly spaced: the
+    # habitats with hundreds of frames of tiny fish would otherwise teach "fish are tiny".
+    deepfish_per_habitat: int = 100
     f4k_every: int = 2
     degrade_chance: float = 0.3  # per camera effect, per training image
     start_from: str = "bundled"  # the bundled fish weights, or an architecture yaml
@@ -62,10 +66,14 @@ class RealFishRecipe:
             "hsv_s": 0.7,
             "hsv_v": 0.5,
             "degrees": 5.0,
-            "scale": 0.5,
+            # Zoom 0.25-1.75x: close fish fill the frame on some cameras and are specks on
+            # others, and a habitat split shows the model cameras it never saw.
+            "scale": 0.75,
             "fliplr": 0.5,
             "mosaic": 1.0,
             "mixup": 0.0,
+            "warmup_epochs": 1.0,  # continuing from trained weights: no long warm-up
+            "cache": "ram",  # a few thousand small frames: decode once, not every epoch
         }
     )
 
@@ -73,6 +81,16 @@ class RealFishRecipe:
 def habitat(path: Path) -> str:
     """DeepFish names each frame after its habitat: `7398_F2_f000123_jpg.rf.<hash>.jpg`."""
     return path.name.split("_", 1)[0]
+
+
+def evenly_spaced(items: list, at_most: int) -> list:
+    """At most `at_most` of `items`, spread over the whole list (first and last included)."""
+    if len(items) <= at_most:
+        return list(items)
+    if at_most <= 1:
+        return list(items[:at_most])
+    step = (len(items) - 1) / (at_most - 1)
+    return [items[round(i * step)] for i in range(at_most)]
 
 
 def _images(folder: Path) -> list[Path]:
@@ -150,7 +168,7 @@ def build_datasets(data: Path, out: Path, recipe: RealFishRecipe) -> dict:
         if name in held_out:
             test_df += frames
         else:
-            train_df += frames[:: recipe.deepfish_every]
+            train_df += evenly_spaced(frames, recipe.deepfish_per_habitat)
     f4k = data / "fish4knowledge"
     train_f4k = _images(f4k / "train" / "images")[:: recipe.f4k_every]
     val_f4k = _images(f4k / "valid" / "images")
