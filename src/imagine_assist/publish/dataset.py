@@ -19,6 +19,7 @@ from __future__ import annotations
 import shutil
 import zipfile
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,8 +94,8 @@ def rebuild(version: ModelVersion, exports: dict[str, Path], out_dir: Path, work
     """The version's training data, in the package layout, under out_dir/<family>-<version>:
     the exports read and split as training read and split them (label maps, held-out
     validation exports included)."""
-    from imagine_assist.training.exports import GROUND_TRUTH, load_export, relabel, unpack
-    from imagine_assist.training.retrain import Gate, RetrainRecipe, build_dataset
+    from imagine_assist.training.exports import GROUND_TRUTH, load_export, relabel, unpacked
+    from imagine_assist.training.retrain import Gate, RetrainRecipe, build_dataset, delete_dataset
 
     card = version.card
     recorded = dict(card["recipe"])
@@ -107,20 +108,24 @@ def rebuild(version: ModelVersion, exports: dict[str, Path], out_dir: Path, work
         }
     )
 
-    def read(key: str) -> list:
+    def read(key: str, cleanup: ExitStack) -> list:
         datasets = []
         for entry in card.get("data", {}).get(key) or []:
             sha = entry["sha256"]
-            dataset = load_export(unpack(exports[sha], work_dir / "exports", sha))
+            info = cleanup.enter_context(unpacked(exports[sha], work_dir / "exports", sha))
+            dataset = load_export(info)
+            cleanup.callback(delete_dataset, dataset)  # runs before its folder is removed
             relabel(dataset, GROUND_TRUTH, entry.get("label_map"))
             datasets.append(dataset)
         return datasets
 
-    datasets, held_out = read("exports"), read("validation_exports")
     folder = out_dir / f"{version.family}-{version.name}"
-    if folder.exists():
-        shutil.rmtree(folder)
-    _, counts = build_dataset(datasets, recipe, folder, held_out)
+    # The unpacked exports live only until their images are copied into `folder`.
+    with ExitStack() as cleanup:
+        datasets, held_out = read("exports", cleanup), read("validation_exports", cleanup)
+        if folder.exists():
+            shutil.rmtree(folder)
+        _, counts = build_dataset(datasets, recipe, folder, held_out)
     expected = card.get("data", {}).get("split", {})
     if expected and {k: counts.get(k, 0) for k in SPLITS} != {
         k: expected.get(k, 0) for k in SPLITS

@@ -322,7 +322,8 @@ def _read_exports(
     for export in exports:
         info = cleanup.enter_context(unpacked(export, work_dir / "exports"))
         dataset = load_export(info)
-        cleanup.callback(_delete, dataset)  # before its folder goes: callbacks run last first
+        # before its folder goes: callbacks run last first
+        cleanup.callback(delete_dataset, dataset)
         relabel(dataset, GROUND_TRUTH, label_map)
         check_export(dataset, classes, info.path)
         kept = keep_export(Path(export), info.sha256, home)
@@ -340,7 +341,7 @@ def _read_exports(
     return datasets, lineage
 
 
-def _delete(dataset) -> None:
+def delete_dataset(dataset) -> None:
     if not dataset.deleted:  # the same export named twice shares one dataset name
         dataset.delete()
 
