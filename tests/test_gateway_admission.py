@@ -390,3 +390,55 @@ def test_a_500_logs_one_traceback(monkeypatch):
     assert "secret" not in response.text and "RuntimeError" in response.json()["message"]
     tracebacks = [record for record in handler.records if record.exc_info]
     assert len(tracebacks) == 1
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--per-client", "0"], "--per-client must be at least 1"),
+        (["--queue", "-1"], "--queue must be at least 0"),
+        (["--max-connections", "0"], "--max-connections must be at least 1"),
+        (["--body-timeout", "0"], "--body-timeout must be a positive number"),
+        (["--timeout", "inf"], "--timeout must be a positive number"),
+    ],
+)
+def test_serve_refuses_admission_settings_that_cannot_work(flags, message, capsys, tmp_path):
+    from imagine_assist.app.main import main
+
+    assert main(["--home", str(tmp_path), "serve", *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a subprocess or seconds of work: the full tier
+def test_serve_flags_set_the_limits_a_client_meets(tmp_path):
+    """`imagine-assist serve --per-client 2`: the command's own flags reach the server."""
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "imagine_assist.app.main", "--home", str(tmp_path), "serve"]
+    command += ["--functions", DETECTOR, "--port", str(port), "--per-client", "2"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stderr.read().decode()
+            try:
+                if requests.get(f"{url}/api/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "the gateway did not start"
+            time.sleep(0.2)
+        held = [connect(port, "127.0.0.2") for _ in range(2)]
+        refused = connect(port, "127.0.0.2")
+        status, _, body = read_response(refused)
+        assert status == 503 and "2 connections" in json.loads(body)["message"]
+        for sock in [*held, refused]:
+            sock.close()
+    finally:
+        server.terminate()
+        server.wait(10)

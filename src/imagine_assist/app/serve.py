@@ -30,12 +30,46 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     parser.add_argument(
         "--access-log", help="JSON-lines access log (default: <home>/logs/gateway-access.jsonl)"
     )
+    admission = parser.add_argument_group(
+        "admission", "what clients may hold of the gateway (docs/gateway.md, Admission)"
+    )
+    admission.add_argument(
+        "--queue", type=int, default=16, help="requests that may wait for a worker, in order"
+    )
+    admission.add_argument(
+        "--max-connections", type=int, default=128, help="connections open at once, in all"
+    )
+    admission.add_argument(
+        "--per-client",
+        type=int,
+        default=32,
+        help="connections open at once from one address (behind a proxy: the proxy's)",
+    )
+    admission.add_argument(
+        "--body-timeout",
+        type=float,
+        default=20.0,
+        help="seconds for a request's whole body to arrive, apart from --timeout",
+    )
     parser.set_defaults(run=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from imagine_assist.nuclio.serve import serve
+    from imagine_assist.errors import UserError
+    from imagine_assist.nuclio.serve import ConnectionLimits, serve
+
+    for flag, value, least in (
+        ("--workers", args.workers, 1),
+        ("--queue", args.queue, 0),
+        ("--max-connections", args.max_connections, 1),
+        ("--per-client", args.per_client, 1),
+    ):
+        if value < least:
+            raise UserError(f"{flag} must be at least {least}, not {value}")
+    for flag, seconds in (("--timeout", args.timeout), ("--body-timeout", args.body_timeout)):
+        if seconds is not None and not 0 < seconds < float("inf"):
+            raise UserError(f"{flag} must be a positive number of seconds, not {seconds}")
 
     # a server's log is its record: model choices, loads and requests are worth seeing
     logging.getLogger("imagine_assist").setLevel(logging.INFO)
@@ -48,5 +82,8 @@ def run(args: argparse.Namespace) -> int:
         args.workers,
         args.timeout,
         Path(args.access_log) if args.access_log else None,
+        ConnectionLimits(connections=args.max_connections, per_client=args.per_client),
+        queue=args.queue,
+        body_timeout_s=args.body_timeout,
     )
     return 0

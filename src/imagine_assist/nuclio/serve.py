@@ -27,7 +27,7 @@ from pathlib import Path
 from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import FUNCTIONS, get_spec, load_function
 from imagine_assist.home import Home
-from imagine_assist.nuclio.gateway import TOKEN_ENV, Gateway, create_app
+from imagine_assist.nuclio.gateway import BODY_TIMEOUT_S, TOKEN_ENV, Gateway, create_app
 from imagine_assist.nuclio.hosting import FunctionHost
 from imagine_assist.nuclio.protocol import error_body
 
@@ -242,6 +242,7 @@ def serve(
     access_log: Path | None = None,
     limits: ConnectionLimits | None = None,
     queue: int = 16,
+    body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> None:
     import uvicorn
 
@@ -264,6 +265,7 @@ def serve(
         workers=workers,
         queue=queue,
         timeout_s=timeout_s,
+        body_timeout_s=body_timeout_s,
         access_log=access_log,
     )
     print(
