@@ -1,4 +1,5 @@
-"""Batch prediction to files: CVAT XML, counts CSV, preview images and a counts plot."""
+"""Batch prediction to files: CVAT XML (each box with its score), a CSV of boxes, counts CSVs,
+preview images and a counts plot."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 PREVIEW_MAX_SIDE = 2048
+# boxes.csv: one row per box, corners in the image's own pixels, score in [0, 1]
+BOX_COLUMNS = ("image", "label", "score", "x1", "y1", "x2", "y2")
 
 
 def list_images(source: str | Path) -> list[Path]:
@@ -43,6 +46,7 @@ def list_images(source: str | Path) -> list[Path]:
 class PredictReport:
     out_dir: Path
     cvat_xml: Path
+    boxes_csv: Path
     counts_csv: Path
     totals_csv: Path
     plot: Path
@@ -63,10 +67,23 @@ def draw_preview(image: np.ndarray, detections: sv.Detections) -> np.ndarray:
             detections.data.get("class_name", []), detections.confidence, strict=False
         )
     ]
+    return draw_labelled_boxes(image, detections, labels)
+
+
+def draw_labelled_boxes(
+    image: np.ndarray, detections: sv.Detections, labels: list[str], **colours
+) -> np.ndarray:
+    """Boxes with their labels on a copy of `image`. A label whose place above its box lies
+    outside the image is moved inside it (supervision's smart position), so boxes at the top
+    edge keep a readable label. `colours`: supervision's `color` and `color_lookup`."""
     thickness = max(1, round(max(image.shape[:2]) / 600))
-    frame = sv.BoxAnnotator(thickness=thickness).annotate(image.copy(), detections)
+    frame = sv.BoxAnnotator(thickness=thickness, **colours).annotate(image.copy(), detections)
     return sv.LabelAnnotator(
-        text_scale=0.3 + 0.1 * thickness, text_thickness=1, text_padding=3
+        text_scale=0.3 + 0.1 * thickness,
+        text_thickness=1,
+        text_padding=3,
+        smart_position=True,
+        **colours,
     ).annotate(frame, detections, labels=labels)
 
 
@@ -84,6 +101,21 @@ def plot_counts(totals: dict[str, int], path: Path, title: str) -> Path:
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+    return path
+
+
+def write_boxes_csv(path: Path, results: list[tuple[str, int, int, sv.Detections]]) -> Path:
+    """One row per box (`BOX_COLUMNS`), most confident first within each image, so that a
+    spreadsheet sorted by score is the triage list."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(BOX_COLUMNS)
+        for name, _, _, detections in results:
+            names = detections.data.get("class_name", [])
+            for index in np.argsort(-detections.confidence, kind="stable"):
+                x1, y1, x2, y2 = (f"{v:.1f}" for v in detections.xyxy[index])
+                score = f"{detections.confidence[index]:.4f}"
+                writer.writerow([name, str(names[index]), score, x1, y1, x2, y2])
     return path
 
 
@@ -107,6 +139,7 @@ def predict_to_files(
     report = PredictReport(
         out_dir,
         out_dir / "annotations.xml",
+        out_dir / "boxes.csv",
         out_dir / "counts.csv",
         out_dir / "counts_total.csv",
         out_dir / "counts.png",
@@ -133,7 +166,8 @@ def predict_to_files(
 
     if not results:
         raise UserError(f"none of the {len(paths)} images under {source} could be read")
-    write_cvat_images_xml(report.cvat_xml, results, labels, label_type="rectangle")
+    write_cvat_images_xml(report.cvat_xml, results, labels, label_type="rectangle", scores=True)
+    write_boxes_csv(report.boxes_csv, results)
     totals: Counter[str] = Counter({label: 0 for label in labels})
     with report.counts_csv.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

@@ -15,6 +15,26 @@ def _fmt(value: float) -> str:
     return f"{float(value):.2f}"
 
 
+# CVAT's number attributes are whole numbers (min, max, step): a score goes in as percent, so
+# that CVAT's filter can compare it ("score < 50").
+SCORE_ATTRIBUTE = "score"
+
+
+def score_percent(confidence: float) -> str:
+    return str(round(float(confidence) * 100))
+
+
+def _declare_score(attributes: ET.Element) -> None:
+    """The `score` attribute in a label's meta, as CVAT writes a number attribute: without it
+    CVAT drops the boxes' score values on import."""
+    spec = ET.SubElement(attributes, "attribute")
+    ET.SubElement(spec, "name").text = SCORE_ATTRIBUTE
+    ET.SubElement(spec, "mutable").text = "False"
+    ET.SubElement(spec, "input_type").text = "number"
+    ET.SubElement(spec, "default_value").text = "0"
+    ET.SubElement(spec, "values").text = "0\n100\n1"  # min, max, step
+
+
 def _class_name(detections: sv.Detections, i: int, labels: Sequence[str]) -> str:
     names = detections.data.get("class_name")
     if names is not None:
@@ -28,8 +48,11 @@ def cvat_images_tree(
     subsets: Sequence[str] | None = None,
     label_type: str = "any",
     source: str = "auto",
+    scores: bool = False,
 ) -> ET.ElementTree:
-    """Build the XML tree. Each detection becomes a `<mask>` when it has a mask, else a `<box>`."""
+    """Build the XML tree. Each detection becomes a `<mask>` when it has a mask, else a `<box>`.
+    With `scores`, each shape carries its confidence as the `score` attribute, in percent
+    (declared on every label in the meta)."""
     from cvat_sdk.masks import encode_mask  # cvat_sdk takes 0.3 s to import: only when needed
 
     root = ET.Element("annotations")
@@ -42,7 +65,9 @@ def cvat_images_tree(
         label = ET.SubElement(label_list, "label")
         ET.SubElement(label, "name").text = name
         ET.SubElement(label, "type").text = label_type
-        ET.SubElement(label, "attributes")
+        attributes = ET.SubElement(label, "attributes")
+        if scores:
+            _declare_score(attributes)
 
     for image_id, (name, width, height, detections) in enumerate(images):
         attrs = {"id": str(image_id), "name": name, "width": str(width), "height": str(height)}
@@ -59,7 +84,7 @@ def cvat_images_tree(
             if detections.mask is not None:
                 # XML keeps encode_mask's runs and gives its inclusive bbox as attributes
                 *runs, x1, y1, x2, y2 = encode_mask(np.asarray(detections.mask[i], dtype=bool))
-                ET.SubElement(
+                shape = ET.SubElement(
                     node,
                     "mask",
                     {
@@ -73,7 +98,7 @@ def cvat_images_tree(
                 )
             else:
                 x1, y1, x2, y2 = detections.xyxy[i]
-                ET.SubElement(
+                shape = ET.SubElement(
                     node,
                     "box",
                     {
@@ -84,6 +109,9 @@ def cvat_images_tree(
                         "ybr": _fmt(y2),
                     },
                 )
+            if scores and detections.confidence is not None:
+                score = ET.SubElement(shape, "attribute", {"name": SCORE_ATTRIBUTE})
+                score.text = score_percent(detections.confidence[i])
     ET.indent(root)
     return ET.ElementTree(root)
 
@@ -94,10 +122,11 @@ def write_cvat_images_xml(
     labels: Sequence[str],
     subsets: Sequence[str] | None = None,
     label_type: str = "any",
+    scores: bool = False,
 ) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tree = cvat_images_tree(images, labels, subsets, label_type=label_type)
+    tree = cvat_images_tree(images, labels, subsets, label_type=label_type, scores=scores)
     tree.write(path, encoding="utf-8", xml_declaration=True)
     return path
 
