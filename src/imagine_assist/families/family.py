@@ -79,6 +79,10 @@ class TrainingRecipe:
     val_share: float = 0.15
     test_share: float = 0.15
     gate: Gate = Gate()
+    # One box per object whatever its label: when two labels are kinds of one thing (fish
+    # species), overlapping boxes of different labels are one object named twice, and only
+    # the most confident stays. A family started from this one keeps the recipe, and so this.
+    class_agnostic_nms: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,14 @@ def _training(raw: dict | None) -> TrainingRecipe | None:
         val_share=float(split.get("val", 0.15)),
         test_share=float(split.get("test", 0.15)),
         gate=Gate(**(raw.get("gate") or {})),
+        class_agnostic_nms=_flag(raw.get("class_agnostic_nms", False), "class_agnostic_nms"),
     )
+
+
+def _flag(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"training.{key} must be true or false, not {value!r}")
+    return value
 
 
 def check_training(recipe: TrainingRecipe, where: str) -> None:
@@ -311,6 +322,8 @@ def family_to_dict(family: Family) -> dict:
             "split": {"val": t.val_share, "test": t.test_share},
             "gate": dict(t.gate.__dict__),
         }
+        if t.class_agnostic_nms:
+            raw["training"]["class_agnostic_nms"] = True
     raw["publication"] = {
         "subject": family.publication.subject,
         "keywords": list(family.publication.keywords),

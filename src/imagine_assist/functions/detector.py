@@ -6,15 +6,28 @@ import numpy as np
 import supervision as sv
 
 from imagine_assist.errors import UserError
+from imagine_assist.families import get_family
 from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.images import decode_image_reduced
 from imagine_assist.models.borders import picture_box
 from imagine_assist.models.detector import Detector
 from imagine_assist.models.tiling import detect_tiled
 
+# Boxes of different labels overlapping more than this are one object named twice (the
+# models' own NMS, within a label, uses the same IoU).
+CROSS_LABEL_NMS_IOU = 0.5
+
+
+def recipe_merges_labels(family_name: str) -> bool:
+    """Whether the family's recipe keeps one box per object whatever its label."""
+    recipe = get_family(family_name).training
+    return recipe is not None and recipe.class_agnostic_nms
+
 
 class DetectorFunction:
-    """`detect` works on arrays; `detect_encoded` on a frame's JPEG or PNG bytes."""
+    """`detect` works on arrays; `detect_encoded` on a frame's JPEG or PNG bytes.
+    `class_agnostic_nms`: one box per object whatever its label (default: as the family's
+    recipe says)."""
 
     def __init__(
         self,
@@ -22,6 +35,7 @@ class DetectorFunction:
         detector: Detector,
         tile_size: int | None = None,
         tile_overlap: int | None = None,
+        class_agnostic_nms: bool | None = None,
     ) -> None:
         unknown = sorted(set(detector.class_names) - set(spec.label_names))
         if unknown:
@@ -35,6 +49,9 @@ class DetectorFunction:
         self.tile_overlap = tile_overlap if tile_overlap is not None else spec.tile_overlap
         if self.tile_size is not None and not 0 <= self.tile_overlap < self.tile_size:
             raise UserError(f"tile overlap {self.tile_overlap} must lie in [0, {self.tile_size})")
+        if class_agnostic_nms is None:
+            class_agnostic_nms = recipe_merges_labels(spec.family)
+        self.class_agnostic_nms = class_agnostic_nms
 
     def detect(self, image: np.ndarray, threshold: float | None = None) -> sv.Detections:
         """Detections in the frame's coordinates. Letterbox bars are cut away first: models
@@ -56,6 +73,8 @@ class DetectorFunction:
             )
         else:
             detections = self.detector(picture, threshold)
+        if self.class_agnostic_nms and len(detections) > 1:
+            detections = detections.with_nms(threshold=CROSS_LABEL_NMS_IOU, class_agnostic=True)
         if x0 or y0:
             detections.xyxy = (detections.xyxy + np.array([x0, y0, x0, y0])).astype(np.float32)
         return detections
