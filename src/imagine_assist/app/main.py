@@ -32,6 +32,7 @@ from imagine_assist.app import (
     train,
     usage,
 )
+from imagine_assist.app import next as next_command  # not `next`: the builtin
 from imagine_assist.app.common import (
     HOME_HELP,
     HelpFormatter,
@@ -49,6 +50,7 @@ COMMANDS = [
     bundle,
     deploy,
     loop,
+    next_command,
     review,
     evaluate,
     models,
