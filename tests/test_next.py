@@ -20,6 +20,7 @@ from PIL import Image
 
 from imagine_assist.app import main as cli
 from imagine_assist.cvat.sdk_function import SdkDetectionFunction
+from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import get_spec
 from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.models.detector import with_class_names
@@ -272,7 +273,7 @@ def test_picks_with_one_file_name_in_two_folders_are_refused_before_cvat(
     paths = [tmp_path / "a" / "frame.png", tmp_path / "b" / "frame.png"]
     picks = choose(score_images(function, paths), 2)
     client = RecordingClient()
-    with pytest.raises(Exception, match="by file name"):
+    with pytest.raises(UserError, match="by file name"):
         create_labelling_task(client, picks, "clash", ["fish"])
     assert client.tasks.calls == []
 
