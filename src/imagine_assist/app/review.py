@@ -88,7 +88,14 @@ def run(args: argparse.Namespace) -> int:
     )
     for name, scores in facts["per_class"].items():
         print(f"  {name}: precision {scores['precision']:.3f}, recall {scores['recall']:.3f}")
-    print(f"likely mistakes first ({facts['mistakes_scored_by']}): {', '.join(summary.flagged)}")
+    agnostic = facts["class_agnostic"]
+    print(
+        f"  any label (boxes matched whatever their labels): AP50 {agnostic['AP50']:.3f}, "
+        f"precision {agnostic['precision']:.3f}, recall {agnostic['recall']:.3f}, "
+        f"TP {agnostic['tp']}, FP {agnostic['fp']}, FN {agnostic['fn']}"
+    )
+    flagged = ", ".join(summary.flagged) or "none: labels and predictions agree on every image"
+    print(f"likely mistakes first ({facts['mistakes_scored_by']}): {flagged}")
     print(f"summary and plots in {out}; FiftyOne dataset {dataset.name!r}, view {MISTAKES_VIEW!r}")
     if url is not None:
         from imagine_assist.review.review import send_to_cvat

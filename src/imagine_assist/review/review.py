@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from imagine_assist.images import read_image
+from imagine_assist.review import detection_metrics
 from imagine_assist.training.exports import GROUND_TRUTH, fiftyone, labels_in
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,15 @@ EVAL_KEY = "eval"
 MISTAKES_VIEW = "mistakes"
 MISTAKENNESS = "mistakenness"
 AGNOSTIC_LABEL = "object"  # every box, in a class-agnostic review
+
+
+def log_fiftyone_once() -> None:
+    """FiftyOne prints its log lines through a handler of its own on its loggers; they also
+    reached the root logger's handler (the CLI's), so each came out twice. FiftyOne's own
+    stays, and its lines stop there."""
+    fiftyone()
+    for name in ("fiftyone", "eta"):  # the loggers FiftyOne gives its handler
+        logging.getLogger(name).propagate = False
 
 
 def to_fiftyone(detections, width: int, height: int):
@@ -149,6 +159,7 @@ def summarise(dataset, results, classes: list[str], method: str, out_dir: Path, 
         "mAP50": map50(results),
         "mAP50-95": results.mAP(),  # COCO's, over IoU 0.50:0.95
         "per_class": {c: report[c] for c in classes if c in report},
+        "class_agnostic": class_agnostic_summary(*_boxes_of(dataset)),
         "tp": int(sum(s["tp"] or 0 for s in per_sample)),
         "fp": int(sum(s["fp"] or 0 for s in per_sample)),
         "fn": int(sum(s["fn"] or 0 for s in per_sample)),
@@ -160,13 +171,21 @@ def summarise(dataset, results, classes: list[str], method: str, out_dir: Path, 
 
     plots = [out_dir / "pr_curves.png", out_dir / "confusion_matrix.png", out_dir / "worst.png"]
     figure, axis = plt.subplots(figsize=(5, 4))
-    at_half = int(np.argmin(np.abs(np.asarray(results.iou_threshs) - 0.5)))
-    for index, name in enumerate(results.classes):
+    at_half = _at_half(results)
+    curves = classes_with_labels(results)  # a class without labels has no curve (-1 in COCO)
+    for index, name in curves:
         axis.plot(results.recall, results.precision[at_half][index], label=name)
     axis.set(
-        xlabel="recall", ylabel="precision", title=f"PR at IoU 0.5, mAP50 {map50(results):.3f}"
+        xlabel="recall",
+        ylabel="precision",
+        title=f"PR at IoU 0.5, mAP50 {map50(results):.3f}",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
     )
-    axis.legend(fontsize=8)
+    if curves:
+        axis.legend(fontsize=8)
+    else:
+        axis.text(0.5, 0.5, "no class has corrected labels", ha="center", va="center")
     figure.tight_layout()
     figure.savefig(plots[0], dpi=90)
     plt.close(figure)
@@ -184,21 +203,82 @@ def summarise(dataset, results, classes: list[str], method: str, out_dir: Path, 
     figure.savefig(plots[1], dpi=90)
     plt.close(figure)
 
-    _draw_worst(worst, plots[2], plt)
+    draw_gallery(list(worst), plots[2])
     flagged = [Path(s.filepath).name for s in worst if (s[MISTAKENNESS] or 0) > 0]
     return ReviewSummary(dataset.name, path, plots, flagged)
 
 
+def _at_half(results) -> int:
+    return int(np.argmin(np.abs(np.asarray(results.iou_threshs) - 0.5)))
+
+
+def classes_with_labels(results) -> list[tuple[int, str]]:
+    """(index, name) of the classes with corrected labels: COCO gives the others precision -1,
+    which is no curve and no AP."""
+    at_half = _at_half(results)
+    return [
+        (index, name)
+        for index, name in enumerate(results.classes)
+        if (np.asarray(results.precision[at_half][index]) >= 0).any()
+    ]
+
+
 def map50(results) -> float:
     """COCO-style AP at IoU 0.5, averaged over the classes that have labels."""
-    at_half = int(np.argmin(np.abs(np.asarray(results.iou_threshs) - 0.5)))
-    per_class = [p for p in results.precision[at_half] if (np.asarray(p) >= 0).any()]
+    at_half = _at_half(results)
+    per_class = [results.precision[at_half][index] for index, _ in classes_with_labels(results)]
     return float(np.mean([np.mean(np.clip(p, 0, None)) for p in per_class])) if per_class else 0.0
 
 
-def _draw_worst(view, target: Path, plt) -> None:
-    samples = list(view)
-    columns = 4
+def _boxes_of(dataset) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
+    """Each sample's corrected boxes, and its predicted boxes with their confidences (relative
+    [x, y, w, h])."""
+    truth, predicted = [], []
+    for labels, predictions in zip(
+        dataset.values(GROUND_TRUTH), dataset.values(PREDICTIONS), strict=True
+    ):
+        truth.append(np.array([d.bounding_box for d in labels.detections] if labels else []))
+        found = predictions.detections if predictions else []
+        predicted.append(
+            (np.array([d.bounding_box for d in found]), np.array([d.confidence for d in found]))
+        )
+    return truth, predicted
+
+
+def class_agnostic_summary(
+    truth: list[np.ndarray], predicted: list[tuple[np.ndarray, np.ndarray]]
+) -> dict:
+    """How well the model finds the objects whatever it names them: every box one class,
+    COCO-style matching at IoU 0.5. Per image: the corrected boxes ([x, y, w, h] rows), and
+    the predicted boxes with their confidences."""
+    truth_boxes = [detection_metrics.Boxes(t, np.zeros(len(t))) for t in truth]
+    predicted_boxes = [
+        detection_metrics.Boxes(boxes, np.zeros(len(boxes)), scores) for boxes, scores in predicted
+    ]
+    result = detection_metrics.evaluate(truth_boxes, predicted_boxes, num_classes=1)
+    at_half = result.iou_index(0.5)
+    tp = sum(int((m.truth[at_half] >= 0).sum()) for m in result.matches)
+    labelled = sum(len(t) for t in truth_boxes)
+    found = sum(len(p) for p in predicted_boxes)
+    return {
+        "AP50": result.ap(0, 0.5) or 0.0,
+        "AP50-95": result.ap(0) or 0.0,
+        "tp": tp,
+        "fp": found - tp,
+        "fn": labelled - tp,
+        "precision": tp / found if found else 0.0,
+        "recall": tp / labelled if labelled else 0.0,
+    }
+
+
+def draw_gallery(samples, target: Path, columns: int = 4) -> Path:
+    """The samples (worst first) in one image, each with both label sets drawn: corrected
+    labels green, the model's red with their confidence, and the sample's FP and FN."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     rows = max(1, -(-len(samples) // columns))
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
     for axis in axes.ravel():
@@ -212,15 +292,23 @@ def _draw_worst(view, target: Path, plt) -> None:
             for box in labels.detections if labels else []:
                 x, y, _, _ = box.bounding_box
                 draw_box(axis, plt, box.bounding_box, width, height, colour)
-                axis.text(x * width, y * height, box.label, color=colour, fontsize=6)
+                text = box.label if box.confidence is None else f"{box.label} {box.confidence:.2f}"
+                # inside the picture, below the box's top edge: a label above a box at the
+                # top of the image would be cut off
+                axis.text(
+                    x * width, y * height, text, color=colour, fontsize=6, va="top", clip_on=True
+                )
+        fp, fn = (sample[f"{EVAL_KEY}_{k}"] or 0 for k in ("fp", "fn"))
         axis.set_title(
-            f"{Path(sample.filepath).name[:24]}\nmistakenness {sample[MISTAKENNESS] or 0:.2f}",
+            f"{Path(sample.filepath).name[:24]}\nFP {fp}, FN {fn}, "
+            f"mistakenness {sample[MISTAKENNESS] or 0:.2f}",
             fontsize=7,
         )
     figure.suptitle("most likely mistakes: corrected labels green, model red", fontsize=9)
     figure.tight_layout()
     figure.savefig(target, dpi=80)
     plt.close(figure)
+    return target
 
 
 def review_export(
@@ -240,6 +328,7 @@ def review_export(
     from imagine_assist.functions.detector import DetectorFunction
     from imagine_assist.training.exports import check_export, load_export, relabel, unpack
 
+    log_fiftyone_once()
     function = load_function(function_id, models_dir=models_dir)
     if not isinstance(function, DetectorFunction):
         raise UserError(f"{function_id} is not a box detector; review takes a detector function")
