@@ -6,10 +6,11 @@
         [--conf-threshold 0.4] [--conv-mask-to-poly]
 
 `function` is a function id: fish-detector, litter-detector, burrow-detector,
-plankton-separator (`-p scale_bar_rows=int:22` sets the strip cropped off the bottom of a
-vignette), or a user's own `<family>-detector`; an unknown id lists the known ones. Without
-`weights`, the family's installed model is used, else the bundled one. `burrow-tracker` is a
-tracking function for CVAT editions that run agents (cvat-cli >= 2.42):
+plankton-separator (`-p scale_bar_rows=int:22` fixes the strip cropped off the bottom of a
+vignette; by default it is found in each one), or a user's own `<family>-detector`; an
+unknown id lists the known ones. Without `weights`, the family's installed model is used,
+else the bundled one. `burrow-tracker` is a tracking function for CVAT editions that run
+agents (cvat-cli >= 2.42):
 
     cvat-cli function create-native "Burrow tracker" \
         --function-file cvat-plugins/imagine_assist_function.py -p function=str:burrow-tracker

@@ -130,8 +130,9 @@ def test_bundled_models_separate_and_classify_better_than_the_watershed():
     assert sum(s == t for s, t in zip(said, truth, strict=True)) >= 0.85 * len(samples)
     for separation in calls:
         classified = separation.p_multiple >= function.multiple_threshold
-        separated = len(separation.detections) >= 2
-        assert separation.tag == ("multiple" if classified or separated else "single")
+        assert separation.tag == ("multiple" if classified else "single")
+        if not classified:  # a single is never cut apart
+            assert len(separation.detections) == 1
 
 
 def test_without_models_the_watershed_serves_and_counts_give_the_tag(tmp_path, monkeypatch):
@@ -171,3 +172,38 @@ def test_separate_with_two_workers_matches_one(tmp_path):
         assert main(["separate", str(source), "--out", str(out), "--workers", str(workers)]) == 0
         tables.append((out / "ecotaxa_import.tsv").read_text())
     assert tables[0] == tables[1] and tables[0].count("\n") > 2 + 6
+
+
+class FixedClassifier:
+    """A single/multiple classifier that always says the same P(multiple)."""
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def p_multiple(self, image: np.ndarray) -> float:
+        return self.p
+
+
+def test_the_classifier_decides_and_a_single_is_never_cut_apart():
+    """Issue 14: one real amphipod went to EcoTaxa as 4 objects because the separator's
+    count overruled the classifier. Now a vignette the classifier calls single is one
+    object, its whole foreground; only a multiple is separated."""
+    from imagine_assist.functions.catalog import get_spec
+    from imagine_assist.functions.separator import SeparatorFunction
+
+    sample = next(generate_plankton(1, seed=76, multiple_share=1.0))
+    spec = get_spec("plankton-separator")
+    single = SeparatorFunction(spec, None, separate_touching, FixedClassifier(0.05)).split(
+        sample.image
+    )
+    assert single.tag == "single" and len(single.detections) == 1
+    whole = single.detections.data["box_mask"][0]
+    truth = np.logical_or.reduce([obj.mask for obj in sample.objects])
+    ys, xs = np.nonzero(truth)  # the one object spans every organism
+    x1, y1, x2, y2 = whole.xyxy
+    assert x1 <= xs.min() + 2 and y1 <= ys.min() + 2 and x2 >= xs.max() - 2 and y2 >= ys.max() - 2
+    multiple = SeparatorFunction(spec, None, separate_touching, FixedClassifier(0.95)).split(
+        sample.image
+    )
+    assert multiple.tag == "multiple"
+    assert len(multiple.detections) == len(separate_touching(crop_scale_bar(sample.image, 20)))

@@ -29,7 +29,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     parser.add_argument(
         "--scale-bar-rows",
         type=int,
-        help="rows at the bottom holding the 1 mm scale bar (default: 22)",
+        help="rows at the bottom holding the 1 mm scale bar (default: found in each vignette)",
     )
     parser.set_defaults(run=run)
     return parser

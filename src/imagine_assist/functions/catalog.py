@@ -28,7 +28,6 @@ from imagine_assist.functions.spec import (
 from imagine_assist.functions.tracker import TrackerFunction
 from imagine_assist.functions.tracker_state import state_key
 from imagine_assist.models.detector import load_detector
-from imagine_assist.models.separate import SCALE_BAR_ROWS
 from imagine_assist.models.store import resolve_model
 
 log = logging.getLogger(__name__)
@@ -184,14 +183,14 @@ def load_plankton_separator(
             separator = load_separator(None, models_dir, threads)
         except ModelNotFound as error:
             log.warning("%s: serving the watershed baseline instead", error)
-            return SeparatorFunction(spec, SCALE_BAR_ROWS)
+            return SeparatorFunction(spec)
         classifier_path = None
     try:
         classifier = load_classifier(classifier_path, models_dir, threads)
     except ModelNotFound as error:
         log.warning("%s: the single/multiple tag comes from the number of organisms", error)
         classifier = None
-    return SeparatorFunction(spec, SCALE_BAR_ROWS, separator, classifier)
+    return SeparatorFunction(spec, None, separator, classifier)
 
 
 def load_function(

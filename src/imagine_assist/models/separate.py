@@ -139,6 +139,13 @@ def organism_mask(image: np.ndarray, min_area: int = 30) -> np.ndarray:
     return keep[labels]
 
 
+def organism_box_mask(image: np.ndarray, min_area: int = 30) -> BoxMask | None:
+    """The vignette's organism as one object: every part of the foreground (a limb the
+    threshold cut off is still the same organism); None on a blank vignette."""
+    whole = BoxMask.around(organism_mask(image, min_area))
+    return whole if whole.area else None
+
+
 def watershed_split(
     mask: np.ndarray, min_peak_share: float = 0.4, min_area: int = 30
 ) -> list[np.ndarray]:
