@@ -4,6 +4,8 @@ import csv
 import types
 import xml.etree.ElementTree as ET
 
+import cv2
+import numpy as np
 import pytest
 
 from imagine_assist.app.main import main
@@ -11,7 +13,14 @@ from imagine_assist.cvat.xml import VideoTrack
 from imagine_assist.models.track import Track
 from imagine_assist.models.track_eval import count_errors, track_rows, tracking_metrics
 from imagine_assist.samples import counts_per_minute
-from imagine_assist.tow import tracks_request, video_tracks
+from imagine_assist.tow import (
+    COUNT_COLUMNS,
+    Video,
+    tracks_request,
+    video_tracks,
+    write_counts_per_minute,
+    write_track_preview,
+)
 
 # tow_files: the test tow, rendered once per test run (conftest.py)
 
@@ -90,14 +99,17 @@ def test_track_writes_cvat_xml_counts_plot_and_density(tow_files, tracked):
         assert boxes[-1].get("outside") == "1" or int(boxes[-1].get("frame")) == tow.frame_count - 1
     with (tracked / "counts_per_minute.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["minute"] for r in rows] == ["1", "2"]
-    assert set(rows[0]) == {"station", "counter", "minute", "count"}
-    counted = [(int(r["minute"]) - 1, int(r["count"])) for r in rows]
+    assert [r["minute"] for r in rows] == ["0", "1"]  # the tow's own minutes, as its truth
+    assert tuple(rows[0]) == COUNT_COLUMNS
+    counted = [(int(r["minute"]), int(r["count"])) for r in rows]
     errors = count_errors(counts_per_minute(tow), counted)
     assert abs(errors["total_relative_error"]) <= 0.2
     density = (tracked / "density.json").read_text()
     assert '"ground_width_m": 1.0' in density  # 2 * 0.75 m * tan(67.38 deg / 2)
     assert (tracked / "counts_per_minute.png").stat().st_size > 1000
+    preview = cv2.VideoCapture(str(tracked / "track_preview.mp4"))  # the default 20 s
+    assert preview.get(cv2.CAP_PROP_FRAME_COUNT) == round(20 * tow.geometry.fps)
+    preview.release()
 
 
 def test_tracks_follow_the_ground_truth(tow_files):
@@ -167,3 +179,59 @@ def test_samples_tow_command_writes_video_and_tracks(tmp_path):
     root = ET.parse(tmp_path / "annotations.xml").getroot()
     assert int(root.find("meta/task/size").text) == 50
     assert main(["samples", "tow", "--out", str(tmp_path), "--seconds", "-1"]) == 2
+
+
+def test_counts_per_minute_start_at_minute_0(tmp_path):
+    path = write_counts_per_minute(tmp_path / "c.csv", "st7", [(0, 4), (1, 0), (2, 9)])
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == COUNT_COLUMNS
+    assert [(r["station"], r["minute"], r["count"]) for r in rows] == [
+        ("st7", "0", "4"),
+        ("st7", "1", "0"),
+        ("st7", "2", "9"),
+    ]
+
+
+def grey_video(path, frames=30, size=(160, 120), fps=10.0) -> Video:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for _ in range(frames):
+        writer.write(np.full((size[1], size[0], 3), 60, np.uint8))
+    writer.release()
+    return Video(path, fps, frames, size)
+
+
+def test_track_preview_draws_the_ids_over_a_stretch_of_the_tow(tmp_path):
+    video = grey_video(tmp_path / "tow.mp4")
+    early = Track(1, "burrow", {f: (10, 20, 60, 70) for f in range(0, 12)}, group_id=1)
+    late = Track(2, "burrow", {f: (90, 30, 150, 90) for f in range(15, 30)}, group_id=2)
+    mp4 = write_track_preview(video, [early, late], tmp_path / "p.mp4", first=10, count=10)
+    capture = cv2.VideoCapture(str(mp4))
+    frames = []
+    while (read := capture.read())[0]:
+        frames.append(read[1])
+    capture.release()
+    assert len(frames) == 10  # frames 10 to 19
+    grey = np.full_like(frames[0], 60)
+
+    def drawn(frame, x1, y1, x2, y2):  # pixels that are not the grey seabed, around a box
+        return (np.abs(frame[y1:y2, x1:x2].astype(int) - grey[y1:y2, x1:x2]) > 40).any(2).sum()
+
+    assert drawn(frames[0], 5, 0, 65, 75) > 100  # frame 10: track 1 only
+    assert drawn(frames[0], 85, 0, 155, 95) == 0
+    assert drawn(frames[9], 85, 0, 155, 95) > 100  # frame 19: track 2 only
+    assert drawn(frames[9], 5, 0, 65, 75) == 0
+
+    gif = write_track_preview(video, [early, late], tmp_path / "p.gif", first=0, count=30)
+    from PIL import Image
+
+    with Image.open(gif) as animation:
+        assert animation.n_frames == 30  # 10 frames/s: every frame kept
+
+
+def test_track_preview_refuses_what_it_cannot_write(tmp_path):
+    from imagine_assist.errors import UserError
+
+    video = grey_video(tmp_path / "tow.mp4", frames=3)
+    with pytest.raises(UserError, match=".mp4 or a .gif"):
+        write_track_preview(video, [], tmp_path / "p.avi", first=0, count=3)

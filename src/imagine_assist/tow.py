@@ -1,4 +1,5 @@
-"""Whole-tow tracking to files: tracks as CVAT XML, burrow systems per minute, density.
+"""Whole-tow tracking to files: tracks as CVAT XML, burrow systems per minute, density, and a
+preview video of a stretch of the tow with the track ids drawn.
 
 `imagine-assist track <video> --function burrow-detector --out <dir>` runs this: one pass
 over the video instead of one CVAT request per frame.
@@ -11,6 +12,7 @@ import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import cv2
@@ -19,9 +21,15 @@ import numpy as np
 from imagine_assist.cvat.xml import VideoTrack, write_cvat_video_xml
 from imagine_assist.errors import UserError
 from imagine_assist.functions.detector import DetectorFunction
-from imagine_assist.models.track import TowTracks, Track, group_systems, track_video
+from imagine_assist.models.track import Box, TowTracks, Track, group_systems, track_video
 
 DEFAULT_SYSTEM_RADIUS_PX = 190.0
+# counts_per_minute.csv (docs/tracking.md). Minutes are numbered as the tow's own timeline:
+# minute 0 holds the frames of its first 60 s, as in the ground truth of a tow.
+COUNT_COLUMNS = ("station", "counter", "minute", "count")
+PREVIEW_SECONDS = 20.0
+PREVIEW_MAX_SIDE = 640  # the preview is for checking ids, not for measuring
+GIF_MAX_FPS = 10.0  # GIF frames are kept at most this often (a GIF of every frame is huge)
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,7 @@ class TowReport:
     tracks: TowTracks
     counts: list[tuple[int, int]]
     density: dict = field(default_factory=dict)
+    preview: Path | None = None
 
 
 def plot_counts_per_minute(counts: list[tuple[int, int]], path: Path, title: str) -> Path:
@@ -104,15 +113,24 @@ def plot_counts_per_minute(counts: list[tuple[int, int]], path: Path, title: str
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 3.5), dpi=120)
-    bars = axis.bar([m + 1 for m, _ in counts], [c for _, c in counts], color="#a0522d")
+    bars = axis.bar([m for m, _ in counts], [c for _, c in counts], color="#a0522d")
     axis.bar_label(bars)
-    axis.set_xlabel("minute of tow")
+    axis.set_xlabel("minute of tow (from 0)")
     axis.set_ylabel("new burrow systems")
-    axis.set_xticks([m + 1 for m, _ in counts])
+    axis.set_xticks([m for m, _ in counts])
     axis.set_title(title)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+    return path
+
+
+def write_counts_per_minute(path: Path, station: str, counts: list[tuple[int, int]]) -> Path:
+    """`COUNT_COLUMNS`, one row per minute of the tow, minutes from 0."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COUNT_COLUMNS)
+        writer.writerows((station, "imagine-assist", minute, n) for minute, n in counts)
     return path
 
 
@@ -123,9 +141,23 @@ def track_to_files(
     every: int = 1,
     survey: Survey = Survey(),
     system_radius_px: float | None = None,
+    preview: str | Path | None = None,
+    preview_from_s: float = 0.0,
+    preview_seconds: float = PREVIEW_SECONDS,
 ) -> TowReport:
+    """`preview`: where the preview video goes (`.mp4` or `.gif`; default
+    `<out>/track_preview.mp4`); `preview_seconds` 0 writes none."""
     video = open_video(video_path)
     out = Path(out_dir)
+    # the preview's settings are checked before the long tracking, not after it
+    preview_path = Path(preview) if preview else out / "track_preview.mp4"
+    check_preview_path(preview_path)
+    first_previewed = round(preview_from_s * video.fps)
+    if preview_seconds > 0 and first_previewed >= video.frame_count:
+        raise UserError(
+            f"the preview starts at {preview_from_s:g} s, after the tow's end "
+            f"({video.frame_count / video.fps:.1f} s)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     width_m = survey.ground_width_m()
     if system_radius_px is None:
@@ -158,10 +190,7 @@ def track_to_files(
         result.size,
     )
     station = video.path.stem
-    with report.counts_csv.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["station", "counter", "minute", "count"])
-        writer.writerows((station, "imagine-assist", minute + 1, n) for minute, n in counts)
+    write_counts_per_minute(report.counts_csv, station, counts)
     seconds = result.frame_count / result.fps
     length_m = survey.length_m(seconds)
     systems = sum(n for _, n in counts)
@@ -178,7 +207,106 @@ def track_to_files(
         (out / "density.json").write_text(json.dumps(report.density, indent=2))
         title += f", {systems / area:.3f} per m²"
     plot_counts_per_minute(counts, report.plot, title)
+    if preview_seconds > 0:
+        report.preview = write_track_preview(
+            video,
+            result.tracks,
+            preview_path,
+            first_previewed,
+            max(1, round(preview_seconds * video.fps)),
+        )
     return report
+
+
+def check_preview_path(path: Path) -> None:
+    if path.suffix.lower() not in (".mp4", ".gif"):
+        raise UserError(f"the track preview is an .mp4 or a .gif, not {path.name}")
+
+
+def write_track_preview(
+    video: Video, tracks: Sequence[Track], target: Path, first: int, count: int
+) -> Path:
+    """Frames `first` to `first + count - 1` of the video with each track's box and id drawn
+    (`#id` and its burrow system, `s<group>`), and the time on the tow in the corner: what a
+    surveyor looks at to check the tracker without CVAT. `.mp4` (OpenCV, mp4v) or `.gif`."""
+    check_preview_path(target)
+    suffix = target.suffix.lower()
+    by_frame: dict[int, list[tuple[Track, Box]]] = {}
+    for track in tracks:
+        for frame, box in track.boxes.items():
+            if first <= frame < first + count:
+                by_frame.setdefault(frame, []).append((track, box))
+    scale = min(1.0, PREVIEW_MAX_SIDE / max(video.size))
+    size = (round(video.size[0] * scale), round(video.size[1] * scale))
+    step = max(1, round(video.fps / GIF_MAX_FPS)) if suffix == ".gif" else 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    drawn = (
+        _track_frame(image, by_frame.get(index, []), scale, size, index / video.fps)
+        for index, image in islice(enumerate(video.frames()), first, first + count, step)
+    )
+    if suffix == ".gif":
+        from PIL import Image
+
+        pictures = [Image.fromarray(frame) for frame in drawn]
+        if not pictures:
+            raise UserError(f"{video.path} has no frames from {first / video.fps:.1f} s on")
+        pictures[0].save(
+            target,
+            save_all=True,
+            append_images=pictures[1:],
+            duration=round(1000 * step / video.fps),
+            loop=0,
+        )
+        return target
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), video.fps, size)
+    if not writer.isOpened():
+        raise UserError(f"OpenCV cannot write {target} with the mp4v codec; try a .gif")
+    try:
+        for frame in drawn:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return target
+
+
+def _track_frame(
+    image: np.ndarray,
+    present: list[tuple[Track, Box]],
+    scale: float,
+    size: tuple[int, int],
+    seconds: float,
+) -> np.ndarray:
+    import supervision as sv
+
+    from imagine_assist.predict import draw_labelled_boxes
+
+    if scale < 1.0:
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    if present:
+        detections = sv.Detections(
+            xyxy=np.array([box for _, box in present], dtype=np.float32) * scale,
+            class_id=np.zeros(len(present), dtype=int),
+            tracker_id=np.array([track.track_id for track, _ in present]),
+        )
+        labels = [
+            f"#{t.track_id}" + (f" s{t.group_id}" if t.group_id is not None else "")
+            for t, _ in present
+        ]
+        image = draw_labelled_boxes(image, detections, labels, color_lookup=sv.ColorLookup.TRACK)
+    else:
+        image = image.copy()
+    minute, second = divmod(seconds, 60)
+    cv2.putText(
+        image,
+        f"minute {int(minute)}  {int(minute):02d}:{second:04.1f}",
+        (6, size[1] - 8),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.45,
+        (255, 255, 255),
+        1,
+        cv2.LINE_AA,
+    )
+    return image
 
 
 def video_tracks(tracks: Iterable[Track]) -> list[VideoTrack]:

@@ -1,5 +1,5 @@
 """`imagine-assist track`: burrows tracked over a whole tow video; counts per minute,
-density, CVAT XML, and the tracks added to a CVAT task."""
+density, CVAT XML, a preview video with the track ids, and the tracks added to a CVAT task."""
 
 from __future__ import annotations
 
@@ -52,6 +52,25 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
         help="openings closer than this form one system (default: from the FOV)",
     )
     parser.add_argument(
+        "--preview",
+        metavar="FILE",
+        help="the preview of the tracks, .mp4 or .gif (default: <out>/track_preview.mp4)",
+    )
+    parser.add_argument(
+        "--preview-from",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="where on the tow the preview starts (default: 0)",
+    )
+    parser.add_argument(
+        "--preview-seconds",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="how long the preview runs; 0: no preview (default: 20)",
+    )
+    parser.add_argument(
         "--upload-to-task",
         type=int,
         metavar="ID",
@@ -67,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.every < 1:
         raise UserError("--every must be 1 or more")
+    if args.preview_from < 0 or args.preview_seconds < 0:
+        raise UserError("--preview-from and --preview-seconds must be 0 or more")
     url = None
     if args.upload_to_task is not None:  # checked before the long tracking, not after it
         url = cvat_url(args.cvat)
@@ -74,7 +95,15 @@ def run(args: argparse.Namespace) -> int:
     function = box_detector(args.function, args.weights, args.models)
     survey = Survey(args.fov_deg, args.camera_height_m, args.tow_length_m, args.speed_m_s)
     report = track_to_files(
-        args.video, function, args.out, args.every, survey, args.system_radius_px
+        args.video,
+        function,
+        args.out,
+        args.every,
+        survey,
+        args.system_radius_px,
+        preview=args.preview,
+        preview_from_s=args.preview_from,
+        preview_seconds=args.preview_seconds,
     )
     systems = sum(n for _, n in report.counts)
     print(
@@ -86,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
             f"density {report.density['density_per_m2']} burrow systems per m² "
             f"over {report.density['area_m2']} m²"
         )
+    if report.preview is not None:
+        print(f"tracks drawn on the tow: {report.preview}")
     if url is not None:
         with cvat_client(url) as client:
             upload_tracks(client, args.upload_to_task, report.tracks.tracks)
