@@ -67,7 +67,9 @@ class _Layer:
 
 
 @dataclass
-class _Organism:
+class Organism:
+    """One organism to place in a vignette: drawn here, or cut out of a real one."""
+
     kind: str
     alpha: np.ndarray  # float32 patch opacity, exactly 0 outside the support
     support: np.ndarray  # bool patch
@@ -349,7 +351,7 @@ def _draw_layer(layer: _Layer, shape: tuple[int, int], origin: np.ndarray) -> np
     return canvas
 
 
-def _render(rng: np.random.Generator, kind: str, length: float) -> _Organism:
+def _render(rng: np.random.Generator, kind: str, length: float) -> Organism:
     make, _, bendiness = _KINDS[kind]
     layers = make(rng, length)
     bend = rng.uniform(-bendiness, bendiness)
@@ -371,7 +373,7 @@ def _render(rng: np.random.Generator, kind: str, length: float) -> _Organism:
     alpha = cv2.GaussianBlur(1 - clear, (0, 0), 0.55)
     support = _largest_component(alpha > VISIBLE_OPACITY)
     alpha[~support] = 0.0
-    return _Organism(kind, alpha, support, np.zeros(2, dtype=int))
+    return Organism(kind, alpha, support, np.zeros(2, dtype=int))
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
@@ -392,7 +394,7 @@ def _rim(support: np.ndarray) -> np.ndarray:
     return np.stack([xs, ys], 1)
 
 
-def _attach(rng: np.random.Generator, placed: list[_Organism], new: _Organism) -> None:
+def _attach(rng: np.random.Generator, placed: list[Organism], new: Organism) -> None:
     """Move `new` so that it overlaps an outline pixel of a placed organism, mostly outside it."""
     anchor = placed[rng.integers(len(placed))]
     rim = _rim(anchor.support)
@@ -410,7 +412,7 @@ def _attach(rng: np.random.Generator, placed: list[_Organism], new: _Organism) -
     new.offset = anchor.offset + contact - own
 
 
-def _labels(organisms: list[_Organism]) -> tuple[np.ndarray, np.ndarray]:
+def _labels(organisms: list[Organism]) -> tuple[np.ndarray, np.ndarray]:
     """Index of the organism owning each layout pixel (-1: none), and the layout's origin."""
     low = np.min([o.offset for o in organisms], axis=0)
     high = np.max([o.offset + o.support.shape[::-1] for o in organisms], axis=0)
@@ -422,7 +424,7 @@ def _labels(organisms: list[_Organism]) -> tuple[np.ndarray, np.ndarray]:
     return owner, low
 
 
-def _acceptable(organisms: list[_Organism]) -> bool:
+def _acceptable(organisms: list[Organism]) -> bool:
     """Every organism clearly visible, and all of them one touching group."""
     owner, _ = _labels(organisms)
     areas = np.bincount(owner[owner >= 0].ravel(), minlength=len(organisms))
@@ -445,7 +447,7 @@ def _touching_group(owner: np.ndarray, count: int) -> bool:
     return len(reached) == count
 
 
-def _layout(rng: np.random.Generator, organisms: list[_Organism], tries: int = 30) -> bool:
+def _layout(rng: np.random.Generator, organisms: list[Organism], tries: int = 30) -> bool:
     placed = [organisms[0]]
     for org in organisms[1:]:
         for _ in range(tries):
@@ -461,7 +463,7 @@ def _layout(rng: np.random.Generator, organisms: list[_Organism], tries: int = 3
 # --- vignette -------------------------------------------------------------------------------
 
 
-def _organisms(rng: np.random.Generator, count: int, scale: float) -> list[_Organism]:
+def _organisms(rng: np.random.Generator, count: int, scale: float) -> list[Organism]:
     kinds = rng.choice(len(ORGANISM_KINDS), size=count, p=_KIND_WEIGHTS / _KIND_WEIGHTS.sum())
     organisms = []
     for k in kinds:
@@ -494,15 +496,24 @@ def _frame(
     return width, height, x, y
 
 
+OrganismSource = Callable[[np.random.Generator, int, float], list[Organism]]
+
+
 def vignette(
-    rng: np.random.Generator, multiple: bool, max_size: int = 1400
+    rng: np.random.Generator,
+    multiple: bool,
+    max_size: int = 1400,
+    source: OrganismSource | None = None,
 ) -> tuple[np.ndarray, list[SampleObject], dict]:
     """One vignette (RGB uint8), an "organism" object with an exact mask per organism, and
-    metadata `{"multiple", "kinds", "scale_bar_rows"}`; objects are in drawing order."""
+    metadata `{"multiple", "kinds", "scale_bar_rows"}`; objects are in drawing order.
+    `source(rng, count, scale)` gives the organisms: drawn ones by default, or real ones cut
+    out of vignettes (`samples.real_plankton`)."""
+    source = source or _organisms
     count = int(rng.choice([2, 2, 2, 3, 3, 4])) if multiple else 1
     scale = 1.0
     for _ in range(_MAX_ATTEMPTS):
-        organisms = _organisms(rng, count, scale)
+        organisms = source(rng, count, scale)
         if count > 1 and not _layout(rng, organisms):
             continue  # hard to fit these shapes together: draw new ones
         if count > 1:  # z-order independent of who was attached to whom
@@ -523,7 +534,7 @@ def vignette(
 
 def _compose(
     rng: np.random.Generator,
-    organisms: list[_Organism],
+    organisms: list[Organism],
     owner: np.ndarray,
     low: np.ndarray,
     placement: tuple[int, int, int, int],

@@ -1,0 +1,166 @@
+"""Training vignettes made of real organisms: cut out of real ZooScan single vignettes, and
+composed into multiples with exact masks.
+
+A real single vignette is a near-white frame with one dark organism. Its transmittance
+(grey / background) is exactly what `samples.plankton` composes with: organisms on a light
+table multiply their transmittances, so two cut-outs laid over each other look as two real
+organisms touching on the scanner would, and the pixel each one darkens is known. The
+layout, the scanner's backlight and noise and the scale bar are those of the synthetic
+vignettes (`samples.plankton.vignette`); only the organisms are real.
+
+Cutting out: the scale-bar strip is found and dropped, the foreground is the vignette's own
+threshold (`models.separate.organism_mask`), and the organism is its largest part together
+with every part within a few pixels of it (appendages the threshold broke off). Organisms
+that touch the vignette's edge were cut by ZooProcess and are left out.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from imagine_assist.models.scale_bar import scale_bar_rows
+from imagine_assist.models.separate import crop_scale_bar, organism_mask
+from imagine_assist.samples.base import SampleObject, split_for
+from imagine_assist.samples.plankton import Organism, PlanktonSample, vignette
+
+APPENDAGE_REACH = 6  # px: parts this close to the body are the same organism
+MIN_ORGANISM_PIXELS = 150
+SCALE_RANGE = (0.6, 1.25)  # how much a cut-out may be resized in a composite
+
+
+def cut_organism(image: np.ndarray, name: str = "real") -> Organism | None:
+    """The one organism of a single vignette as an `Organism` (its own opacity and support),
+    or None when there is none, it is too small, or it touches the vignette's edge."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    grey = crop_scale_bar(grey, scale_bar_rows(grey))
+    foreground = organism_mask(grey)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(foreground.astype(np.uint8), 8)
+    if count <= 1:
+        return None
+    body = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    reach = cv2.dilate(
+        body.astype(np.uint8), np.ones((2 * APPENDAGE_REACH + 1,) * 2, np.uint8)
+    ).astype(bool)
+    near = np.unique(labels[reach & foreground])
+    support = np.isin(labels, near[near > 0])
+    if support.sum() < MIN_ORGANISM_PIXELS:
+        return None
+    ys, xs = np.nonzero(support)
+    height, width = grey.shape
+    if ys.min() == 0 or xs.min() == 0 or ys.max() == height - 1 or xs.max() == width - 1:
+        return None
+    background = float(np.percentile(grey[~foreground], 50)) if (~foreground).any() else 250.0
+    alpha = np.clip(1.0 - grey.astype(np.float32) / max(background, 1.0), 0.0, 0.97)
+    top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    alpha, support = alpha[top:bottom, left:right], support[top:bottom, left:right]
+    alpha = np.where(support, alpha, 0.0).astype(np.float32)
+    # A pixel of the organism is one it darkens: the support may not hold clear pixels.
+    support &= alpha > 0.01
+    return Organism(name, np.pad(alpha, 2), np.pad(support, 2), np.zeros(2, dtype=int))
+
+
+def _transformed(rng: np.random.Generator, organism: Organism, scale: float) -> Organism:
+    """The organism turned, maybe mirrored, and resized: on the scanner it lies any way."""
+    alpha, support = organism.alpha, organism.support
+    turns = int(rng.integers(4))
+    alpha, support = np.rot90(alpha, turns), np.rot90(support, turns)
+    if rng.random() < 0.5:
+        alpha, support = alpha[:, ::-1], support[:, ::-1]
+    factor = scale * rng.uniform(*SCALE_RANGE)
+    size = (max(3, round(alpha.shape[1] * factor)), max(3, round(alpha.shape[0] * factor)))
+    alpha = cv2.resize(np.ascontiguousarray(alpha), size, interpolation=cv2.INTER_AREA)
+    support = cv2.resize(
+        np.ascontiguousarray(support).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST
+    ).astype(bool)
+    alpha = np.where(support, alpha, 0.0).astype(np.float32)
+    return Organism(organism.kind, alpha, support & (alpha > 0.01), np.zeros(2, dtype=int))
+
+
+class RealOrganisms:
+    """An organism source for `samples.plankton.vignette`: real cut-outs, transformed."""
+
+    def __init__(self, organisms: Sequence[Organism]) -> None:
+        if not organisms:
+            raise ValueError("no real organisms to compose vignettes from")
+        self.organisms = list(organisms)
+
+    def __call__(self, rng: np.random.Generator, count: int, scale: float) -> list[Organism]:
+        picks = rng.choice(len(self.organisms), size=count, replace=count > len(self.organisms))
+        return [_transformed(rng, self.organisms[i], scale) for i in picks]
+
+
+def organism_split(name: str, held_out_share: float = 0.15) -> str:
+    """"train" or "held_out" for a cut-out, by a hash of its vignette's name: composites to
+    test the separator are made only of organisms it never trained on."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return "held_out" if digest[0] / 256 < held_out_share else "train"
+
+
+@functools.lru_cache(maxsize=4)
+def load_organisms(folder: str, names: tuple[str, ...]) -> tuple[Organism, ...]:
+    """Cut-outs of the named single vignettes in `folder` (cached per process: worker
+    processes each load them once)."""
+    organisms = []
+    for name in names:
+        bgr = cv2.imread(str(Path(folder) / name), cv2.IMREAD_COLOR)
+        if bgr is None:
+            continue
+        organism = cut_organism(bgr[:, :, ::-1], Path(name).stem)
+        if organism is not None:
+            organisms.append(organism)
+    return tuple(organisms)
+
+
+def real_composite_sample(
+    seed: int,
+    index: int,
+    organisms: Sequence[Organism],
+    multiple_share: float = 0.5,
+    fractions: Sequence[float] = (0.85, 0.15, 0.0),
+    max_size: int = 1400,
+) -> PlanktonSample:
+    """Vignette `index` of the stream for `seed`, made of real organisms: a multiple of 2-4
+    touching ones, or one alone, turned and resized."""
+    rng = np.random.default_rng([seed, index, 7])
+    multiple = bool(rng.random() < multiple_share)
+    image, objects, meta = vignette(rng, multiple, max_size, source=RealOrganisms(organisms))
+    return PlanktonSample(
+        f"real_composite_{index:05d}.jpg",
+        image,
+        objects,
+        split_for(index, fractions),
+        multiple=meta["multiple"],
+        kinds=tuple(meta["kinds"]),
+        scale_bar_rows=meta["scale_bar_rows"],
+    )
+
+
+def real_single_sample(path: Path, split: str) -> PlanktonSample | None:
+    """A real single vignette as it is, its whole foreground one organism."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        return None
+    image = np.ascontiguousarray(bgr[:, :, ::-1])
+    rows = scale_bar_rows(image)
+    mask = organism_mask(crop_scale_bar(image, rows))
+    if not mask.any():
+        return None
+    full = np.zeros(image.shape[:2], bool)
+    full[: mask.shape[0]] = mask
+    ys, xs = np.nonzero(full)
+    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    return PlanktonSample(
+        f"real_single_{path.stem}.jpg",
+        image,
+        [SampleObject("organism", box, full)],
+        split,
+        multiple=False,
+        kinds=("real",),
+        scale_bar_rows=rows,
+    )

@@ -1,0 +1,176 @@
+"""The plankton models on real vignettes: which real vignettes train, and the figures on
+the ones that do not.
+
+    python -m imagine_assist.training.plankton_real --vignettes DIR [--labels CSV]
+
+The hand labels (`docs/data/zooscan-85457-labels.csv`: single, multiple or unclear, by
+eye; the systematic sample of 100 marked) split the real vignettes:
+- **train**: singles outside the sample of 100. They train the classifier as they are, and
+  their cut-out organisms (`samples.real_plankton`) make composite multiples; a hash of the
+  name holds 15 % of the organisms out of training, for the separator's test composites.
+- **test**: the sample of 100, and every multiple and unclear vignette (none of them is
+  ever used in training).
+
+Figures:
+- the tag (`plankton-separator` as served) on the hand-labelled test vignettes: precision
+  and recall of "multiple" (unclear ones left out), singles cut into more than one object,
+  and the share tagged multiple on every real vignette;
+- the separator against the watershed on composites of held-out real organisms: object F1
+  at IoU 0.5, over- and under-splits;
+- vignettes per second through `separate` with 2 workers is `tests/benchmarks`' job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+from tqdm.auto import tqdm
+
+from imagine_assist.models.separate import crop_scale_bar, score_separation, summarise
+
+LABELS = Path(__file__).resolve().parents[3] / "docs" / "data" / "zooscan-85457-labels.csv"
+SINGLE, MULTIPLE, UNCLEAR = "single", "multiple", "unclear"
+
+
+@dataclass(frozen=True)
+class HandLabels:
+    labels: dict[str, str]  # vignette file name -> single / multiple / unclear
+    sample: frozenset[str]  # the systematic sample of 100
+
+    @classmethod
+    def read(cls, path: Path) -> HandLabels:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        return cls(
+            {row["vignette"]: row["label"] for row in rows},
+            frozenset(row["vignette"] for row in rows if row["in_sample_of_100"] == "yes"),
+        )
+
+    def training_singles(self) -> tuple[str, ...]:
+        chosen = (n for n, label in self.labels.items() if label == SINGLE)
+        return tuple(sorted(n for n in chosen if n not in self.sample))
+
+    def test_vignettes(self) -> tuple[str, ...]:
+        return tuple(
+            sorted(n for n, label in self.labels.items() if n in self.sample or label != SINGLE)
+        )
+
+
+def tag_scores(calls: dict[str, tuple[str, int]], labels: dict[str, str]) -> dict:
+    """Precision and recall of the "multiple" tag against hand labels (unclear left out),
+    and how many singles came back as more than one object."""
+    judged = {n: labels[n] for n in calls if labels.get(n) in (SINGLE, MULTIPLE)}
+    tp = sum(calls[n][0] == MULTIPLE and truth == MULTIPLE for n, truth in judged.items())
+    fp = sum(calls[n][0] == MULTIPLE and truth == SINGLE for n, truth in judged.items())
+    fn = sum(calls[n][0] != MULTIPLE and truth == MULTIPLE for n, truth in judged.items())
+    singles = [n for n, truth in judged.items() if truth == SINGLE]
+    return {
+        "vignettes": len(judged),
+        "multiples": tp + fn,
+        "tagged_multiple": tp + fp,
+        "recall_multiple": tp / max(tp + fn, 1),
+        "precision_multiple": tp / max(tp + fp, 1),
+        "singles_cut_apart": sum(calls[n][1] > 1 for n in singles),
+        "singles": len(singles),
+        "false_multiples": sorted(n for n in singles if calls[n][0] == MULTIPLE),
+        "missed_multiples": sorted(
+            n for n, truth in judged.items() if truth == MULTIPLE and calls[n][0] != MULTIPLE
+        ),
+    }
+
+
+def evaluate_real_tags(function, folder: Path, names: list[str]) -> dict[str, tuple[str, int]]:
+    """(tag, objects) of `plankton-separator` for each named vignette."""
+    calls = {}
+    for name in tqdm(names, desc="tagging real vignettes", unit="vignette"):
+        bgr = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
+        separation = function.split(bgr[:, :, ::-1].copy())
+        calls[name] = (separation.tag, len(separation.detections))
+    return calls
+
+
+def evaluate_real_composites(separators: dict, organisms, n: int, seed: int) -> dict:
+    """Object F1 of each separator on `n` composites (half multiples) of the given real
+    organisms."""
+    from imagine_assist.samples.real_plankton import real_composite_sample
+
+    scores = {name: [] for name in separators}
+    seconds = dict.fromkeys(separators, 0.0)
+    for index in tqdm(range(n), desc="separating real composites", unit="vignette"):
+        sample = real_composite_sample(seed, index, organisms, multiple_share=0.5)
+        rows = sample.scale_bar_rows
+        image = crop_scale_bar(sample.image, rows)
+        truth = [obj.mask[: obj.mask.shape[0] - rows] for obj in sample.objects]
+        for name, separate in separators.items():
+            started = time.perf_counter()
+            predicted = separate(image)
+            seconds[name] += time.perf_counter() - started
+            scores[name].append((sample.vignette_class, score_separation(predicted, truth)))
+    report = {"vignettes": n, "seed": seed}
+    for name, scored in scores.items():
+        report[name] = {
+            "all": summarise([s for _, s in scored]),
+            "multiple": summarise([s for kind, s in scored if kind == MULTIPLE]),
+            "single": summarise([s for kind, s in scored if kind == SINGLE]),
+            "vignettes_per_second": round(n / max(seconds[name], 1e-9), 1),
+        }
+    return report
+
+
+def evaluate(
+    vignettes: Path,
+    labels_path: Path = LABELS,
+    models_dir: str | Path | None = None,
+    composites: int = 300,
+    seed: int = 4000,
+) -> dict:
+    from imagine_assist.functions.catalog import load_function
+    from imagine_assist.models.separate import separate_touching
+    from imagine_assist.samples.real_plankton import load_organisms, organism_split
+
+    labels = HandLabels.read(labels_path)
+    function = load_function("plankton-separator", models_dir=models_dir)
+    every = sorted(labels.labels)
+    calls = evaluate_real_tags(function, vignettes, every)
+    organisms = load_organisms(str(vignettes), labels.training_singles())
+    held_out = [o for o in organisms if organism_split(o.kind) == "held_out"]
+    separators = {"model": function.separate, "watershed": separate_touching}
+    test = set(labels.test_vignettes())
+    return {
+        "labels": str(labels_path),
+        "sample_of_100": tag_scores(
+            {n: c for n, c in calls.items() if n in labels.sample}, labels.labels
+        ),
+        "all_test_vignettes": tag_scores(
+            {n: c for n, c in calls.items() if n in test}, labels.labels
+        ),
+        "multiple_rate_all": sum(tag == MULTIPLE for tag, _ in calls.values()) / len(calls),
+        "vignettes": len(calls),
+        "held_out_composites": evaluate_real_composites(separators, held_out, composites, seed)
+        | {"organisms": len(held_out)},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vignettes", type=Path, required=True, help="real vignettes folder")
+    parser.add_argument("--labels", type=Path, default=LABELS, help="hand labels CSV")
+    parser.add_argument("--models", help="models folder (default: the live models)")
+    parser.add_argument("--composites", type=int, default=300, help="held-out composites")
+    parser.add_argument("--out", type=Path, help="write the figures here as JSON too")
+    args = parser.parse_args(argv)
+    report = evaluate(args.vignettes, args.labels, args.models, args.composites)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
