@@ -104,11 +104,18 @@ def test_the_scores_stay_out_of_xml_that_is_not_a_prediction():
 
 def test_two_species_on_one_fish_keep_the_best_box():
     image = np.full((120, 200, 3), 90, np.uint8)
-    merged = species_function().detect(image)  # the fish family's recipe: on
+    merged = species_function(class_agnostic_nms=True).detect(image)
     assert sorted(merged.confidence.round(2)) == [0.66, 0.91]
     assert list(merged.data["class_name"]) == [SPECIES[0], SPECIES[1]]
-    kept_apart = species_function(family="litter").detect(image)  # litter's recipe: off
+    kept_apart = species_function(class_agnostic_nms=False).detect(image)
     assert len(kept_apart) == 3
+
+
+def test_the_served_function_follows_its_family_recipe():
+    from imagine_assist.functions.catalog import load_function
+
+    assert load_function("fish-detector").class_agnostic_nms  # the fish family's recipe: on
+    assert not load_function("litter-detector").class_agnostic_nms  # litter's: off
 
 
 def test_a_species_family_started_from_fish_keeps_one_box_per_fish():

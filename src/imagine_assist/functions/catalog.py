@@ -212,4 +212,5 @@ def load_function(
     path = Path(weights) if weights else resolve_model(spec.family, models_dir)
     if function.runtime == "tracker":
         return TrackerFunction(spec, load_detector(path), state_key())
-    return DetectorFunction(spec, load_detector(path), tile_size, tile_overlap)
+    merge_labels = family.training is not None and family.training.class_agnostic_nms
+    return DetectorFunction(spec, load_detector(path), tile_size, tile_overlap, merge_labels)

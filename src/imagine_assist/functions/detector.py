@@ -6,7 +6,6 @@ import numpy as np
 import supervision as sv
 
 from imagine_assist.errors import UserError
-from imagine_assist.families import get_family
 from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.images import decode_image_reduced
 from imagine_assist.models.borders import picture_box
@@ -18,16 +17,10 @@ from imagine_assist.models.tiling import detect_tiled
 CROSS_LABEL_NMS_IOU = 0.5
 
 
-def recipe_merges_labels(family_name: str) -> bool:
-    """Whether the family's recipe keeps one box per object whatever its label."""
-    recipe = get_family(family_name).training
-    return recipe is not None and recipe.class_agnostic_nms
-
-
 class DetectorFunction:
     """`detect` works on arrays; `detect_encoded` on a frame's JPEG or PNG bytes.
-    `class_agnostic_nms`: one box per object whatever its label (default: as the family's
-    recipe says)."""
+    `class_agnostic_nms`: one box per object whatever its label (the catalog sets it from
+    the family's recipe)."""
 
     def __init__(
         self,
@@ -35,7 +28,7 @@ class DetectorFunction:
         detector: Detector,
         tile_size: int | None = None,
         tile_overlap: int | None = None,
-        class_agnostic_nms: bool | None = None,
+        class_agnostic_nms: bool = False,
     ) -> None:
         unknown = sorted(set(detector.class_names) - set(spec.label_names))
         if unknown:
@@ -49,8 +42,6 @@ class DetectorFunction:
         self.tile_overlap = tile_overlap if tile_overlap is not None else spec.tile_overlap
         if self.tile_size is not None and not 0 <= self.tile_overlap < self.tile_size:
             raise UserError(f"tile overlap {self.tile_overlap} must lie in [0, {self.tile_size})")
-        if class_agnostic_nms is None:
-            class_agnostic_nms = recipe_merges_labels(spec.family)
         self.class_agnostic_nms = class_agnostic_nms
 
     def detect(self, image: np.ndarray, threshold: float | None = None) -> sv.Detections:
