@@ -99,7 +99,7 @@ def markdown(figures: dict, arguments: str) -> str:
         f"| tracking speed on 2 cores | {speed['fps']} frames/s, "
         f"{speed['realtime_factor']}x real time | >= 1x |",
         "",
-        "| minute | true systems | counted |",
+        "| minute (from 0) | true systems | counted |",
         "|---|---|---|",
     ]
     lines += [f"| {r['minute']} | {r['true']} | {r['counted']} |" for r in counts["per_minute"]]

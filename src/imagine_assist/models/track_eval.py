@@ -55,7 +55,7 @@ def count_errors(truth: list[tuple[int, int]], counted: list[tuple[int, int]]) -
     relative = [(f - t) / t for _, t, f in rows if t > 0]
     total_true, total_found = sum(true.values()), sum(found.values())
     return {
-        "per_minute": [{"minute": m + 1, "true": t, "counted": f} for m, t, f in rows],
+        "per_minute": [{"minute": m, "true": t, "counted": f} for m, t, f in rows],
         "mean_relative_error": sum(relative) / len(relative) if relative else 0.0,
         "mean_absolute_relative_error": sum(abs(r) for r in relative) / len(relative)
         if relative
