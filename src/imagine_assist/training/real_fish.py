@@ -72,7 +72,11 @@ class RealFishRecipe:
             "fliplr": 0.5,
             "mosaic": 1.0,
             "mixup": 0.0,
-            "warmup_epochs": 1.0,  # continuing from trained weights: no long warm-up
+            # Continuing from trained weights: ultralytics' automatic choice (AdamW at 0.002
+            # with a warm-up) took F4K val mAP50 from 0.54 down to 0.41 in three epochs.
+            "optimizer": "AdamW",
+            "lr0": 0.0005,
+            "warmup_epochs": 0.0,
             "cache": "ram",  # a few thousand small frames: decode once, not every epoch
         }
     )
