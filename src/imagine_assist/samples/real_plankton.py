@@ -59,9 +59,9 @@ def cut_organism(image: np.ndarray, name: str = "real") -> Organism | None:
     alpha = np.clip(1.0 - grey.astype(np.float32) / max(background, 1.0), 0.0, 0.97)
     top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     alpha, support = alpha[top:bottom, left:right], support[top:bottom, left:right]
-    alpha = np.where(support, alpha, 0.0).astype(np.float32)
-    # A pixel of the organism is one it darkens: the support may not hold clear pixels.
+    # A pixel of the organism is one it darkens, and it darkens no pixel outside it.
     support &= alpha > 0.01
+    alpha = np.where(support, alpha, 0.0).astype(np.float32)
     return Organism(name, np.pad(alpha, 2), np.pad(support, 2), np.zeros(2, dtype=int))
 
 
@@ -78,8 +78,9 @@ def _transformed(rng: np.random.Generator, organism: Organism, scale: float) -> 
     support = cv2.resize(
         np.ascontiguousarray(support).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST
     ).astype(bool)
+    support &= alpha > 0.01
     alpha = np.where(support, alpha, 0.0).astype(np.float32)
-    return Organism(organism.kind, alpha, support & (alpha > 0.01), np.zeros(2, dtype=int))
+    return Organism(organism.kind, alpha, support, np.zeros(2, dtype=int))
 
 
 class RealOrganisms:
@@ -96,7 +97,7 @@ class RealOrganisms:
 
 
 def organism_split(name: str, held_out_share: float = 0.15) -> str:
-    """"train" or "held_out" for a cut-out, by a hash of its vignette's name: composites to
+    """ "train" or "held_out" for a cut-out, by a hash of its vignette's name: composites to
     test the separator are made only of organisms it never trained on."""
     digest = hashlib.sha256(name.encode()).digest()
     return "held_out" if digest[0] / 256 < held_out_share else "train"

@@ -129,13 +129,22 @@ def evaluate(
     models_dir: str | Path | None = None,
     composites: int = 300,
     seed: int = 4000,
+    classifier: Path | None = None,
+    threshold: float | None = None,
 ) -> dict:
+    """`classifier` (an .onnx) and `threshold` try a candidate classifier and its
+    P(multiple) threshold in the live function, before it is installed."""
     from imagine_assist.functions.catalog import load_function
+    from imagine_assist.models.plankton import load_classifier
     from imagine_assist.models.separate import separate_touching
     from imagine_assist.samples.real_plankton import load_organisms, organism_split
 
     labels = HandLabels.read(labels_path)
     function = load_function("plankton-separator", models_dir=models_dir)
+    if classifier is not None:
+        function.classifier = load_classifier(classifier)
+    if threshold is not None:
+        function.multiple_threshold = threshold
     every = sorted(labels.labels)
     calls = evaluate_real_tags(function, vignettes, every)
     organisms = load_organisms(str(vignettes), labels.training_singles())
@@ -144,6 +153,8 @@ def evaluate(
     test = set(labels.test_vignettes())
     return {
         "labels": str(labels_path),
+        "classifier": str(getattr(function.classifier, "path", None)),
+        "threshold": function.multiple_threshold,
         "sample_of_100": tag_scores(
             {n: c for n, c in calls.items() if n in labels.sample}, labels.labels
         ),
@@ -163,9 +174,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--labels", type=Path, default=LABELS, help="hand labels CSV")
     parser.add_argument("--models", help="models folder (default: the live models)")
     parser.add_argument("--composites", type=int, default=300, help="held-out composites")
+    parser.add_argument("--classifier", type=Path, help="a candidate classifier .onnx")
+    parser.add_argument("--threshold", type=float, help="P(multiple) threshold to try")
     parser.add_argument("--out", type=Path, help="write the figures here as JSON too")
     args = parser.parse_args(argv)
-    report = evaluate(args.vignettes, args.labels, args.models, args.composites)
+    report = evaluate(
+        args.vignettes,
+        args.labels,
+        args.models,
+        args.composites,
+        classifier=args.classifier,
+        threshold=args.threshold,
+    )
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
