@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from imagine_assist.families import get_family
 from imagine_assist.samples import (
     FISH_SPECIES,
     LITTER_CATEGORIES,
@@ -18,7 +19,11 @@ from imagine_assist.samples import (
     generate_litter,
     write_dataset,
 )
+from imagine_assist.samples import litter as litter_module
 from imagine_assist.samples.fish import MIN_VISIBLE_PIXELS, fish_scene
+from imagine_assist.samples.litter import litter_frame
+from imagine_assist.samples.litter_items import DRAW_ITEM, MIN_LENGTH
+from imagine_assist.samples.sprites import Sun, box, paint
 
 SMALL = {"width": 1600, "height": 1200}  # litter frames, except for the default-size check
 
@@ -89,15 +94,62 @@ def test_fish_frames_show_every_species(fish):
 def test_litter_boxes_lie_in_the_frame_and_never_overlap(litter):
     for sample in litter:
         assert sample.image.shape == (1200, 1600, 3) and sample.image.dtype == np.uint8
-        assert 10 <= len(sample.objects) <= 40
+        assert 10 <= len(sample.objects) <= 120
         for obj in sample.objects:
             x1, y1, x2, y2 = obj.xyxy
             assert obj.label in LITTER_CATEGORIES and obj.mask is None
             assert 0 <= x1 < x2 <= 1600 and 0 <= y1 < y2 <= 1200
-            assert 20 <= max(x2 - x1, y2 - y1) <= 160
+            assert 8 <= max(x2 - x1, y2 - y1) <= 200
         for a, b in combinations([o.xyxy for o in sample.objects], 2):
             assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
     assert {o.label for s in litter for o in s.objects} == set(LITTER_CATEGORIES)
+
+
+def test_a_litter_frame_can_be_regenerated_alone(litter):
+    image, objects = litter_frame(np.random.default_rng([7, 2]), **SMALL)
+    assert np.array_equal(image, litter[2].image)
+    assert [(o.label, o.xyxy) for o in objects] == [(o.label, o.xyxy) for o in litter[2].objects]
+
+
+def test_litter_categories_keep_the_first_models_classes_first():
+    assert LITTER_CATEGORIES[:4] == ("bottle", "bag", "can", "rope")
+    assert set(LITTER_CATEGORIES[4:]) == {"fragment", "polystyrene", "film", "textile"}
+    assert get_family("litter").labels == LITTER_CATEGORIES
+    assert set(DRAW_ITEM) == set(LITTER_CATEGORIES)
+
+
+@pytest.mark.parametrize("category", LITTER_CATEGORIES)
+def test_a_litter_item_box_is_the_exact_extent_of_what_it_paints(category):
+    """On a flat ground, an item changes no pixel outside its box, and its shape touches all
+    four sides of the box, at every ground scale and for see-through film too."""
+    rng = np.random.default_rng(11)
+    for scale in (0.45, 0.7, 1.0):
+        for _ in range(4):
+            sprite = DRAW_ITEM[category](rng, scale)
+            frame = np.full((260, 260, 3), 90, dtype=np.uint8)
+            paint(frame, sprite, 20, 30, Sun(None))
+            x1, y1, x2, y2 = (int(v) for v in box(sprite, 20, 30))
+            changed = np.any(frame != 90, axis=2)
+            outside = changed.copy()
+            outside[y1:y2, x1:x2] = False
+            assert not outside.any()
+            inside = sprite.coverage[y1 - 30 : y2 - 30, x1 - 20 : x2 - 20] > 0
+            assert (
+                inside[0].any() and inside[-1].any() and inside[:, 0].any() and inside[:, -1].any()
+            )
+            assert max(x2 - x1, y2 - y1) >= MIN_LENGTH - 2
+
+
+def test_distractors_get_no_box(monkeypatch):
+    """Stones, shells, wood, seaweed, leaves and plants are drawn but never labelled: with no
+    litter drawn, a frame full of them has no objects."""
+    monkeypatch.setattr(
+        litter_module, "_ITEM_COUNTS", dict.fromkeys(("water", "beach", "mud"), (0, 0))
+    )
+    for index in range(6):  # mud shores, a beach and open water
+        image, objects = litter_frame(np.random.default_rng([7, index]), 800, 600)
+        assert objects == []
+        assert image.std() > 5  # not a blank ground: the distractors and cover are there
 
 
 def test_litter_frames_default_to_drone_resolution():
