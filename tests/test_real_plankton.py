@@ -109,3 +109,26 @@ def test_tag_scores_leave_unclear_vignettes_out():
     assert scores["recall_multiple"] == 0.5 and scores["precision_multiple"] == 0.5
     assert scores["singles_cut_apart"] == 1 and scores["false_multiples"] == ["a"]
     assert scores["missed_multiples"] == ["c"]
+
+
+def test_the_classifier_carries_its_own_threshold(tmp_path):
+    """The threshold a classifier was validated with is written into its ONNX file and
+    is the one the served function uses."""
+    import shutil
+
+    from imagine_assist.functions.catalog import load_function
+    from imagine_assist.models.plankton import MULTIPLE_THRESHOLD, load_classifier
+    from imagine_assist.models.store import BUNDLED_DIR
+    from imagine_assist.models.vignette_classifier import write_threshold
+
+    bundled = BUNDLED_DIR / "plankton"
+    for name in ("separator.onnx", "classifier.onnx"):
+        shutil.copyfile(bundled / name, tmp_path / name)
+    before = load_classifier(tmp_path / "classifier.onnx").multiple_threshold
+    assert before == MULTIPLE_THRESHOLD or 0 < before < 1
+    write_threshold(tmp_path / "classifier.onnx", 0.83)
+    assert load_classifier(tmp_path / "classifier.onnx").multiple_threshold == 0.83
+    function = load_function("plankton-separator", weights=tmp_path / "separator.onnx")
+    assert function.multiple_threshold == 0.83
+    with pytest.raises(ValueError):
+        write_threshold(tmp_path / "classifier.onnx", 1.5)

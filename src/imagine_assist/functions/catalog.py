@@ -190,7 +190,9 @@ def load_plankton_separator(
     except ModelNotFound as error:
         log.warning("%s: the single/multiple tag comes from the number of organisms", error)
         classifier = None
-    return SeparatorFunction(spec, None, separator, classifier)
+    if classifier is None:
+        return SeparatorFunction(spec, None, separator)
+    return SeparatorFunction(spec, None, separator, classifier, classifier.multiple_threshold)
 
 
 def load_function(

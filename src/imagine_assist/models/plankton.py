@@ -10,13 +10,14 @@ import numpy as np
 from imagine_assist.models.segmenter import OnnxSegmenter
 from imagine_assist.models.separate import BoxMask, organism_mask, partition_instances
 from imagine_assist.models.store import resolve_model
-from imagine_assist.models.vignette_classifier import OnnxVignetteClassifier
+from imagine_assist.models.vignette_classifier import (
+    DEFAULT_MULTIPLE_THRESHOLD,
+    OnnxVignetteClassifier,
+)
 
 SEPARATOR_THRESHOLD = 0.25
-# P(multiple) from which a vignette is called a multiple. Set on development vignettes
-# (seed 2000) for a recall of "multiple" of about 0.97: a missed multiple goes to EcoTaxa as
-# one wrong object, while a false one costs the operator a glance.
-MULTIPLE_THRESHOLD = 0.3
+# For a classifier whose file names no threshold of its own (models.vignette_classifier).
+MULTIPLE_THRESHOLD = DEFAULT_MULTIPLE_THRESHOLD
 
 
 class ModelSeparator:

@@ -15,6 +15,10 @@ from imagine_assist.errors import UserError
 from imagine_assist.models.detector import open_onnx, ultralytics_metadata
 
 MULTIPLE = "multiple"
+# P(multiple) from which a vignette is called a multiple, for a classifier whose file does
+# not say (`multiple_threshold` in its ONNX metadata, written when it was trained).
+DEFAULT_MULTIPLE_THRESHOLD = 0.3
+THRESHOLD_KEY = "multiple_threshold"
 
 
 def square_on_white(image: np.ndarray, size: int) -> np.ndarray:
@@ -40,6 +44,13 @@ class OnnxVignetteClassifier:
         if MULTIPLE not in self.class_names:
             raise UserError(f"{path} is not a single/multiple classifier: {self.class_names}")
         self.multiple_index = self.class_names.index(MULTIPLE)
+        written = self.session.get_modelmeta().custom_metadata_map.get(THRESHOLD_KEY)
+        try:
+            self.multiple_threshold = float(written or DEFAULT_MULTIPLE_THRESHOLD)
+        except ValueError:
+            raise UserError(f"{path}: {THRESHOLD_KEY} {written!r} is not a number") from None
+        if not 0.0 < self.multiple_threshold < 1.0:
+            raise UserError(f"{path}: {THRESHOLD_KEY} {self.multiple_threshold} is not in (0, 1)")
         self.input_name = self.session.get_inputs()[0].name
         self.path = path
 
@@ -49,3 +60,19 @@ class OnnxVignetteClassifier:
         blob = np.ascontiguousarray(square.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
         probabilities = self.session.run(None, {self.input_name: blob})[0][0]
         return float(probabilities[self.multiple_index])
+
+
+def write_threshold(path: str | Path, threshold: float) -> None:
+    """Store the classifier's P(multiple) threshold in its own ONNX file, so the threshold
+    a model was validated with travels with it (installed, versioned, rolled back)."""
+    import onnx
+
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"a threshold lies in (0, 1), not {threshold}")
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key != THRESHOLD_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = THRESHOLD_KEY, f"{threshold:.4f}"
+    onnx.save(model, str(path))

@@ -30,7 +30,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from imagine_assist.models.separate import crop_scale_bar
-from imagine_assist.models.vignette_classifier import square_on_white
+from imagine_assist.models.vignette_classifier import square_on_white, write_threshold
 from imagine_assist.samples.base import split_for
 from imagine_assist.samples.plankton import VIGNETTE_CLASSES, PlanktonSample, plankton_sample
 from imagine_assist.samples.real_plankton import (
@@ -168,6 +168,7 @@ def train(
     )
     onnx = export_onnx(best, recipe.imgsz, "classify")
     chosen = choose_threshold(onnx, out / "dataset" / "val")
+    write_threshold(onnx, chosen["threshold"])
     metrics = {
         "threshold": chosen,
         "recipe": asdict(recipe),
