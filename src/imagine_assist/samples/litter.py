@@ -66,10 +66,13 @@ def _ground(
     per_mp = width * height / 1e6  # cover counts are per million pixels of frame
     if setting == "mud":
         grass = np.clip(smooth_noise(rng, w, h, 4) + rng.uniform(0.3, 0.9), 0.0, 1.0)
-        shore.dry_grass(rng, frame, grass, int(rng.integers(4000, 9000) * per_mp), scale)
-        leaves = 1.0 - grass * 0.6
+        shore.dry_grass(
+            rng, frame, grass * ground.land, int(rng.integers(4000, 9000) * per_mp), scale
+        )
+        leaves = (1.0 - grass * 0.6) * ground.land
         shore.leaf_litter(rng, frame, leaves, int(rng.integers(500, 2500) * per_mp), scale)
         meadow = np.clip(smooth_noise(rng, w, h, 3) * 2.5 - rng.uniform(0.5, 2.5), 0.0, 1.0)
+        meadow *= ground.land
         shore.ground_cover(rng, frame, meadow, int(rng.integers(2000, 5000) * per_mp), scale)
         clumps = rng.integers(2, 16)
     elif setting == "beach":

@@ -130,11 +130,12 @@ def mud_shore(rng: np.random.Generator, w: int, h: int) -> Ground:
     ground = colour + (_MUD - colour) * wet[..., None]
     mottle = smooth_noise(rng, w, h, 30) * 0.08 + rng.normal(0.0, 0.04, (h, w)).astype(np.float32)
     ground = ground * (1.0 + mottle)[..., None]
-    puddles = np.clip((wet - 0.75) * 8.0, 0.0, 1.0)
-    sky = np.float32([0.45, 0.5, 0.55]) * (1.0 + 0.6 * _glare(rng, w, h, 1.0))[..., None]
-    ground = ground + (sky - ground) * (puddles * rng.uniform(0.3, 0.8))[..., None]
-    land = np.ones((h, w), dtype=np.float32)
-    return Ground(ground, puddles * _glare(rng, w, h, 1.0), land)
+    # Puddles mirror the sky: dull grey-blue, bright only where the sun's glare falls.
+    puddles = np.clip((wet - 0.8) * 5.0, 0.0, 1.0)
+    glare = _glare(rng, w, h, 1.0)
+    sky = np.float32([0.26, 0.29, 0.32]) * (1.0 + 1.2 * glare)[..., None]
+    ground = ground + (sky - ground) * (puddles * rng.uniform(0.4, 0.8))[..., None]
+    return Ground(ground, puddles * glare, 1.0 - puddles)
 
 
 def upscale(ground: np.ndarray, width: int, height: int) -> np.ndarray:
