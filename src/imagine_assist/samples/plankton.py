@@ -586,12 +586,19 @@ def plankton_sample(
     processes can each make a share of a large training set."""
     rng = np.random.default_rng([seed, index])
     multiple = bool(rng.random() < multiple_share)
-    image, objects, meta = vignette(rng, multiple, max_size)
+    made = vignette(rng, multiple, max_size)
+    return vignette_sample(f"plankton_{index:05d}.jpg", split_for(index, fractions), *made)
+
+
+def vignette_sample(
+    name: str, split: str, image: np.ndarray, objects: list[SampleObject], meta: dict
+) -> PlanktonSample:
+    """A `PlanktonSample` of what `vignette` made."""
     return PlanktonSample(
-        f"plankton_{index:05d}.jpg",
+        name,
         image,
         objects,
-        split_for(index, fractions),
+        split,
         multiple=meta["multiple"],
         kinds=tuple(meta["kinds"]),
         scale_bar_rows=meta["scale_bar_rows"],

@@ -27,7 +27,7 @@ import numpy as np
 from imagine_assist.models.scale_bar import scale_bar_rows
 from imagine_assist.models.separate import crop_scale_bar, organism_mask
 from imagine_assist.samples.base import SampleObject, split_for
-from imagine_assist.samples.plankton import Organism, PlanktonSample, vignette
+from imagine_assist.samples.plankton import Organism, PlanktonSample, vignette, vignette_sample
 
 APPENDAGE_REACH = 6  # px: parts this close to the body are the same organism
 MIN_ORGANISM_PIXELS = 150
@@ -130,16 +130,8 @@ def real_composite_sample(
     touching ones, or one alone, turned and resized."""
     rng = np.random.default_rng([seed, index, 7])
     multiple = bool(rng.random() < multiple_share)
-    image, objects, meta = vignette(rng, multiple, max_size, source=RealOrganisms(organisms))
-    return PlanktonSample(
-        f"real_composite_{index:05d}.jpg",
-        image,
-        objects,
-        split_for(index, fractions),
-        multiple=meta["multiple"],
-        kinds=tuple(meta["kinds"]),
-        scale_bar_rows=meta["scale_bar_rows"],
-    )
+    made = vignette(rng, multiple, max_size, source=RealOrganisms(organisms))
+    return vignette_sample(f"real_composite_{index:05d}.jpg", split_for(index, fractions), *made)
 
 
 def real_single_sample(path: Path, split: str) -> PlanktonSample | None:

@@ -62,6 +62,16 @@ class PlanktonRecipe:
 
 PLANKTON_RECIPE = PlanktonRecipe()
 
+# How the single/multiple classifier sees a vignette in training.
+CLASSIFIER_AUGMENTATION = {
+    "scale": 0.0,  # whole vignette, never a crop that could drop the second organism
+    "erasing": 0.0,  # erasing could blank the very contact that makes a multiple
+    "auto_augment": None,
+    "flipud": 0.5,  # organisms lie any way up on the scanner
+    "hsv_h": 0.0,
+    "hsv_s": 0.0,
+}
+
 
 def yolo_polygon(mask: np.ndarray) -> np.ndarray | None:
     """The outline of a mask's largest part, normalised to [0, 1], for a YOLO-seg label."""
@@ -208,12 +218,7 @@ def train_classifier(data_root: Path, out_dir: Path, recipe: PlanktonRecipe, dev
         device,
         imgsz=recipe.classifier_imgsz,
         batch=recipe.batch * 4,
-        scale=0.0,  # whole vignette, never a crop that could drop the second organism
-        erasing=0.0,  # erasing could blank the very contact that makes a multiple
-        auto_augment=None,
-        flipud=0.5,
-        hsv_h=0.0,
-        hsv_s=0.0,
+        **CLASSIFIER_AUGMENTATION,
     )
 
 

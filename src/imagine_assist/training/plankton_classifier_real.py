@@ -39,6 +39,7 @@ from imagine_assist.samples.real_plankton import (
     real_composite_sample,
     real_single_sample,
 )
+from imagine_assist.training.plankton import CLASSIFIER_AUGMENTATION
 from imagine_assist.training.plankton_real import LABELS, HandLabels
 
 TRAIN_VAL = (0.85, 0.15, 0.0)
@@ -158,13 +159,8 @@ def train(
         time=recipe.hours,
         amp=device != "cpu",
         patience=1000,
-        scale=0.0,  # whole vignette, never a crop that could drop the second organism
-        erasing=0.0,  # erasing could blank the very contact that makes a multiple
-        auto_augment=None,
-        flipud=0.5,
-        hsv_h=0.0,
-        hsv_s=0.0,
         warmup_epochs=1.0,
+        **CLASSIFIER_AUGMENTATION,
     )
     onnx = export_onnx(best, recipe.imgsz, "classify")
     chosen = choose_threshold(onnx, out / "dataset" / "val")
