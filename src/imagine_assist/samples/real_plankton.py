@@ -32,6 +32,8 @@ from imagine_assist.samples.plankton import Organism, PlanktonSample, vignette, 
 APPENDAGE_REACH = 6  # px: parts this close to the body are the same organism
 MIN_ORGANISM_PIXELS = 150
 SCALE_RANGE = (0.6, 1.25)  # how much a cut-out may be resized in a composite
+SMALL_PARTNER_SHARE = 0.5  # of the second and further organisms of a multiple
+SMALL_PARTNER_SIDE = (0.15, 0.45)  # their longest side, as a share of the first's
 
 
 def cut_organism(image: np.ndarray, name: str = "real") -> Organism | None:
@@ -65,14 +67,20 @@ def cut_organism(image: np.ndarray, name: str = "real") -> Organism | None:
     return Organism(name, np.pad(alpha, 2), np.pad(support, 2), np.zeros(2, dtype=int))
 
 
-def _transformed(rng: np.random.Generator, organism: Organism, scale: float) -> Organism:
-    """The organism turned, maybe mirrored, and resized: on the scanner it lies any way."""
+def _transformed(
+    rng: np.random.Generator,
+    organism: Organism,
+    scale: float,
+    jitter: tuple[float, float] = SCALE_RANGE,
+) -> Organism:
+    """The organism turned, maybe mirrored, and resized by `scale` times a factor drawn from
+    `jitter`: on the scanner it lies any way."""
     alpha, support = organism.alpha, organism.support
     turns = int(rng.integers(4))
     alpha, support = np.rot90(alpha, turns), np.rot90(support, turns)
     if rng.random() < 0.5:
         alpha, support = alpha[:, ::-1], support[:, ::-1]
-    factor = scale * rng.uniform(*SCALE_RANGE)
+    factor = scale * rng.uniform(*jitter)
     size = (max(3, round(alpha.shape[1] * factor)), max(3, round(alpha.shape[0] * factor)))
     alpha = cv2.resize(np.ascontiguousarray(alpha), size, interpolation=cv2.INTER_AREA)
     support = cv2.resize(
@@ -93,7 +101,17 @@ class RealOrganisms:
 
     def __call__(self, rng: np.random.Generator, count: int, scale: float) -> list[Organism]:
         picks = rng.choice(len(self.organisms), size=count, replace=count > len(self.organisms))
-        return [_transformed(rng, self.organisms[i], scale) for i in picks]
+        placed = [_transformed(rng, self.organisms[picks[0]], scale)]
+        first = max(placed[0].support.shape)
+        for i in picks[1:]:
+            organism = _transformed(rng, self.organisms[i], scale)
+            if rng.random() < SMALL_PARTNER_SHARE:
+                # Most real multiples are an organism with something small stuck to it: a
+                # particle, a flake, a short fibre. Make this one that small beside the first.
+                shrink = rng.uniform(*SMALL_PARTNER_SIDE) * first / max(organism.support.shape)
+                organism = _transformed(rng, organism, shrink, (1.0, 1.0))
+            placed.append(organism)
+        return placed
 
 
 def organism_split(name: str, held_out_share: float = 0.15) -> str:
