@@ -143,6 +143,7 @@ def evaluate(
     function = load_function("plankton-separator", models_dir=models_dir)
     if classifier is not None:
         function.classifier = load_classifier(classifier)
+        function.multiple_threshold = function.classifier.multiple_threshold
     if threshold is not None:
         function.multiple_threshold = threshold
     every = sorted(labels.labels)
