@@ -10,7 +10,6 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from imagine_assist.models.plankton import MULTIPLE_THRESHOLD
 from imagine_assist.models.separate import (
     crop_scale_bar,
     score_separation,
@@ -37,7 +36,7 @@ def evaluate_plankton(
     seed: int,
     separator: str | Path | None = None,
     classifier: str | Path | None = None,
-    threshold: float = MULTIPLE_THRESHOLD,
+    threshold: float | None = None,
 ) -> dict:
     from imagine_assist.models.plankton import load_classifier, load_separator
 
@@ -70,6 +69,8 @@ def evaluate_plankton(
         report[name] = {key: summarise(value) for key, value in by_set.items()}
         report[name]["vignettes_per_second"] = round(n / max(seconds[name], 1e-9), 1)
     if vignette_classifier is not None:
+        # the classifier's own threshold (written into its file when it was trained)
+        threshold = vignette_classifier.multiple_threshold if threshold is None else threshold
         said = [p >= threshold for p in p_multiple]
         report["classifier"] = _multiple_scores(said, truth) | {"threshold": threshold}
         rate = n / max(seconds["classifier"], 1e-9)
