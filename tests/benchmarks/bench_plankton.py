@@ -33,10 +33,9 @@ def main() -> None:
     parser.add_argument("--write", help="also write the section into this Markdown file")
     args = parser.parse_args()
 
-    from imagine_assist.functions.catalog import PLANKTON_SEPARATOR
+    from imagine_assist.functions.catalog import get_spec
     from imagine_assist.functions.separator import SeparatorFunction
     from imagine_assist.samples import generate_plankton
-    from imagine_assist.samples.plankton import SCALE_BAR_ROWS
     from imagine_assist.zooscan import SeparatorSource, separate_to_files
 
     work = Path(tempfile.mkdtemp(prefix="bench-plankton-"))
@@ -54,7 +53,7 @@ def main() -> None:
     routes = [
         ("trained models, 2 worker processes (default)", SeparatorSource(), 2),
         ("trained models, 1 process", SeparatorSource(), 1),
-        ("watershed baseline, 1 process", SeparatorFunction(PLANKTON_SEPARATOR, SCALE_BAR_ROWS), 1),
+        ("watershed baseline, 1 process", SeparatorFunction(get_spec("plankton-separator")), 1),
     ]
     rows = []
     for name, separator, workers in routes:
