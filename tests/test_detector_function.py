@@ -31,8 +31,11 @@ def test_handler_boxes_are_in_full_frame_coordinates():
         body = {"image": base64.b64encode(encode_jpeg(sample.image)).decode(), "threshold": 0.5}
         served = answer(function, body)
         direct = function.detect(sample.image, 0.5)
+        # The served frame is decoded at reduced scale: a box near the threshold may land on
+        # either side of it, so served boxes are looked for among the direct call's at 0.25.
+        candidates = function.detect(sample.image, 0.25).xyxy
         for item in served:
-            assert max(iou(item["points"], box) for box in direct.xyxy) > 0.85
+            assert max(iou(item["points"], box) for box in candidates) > 0.85
             compared += 1
         assert abs(len(served) - len(direct)) <= 1
         assert all(0 <= v <= 1280 for item in served for v in item["points"][::2])
