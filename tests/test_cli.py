@@ -117,6 +117,7 @@ def test_the_families_command_is_plugged_in(home, capsys):
     assert "fish-detector" in out and "reef-detector" in out
 
 
+@pytest.mark.slow  # a subprocess: the full tier
 def test_unreachable_cvat_is_one_line_without_a_traceback(tmp_path):
     env = {
         **os.environ,

@@ -72,6 +72,7 @@ def write_case(root):
     return root
 
 
+@pytest.mark.slow  # seconds of FiftyOne work: the full tier
 def test_ap_and_the_figures_at_the_threshold_match_a_hand_count(tmp_path):
     # 3 labelled boxes. Predictions by confidence: 0.9 TP, 0.8 FP, 0.7 TP, 0.3 FP.
     # Precision/recall after each: (1, 1/3), (1/2, 1/3), (2/3, 2/3), (1/2, 2/3).
