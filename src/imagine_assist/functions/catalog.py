@@ -172,7 +172,7 @@ def load_plankton_separator(
     """The trained separator and classifier (`weights` names the separator's ONNX file; the
     classifier is looked up beside it, then in the models directory). With no separator
     model at all, the watershed baseline serves, and the tag comes from its count."""
-    from imagine_assist.models.plankton import load_classifier, load_separator
+    from imagine_assist.models.plankton import MULTIPLE_THRESHOLD, load_classifier, load_separator
 
     if weights:  # asked for by name: a missing or broken file is an error, not a fallback
         separator = load_separator(weights, threads=threads)
@@ -190,9 +190,9 @@ def load_plankton_separator(
     except ModelNotFound as error:
         log.warning("%s: the single/multiple tag comes from the number of organisms", error)
         classifier = None
-    if classifier is None:
-        return SeparatorFunction(spec, None, separator)
-    return SeparatorFunction(spec, None, separator, classifier, classifier.multiple_threshold)
+    # A classifier carries the threshold it was validated with (models.vignette_classifier).
+    threshold = MULTIPLE_THRESHOLD if classifier is None else classifier.multiple_threshold
+    return SeparatorFunction(spec, None, separator, classifier, threshold)
 
 
 def load_function(

@@ -32,7 +32,7 @@ from imagine_assist.samples.plankton import Organism, PlanktonSample, vignette, 
 APPENDAGE_REACH = 6  # px: parts this close to the body are the same organism
 MIN_ORGANISM_PIXELS = 150
 SCALE_RANGE = (0.6, 1.25)  # how much a cut-out may be resized in a composite
-SMALL_PARTNER_SHARE = 0.5  # of the second and further organisms of a multiple
+SMALL_PARTNER_SHARE = 0.5  # of the second and further organisms of a multiple, by default
 SMALL_PARTNER_SIDE = (0.15, 0.45)  # their longest side, as a share of the first's
 
 
@@ -94,10 +94,13 @@ def _transformed(
 class RealOrganisms:
     """An organism source for `samples.plankton.vignette`: real cut-outs, transformed."""
 
-    def __init__(self, organisms: Sequence[Organism]) -> None:
+    def __init__(
+        self, organisms: Sequence[Organism], small_partner_share: float = SMALL_PARTNER_SHARE
+    ) -> None:
         if not organisms:
             raise ValueError("no real organisms to compose vignettes from")
         self.organisms = list(organisms)
+        self.small_partner_share = small_partner_share
 
     def __call__(self, rng: np.random.Generator, count: int, scale: float) -> list[Organism]:
         picks = rng.choice(len(self.organisms), size=count, replace=count > len(self.organisms))
@@ -105,7 +108,9 @@ class RealOrganisms:
         first = max(placed[0].support.shape)
         for i in picks[1:]:
             organism = _transformed(rng, self.organisms[i], scale)
-            if rng.random() < SMALL_PARTNER_SHARE:
+            # No draw at all without small partners: the stream stays that of the recipe
+            # the bundled classifier was trained with.
+            if self.small_partner_share and rng.random() < self.small_partner_share:
                 # Most real multiples are an organism with something small stuck to it: a
                 # particle, a flake, a short fibre. Make this one that small beside the first.
                 shrink = rng.uniform(*SMALL_PARTNER_SIDE) * first / max(organism.support.shape)
@@ -143,12 +148,15 @@ def real_composite_sample(
     multiple_share: float = 0.5,
     fractions: Sequence[float] = (0.85, 0.15, 0.0),
     max_size: int = 1400,
+    small_partner_share: float = SMALL_PARTNER_SHARE,
 ) -> PlanktonSample:
     """Vignette `index` of the stream for `seed`, made of real organisms: a multiple of 2-4
-    touching ones, or one alone, turned and resized."""
+    touching ones (a share of the partners small beside the first), or one alone, turned
+    and resized."""
     rng = np.random.default_rng([seed, index, 7])
     multiple = bool(rng.random() < multiple_share)
-    made = vignette(rng, multiple, max_size, source=RealOrganisms(organisms))
+    source = RealOrganisms(organisms, small_partner_share)
+    made = vignette(rng, multiple, max_size, source=source)
     return vignette_sample(f"real_composite_{index:05d}.jpg", split_for(index, fractions), *made)
 
 

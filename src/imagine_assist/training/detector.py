@@ -189,6 +189,21 @@ class TrainedModel:
     metrics: dict
 
 
+def write_run_record(
+    out: Path, facts: dict, started: float, device: str, best: Path, onnx: Path
+) -> dict:
+    """A finished run's `metrics.json` in `out`: its `facts` (recipe, data, figures), then
+    how long it took, where, and the weights it left; returned as written."""
+    metrics = facts | {
+        "train_seconds": round(time.time() - started, 1),
+        "device": device,
+        "best": str(best),
+        "onnx": str(onnx),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
 def install_files(family_dir: Path, files: dict[str, Path], metrics: dict) -> None:
     """Copy model files in (name in the folder -> source), each atomically, and write
     metrics.json last, so a half-written directory never looks like a finished model."""

@@ -21,7 +21,13 @@ from pathlib import Path
 
 from imagine_assist.models.store import BUNDLED_DIR
 from imagine_assist.training.defaults import build_datasets
-from imagine_assist.training.detector import evaluate_yolo, export_onnx, install_files, train_yolo
+from imagine_assist.training.detector import (
+    evaluate_yolo,
+    export_onnx,
+    install_files,
+    train_yolo,
+    write_run_record,
+)
 from imagine_assist.training.recipes import RECIPES
 
 DATA_NOTE = (
@@ -47,20 +53,15 @@ def train(out: Path, hours: float, device: str, images: int, start: Path) -> dic
     )
     test = evaluate_yolo(best, test_yaml, "test", recipe.imgsz, device)
     onnx = export_onnx(best, recipe.imgsz)
-    metrics = {
+    facts = {
         "family": "litter",
         "recipe": asdict(recipe) | {"hours": hours, "start": str(start)},
         "test": test,
         "data": lineage,
         "data_note": DATA_NOTE,
         "credits": [],
-        "train_seconds": round(time.time() - started, 1),
-        "device": device,
-        "best": str(best),
-        "onnx": str(onnx),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
+    return write_run_record(out, facts, started, device, best, onnx)
 
 
 def install(out: Path, target: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from imagine_assist.models.separate import (
@@ -17,6 +18,41 @@ from imagine_assist.models.separate import (
     summarise,
 )
 from imagine_assist.samples.plankton import generate_plankton
+
+
+class SeparationScores:
+    """Object-level scores (IoU 0.5) of several separators on vignettes with exact masks,
+    pooled and by vignette class, and each separator's speed."""
+
+    def __init__(self, separators: dict) -> None:
+        self.separators = separators
+        self.scores = {name: {"all": [], "single": [], "multiple": []} for name in separators}
+        self.seconds = dict.fromkeys(separators, 0.0)
+        self.vignettes = 0
+
+    def add(self, sample) -> np.ndarray:
+        """Score every separator on one sample; return the vignette as they saw it (the
+        scale-bar strip cut)."""
+        rows = sample.scale_bar_rows
+        image = crop_scale_bar(sample.image, rows)
+        truth = [obj.mask[: obj.mask.shape[0] - rows] for obj in sample.objects]
+        for name, separate in self.separators.items():
+            started = time.perf_counter()
+            predicted = separate(image)
+            self.seconds[name] += time.perf_counter() - started
+            score = score_separation(predicted, truth)
+            self.scores[name]["all"].append(score)
+            self.scores[name][sample.vignette_class].append(score)
+        self.vignettes += 1
+        return image
+
+    def report(self) -> dict:
+        report = {}
+        for name, by_set in self.scores.items():
+            report[name] = {key: summarise(value) for key, value in by_set.items()}
+            rate = self.vignettes / max(self.seconds[name], 1e-9)
+            report[name]["vignettes_per_second"] = round(rate, 1)
+        return report
 
 
 def _multiple_scores(said: list[bool], truth: list[bool]) -> dict:
@@ -44,36 +80,25 @@ def evaluate_plankton(
     if separator:
         separators["model"] = load_separator(separator)
     vignette_classifier = load_classifier(classifier) if classifier else None
-    scores = {name: {"all": [], "single": [], "multiple": []} for name in separators}
-    seconds = dict.fromkeys([*separators, "classifier"], 0.0)
+    separation = SeparationScores(separators)
+    classifier_seconds = 0.0
     p_multiple, truth = [], []
     samples = generate_plankton(n, seed=seed)
     for sample in tqdm(samples, total=n, desc="evaluating plankton", unit="vignette"):
-        rows = sample.scale_bar_rows
-        image = crop_scale_bar(sample.image, rows)
-        true_masks = [o.mask[: o.mask.shape[0] - rows] for o in sample.objects]
-        for name, separate in separators.items():
-            started = time.perf_counter()
-            predicted = separate(image)
-            seconds[name] += time.perf_counter() - started
-            score = score_separation(predicted, true_masks)
-            scores[name]["all"].append(score)
-            scores[name][sample.vignette_class].append(score)
+        image = separation.add(sample)
         if vignette_classifier is not None:
             started = time.perf_counter()
             p_multiple.append(vignette_classifier.p_multiple(image))
-            seconds["classifier"] += time.perf_counter() - started
+            classifier_seconds += time.perf_counter() - started
         truth.append(sample.multiple)
     report: dict = {"vignettes": n, "seed": seed, "multiples": sum(truth)}
-    for name, by_set in scores.items():
-        report[name] = {key: summarise(value) for key, value in by_set.items()}
-        report[name]["vignettes_per_second"] = round(n / max(seconds[name], 1e-9), 1)
+    report |= separation.report()
     if vignette_classifier is not None:
         # the classifier's own threshold (written into its file when it was trained)
         threshold = vignette_classifier.multiple_threshold if threshold is None else threshold
         said = [p >= threshold for p in p_multiple]
         report["classifier"] = _multiple_scores(said, truth) | {"threshold": threshold}
-        rate = n / max(seconds["classifier"], 1e-9)
+        rate = n / max(classifier_seconds, 1e-9)
         report["classifier"]["vignettes_per_second"] = round(rate, 1)
         # The tag plankton-separator sends is the classifier's (`functions.separator`).
         report["tag"] = report["classifier"]

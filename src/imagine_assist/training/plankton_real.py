@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 from tqdm.auto import tqdm
 
-from imagine_assist.models.separate import crop_scale_bar, score_separation, summarise
+from imagine_assist.training.plankton_eval import SeparationScores
 
 LABELS = Path(__file__).resolve().parents[3] / "docs" / "data" / "zooscan-85457-labels.csv"
 SINGLE, MULTIPLE, UNCLEAR = "single", "multiple", "unclear"
@@ -100,26 +99,10 @@ def evaluate_real_composites(separators: dict, organisms, n: int, seed: int) -> 
     organisms."""
     from imagine_assist.samples.real_plankton import real_composite_sample
 
-    scores = {name: [] for name in separators}
-    seconds = dict.fromkeys(separators, 0.0)
+    separation = SeparationScores(separators)
     for index in tqdm(range(n), desc="separating real composites", unit="vignette"):
-        sample = real_composite_sample(seed, index, organisms, multiple_share=0.5)
-        rows = sample.scale_bar_rows
-        image = crop_scale_bar(sample.image, rows)
-        truth = [obj.mask[: obj.mask.shape[0] - rows] for obj in sample.objects]
-        for name, separate in separators.items():
-            started = time.perf_counter()
-            predicted = separate(image)
-            seconds[name] += time.perf_counter() - started
-            scores[name].append((sample.vignette_class, score_separation(predicted, truth)))
-    report = {"vignettes": n, "seed": seed}
-    for name, scored in scores.items():
-        report[name] = {
-            "all": summarise([s for _, s in scored]),
-            "multiple": summarise([s for kind, s in scored if kind == MULTIPLE]),
-            "single": summarise([s for kind, s in scored if kind == SINGLE]),
-            "vignettes_per_second": round(n / max(seconds[name], 1e-9), 1),
-        }
+        separation.add(real_composite_sample(seed, index, organisms, multiple_share=0.5))
+    report = {"vignettes": n, "seed": seed} | separation.report()
     return report
 
 

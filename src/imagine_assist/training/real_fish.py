@@ -32,7 +32,12 @@ import yaml
 from imagine_assist.models.borders import picture_box
 from imagine_assist.models.store import BUNDLED_DIR
 from imagine_assist.training.camera_effects import degrade
-from imagine_assist.training.detector import evaluate_yolo, export_onnx, fit
+from imagine_assist.training.detector import (
+    evaluate_yolo,
+    export_onnx,
+    fit,
+    write_run_record,
+)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 # Both sets are CC BY 4.0: a model trained on them credits them wherever its figures go.
@@ -241,18 +246,13 @@ def train(
         for split in ("val", "test-deepfish")
     }
     onnx = export_onnx(best, recipe.imgsz)
-    metrics = {
+    facts = {
         "family": "fish",
         "recipe": asdict(recipe),
         "data": lineage,
         "ultralytics_val": figures,
-        "train_seconds": round(time.time() - started, 1),
-        "device": device,
-        "best": str(best),
-        "onnx": str(onnx),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
+    return write_run_record(out, facts, started, device, best, onnx)
 
 
 def bundle(out: Path, target: Path) -> None:
