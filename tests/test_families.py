@@ -250,3 +250,16 @@ def test_a_user_family_that_cannot_be_served_leaves_the_others_serving(home):
         "name: obsea\nlabels: [a]\nfunctions: [{kind: detector, threshold: 5}]\n"
     )
     assert "obsea-detector" not in FUNCTIONS and "fish-detector" in FUNCTIONS
+
+
+def test_a_family_takes_every_label_its_task_declares_not_only_those_with_boxes(home, tmp_path):
+    """Round one of a species task rarely holds every species: the labels the CVAT task
+    declares become the family's, or round two's first box of a rare species is refused."""
+    from imagine_assist.samples import write_cvat_export
+    from imagine_assist.training.new_family import export_labels
+
+    first_round = with_labels(generate_fish(2, seed=3), lambda fish: "sarpa")
+    export = write_cvat_export(tmp_path / "round-1.zip", first_round, ["chromis", "sarpa", "tuna"])
+    assert export_labels([export], tmp_path / "work") == ("chromis", "sarpa", "tuna")
+    mapped = export_labels([export], tmp_path / "work", {"tuna": "thunnus"})
+    assert mapped == ("chromis", "sarpa", "thunnus")

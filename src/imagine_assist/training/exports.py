@@ -673,6 +673,17 @@ def labels_in(dataset) -> set[str]:
     return set(dataset.distinct(f"{GROUND_TRUTH}.detections.label"))
 
 
+def declared_labels(dataset) -> set[str]:
+    """The labels the export declares, whether or not a box uses them: a CVAT task's labels
+    (its `<meta>`, which FiftyOne keeps as `task_labels`) and a COCO file's categories. A
+    task's label set is the user's: the first 50 images of a 14-species task may hold boxes
+    of only five."""
+    info = dataset.info or {}
+    declared = [*(info.get("task_labels") or []), *(info.get("categories") or [])]
+    names = {entry.get("name") for entry in declared if isinstance(entry, dict)}
+    return {name for name in names if isinstance(name, str) and name.strip()}
+
+
 def check_export(dataset, classes: tuple[str, ...], export: Path) -> None:
     """An empty export, or one whose labels are not the family's, gets a clear error."""
     if len(dataset) == 0:

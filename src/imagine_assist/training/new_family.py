@@ -26,7 +26,14 @@ from imagine_assist.families import (
 from imagine_assist.home import Home
 from imagine_assist.models.registry import Registry
 from imagine_assist.models.store import live_model
-from imagine_assist.training.exports import GROUND_TRUTH, labels_in, load_export, relabel, unpacked
+from imagine_assist.training.exports import (
+    GROUND_TRUTH,
+    declared_labels,
+    labels_in,
+    load_export,
+    relabel,
+    unpacked,
+)
 from imagine_assist.training.retrain import RetrainResult, recipe_of, retrain
 
 log = logging.getLogger(__name__)
@@ -44,15 +51,19 @@ class CreatedFamily:
 def export_labels(
     exports: list[str | Path], work_dir: Path, label_map: dict[str, str] | None = None
 ) -> tuple[str, ...]:
-    """The labels people drew boxes with in the exports (CVAT images/video 1.1, COCO, YOLO).
-    Only the labels are read: each export's unpacked folder is removed straight after."""
+    """The labels of the exports (CVAT images/video 1.1, COCO, YOLO): those people drew
+    boxes with, and those the task declares without a box yet (`exports.declared_labels`),
+    so that a later round's first box of a rare species is not refused. Only the labels are
+    read: each export's unpacked folder is removed straight after."""
     labels: set[str] = set()
+    rename = label_map or {}
     for export in exports:
         with unpacked(export, work_dir) as info:
             dataset = load_export(info)
             try:
                 relabel(dataset, GROUND_TRUTH, label_map)
                 labels |= labels_in(dataset)
+                labels |= {rename.get(name, name) for name in declared_labels(dataset)}
             finally:
                 dataset.delete()
     if not labels:
