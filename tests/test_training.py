@@ -110,3 +110,27 @@ def test_empty_frame_gives_no_detections(fish_model):
     detector = load_detector(fish_model.onnx)
     found = detector(np.full((200, 300, 3), 255, np.uint8), 0.5)
     assert len(found) == 0 and found.data["class_name"].shape == (0,)
+
+
+@pytest.mark.slow
+def test_training_and_validation_use_every_core(tmp_path):
+    """ultralytics sets torch to cores - 1 threads on the CPU: one of a laptop's two cores.
+    Training (and the validation it ends with) must leave torch on every core."""
+    import os
+
+    import torch
+
+    from imagine_assist.samples import write_dataset
+
+    data = write_dataset(
+        tmp_path / "data", generate_fish(4, seed=3), ["diplodus", "chromis", "sarpa"]
+    )
+    torch.set_num_threads(1)
+    try:
+        training.fit(
+            "yolov8n.yaml", "detect", str(data.data_yaml), tmp_path / "run", "run", 1, "cpu",
+            "training", imgsz=64, batch=4,
+        )  # fmt: skip
+        assert torch.get_num_threads() == os.cpu_count()
+    finally:
+        torch.set_num_threads(os.cpu_count())

@@ -28,6 +28,22 @@ def _ultralytics():
     return ultralytics
 
 
+def use_cpu_threads(model, threads: int | None = None) -> None:
+    """Let the model's training and validation use `threads` CPU threads (default: every
+    core). ultralytics sets torch to cores - 1 whenever it picks the CPU (`select_device`),
+    which on a 2-core machine is one core for a process that has nothing else to do; its
+    callbacks run just after that choice. docs/benchmarks.md, training threads."""
+    import torch
+
+    threads = threads or os.cpu_count() or 1
+
+    def set_threads(_) -> None:
+        torch.set_num_threads(threads)
+
+    for event in ("on_pretrain_routine_start", "on_val_start"):
+        model.add_callback(event, set_threads)
+
+
 def fit(
     architecture: str,
     task: str,
@@ -37,16 +53,19 @@ def fit(
     epochs: int,
     device: str,
     desc: str,
+    threads: int | None = None,
     **train_args,
 ) -> Path:
     """Train an ultralytics model with progress; return the best checkpoint.
 
     `architecture` is a yaml (from scratch) or a .pt (fine-tune); `train_args` are further
     ultralytics train arguments. With a time budget (`time`), ultralytics re-plans the epoch
-    count after the first epoch, and the progress bar follows it."""
+    count after the first epoch, and the progress bar follows it. `threads`: torch's CPU
+    threads (`use_cpu_threads`)."""
     out_dir = Path(out_dir).resolve()  # ultralytics puts a relative project under its runs_dir
     ultralytics = _ultralytics()
     model = ultralytics.YOLO(architecture, task=task)
+    use_cpu_threads(model, threads)
     progress = tqdm(total=epochs, desc=desc, unit="epoch")
 
     def on_epoch_end(trainer) -> None:
@@ -112,6 +131,7 @@ def evaluate_yolo(
 
     ultralytics = _ultralytics()
     model = ultralytics.YOLO(str(weights), task="detect")
+    use_cpu_threads(model)
     # ultralytics writes a folder per validation even without plots: never beside the
     # weights (the live model may be the bundled one, inside the installed package)
     with tempfile.TemporaryDirectory(prefix="imagine-assist-val-") as scratch:

@@ -398,7 +398,15 @@ def retrain(
         batch=recipe.batch,
         architecture=architecture,
     )
-    best = train_yolo(data_yaml, work_dir / "train", run_recipe, device, **recipe.train_args)
+    train_args = dict(recipe.train_args)
+    if architecture == recipe.architecture and train_args.pop("freeze", None):
+        # frozen layers are kept as they are: from an architecture yaml, that is random
+        log.info(
+            "training %s from %s: every layer learns (the recipe's freeze is for fine-tuning)",
+            family,
+            architecture,
+        )
+    best = train_yolo(data_yaml, work_dir / "train", run_recipe, device, **train_args)
     candidate = evaluate_yolo(best, data_yaml, eval_split, recipe.imgsz, device)
     deployed = evaluate_yolo(live, data_yaml, eval_split, recipe.imgsz, device) if live else None
     # every split has been read by now: train and val in training, test in evaluation
