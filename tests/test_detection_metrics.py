@@ -211,3 +211,22 @@ def test_the_same_figures_as_fiftyone_on_random_boxes(tmp_path):
     row = evaluation.iou_index(0.5)
     for matches, flags in zip(evaluation.matches, expected_tp, strict=True):
         assert [("tp" if m >= 0 else "fp") for m in matches.predicted[row]] == (flags or [])
+
+
+def test_annotator_time_and_the_cheapest_threshold_counted_by_hand():
+    """The 56/101 case: by confidence 0.9 TP, 0.8 FP, 0.7 TP, 0.3 FP over 3 boxes. At 0.75:
+    2 shown (1 right, 1 wrong), 2 drawn: 2 x 1.6 + 1.0 + 2 x 7.0 = 18.2 s. From 0.35 to 0.70:
+    3 shown (2 right), 1 drawn: 4.8 + 1.0 + 7.0 = 12.8 s, the least; from scratch 21 s."""
+    from imagine_assist.review.annotator_time import annotator_time
+
+    labelled = [truth([10, 10, 30, 30], [60, 60, 30, 30]), truth([20, 20, 30, 30]), truth()]
+    found = [
+        predicted([10, 10, 30, 30, 0.9]),
+        predicted([20, 20, 30, 30, 0.7]),
+        predicted([5, 5, 25, 25, 0.8], [50, 50, 30, 30, 0.3]),
+    ]
+    evaluation = evaluate(labelled, found, num_classes=1)
+    cost = annotator_time(evaluation, labelled, found, threshold=0.75)
+    assert cost.seconds == pytest.approx(18.2)
+    assert cost.from_scratch == pytest.approx(21.0)
+    assert (cost.cheapest_threshold, cost.cheapest_seconds) == (0.35, pytest.approx(12.8))

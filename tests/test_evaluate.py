@@ -93,6 +93,11 @@ def test_ap_and_the_figures_at_the_threshold_match_a_hand_count(tmp_path):
     assert (facts["tp"], facts["fp"], facts["fn"]) == (1, 1, 2)
     assert (facts["images"], facts["boxes"], facts["empty_images"]) == (4, 3, 2)
     assert facts["empty_with_box_share"] == pytest.approx(0.5)
+    # 2 shown (1 wrong) and 2 drawn: 2 x 1.6 + 1.0 + 2 x 7.0 s; sending 0.7 too (0.35 to
+    # 0.70) saves a drawing: 3 x 1.6 + 1.0 + 7.0 s, the least (review/annotator_time.py)
+    cost = facts["annotator_time"]
+    assert (cost["seconds"], cost["from_scratch"]) == (pytest.approx(18.2), pytest.approx(21))
+    assert (cost["cheapest_threshold"], cost["cheapest_seconds"]) == (0.35, pytest.approx(12.8))
     assert json.loads((out / "summary.json").read_text()) == facts
     for path in result.plots:
         assert path.stat().st_size > 1000

@@ -30,10 +30,9 @@ The correction of each image: a pre-annotation is **accepted** when it has the r
 and IoU >= 0.5 with a true box (greedy by confidence, each true box used once);
 **relabelled** when it overlaps a remaining true box at IoU >= 0.5 under another label;
 **deleted** otherwise; each true box left over is **added** (drawn). Annotator time uses
-published per-box costs: drawing a box 7.0 s (extreme clicking, which CVAT offers as
-"by 4 points": Papadopoulos et al., ICCV 2017) and judging a shown box 1.6 s (box
-verification: Papadopoulos et al., CVPR 2016); a deletion or a relabelling adds 1.0 s (our
-assumption: one key or one pick). Labelling from scratch costs 7.0 s per true box.
+published per-box costs of `imagine_assist.review.annotator_time`: drawing a box 7.0 s,
+judging a shown box 1.6 s, a deletion or a relabelling 1.0 s more. Labelling from scratch
+costs 7.0 s per true box.
 
 Not collected by pytest: it needs ../shared and tens of CPU minutes.
 """
@@ -54,9 +53,6 @@ from pathlib import Path
 
 import numpy as np
 
-DRAW_S = 7.0
-JUDGE_S = 1.6
-FIX_S = 1.0
 IOU = 0.5
 VALIDATION_IMAGES = 60
 HELD_OUT_SHARE = 0.25
@@ -223,11 +219,10 @@ def correction(predicted, frame: Frame) -> dict[str, int]:
 
 
 def annotator_seconds(counts: dict[str, int]) -> float:
-    return (
-        counts["shown"] * JUDGE_S
-        + (counts["deleted"] + counts["relabelled"]) * FIX_S
-        + counts["added"] * DRAW_S
-    )
+    from imagine_assist.review.annotator_time import correction_seconds
+
+    wrong = counts["deleted"] + counts["relabelled"]  # a relabelled object is not drawn again
+    return correction_seconds(counts["accepted"], wrong, counts["added"])
 
 
 def held_out_ap50(function, scenario: Scenario) -> float:
@@ -272,6 +267,7 @@ def run(args: argparse.Namespace) -> Path:
     os.environ["IMAGINE_ASSIST_HOME"] = str(work / "home")  # families and exports go here
     from imagine_assist.functions.catalog import load_function
     from imagine_assist.models.registry import Registry
+    from imagine_assist.review.annotator_time import DRAW_S
     from imagine_assist.samples.base import write_cvat_export
     from imagine_assist.training.new_family import create_family
     from imagine_assist.training.retrain import load_recipe, retrain

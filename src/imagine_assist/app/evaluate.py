@@ -100,6 +100,13 @@ def summary_lines(facts: dict) -> str:
         )
     else:
         lines.append("empty images: none")
+    cost = facts["annotator_time"]
+    lines.append(
+        f"annotator time (review/annotator_time.py): {cost['seconds'] / 60:.1f} min to correct "
+        f"the boxes sent at {cost['threshold']:g}, {cost['from_scratch'] / 60:.1f} min to draw "
+        f"every box; least at threshold {cost['cheapest_threshold']:g}: "
+        f"{cost['cheapest_seconds'] / 60:.1f} min"
+    )
     if not facts["class_agnostic"] and len(facts["per_class"]) > 1:
         for label, scores in facts["per_class"].items():
             lines.append(f"  {label}: AP50 {scores['AP50']:.3f}, AP50-95 {scores['AP50-95']:.3f}")

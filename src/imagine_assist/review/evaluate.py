@@ -23,7 +23,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from imagine_assist.errors import UserError
 from imagine_assist.images import read_image
 from imagine_assist.review import detection_metrics as metrics
+from imagine_assist.review.annotator_time import annotator_time
 from imagine_assist.review.detection_metrics import Boxes
 from imagine_assist.review.review import AGNOSTIC_LABEL, draw_box
 from imagine_assist.training.exports import (
@@ -226,6 +227,7 @@ def evaluate_function(
         predicted = predict(function, filepaths, classes, class_agnostic)
         evaluation = metrics.evaluate(truth, predicted, len(classes))
         sent = metrics.served(evaluation, truth, predicted, threshold, IOU)
+        cost = annotator_time(evaluation, truth, predicted, threshold, IOU)
         boxes = sum(len(labelled) for labelled in truth)
         facts = {
             "function": function.spec.id,
@@ -240,6 +242,7 @@ def evaluate_function(
             "boxes": boxes,
             **_ap_facts(evaluation, classes),
             **_threshold_facts(sent, boxes),
+            "annotator_time": asdict(cost),
         }
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "summary.json"
