@@ -413,8 +413,7 @@ def report(args: argparse.Namespace) -> str:
             f"{run_result['validation']} frames; held-out AP50 on {run_result['held_out']} "
             f"frames ({run_result['held_out_boxes']} boxes), "
             f"{'class-agnostic' if run_result['scenario'] == 'camera' else 'per species'}. "
-            f"Before round 1 the live model's held-out AP50 is "
-            f"{run_result['start_held_out_AP50']:.3f}. Recipe: {run_result['recipe']['epochs']} "
+            f"{_start(run_result)} Recipe: {run_result['recipe']['epochs']} "
             f"epochs at {run_result['recipe']['imgsz']} px, "
             f"{run_result['device']}, {run_result['cpus']} cores, "
             f"{run_result['wall_minutes']:.0f} min in all ({run_result['date']}).",
@@ -437,10 +436,34 @@ def report(args: argparse.Namespace) -> str:
                 f"{row['train_wall_minutes']:.1f} ({row['train_cpu_minutes']:.1f}) |"
             )
         lines.append("")
+        if run_result["scenario"] == "camera":
+            lines += [_goal(rows), ""]
+        if run_result.get("note"):
+            lines += [run_result["note"], ""]
     plot = Path(args.write).parent / "images" / "sim-loop.png" if args.write else None
     if plot:
         _plot(runs, plot)
     return "\n".join(lines)
+
+
+def _start(run_result: dict) -> str:
+    if run_result["scenario"] == "species":
+        return "No species model exists before round 1: `fish-detector` pre-annotates it."
+    start = run_result["start_held_out_AP50"]
+    return f"Before round 1 the live model's held-out AP50 is {start:.3f}."
+
+
+def _goal(rows: list[dict]) -> str:
+    """Issue 16's goal for scenario (a): acceptance rises every round, >= 0.8 by round 3."""
+    rates = [row["acceptance"] for row in rows]
+    rising = all(later > earlier for earlier, later in zip(rates, rates[1:], strict=False))
+    by_third = len(rates) >= 3 and max(rates[:3]) >= 0.8
+    verdict = "met" if rising and by_third else "not met"
+    return (
+        f"Goal (acceptance rises every round and reaches 0.8 by round 3): **{verdict}** "
+        f"({', '.join(f'{rate:.3f}' for rate in rates)}"
+        f"{'' if rising else '; it does not rise every round'})."
+    )
 
 
 def _plot(runs: list[dict], target: Path) -> None:
@@ -450,7 +473,7 @@ def _plot(runs: list[dict], target: Path) -> None:
     import matplotlib.pyplot as plt
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    figure, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for run_result in runs:
         rows = run_result["rows"]
         rounds = [row["round"] for row in rows]
@@ -462,10 +485,19 @@ def _plot(runs: list[dict], target: Path) -> None:
             "s--",
             label=label,
         )
+        axes[2].plot(
+            rounds,
+            [row["annotator_minutes"] / row["from_scratch_minutes"] for row in rows],
+            "^-",
+            label=label,
+        )
     axes[0].axhline(0.8, color="grey", linewidth=0.8, linestyle=":")
     axes[0].set(xlabel="round", ylabel="pre-annotations accepted unchanged", ylim=(0, 1.02))
     axes[1].set(xlabel="after round (0: before)", ylabel="held-out AP50", ylim=(0, 1.02))
-    for axis in axes:
+    axes[2].set(xlabel="round", ylabel="annotator time / drawing every box", ylim=(0, 1.1))
+    last = max(len(run_result["rows"]) for run_result in runs)
+    for index, axis in enumerate(axes):
+        axis.set_xticks(range(0 if index == 1 else 1, last + 1))
         axis.legend(fontsize=8)
     figure.suptitle("annotation loop on real fish frames", fontsize=10)
     figure.tight_layout()
