@@ -66,6 +66,7 @@ class Frame:
     path: Path
     xyxy: np.ndarray
     labels: tuple[str, ...]
+    size: tuple[int, int]  # width, height
 
 
 def read_yolo(images: Path, labels: Path, names: list[str]) -> list[Frame]:
@@ -92,7 +93,8 @@ def read_yolo(images: Path, labels: Path, names: list[str]) -> list[Frame]:
             ],
             dtype=np.float64,
         ).reshape(-1, 4)
-        frames.append(Frame(path, xyxy, tuple(names[int(row[0])] for row in rows)))
+        labelled = tuple(names[int(row[0])] for row in rows)
+        frames.append(Frame(path, xyxy, labelled, (width, height)))
     return frames
 
 
@@ -228,28 +230,22 @@ def annotator_seconds(counts: dict[str, int]) -> float:
 def held_out_ap50(function, scenario: Scenario) -> float:
     """AP50 (COCO-style, mean over the classes with boxes) of the function on the held-out
     frames, as `imagine-assist evaluate` computes it."""
-    from PIL import Image
-
     from imagine_assist.review import detection_metrics as metrics
-    from imagine_assist.review.evaluate import predict
+    from imagine_assist.review.evaluate import ap_facts, predict
     from imagine_assist.review.review import AGNOSTIC_LABEL
 
     classes = [AGNOSTIC_LABEL] if scenario.class_agnostic else list(scenario.labels)
     ids = {label: index for index, label in enumerate(classes)}
     truth = []
     for frame in scenario.held_out:
-        with Image.open(frame.path) as image:
-            width, height = image.size
+        width, height = frame.size
         x1, y1, x2, y2 = frame.xyxy.T
         xywh = np.stack([x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height], axis=1)
         class_id = [0 if scenario.class_agnostic else ids[label] for label in frame.labels]
         truth.append(metrics.Boxes(xywh, class_id))
     filepaths = [str(frame.path) for frame in scenario.held_out]
     predicted = predict(function, filepaths, classes, scenario.class_agnostic)
-    evaluation = metrics.evaluate(truth, predicted, len(classes))
-    values = [evaluation.ap(index, IOU) for index in range(len(classes))]
-    values = [value for value in values if value is not None]
-    return float(np.mean(values)) if values else 0.0
+    return ap_facts(metrics.evaluate(truth, predicted, len(classes)), classes)["AP50"]
 
 
 def pick(function, remaining: list[Frame], n: int, picks: str, rng: random.Random) -> list[Frame]:
@@ -303,14 +299,12 @@ def run(args: argparse.Namespace) -> Path:
         counts = dict.fromkeys(
             ("shown", "accepted", "relabelled", "deleted", "added", "true_boxes"), 0
         )
-        for frame in chosen:
-            image = as_sample(frame).image
-            for key, value in correction(function.detect(image), frame).items():
+        samples = [as_sample(frame) for frame in chosen]  # each frame decoded once
+        for frame, sample in zip(chosen, samples, strict=True):
+            for key, value in correction(function.detect(sample.image), frame).items():
                 counts[key] += value
         exports.append(
-            write_cvat_export(
-                work / f"round-{round_index}.zip", map(as_sample, chosen), scenario.labels
-            )
+            write_cvat_export(work / f"round-{round_index}.zip", samples, scenario.labels)
         )
         train_wall, train_cpu = time.time(), time.process_time()
         if has_family_model:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from imagine_assist.review.detection_metrics import Boxes, Evaluation, served
 
 DRAW_S = 7.0
@@ -56,6 +54,4 @@ def annotator_time(
     costs = {at: cost(at) for at in sorted({*THRESHOLDS, threshold})}
     cheapest = min(costs, key=lambda at: (costs[at], at))
     boxes = sum(len(labelled) for labelled in truth)
-    return AnnotatorTime(
-        threshold, costs[threshold], boxes * DRAW_S, cheapest, float(np.round(costs[cheapest], 6))
-    )
+    return AnnotatorTime(threshold, costs[threshold], boxes * DRAW_S, cheapest, costs[cheapest])

@@ -240,7 +240,7 @@ def evaluate_function(
             "threshold": threshold,
             "images": len(filepaths),
             "boxes": boxes,
-            **_ap_facts(evaluation, classes),
+            **ap_facts(evaluation, classes),
             **_threshold_facts(sent, boxes),
             "annotator_time": asdict(cost),
         }
@@ -252,7 +252,8 @@ def evaluate_function(
     return EvaluationSummary(path, facts, plots)
 
 
-def _ap_facts(evaluation: metrics.Evaluation, classes: list[str]) -> dict:
+def ap_facts(evaluation: metrics.Evaluation, classes: list[str]) -> dict:
+    """AP50 and AP50-95 of each class with boxes, and their means over those classes."""
     per_class = {}
     for index, label in enumerate(classes):
         ap50 = evaluation.ap(index, IOU)
