@@ -87,24 +87,41 @@ def yolo_polygon(mask: np.ndarray) -> np.ndarray | None:
     return outline / [width, height]
 
 
-def _write_one(sample: PlanktonSample, root: Path, classifier_imgsz: int) -> str:
-    """Write one vignette into both datasets; return its vignette class."""
+def write_separator_sample(sample: PlanktonSample, dataset: Path) -> np.ndarray:
+    """One vignette into a YOLO-seg dataset (`images/` and `labels/` by split), its
+    scale-bar strip cut as the served separator cuts it; returns the cut image."""
     rows = sample.scale_bar_rows
     image = crop_scale_bar(sample.image, rows)
     stem = Path(sample.name).stem
-    Image.fromarray(image).save(
-        root / SEPARATOR / "images" / sample.split / f"{stem}.jpg", quality=92
-    )
+    Image.fromarray(image).save(dataset / "images" / sample.split / f"{stem}.jpg", quality=92)
     lines = []
     for obj in sample.objects:
         polygon = yolo_polygon(obj.mask[: obj.mask.shape[0] - rows])
         if polygon is not None:
             lines.append("0 " + " ".join(f"{v:.5f}" for v in polygon.ravel()))
-    (root / SEPARATOR / "labels" / sample.split / f"{stem}.txt").write_text("\n".join(lines) + "\n")
+    (dataset / "labels" / sample.split / f"{stem}.txt").write_text("\n".join(lines) + "\n")
+    return image
+
+
+def _write_one(sample: PlanktonSample, root: Path, classifier_imgsz: int) -> str:
+    """Write one vignette into both datasets; return its vignette class."""
+    image = write_separator_sample(sample, root / SEPARATOR)
+    stem = Path(sample.name).stem
     squared = square_on_white(image, classifier_imgsz)
     folder = root / CLASSIFIER / sample.split / sample.vignette_class
     Image.fromarray(squared).save(folder / f"{stem}.jpg", quality=92)
     return sample.vignette_class
+
+
+def write_separator_yaml(dataset: Path) -> Path:
+    config = {
+        "path": str(dataset.resolve()),
+        "train": "images/train",
+        "val": "images/val",
+        "names": {0: "organism"},
+    }
+    (dataset / "data.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return dataset / "data.yaml"
 
 
 def _write_range(
@@ -147,13 +164,7 @@ def write_training_data(
                 classes.extend(done)
                 progress.update(len(done))
     progress.close()
-    config = {
-        "path": str((root / SEPARATOR).resolve()),
-        "train": "images/train",
-        "val": "images/val",
-        "names": {0: "organism"},
-    }
-    (root / SEPARATOR / "data.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    write_separator_yaml(root / SEPARATOR)
     return {"seed": seed, "vignettes": n, "multiples": classes.count("multiple")}
 
 
