@@ -2,6 +2,7 @@
 into multiples with exact masks, and the hand labels that split train from test. Generated
 vignettes stand in for real ones here: their masks are known."""
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,6 +11,7 @@ from imagine_assist.models.separate import crop_scale_bar
 from imagine_assist.samples import generate_plankton
 from imagine_assist.samples.real_plankton import (
     cut_organism,
+    fibre,
     load_organisms,
     organism_split,
     real_composite_sample,
@@ -73,6 +75,35 @@ def test_composites_of_real_organisms_have_exact_disjoint_masks(singles):
     assert multiples >= 5
     again = real_composite_sample(5, 3, organisms, multiple_share=0.7)
     assert np.array_equal(again.image, real_composite_sample(5, 3, organisms, 0.7).image)
+
+
+def test_fibre_partners_are_thin_strokes_touching_the_organism_with_their_own_mask(singles):
+    """An organism with a fibre stuck to it is the commonest real multiple: the fibre is a
+    thin stroke, its own object, touching the organism."""
+    organisms = [o for o in (cut_organism(s.image) for s in singles) if o is not None]
+    fibres = 0
+    for index in range(16):
+        sample = real_composite_sample(
+            9, index, organisms, 1.0, small_partner_share=0.0, fibre_partner_share=1.0
+        )
+        assert len(sample.objects) >= 2 and sample.multiple
+        for kind, obj in zip(sample.kinds, sample.objects, strict=True):
+            if kind != "fibre":
+                continue
+            fibres += 1
+            grown = cv2.dilate(obj.mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            others = np.any([o.mask for o in sample.objects if o is not obj], axis=0)
+            assert (grown & others).any()  # it touches another organism
+    assert fibres >= 16
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        stroke = fibre(rng, length=200.0, width=6.0)
+        thickness = 2 * cv2.distanceTransform(stroke.support.astype(np.uint8), cv2.DIST_L2, 3)
+        assert 4 <= thickness.max() <= 12  # about the width asked for
+        assert max(stroke.support.shape) > 100  # long, however it curls
+        assert stroke.alpha[~stroke.support].max(initial=0) == 0
+    plain = real_composite_sample(9, 0, organisms, 1.0, small_partner_share=0.0)
+    assert "fibre" not in plain.kinds  # no fibres unless asked for
 
 
 def test_a_real_single_is_one_object_and_loads_from_a_folder(singles, tmp_path):

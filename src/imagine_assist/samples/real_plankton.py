@@ -34,6 +34,9 @@ MIN_ORGANISM_PIXELS = 150
 SCALE_RANGE = (0.6, 1.25)  # how much a cut-out may be resized in a composite
 SMALL_PARTNER_SHARE = 0.5  # of the second and further organisms of a multiple, by default
 SMALL_PARTNER_SIDE = (0.15, 0.45)  # their longest side, as a share of the first's
+FIBRE_LENGTH = (0.5, 1.5)  # a fibre's length, as a share of the first organism's longest side
+FIBRE_WIDTH = (0.015, 0.07)  # its width, likewise (at least 2 px)
+FIBRE_OPACITY = (0.15, 0.6)
 
 
 def cut_organism(image: np.ndarray, name: str = "real") -> Organism | None:
@@ -91,22 +94,51 @@ def _transformed(
     return Organism(organism.kind, alpha, support, np.zeros(2, dtype=int))
 
 
+def fibre(rng: np.random.Generator, length: float, width: float) -> Organism:
+    """A fibre or a rod: a thin, gently curved stroke of even opacity. Many real multiples
+    are an organism with one stuck to it, and no cut-out organism looks like one."""
+    steps = max(4, int(length / 6))
+    angles = rng.uniform(0, 2 * np.pi) + rng.uniform(-1.2, 1.2) * np.linspace(0.0, 1.0, steps)
+    points = np.cumsum(np.stack([np.cos(angles), np.sin(angles)], 1) * (length / steps), axis=0)
+    thickness = max(2, round(width))
+    origin = points.min(0) - thickness - 2
+    shape = np.ceil(points.max(0) - origin + thickness + 2).astype(int)
+    canvas = np.zeros((shape[1], shape[0]), np.uint8)
+    line = np.round((points - origin) * 16).astype(np.int32)
+    cv2.polylines(canvas, [line], False, 255, thickness, cv2.LINE_AA, shift=4)
+    opacity = rng.uniform(*FIBRE_OPACITY)
+    alpha = cv2.GaussianBlur(canvas.astype(np.float32) * (opacity / 255), (0, 0), 0.7)
+    support = alpha > 0.01
+    alpha = np.where(support, alpha, 0.0).astype(np.float32)
+    return Organism("fibre", alpha, support, np.zeros(2, dtype=int))
+
+
 class RealOrganisms:
-    """An organism source for `samples.plankton.vignette`: real cut-outs, transformed."""
+    """An organism source for `samples.plankton.vignette`: real cut-outs, transformed, and
+    now and then a fibre as a partner."""
 
     def __init__(
-        self, organisms: Sequence[Organism], small_partner_share: float = SMALL_PARTNER_SHARE
+        self,
+        organisms: Sequence[Organism],
+        small_partner_share: float = SMALL_PARTNER_SHARE,
+        fibre_partner_share: float = 0.0,
     ) -> None:
         if not organisms:
             raise ValueError("no real organisms to compose vignettes from")
         self.organisms = list(organisms)
         self.small_partner_share = small_partner_share
+        self.fibre_partner_share = fibre_partner_share
 
     def __call__(self, rng: np.random.Generator, count: int, scale: float) -> list[Organism]:
         picks = rng.choice(len(self.organisms), size=count, replace=count > len(self.organisms))
         placed = [_transformed(rng, self.organisms[picks[0]], scale)]
         first = max(placed[0].support.shape)
         for i in picks[1:]:
+            # No draw without fibres, as below: the streams of earlier recipes stay the same.
+            if self.fibre_partner_share and rng.random() < self.fibre_partner_share:
+                length = rng.uniform(*FIBRE_LENGTH) * first
+                placed.append(fibre(rng, length, rng.uniform(*FIBRE_WIDTH) * first))
+                continue
             organism = _transformed(rng, self.organisms[i], scale)
             # No draw at all without small partners: the stream stays that of the recipe
             # the bundled classifier was trained with.
@@ -149,13 +181,14 @@ def real_composite_sample(
     fractions: Sequence[float] = (0.85, 0.15, 0.0),
     max_size: int = 1400,
     small_partner_share: float = SMALL_PARTNER_SHARE,
+    fibre_partner_share: float = 0.0,
 ) -> PlanktonSample:
     """Vignette `index` of the stream for `seed`, made of real organisms: a multiple of 2-4
-    touching ones (a share of the partners small beside the first), or one alone, turned
-    and resized."""
+    touching ones (a share of the partners small beside the first, a share of them fibres),
+    or one alone, turned and resized."""
     rng = np.random.default_rng([seed, index, 7])
     multiple = bool(rng.random() < multiple_share)
-    source = RealOrganisms(organisms, small_partner_share)
+    source = RealOrganisms(organisms, small_partner_share, fibre_partner_share)
     made = vignette(rng, multiple, max_size, source=source)
     return vignette_sample(f"real_composite_{index:05d}.jpg", split_for(index, fractions), *made)
 
