@@ -114,11 +114,13 @@ def evaluate(
     seed: int = 4000,
     classifier: Path | None = None,
     threshold: float | None = None,
+    separator: Path | None = None,
 ) -> dict:
     """`classifier` (an .onnx) and `threshold` try a candidate classifier and its
-    P(multiple) threshold in the live function, before it is installed."""
+    P(multiple) threshold in the live function, and `separator` (an .onnx) a candidate
+    separator, before they are installed."""
     from imagine_assist.functions.catalog import load_function
-    from imagine_assist.models.plankton import load_classifier
+    from imagine_assist.models.plankton import load_classifier, load_separator
     from imagine_assist.models.separate import separate_touching
     from imagine_assist.samples.real_plankton import load_organisms, organism_split
 
@@ -129,6 +131,8 @@ def evaluate(
         function.multiple_threshold = function.classifier.multiple_threshold
     if threshold is not None:
         function.multiple_threshold = threshold
+    if separator is not None:
+        function.separate = load_separator(separator)
     every = sorted(labels.labels)
     calls = evaluate_real_tags(function, vignettes, every)
     organisms = load_organisms(str(vignettes), labels.training_singles())
@@ -139,6 +143,7 @@ def evaluate(
         "labels": str(labels_path),
         "classifier": str(getattr(function.classifier, "path", None)),
         "threshold": function.multiple_threshold,
+        "separator": str(separator) if separator else "live",
         "sample_of_100": tag_scores(
             {n: c for n, c in calls.items() if n in labels.sample}, labels.labels
         ),
@@ -160,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--composites", type=int, default=300, help="held-out composites")
     parser.add_argument("--classifier", type=Path, help="a candidate classifier .onnx")
     parser.add_argument("--threshold", type=float, help="P(multiple) threshold to try")
+    parser.add_argument("--separator", type=Path, help="a candidate separator .onnx")
     parser.add_argument("--out", type=Path, help="write the figures here as JSON too")
     args = parser.parse_args(argv)
     report = evaluate(
@@ -169,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         args.composites,
         classifier=args.classifier,
         threshold=args.threshold,
+        separator=args.separator,
     )
     text = json.dumps(report, indent=2)
     print(text)
