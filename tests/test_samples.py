@@ -144,9 +144,9 @@ def test_distractors_get_no_box(monkeypatch):
     """Stones, shells, wood, seaweed, leaves and plants are drawn but never labelled: with no
     litter drawn, a frame full of them has no objects."""
     monkeypatch.setattr(
-        litter_module, "_ITEM_COUNTS", dict.fromkeys(("water", "beach", "mud"), (0, 0))
+        litter_module, "_ITEM_COUNTS", dict.fromkeys(("water", "beach", "mud", "dump"), (0, 0))
     )
-    for index in range(6):  # mud shores, a beach and open water
+    for index in range(6):  # mud shores, a beach, open water and a dump
         image, objects = litter_frame(np.random.default_rng([7, index]), 800, 600)
         assert objects == []
         assert image.std() > 5  # not a blank ground: the distractors and cover are there

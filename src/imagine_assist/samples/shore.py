@@ -1,8 +1,9 @@
 """The ground of the synthetic litter frames and the things on it that are not litter.
 
-Three settings: open water; a sand beach, sometimes with the waterline in view; and a
+Four settings: open water; a sand beach, sometimes with the waterline in view; a
 vegetated mud shore like the littered tropical shores of real drone surveys (dark soil,
-dry grass and leaf litter, green clumps, puddles, strong shadows). Ground textures are made
+dry grass and leaf litter, green clumps, puddles, strong shadows); and the dry, partly burnt
+ground of a dumping site, which the litter generator heaps with litter. Ground textures are made
 at 1/LOW resolution and upscaled once; grass, leaves and plants are drawn at full resolution
 in a few vectorised calls, so a 12 MP frame stays well under a second.
 """
@@ -37,6 +38,8 @@ _SANDS = np.array(
 _WET_SAND = np.array([0.52, 0.46, 0.37], dtype=np.float32)
 _SOILS = ((0.36, 0.28, 0.20), (0.42, 0.34, 0.25), (0.48, 0.42, 0.35), (0.28, 0.22, 0.17))
 _MUD = np.array([0.22, 0.19, 0.16], dtype=np.float32)
+_DUSTS = ((0.36, 0.32, 0.26), (0.30, 0.27, 0.22), (0.40, 0.37, 0.32), (0.27, 0.25, 0.22))
+_ASH = np.array([0.13, 0.12, 0.11], dtype=np.float32)
 
 
 # --- low-resolution ground ------------------------------------------------------------------
@@ -136,6 +139,18 @@ def mud_shore(rng: np.random.Generator, w: int, h: int) -> Ground:
     sky = np.float32([0.26, 0.29, 0.32]) * (1.0 + 1.2 * glare)[..., None]
     ground = ground + (sky - ground) * (puddles * rng.uniform(0.4, 0.8))[..., None]
     return Ground(ground, puddles * glare, 1.0 - puddles)
+
+
+def dump_ground(rng: np.random.Generator, w: int, h: int) -> Ground:
+    """Low-resolution ground of a dumping site: dry, trodden dusty soil, burnt black in patches
+    where rubbish was set alight."""
+    colour = pick(rng, _DUSTS) * rng.uniform(0.95, 1.05, 3).astype(np.float32)
+    burnt = smooth_noise(rng, w, h, 4) + 0.5 * smooth_noise(rng, w, h, 12)
+    burnt = np.clip(burnt * 1.6 - rng.uniform(-0.3, 1.5), 0.0, 1.0)
+    ground = colour + (_ASH - colour) * burnt[..., None]
+    mottle = smooth_noise(rng, w, h, 30) * 0.1 + rng.normal(0.0, 0.05, (h, w)).astype(np.float32)
+    ground = ground * (1.0 + mottle)[..., None]
+    return Ground(ground, np.zeros((h, w), dtype=np.float32), np.ones((h, w), dtype=np.float32))
 
 
 def upscale(ground: np.ndarray, width: int, height: int) -> np.ndarray:
