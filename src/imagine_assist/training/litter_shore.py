@@ -32,7 +32,8 @@ from imagine_assist.training.recipes import RECIPES
 
 DATA_NOTE = (
     "Trained and tested on synthetic drone frames only (real-looking shores: mud, grass, leaf "
-    "litter, puddles, shadows, with stones, shells, wood and leaves as distractors): no "
+    "litter, puddles, shadows, and dense dumps of weathered items, with stones, shells, wood and "
+    "leaves as distractors): no "
     "labelled real drone set could be had for this project."
 )
 
