@@ -152,6 +152,12 @@ def _calibrate(model, folded: dict, batch) -> None:
         bn.bias.data.copy_(mean + bias)
 
 
+def fine_tune_schedule(lr0: float) -> dict:
+    """ultralytics train arguments for fine-tuning a recovered model: a small fixed rate and
+    no warm-up, whose high bias rate would undo the start it fine-tunes."""
+    return {"optimizer": "AdamW", "lr0": lr0, "warmup_epochs": 0.0}
+
+
 def write_checkpoint(onnx_path: Path, out: Path, calibration: Iterable[np.ndarray] = ()) -> Path:
     """A `.pt` that `ultralytics.YOLO(out).train(...)` fine-tunes from the ONNX file's
     weights."""

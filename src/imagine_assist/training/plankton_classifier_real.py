@@ -166,12 +166,12 @@ def train(
     print(json.dumps(lineage), flush=True)
     model, schedule = recipe.architecture, {"warmup_epochs": 1.0}
     if start is not None:
-        from imagine_assist.training.from_onnx import write_checkpoint
+        from imagine_assist.training.from_onnx import fine_tune_schedule, write_checkpoint
 
         train_images = sorted((out / "dataset" / "train").glob("*/*.jpg"))[::40][:64]
         calibration = [np.asarray(Image.open(p).convert("RGB")) for p in train_images]
         model = str(write_checkpoint(start, out / "start.pt", calibration))
-        schedule = {"optimizer": "AdamW", "lr0": recipe.fine_tune_lr0, "warmup_epochs": 0.0}
+        schedule = fine_tune_schedule(recipe.fine_tune_lr0)
     best = fit(
         model,
         "classify",

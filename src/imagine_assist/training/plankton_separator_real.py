@@ -114,7 +114,7 @@ def train(
     device: str = "cpu",
 ) -> dict:
     from imagine_assist.training.detector import export_onnx, fit, write_run_record
-    from imagine_assist.training.from_onnx import write_checkpoint
+    from imagine_assist.training.from_onnx import fine_tune_schedule, write_checkpoint
 
     started = time.time()
     labels = HandLabels.read(labels_path)
@@ -136,9 +136,7 @@ def train(
         time=recipe.hours,
         amp=device != "cpu",
         patience=1000,
-        optimizer="AdamW",
-        lr0=recipe.lr0,
-        warmup_epochs=0.0,  # a warm-up's high bias rate would undo the start it fine-tunes
+        **fine_tune_schedule(recipe.lr0),
         flipud=0.5,  # organisms lie any way up on the scanner
         degrees=0.0,
         hsv_h=0.0,
