@@ -80,7 +80,10 @@ _ONE_REQUEST = textwrap.dedent(
         items, status = answer(function, body), 200
     except Exception as error:
         items, status = [], status_for(error)[0]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM is this program's own high-water mark; ru_maxrss would carry over the parent's
+    # (pytest's, after tests that loaded large models) through fork and exec.
+    with open("/proc/self/status") as proc:
+        peak = next(int(line.split()[1]) for line in proc if line.startswith("VmHWM")) * 1024
     print(json.dumps({"status": status, "peak": peak, "masks": sum(
         isinstance(item, dict) and item.get("type") == "mask" for item in items)}))
     """
