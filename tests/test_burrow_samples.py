@@ -233,6 +233,7 @@ def test_write_tow_writes_a_video_cvat_xml_and_csvs_that_agree(tmp_path):
         )
 
 
+@pytest.mark.slow  # seconds of work: the full tier
 def test_detection_samples_are_deterministic_and_make_a_dataset(tmp_path):
     assert SAMPLE_FAMILIES["burrow"].labels == BURROW_LABELS
     samples = list(SAMPLE_FAMILIES["burrow"].generate(6, seed=4))

@@ -2,6 +2,8 @@
 
 import base64
 
+import pytest
+
 from imagine_assist.functions.catalog import load_function
 from imagine_assist.images import decode_image_reduced, encode_jpeg
 from imagine_assist.nuclio.cvat_requests import answer
@@ -24,6 +26,7 @@ def test_reduced_jpeg_decoding_keeps_the_full_size():
     assert full.shape == (960, 1280, 3)
 
 
+@pytest.mark.slow  # seconds of work: the full tier
 def test_handler_boxes_are_in_full_frame_coordinates():
     function = load_function("fish-detector")
     compared = 0

@@ -148,6 +148,7 @@ def test_the_command_on_a_yolo_folder_and_a_cvat_export(tmp_path, capsys):
     assert facts["threshold"] == 0.3 and facts["format"] == "CVAT for images 1.1"
 
 
+@pytest.mark.slow  # seconds of work: the full tier
 def test_map_renames_labels_before_matching(tmp_path):
     source = write_case(tmp_path / "case")
     (source / "data.yaml").write_text("names: [fisk]\nval: images\n")

@@ -70,6 +70,7 @@ def test_a_frame_that_is_not_a_dump_draws_its_setting_as_before_dumps_existed():
         assert ours.random() == before.random()
 
 
+@pytest.mark.slow  # seconds of work: the full tier
 def test_a_full_size_dump_frame_holds_many_touching_items():
     index = dump_indices(3, 1)[0]
     image, objects = litter_frame(np.random.default_rng([3, index]), 4000, 3000)

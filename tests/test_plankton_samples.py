@@ -64,6 +64,7 @@ def test_a_vignette_can_be_regenerated_alone(samples):
     assert [o.xyxy for o in objects] == [o.xyxy for o in samples[7].objects]
 
 
+@pytest.mark.slow  # seconds of work: the full tier
 def test_images_look_like_zooscan_vignettes(samples):
     for s in samples:
         height, width = s.image.shape[:2]

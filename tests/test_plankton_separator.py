@@ -65,6 +65,7 @@ def test_scale_bar_rows_are_validated():
         answer(function, {"image": base64.b64encode(image).decode(), "scale_bar_rows": -1})
 
 
+@pytest.mark.slow  # seconds of work: the full tier
 def test_separate_writes_vignettes_separation_lines_and_ecotaxa_tsv(tmp_path):
     source = tmp_path / "scan"
     source.mkdir()

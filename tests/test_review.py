@@ -92,6 +92,7 @@ class RecordingCvat:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+@pytest.mark.slow  # seconds of work: the full tier
 def test_send_to_cvat_logs_in_and_asks_for_a_task_of_the_flagged_samples(
     tmp_path, monkeypatch, capsys
 ):
