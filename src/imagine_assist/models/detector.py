@@ -82,7 +82,11 @@ def open_onnx(path: str | Path, threads: int | None = None):
 
 def ultralytics_metadata(session, path: Path) -> tuple[list[str], int]:
     """Class names and input size from the metadata ultralytics writes into an export."""
-    meta = session.get_modelmeta().custom_metadata_map
+    return names_and_size(session.get_modelmeta().custom_metadata_map, path)
+
+
+def names_and_size(meta: dict[str, str], path: Path) -> tuple[list[str], int]:
+    """Class names and input size from an export's metadata map."""
     if "names" not in meta:
         raise UserError(f"{path} has no class names in its metadata; export it with ultralytics")
     names = _metadata_value(meta["names"], path)

@@ -21,22 +21,19 @@ files.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from imagine_assist.models.detector import names_and_size
+
 ARCHITECTURES = {
     "detect": "yolov8n.yaml",
     "segment": "yolov8n-seg.yaml",
     "classify": "yolov8n-cls.yaml",
 }
-
-
-def _metadata(model) -> dict[str, str]:
-    return {prop.key: prop.value for prop in model.metadata_props}
 
 
 def _initialisers(model) -> dict[str, np.ndarray]:
@@ -69,10 +66,11 @@ def recover_model(onnx_path: Path, calibration: Iterable[np.ndarray] = (), archi
     from ultralytics.nn.tasks import ClassificationModel, DetectionModel, SegmentationModel
 
     graph = onnx.load(str(onnx_path))
-    meta = _metadata(graph)
+    meta = {prop.key: prop.value for prop in graph.metadata_props}
     task = meta.get("task", "detect")
-    names = ast.literal_eval(meta.get("names", "{0: 'object'}"))
-    imgsz = ast.literal_eval(meta.get("imgsz", "[640, 640]"))[0]
+    # the serving side's reader: literals only, a clear error for anything else
+    labels, imgsz = names_and_size(meta, Path(onnx_path))
+    names = dict(enumerate(labels))
     kind = {"detect": DetectionModel, "segment": SegmentationModel, "classify": ClassificationModel}
     model = kind[task](architecture or ARCHITECTURES[task], nc=len(names), verbose=False)
     weights = _initialisers(graph)
