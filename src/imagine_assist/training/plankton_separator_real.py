@@ -157,8 +157,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hours", type=float, default=0.75, help="training budget")
     parser.add_argument("--start", type=Path, default=BUNDLED_SEPARATOR, help="separator .onnx")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--seed", type=int, default=RealSeparatorRecipe.seed, help="other seeds, other composites"
+    )
+    parser.add_argument("--lr0", type=float, default=RealSeparatorRecipe.lr0)
     args = parser.parse_args(argv)
-    recipe = RealSeparatorRecipe(hours=args.hours)
+    recipe = RealSeparatorRecipe(hours=args.hours, seed=args.seed, lr0=args.lr0)
     report = train(args.vignettes, args.out, recipe, args.labels, args.start, args.device)
     print(json.dumps(report, indent=2))
 
