@@ -145,3 +145,24 @@ def test_written_dataset_has_yolo_labels_and_cvat_masks(samples, tmp_path):
             left, top = float(shape.get("left")), float(shape.get("top"))
             box = (left, top, left + float(shape.get("width")), top + float(shape.get("height")))
             assert box == pytest.approx(obj.xyxy)
+
+
+def test_a_tiny_partner_that_fills_its_box_is_still_attached() -> None:
+    # A real organism shrunk to a few pixels can fill its whole box; the layout once found
+    # no outline on it and crashed mid-dataset (a 3x8 px partner, seed 3 of the real recipe).
+    from imagine_assist.samples.plankton import Organism
+
+    def source(rng: np.random.Generator, count: int, scale: float) -> list[Organism]:
+        disc = np.zeros((61, 61), np.float32)
+        cv2.circle(disc, (30, 30), 28, 0.8, -1)
+        block = np.full((3, 8), 0.8, np.float32)
+        kinds = [("disc", disc)] + [("speck", block)] * (count - 1)
+        return [Organism(kind, alpha, alpha > 0, np.zeros(2, int)) for kind, alpha in kinds]
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # many contact points, none without an outline
+        image, objects, meta = vignette(rng, multiple=True, source=source)
+        assert meta["multiple"]
+        assert sorted(set(meta["kinds"])) == ["disc", "speck"]
+        assert len(objects) == len(meta["kinds"])
+        assert touching([o.mask for o in objects])

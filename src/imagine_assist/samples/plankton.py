@@ -389,8 +389,16 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
 
 def _rim(support: np.ndarray) -> np.ndarray:
     """(x, y) of the support's outline pixels."""
-    inner = cv2.erode(support.astype(np.uint8), np.ones((3, 3), np.uint8))
+    kernel = np.ones((3, 3), np.uint8)
+    inner = cv2.erode(support.astype(np.uint8), kernel)
     ys, xs = np.nonzero(support & ~inner.astype(bool))
+    if len(xs) == 0 and support.any():
+        # erode reads beyond the array as organism, so a tiny organism that fills its box (a
+        # small partner shrunk to 3x8 px) had no outline at all and the layout crashed; its
+        # outline is then its pixels on the box's edge. (Only here: the usual outline stays
+        # as it was, so every vignette already drawn is drawn the same.)
+        inner = cv2.erode(np.pad(support, 1).astype(np.uint8), kernel)[1:-1, 1:-1]
+        ys, xs = np.nonzero(support & ~inner.astype(bool))
     return np.stack([xs, ys], 1)
 
 

@@ -161,8 +161,9 @@ def main(argv: list[str] | None = None) -> None:
         "--seed", type=int, default=RealSeparatorRecipe.seed, help="other seeds, other composites"
     )
     parser.add_argument("--lr0", type=float, default=RealSeparatorRecipe.lr0)
+    parser.add_argument("--imgsz", type=int, default=RealSeparatorRecipe.imgsz)
     args = parser.parse_args(argv)
-    recipe = RealSeparatorRecipe(hours=args.hours, seed=args.seed, lr0=args.lr0)
+    recipe = RealSeparatorRecipe(hours=args.hours, seed=args.seed, lr0=args.lr0, imgsz=args.imgsz)
     report = train(args.vignettes, args.out, recipe, args.labels, args.start, args.device)
     print(json.dumps(report, indent=2))
 
