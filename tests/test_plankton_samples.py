@@ -166,3 +166,22 @@ def test_a_tiny_partner_that_fills_its_box_is_still_attached() -> None:
         assert sorted(set(meta["kinds"])) == ["disc", "speck"]
         assert len(objects) == len(meta["kinds"])
         assert touching([o.mask for o in objects])
+
+
+def test_a_partner_shrunk_to_nothing_is_drawn_again() -> None:
+    # A real organism scaled to a 3x8 px box can keep no pixel at all; the layout crashed on
+    # it (seed 3 of the real separator recipe) where it should draw new organisms.
+    from imagine_assist.samples.plankton import Organism
+
+    def source(rng: np.random.Generator, count: int, scale: float) -> list[Organism]:
+        disc = np.zeros((61, 61), np.float32)
+        cv2.circle(disc, (30, 30), 28, 0.8, -1)
+        vanished = np.zeros((3, 8), np.float32) if rng.random() < 0.5 else disc[20:40, 20:40]
+        kinds = [("disc", disc)] + [("partner", vanished)] * (count - 1)
+        return [Organism(kind, alpha, alpha > 0, np.zeros(2, int)) for kind, alpha in kinds]
+
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        image, objects, meta = vignette(rng, multiple=True, source=source)
+        assert len(objects) == len(meta["kinds"]) >= 2
+        assert all(o.mask.any() for o in objects)

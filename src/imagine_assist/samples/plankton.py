@@ -456,6 +456,8 @@ def _touching_group(owner: np.ndarray, count: int) -> bool:
 
 
 def _layout(rng: np.random.Generator, organisms: list[Organism], tries: int = 30) -> bool:
+    if not all(org.support.any() for org in organisms):
+        return False  # a real organism shrunk to a few pixels can vanish: draw new ones
     placed = [organisms[0]]
     for org in organisms[1:]:
         for _ in range(tries):
