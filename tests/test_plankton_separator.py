@@ -79,11 +79,16 @@ def test_separate_writes_vignettes_separation_lines_and_ecotaxa_tsv(tmp_path):
     assert header[:3] == ["img_file_name", "object_id", "object_area"]
     assert set(types) == {"[t]", "[f]"} and len(types) == len(header)
     assert objects and len({row[1] for row in objects}) == len(objects)
+    threshold = load_function("plankton-separator").multiple_threshold
     for row in objects:
         record = dict(zip(header, row, strict=True))
         assert (out / "vignettes" / record["img_file_name"]).is_file()
         assert float(record["object_area"]) > 0
         assert (source / record["object_source_vignette"]).is_file()
+        # the classifier's call travels with each object, so EcoTaxa can sort on it
+        p_multiple = float(record["object_p_multiple"])
+        assert 0.0 <= p_multiple <= 1.0
+        assert (p_multiple >= threshold) == (record["object_separation"] == "multiple")
     separations = sorted((out / "separations").iterdir())
     assert len(separations) == 8
     for path in separations:

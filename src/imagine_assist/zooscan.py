@@ -41,6 +41,9 @@ ECOTAXA_COLUMNS = [
     ("object_height", "[f]"),
     ("object_source_vignette", "[t]"),
     ("object_separation", "[t]"),
+    # The classifier's P(multiple) for the source vignette (empty without a classifier):
+    # sorted on in EcoTaxa, it puts the calls worth a second look next to each other.
+    ("object_p_multiple", "[f]"),
 ]
 MARGIN = 4  # pixels of background kept around each cut-out organism
 
@@ -125,6 +128,7 @@ def _separate_one(function: SeparatorFunction, path: Path, out: Path) -> _Separa
                 y2 - y1,
                 readable_name(path.name),
                 separation.tag,
+                "" if separation.p_multiple is None else round(separation.p_multiple, 4),
             ]
         )
     return result
