@@ -26,15 +26,12 @@ VIEWS = {
 }
 
 
-def roc_auc(score: np.ndarray, positive: np.ndarray) -> float:
-    pos, neg = score[positive], score[~positive]
-    return float(np.mean((pos[:, None] > neg[None]) + 0.5 * (pos[:, None] == neg[None])))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("vignettes", type=Path)
     args = parser.parse_args()
+
+    from try_plankton_tag_rules import roc_auc  # the sibling script, run from this folder
 
     from imagine_assist.models.plankton import load_classifier
     from imagine_assist.models.scale_bar import scale_bar_rows

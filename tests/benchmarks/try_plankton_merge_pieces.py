@@ -56,24 +56,13 @@ def union(a, b, shape):
     return BoxMask.around(whole)
 
 
-def on_white(image: np.ndarray, piece, margin: int = 4) -> np.ndarray:
-    """The piece's pixels of `image`, everything else white, cut to its box and a margin."""
-    height, width = image.shape[:2]
-    x1, y1 = max(piece.x - margin, 0), max(piece.y - margin, 0)
-    x2 = min(piece.x + piece.crop.shape[1] + margin, width)
-    y2 = min(piece.y + piece.crop.shape[0] + margin, height)
-    out = np.full((y2 - y1, x2 - x1) + image.shape[2:], 255, image.dtype)
-    inside = np.zeros((y2 - y1, x2 - x1), bool)
-    paste(inside, piece, x1, y1)
-    out[inside] = image[y1:y2, x1:x2][inside]
-    return out
-
-
 class MergingSeparator:
     def __init__(self, separator, classifier, threshold: float) -> None:
         self.separator, self.classifier, self.threshold = separator, classifier, threshold
 
     def __call__(self, image: np.ndarray):
+        from imagine_assist.zooscan import cut_out
+
         pieces = list(self.separator(image))
         while len(pieces) > 1:
             order = sorted(range(len(pieces)), key=lambda i: pieces[i].area)
@@ -83,7 +72,8 @@ class MergingSeparator:
                     if j == i or not touching(pieces[i], pieces[j]):
                         continue
                     both = union(pieces[i], pieces[j], image.shape[:2])
-                    p_multiple = self.classifier.p_multiple(on_white(image, both))
+                    alone, _ = cut_out(image, both)  # the pair's pixels on white
+                    p_multiple = self.classifier.p_multiple(alone)
                     if p_multiple < self.threshold:
                         pieces = [p for k, p in enumerate(pieces) if k not in (i, j)] + [both]
                         merged = True
