@@ -5,7 +5,7 @@ evaluation on random boxes."""
 import numpy as np
 import pytest
 
-from imagine_assist.review.detection_metrics import (
+from imagine_assist.models.detection_metrics import (
     IOU_THRESHOLDS,
     RECALL_POINTS,
     Boxes,

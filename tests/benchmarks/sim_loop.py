@@ -230,7 +230,7 @@ def annotator_seconds(counts: dict[str, int]) -> float:
 def held_out_ap50(function, scenario: Scenario) -> float:
     """AP50 (COCO-style, mean over the classes with boxes) of the function on the held-out
     frames, as `imagine-assist evaluate` computes it."""
-    from imagine_assist.review import detection_metrics as metrics
+    from imagine_assist.models import detection_metrics as metrics
     from imagine_assist.review.evaluate import ap_facts, predict
     from imagine_assist.review.review import AGNOSTIC_LABEL
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imagine_assist.review.detection_metrics import Boxes, Evaluation, served
+from imagine_assist.models.detection_metrics import Boxes, Evaluation, served
 
 DRAW_S = 7.0
 JUDGE_S = 1.6

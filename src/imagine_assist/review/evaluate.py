@@ -32,9 +32,9 @@ from tqdm.auto import tqdm
 
 from imagine_assist.errors import UserError
 from imagine_assist.images import read_image
-from imagine_assist.review import detection_metrics as metrics
+from imagine_assist.models import detection_metrics as metrics
+from imagine_assist.models.detection_metrics import Boxes
 from imagine_assist.review.annotator_time import annotator_time
-from imagine_assist.review.detection_metrics import Boxes
 from imagine_assist.review.review import AGNOSTIC_LABEL, draw_box
 from imagine_assist.training.exports import (
     GROUND_TRUTH,

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from imagine_assist.images import read_image
-from imagine_assist.review import detection_metrics
+from imagine_assist.models import detection_metrics
 from imagine_assist.training.exports import GROUND_TRUTH, fiftyone, labels_in
 
 log = logging.getLogger(__name__)
