@@ -1,7 +1,9 @@
 """Object detectors behind one call: ``detector(image_rgb, threshold) -> sv.Detections``.
 
-Two runtimes load local weights and read class names from the weights' own metadata:
-- `OnnxDetector` (ONNX Runtime), used for serving; it never imports torch.
+Three runtimes load local weights and read class names from the weights' own metadata:
+- `OnnxDetector` (ONNX Runtime): a YOLOv8 export by ultralytics, used for serving.
+- `CenterNetOnnxDetector` (ONNX Runtime): a CenterNet export by `training.centernet`, whose
+  metadata says `decoder: centernet`; used for serving. Neither ONNX runtime imports torch.
 - `UltralyticsDetector` (``.pt``), for training-side checks; it imports ultralytics lazily.
 Nothing is downloaded: a path that does not exist is an error, never a hub name.
 """
@@ -98,9 +100,11 @@ def names_and_size(meta: dict[str, str], path: Path) -> tuple[list[str], int]:
 class OnnxDetector:
     """A YOLOv8-style detection model exported by ultralytics to ONNX (no NMS in the graph)."""
 
-    def __init__(self, path: str | Path, iou: float = 0.5, threads: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, iou: float = 0.5, threads: int | None = None, session=None
+    ) -> None:
         path = Path(path)
-        self.session = open_onnx(path, threads)
+        self.session = session or open_onnx(path, threads)
         self.class_names, self.input_size = ultralytics_metadata(self.session, path)
         self.input_name = self.session.get_inputs()[0].name
         self.iou = iou
@@ -157,6 +161,61 @@ class UltralyticsDetector:
         return with_class_names(detections, self.class_names)
 
 
+def centernet_peaks(
+    heat: np.ndarray, ltrb: np.ndarray, threshold: float, stride: int, top_k: int = 100
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes (xyxy, input pixels), scores and class ids of one image's CenterNet outputs.
+
+    heat: (classes, h, w) probabilities; ltrb: (4, h, w) distances from each cell's point
+    (column * stride, row * stride) to the box's left, top, right and bottom edges. A box is
+    a cell that is the maximum of its 3 x 3 neighbourhood in its class (CenterNet's own NMS),
+    at or above `threshold`; the `top_k` best are kept.
+    """
+    classes, height, width = heat.shape
+    peaks = np.stack([cv2.dilate(channel, np.ones((3, 3), np.uint8)) for channel in heat])
+    score = np.where(heat >= peaks, heat, 0).reshape(-1)
+    candidates = np.flatnonzero(score >= threshold)
+    if len(candidates) > top_k:
+        candidates = candidates[np.argpartition(-score[candidates], top_k)[:top_k]]
+    candidates = candidates[np.argsort(-score[candidates], kind="stable")]
+    class_id, cell = np.divmod(candidates, height * width)
+    row, column = np.divmod(cell, width)
+    left, top, right, bottom = ltrb.reshape(4, -1)[:, cell]
+    x, y = column * stride, row * stride
+    xyxy = np.stack([x - left, y - top, x + right, y + bottom], axis=1).astype(np.float32)
+    return xyxy.reshape(-1, 4), score[candidates].astype(np.float32), class_id
+
+
+class CenterNetOnnxDetector:
+    """A CenterNet exported by `training.centernet`: RGB 0-255 in, a heatmap per class and
+    box distances out, decoded here (`centernet_peaks`)."""
+
+    def __init__(
+        self, path: str | Path, iou: float = 0.5, threads: int | None = None, session=None
+    ) -> None:
+        path = Path(path)
+        self.session = session or open_onnx(path, threads)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.class_names, self.input_size = names_and_size(meta, path)
+        self.stride = int(meta.get("stride", "4"))
+        self.input_name = self.session.get_inputs()[0].name
+        self.iou, self.path = iou, path
+        log.info("loaded %s with %s (%s)", path, self.session.get_providers()[0], self.class_names)
+
+    def __call__(self, image: np.ndarray, threshold: float) -> sv.Detections:
+        canvas, scale, (pad_x, pad_y) = letterbox(image, self.input_size)
+        blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32)
+        heat, ltrb = self.session.run(None, {self.input_name: blob})
+        xyxy, confidence, class_id = centernet_peaks(heat[0], ltrb[0], threshold, self.stride)
+        if not len(xyxy):
+            return with_class_names(sv.Detections.empty(), self.class_names)
+        xyxy = (xyxy - [pad_x, pad_y, pad_x, pad_y]) / scale
+        height, width = image.shape[:2]
+        xyxy = np.clip(xyxy, 0, [width, height, width, height]).astype(np.float32)
+        detections = sv.Detections(xyxy=xyxy, confidence=confidence, class_id=class_id)
+        return with_class_names(detections.with_nms(threshold=self.iou), self.class_names)
+
+
 def load_detector(path: str | Path, threads: int | None = None) -> Detector:
     """Load local weights by extension: ``.onnx`` with ONNX Runtime, ``.pt`` with ultralytics."""
     path = Path(os.path.expanduser(str(path)))
@@ -166,7 +225,10 @@ def load_detector(path: str | Path, threads: int | None = None) -> Detector:
             "or pass the path of local weights (.onnx or .pt)"
         )
     if path.suffix == ".onnx":
-        return OnnxDetector(path, threads=threads)
+        session = open_onnx(path, threads)
+        if session.get_modelmeta().custom_metadata_map.get("decoder") == "centernet":
+            return CenterNetOnnxDetector(path, session=session)
+        return OnnxDetector(path, session=session)
     if path.suffix == ".pt":
         return UltralyticsDetector(path)
     raise UserError(f"{path}: unknown weights format '{path.suffix}' (expected .onnx or .pt)")

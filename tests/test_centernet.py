@@ -1,0 +1,218 @@
+"""The TensorFlow.js graph reader and the CenterNet that fine-tunes on it, on tiny graphs
+written here (the real pretrained graph is fetched for training only; tests never need it).
+
+Hand-checked cases: TensorFlow's SAME padding puts the odd pixel bottom-right, its legacy
+bilinear resize has no half-pixel offset, and CenterNet's box decoding and targets."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from imagine_assist.errors import UserError
+from imagine_assist.models.detector import CenterNetOnnxDetector, centernet_peaks, load_detector
+from imagine_assist.training import centernet
+from imagine_assist.training.tfjs_graph import load_graph
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _conv(name, source, kernel, bias=None, stride=1, padding="SAME", fused=("BiasAdd",), op=None):
+    node = {
+        "name": name,
+        "op": op or ("_FusedConv2D" if bias else "Conv2D"),
+        "input": [source, kernel] + ([bias] if bias else []),
+        "attr": {
+            "strides": {"list": {"i": ["1", str(stride), str(stride), "1"]}},
+            "padding": {"s": _b64(padding)},
+        },
+    }
+    if bias:
+        node["attr"]["fused_ops"] = {"list": {"s": [_b64(f) for f in fused]}}
+    return node
+
+
+def write_graph(folder, nodes, weights: dict[str, np.ndarray], size=(1, 8, 8, 3)):
+    """A graph-model folder: model.json and one shard, float weights stored as float16 as the
+    TensorFlow.js converter's --quantize_float16 does."""
+    folder.mkdir(parents=True, exist_ok=True)
+    specs, blobs = [], []
+    for name, value in weights.items():
+        spec = {"name": name, "shape": list(value.shape), "dtype": str(value.dtype)}
+        if value.dtype == np.float32:
+            spec["quantization"] = {"dtype": "float16", "original_dtype": "float32"}
+            blobs.append(value.astype(np.float16).tobytes())
+        else:
+            blobs.append(value.astype(np.int32).tobytes())
+        specs.append(spec)
+    (folder / "group1-shard1of1.bin").write_bytes(b"".join(blobs))
+    placeholder = {
+        "name": "images",
+        "op": "Placeholder",
+        "attr": {"shape": {"shape": {"dim": [{"size": str(s)} for s in size]}}},
+    }
+    consts = [{"name": name, "op": "Const"} for name in weights]
+    model = {
+        "format": "graph-model",
+        "modelTopology": {"node": [placeholder, *consts, *nodes]},
+        "weightsManifest": [{"paths": ["group1-shard1of1.bin"], "weights": specs}],
+    }
+    (folder / "model.json").write_text(json.dumps(model))
+    return folder / "model.json"
+
+
+def test_same_padding_puts_the_odd_pixel_bottom_right(tmp_path):
+    # 4x4 ones, 3x3 ones kernel, stride 2: TensorFlow pads one row and column at the end only,
+    # so the first output sums a whole 3x3 window (9) and the last a 2x2 corner (4)
+    kernel = np.ones((3, 3, 1, 1), np.float32)
+    nodes = [_conv("out", "images", "k", stride=2)]
+    path = write_graph(tmp_path, nodes, {"k": kernel}, (1, 4, 4, 1))
+    graph = load_graph(path, ["out"])
+    out = graph(torch.ones(1, 1, 4, 4))["out"][0, 0]
+    assert out.tolist() == [[9.0, 6.0], [6.0, 4.0]]
+
+
+def test_legacy_bilinear_resize_has_no_half_pixel_offset(tmp_path):
+    nodes = [
+        {"name": "up", "op": "ResizeBilinear", "input": ["images", "size"], "attr": {}},
+    ]
+    path = write_graph(tmp_path, nodes, {"size": np.array([2, 4], np.int32)}, (1, 1, 2, 1))
+    graph = load_graph(path, ["up"])
+    row = graph(torch.tensor([[[[0.0, 1.0]]]]))["up"][0, 0, 0]
+    assert row.tolist() == [0.0, 0.5, 1.0, 1.0]  # tf.image.resize_bilinear, align_corners=False
+
+
+def test_weights_are_dequantised_into_torch_layouts_and_learn(tmp_path):
+    kernel = np.arange(2 * 2 * 3 * 4, dtype=np.float32).reshape(2, 2, 3, 4) / 10  # HWIO
+    bias = np.array([0.5, -0.5, 1.0, 0.0], np.float32)
+    nodes = [_conv("out", "images", "k", "b", fused=("BiasAdd", "Relu"))]
+    graph = load_graph(write_graph(tmp_path, nodes, {"k": kernel, "b": bias}), ["out"])
+    torch_kernel = graph.parameter("k")
+    assert torch_kernel.shape == (4, 3, 2, 2) and torch_kernel.requires_grad
+    assert torch_kernel[1, 2, 0, 1].item() == pytest.approx(kernel[0, 1, 2, 1], rel=1e-3)
+    image = torch.rand(1, 3, 8, 8)
+    reference = torch.relu(
+        torch.nn.functional.conv2d(
+            torch.nn.functional.pad(image, (0, 1, 0, 1)), torch_kernel, graph.parameter("b")
+        )
+    )
+    assert torch.allclose(graph(image)["out"], reference)
+
+
+def test_unknown_ops_and_broken_files_are_clear_errors(tmp_path):
+    nodes = [{"name": "odd", "op": "Cumsum", "input": ["images"], "attr": {}}]
+    graph = load_graph(write_graph(tmp_path / "a", nodes, {}), ["odd"])
+    with pytest.raises(UserError, match="Cumsum"):
+        graph(torch.zeros(1, 3, 8, 8))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "model.json").write_text("{not json")
+    with pytest.raises(UserError, match="not a readable"):
+        load_graph(tmp_path / "b" / "model.json", ["x"])
+    kernel = {"k": np.ones((3, 3, 3, 2), np.float32)}
+    path = write_graph(tmp_path / "c", [_conv("out", "images", "k")], kernel)
+    (tmp_path / "c" / "group1-shard1of1.bin").write_bytes(b"\0" * 10)  # truncated shard
+    with pytest.raises(UserError, match="shards end"):
+        load_graph(path, ["out"])
+
+
+def tiny_centernet(folder, coco_classes=3):
+    """A CenterNet-shaped graph with the real one's node names: a stride-4 convolution, then
+    the class head (COCO's classes) and the box head (distances times 16)."""
+    rng = np.random.default_rng(0)
+    weights = {
+        "stem_k": rng.normal(0, 0.02, (4, 4, 3, 8)).astype(np.float32),
+        "stem_b": np.zeros(8, np.float32),
+        centernet.CLASS_KERNEL: rng.normal(0, 0.1, (1, 1, 8, coco_classes)).astype(np.float32),
+        centernet.CLASS_BIAS: np.full(coco_classes, -2.0, np.float32),
+        "wh_k": rng.normal(0, 0.1, (1, 1, 8, 4)).astype(np.float32),
+        "wh_b": np.ones(4, np.float32),
+        "sixteen": np.array(16.0, np.float32),
+    }
+    nodes = [
+        _conv("stem", "images", "stem_k", "stem_b", stride=4, fused=("BiasAdd", "Relu")),
+        _conv(centernet.HEAT_LOGITS, "stem", centernet.CLASS_KERNEL, centernet.CLASS_BIAS),
+        _conv("wh", "stem", "wh_k", "wh_b"),
+        {"name": centernet.BOX_DISTANCES, "op": "Mul", "input": ["wh", "sixteen"], "attr": {}},
+    ]
+    return write_graph(folder, nodes, weights, (1, 64, 64, 3))
+
+
+def test_targets_peak_at_the_centre_and_decoding_inverts_them():
+    xyxy = np.array([[40.0, 20.0, 80.0, 44.0]], np.float32)
+    heat, boxes, weight = centernet.targets(xyxy, np.array([1]), classes=2, size=128)
+    assert heat.shape == (2, 32, 32) and heat[0].max() == 0  # class 0 has no box
+    row, column = np.unravel_index(heat[1].argmax(), heat[1].shape)
+    assert (row, column) == (8, 15) and heat[1, row, column] == 1.0  # centre (60, 32) / 4
+    assert weight[row, column] > 0 and boxes[:, row, column].tolist() == [40, 20, 80, 44]
+    # the served decoding: a cell's point is (column * 4, row * 4); distances to the edges
+    ltrb = np.zeros((4, 32, 32), np.float32)
+    ltrb[:, row, column] = [60 - 40, 32 - 20, 80 - 60, 44 - 32]
+    found, score, class_id = centernet_peaks(heat, ltrb, 0.5, stride=4)
+    assert found.tolist() == [[40, 20, 80, 44]] and class_id.tolist() == [1]
+
+
+def test_centernet_peaks_keep_local_maxima_only():
+    heat = np.zeros((1, 8, 8), np.float32)
+    heat[0, 2, 2], heat[0, 2, 3] = 0.9, 0.8  # one object's two cells: one box
+    heat[0, 6, 6] = 0.4
+    _, score, _ = centernet_peaks(heat, np.ones((4, 8, 8), np.float32), 0.3, stride=4)
+    assert score.tolist() == pytest.approx([0.9, 0.4])
+
+
+def _squares(folder, count, rng):
+    """Frames with bright squares on dark water and their YOLO labels."""
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir(parents=True)
+    for index in range(count):
+        image = np.full((64, 64, 3), 30, np.uint8)
+        x, y, side = rng.integers(4, 36), rng.integers(4, 36), rng.integers(14, 24)
+        image[y : y + side, x : x + side] = 230
+        cv2.imwrite(str(folder / "images" / f"{index}.png"), image)
+        cx, cy = (x + side / 2) / 64, (y + side / 2) / 64
+        (folder / "labels" / f"{index}.txt").write_text(f"0 {cx} {cy} {side / 64} {side / 64}\n")
+    return centernet.read_yolo_images(folder / "images")
+
+
+def test_fine_tune_checkpoint_and_onnx_export_serve_the_same_boxes(tmp_path):
+    graph = tiny_centernet(tmp_path / "graph")
+    rng = np.random.default_rng(1)
+    train, val = _squares(tmp_path / "train", 24, rng), _squares(tmp_path / "val", 8, rng)
+    start = centernet.best_start_class(graph, train, 64)
+    model = centernet.pretrained(graph, ["square"], 64, start)
+    assert model(torch.zeros(1, 3, 64, 64))[0].shape == (1, 1, 16, 16)
+    before = centernet.evaluate(model, val)["mAP50"]
+    lines = []
+    result = centernet.fit(
+        model, train, val, tmp_path / "run", 10, 8, 3e-3, progress=lines.append, passes=30
+    )
+    assert result.best.is_file() and sum("validation AP50" in line for line in lines) == 30
+    assert before < 0.05 and result.best_val > 0.15  # it learns squares from scratch (0.27)
+
+    loaded = centernet.load_checkpoint(result.best)
+    assert loaded.names == ["square"] and centernet.is_checkpoint(result.best)
+    onnx = centernet.export_onnx(loaded, tmp_path / "model.onnx")
+    detector = load_detector(onnx)
+    assert isinstance(detector, CenterNetOnnxDetector)
+    assert detector.class_names == ["square"] and detector.input_size == 64
+    image = cv2.imread(str(val[0].image))[:, :, ::-1]
+    served = detector(np.ascontiguousarray(image), 0.0)
+    frame = centernet.predict(loaded, val[:1], threshold=0.0)[0]
+    # the same model: ONNX Runtime's boxes are torch's (both in the 64 px input here)
+    assert len(served) and served.xyxy[0] == pytest.approx(np.clip(frame[2][0], 0, 64), abs=0.05)
+
+
+def test_a_tampered_or_foreign_checkpoint_is_refused(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="not a readable CenterNet checkpoint"):
+        centernet.load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"format": "something else"}, tmp_path / "other.pt")
+    with pytest.raises(UserError, match="not a CenterNet checkpoint"):
+        centernet.load_checkpoint(tmp_path / "other.pt")
+    assert not centernet.is_checkpoint(tmp_path / "junk.pt")
