@@ -216,3 +216,53 @@ def test_a_tampered_or_foreign_checkpoint_is_refused(tmp_path):
     with pytest.raises(UserError, match="not a CenterNet checkpoint"):
         centernet.load_checkpoint(tmp_path / "other.pt")
     assert not centernet.is_checkpoint(tmp_path / "junk.pt")
+
+
+@pytest.fixture
+def tiny_fish(tmp_path):
+    """A tiny CenterNet checkpoint with one class, `fish`."""
+    model = centernet.pretrained(tiny_centernet(tmp_path / "graph"), ["fish"], 64, 0)
+    return centernet.save_checkpoint(model, tmp_path / "fish.pt")
+
+
+def test_a_species_family_starts_each_species_as_a_fish(tiny_fish):
+    fish = centernet.load_checkpoint(tiny_fish)
+    species = centernet.with_classes(centernet.load_checkpoint(tiny_fish), ["cod", "fish", "ling"])
+    image = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        (fish_heat, fish_boxes), (heat, boxes) = fish(image), species(image)
+    assert species.names == ["cod", "fish", "ling"] and heat.shape[1] == 3
+    for channel in range(3):
+        assert torch.equal(heat[:, channel], fish_heat[:, 0])
+    assert torch.equal(boxes, fish_boxes)
+
+
+@pytest.mark.slow  # trains
+def test_retraining_a_centernet_from_a_cvat_export_keeps_it_a_centernet(tiny_fish, tmp_path, home):
+    from imagine_assist.models.registry import Registry
+    from imagine_assist.samples import write_cvat_export
+    from imagine_assist.training.retrain import load_recipe, retrain
+
+    from .fish_tasks import FISH_LABELS, fish_samples
+
+    export = write_cvat_export(tmp_path / "task-1.zip", fish_samples(24, 90), FISH_LABELS)
+    registry = Registry(tmp_path / "models")
+    result = retrain(
+        "fish",
+        [export],
+        registry,
+        tmp_path / "work",
+        load_recipe("fish"),
+        epochs=2,
+        start_weights=tiny_fish,
+        always_promote=True,
+    )
+    version = registry.current("fish")
+    assert result.promoted and version.name == "v1"
+    assert centernet.is_checkpoint(version.file("model.pt"))
+    detector = load_detector(version.file("model.onnx"))
+    assert isinstance(detector, CenterNetOnnxDetector) and detector.class_names == ["fish"]
+    card = version.card
+    assert card["recipe"]["epochs"] == 2 and card["started_from"] == str(tiny_fish)
+    candidate = card["metrics"]["candidate"]
+    assert 0 <= candidate["mAP50"] <= 1 and set(candidate["per_class"]) <= {"fish"}

@@ -47,6 +47,8 @@ BOX_DISTANCES = "tower_0/wh"
 CLASS_KERNEL = "CenternetHead/centernet_cls_output/pointwise_weights"
 CLASS_BIAS = "CenternetHead/centernet_cls_output/biases"
 STRIDE = 4
+# Adam's step for fine-tuning every weight (CenterNet's paper: 1.25e-4 for a batch of 32)
+FINE_TUNE_LR = 5e-5
 CHECKPOINT_FORMAT = "imagine-assist-centernet/1"
 PAD_VALUE = 114  # the letterbox grey of models.detector.letterbox
 
@@ -76,6 +78,20 @@ def pretrained(model_json: str | Path, names: list[str], imgsz: int, start_class
     )
     graph.replace_parameter(CLASS_BIAS, bias[start_class : start_class + 1].repeat(len(names)))
     return CenterNet(graph, names, imgsz)
+
+
+def with_classes(model: CenterNet, names: list[str]) -> CenterNet:
+    """The model with one heatmap channel per name: a name it knows keeps its channel, a new
+    one starts from the first class (a species family started from `fish` starts each
+    species as a fish). Boxes are shared by all classes and carry over unchanged."""
+    if list(names) == model.names:
+        return model
+    kernel, bias = model.graph.parameter(CLASS_KERNEL), model.graph.parameter(CLASS_BIAS)
+    source = [model.names.index(n) if n in model.names else 0 for n in names]
+    model.graph.replace_parameter(CLASS_KERNEL, kernel[source])
+    model.graph.replace_parameter(CLASS_BIAS, bias[source])
+    model.names = list(names)
+    return model
 
 
 def save_checkpoint(model: CenterNet, path: Path, record: dict | None = None) -> Path:

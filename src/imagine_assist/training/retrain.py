@@ -346,6 +346,79 @@ def delete_dataset(dataset) -> None:
         dataset.delete()
 
 
+def _is_centernet(weights: Path) -> bool:
+    """A CenterNet checkpoint of `training.centernet` (the bundled fish model) rather than an
+    ultralytics one: each is fine-tuned by its own trainer."""
+    from imagine_assist.training import centernet
+
+    return centernet.is_checkpoint(weights)
+
+
+def _fit_yolo(
+    family, architecture, live, data_yaml, counts, eval_split, recipe, epochs, work_dir, device
+):
+    run_recipe = DetectorRecipe(
+        family=family,
+        images=counts["train"] + counts["val"],
+        test_images=counts["test"],
+        imgsz=recipe.imgsz,
+        epochs=epochs or recipe.epochs,
+        batch=recipe.batch,
+        architecture=architecture,
+    )
+    train_args = dict(recipe.train_args)
+    if architecture == recipe.architecture and train_args.pop("freeze", None):
+        # frozen layers are kept as they are: from an architecture yaml, that is random
+        log.info(
+            "training %s from %s: every layer learns (the recipe's freeze is for fine-tuning)",
+            family,
+            architecture,
+        )
+    best = train_yolo(data_yaml, work_dir / "train", run_recipe, device, **train_args)
+    candidate = evaluate_yolo(best, data_yaml, eval_split, recipe.imgsz, device)
+    deployed = evaluate_yolo(live, data_yaml, eval_split, recipe.imgsz, device) if live else None
+    return best, candidate, deployed, export_onnx(best, recipe.imgsz), run_recipe.epochs
+
+
+def _fit_centernet(start, live, data_yaml, counts, eval_split, recipe, epochs, work_dir):
+    """Fine-tune a CenterNet for the recipe's epochs (passes; no clock), and evaluate the
+    candidate and the live model on the same held-out split with the same metrics."""
+    from imagine_assist.training import centernet
+
+    root = data_yaml.parent
+    frames = {
+        split: centernet.read_yolo_images(root / "images" / split, root / "labels" / split)
+        for split, count in counts.items()
+        if count
+    }
+    model = centernet.with_classes(centernet.load_checkpoint(start), list(recipe.classes))
+    passes = epochs or recipe.epochs
+    result = centernet.fit(
+        model,
+        frames["train"],
+        frames.get("val", frames["train"]),
+        work_dir / "train",
+        minutes=24 * 60,
+        batch=recipe.batch,
+        lr=centernet.FINE_TUNE_LR,
+        passes=passes,
+        progress=log.info,
+    )
+    held_out = frames[eval_split]
+    candidate = {
+        "split": eval_split,
+        **centernet.evaluate(centernet.load_checkpoint(result.best), held_out),
+    }
+    deployed = None
+    if live is not None and _is_centernet(live):
+        live_net = centernet.with_classes(centernet.load_checkpoint(live), list(recipe.classes))
+        deployed = {"split": eval_split, **centernet.evaluate(live_net, held_out)}
+    elif live is not None:  # a live YOLO model (trained before the CenterNet default)
+        deployed = evaluate_yolo(live, data_yaml, eval_split, recipe.imgsz)
+    onnx = centernet.export_onnx(centernet.load_checkpoint(result.best), work_dir / "model.onnx")
+    return result.best, candidate, deployed, onnx, passes
+
+
 def retrain(
     family: str,
     exports: list[str | Path],
@@ -389,31 +462,27 @@ def retrain(
     else:
         start, started_name = live, deployed_name
     architecture = str(start) if recipe.start_from == "deployed" and start else recipe.architecture
-    run_recipe = DetectorRecipe(
-        family=family,
-        images=counts["train"] + counts["val"],
-        test_images=counts["test"],
-        imgsz=recipe.imgsz,
-        epochs=epochs or recipe.epochs,
-        batch=recipe.batch,
-        architecture=architecture,
-    )
-    train_args = dict(recipe.train_args)
-    if architecture == recipe.architecture and train_args.pop("freeze", None):
-        # frozen layers are kept as they are: from an architecture yaml, that is random
-        log.info(
-            "training %s from %s: every layer learns (the recipe's freeze is for fine-tuning)",
+    if start is not None and recipe.start_from == "deployed" and _is_centernet(start):
+        best, candidate, deployed, onnx, run_epochs = _fit_centernet(
+            start, live, data_yaml, counts, eval_split, recipe, epochs, work_dir
+        )
+    else:
+        best, candidate, deployed, onnx, run_epochs = _fit_yolo(
             family,
             architecture,
+            live,
+            data_yaml,
+            counts,
+            eval_split,
+            recipe,
+            epochs,
+            work_dir,
+            device,
         )
-    best = train_yolo(data_yaml, work_dir / "train", run_recipe, device, **train_args)
-    candidate = evaluate_yolo(best, data_yaml, eval_split, recipe.imgsz, device)
-    deployed = evaluate_yolo(live, data_yaml, eval_split, recipe.imgsz, device) if live else None
     # every split has been read by now: train and val in training, test in evaluation
     images, boxes = read_by_trainer(data_yaml, counts)
     heldout_boxes = boxes[eval_split] if eval_split != "train" else 0
     gate = check_gate(candidate, deployed, recipe.gate, heldout_boxes)
-    onnx = export_onnx(best, recipe.imgsz)
     card = {
         "classes": list(recipe.classes),
         "metrics": {
@@ -437,7 +506,7 @@ def retrain(
         "recipe": {
             **{k: v for k, v in recipe.__dict__.items() if k != "gate"},
             "gate": recipe.gate.__dict__,
-            "epochs": run_recipe.epochs,
+            "epochs": run_epochs,
         },
         "started_from": started_name if recipe.start_from == "deployed" else architecture,
         "code_version": code_version(),
