@@ -37,6 +37,7 @@ from torch import nn
 
 from imagine_assist.errors import UserError
 from imagine_assist.models import detection_metrics as metrics
+from imagine_assist.models.compact import halve_weights
 from imagine_assist.models.detector import centernet_peaks
 from imagine_assist.training.tfjs_graph import TfjsGraph, load_graph
 
@@ -104,7 +105,8 @@ def save_checkpoint(model: CenterNet, path: Path, record: dict | None = None) ->
             "format": CHECKPOINT_FORMAT,
             "graph": json.dumps(spec),
             "outputs": graph.outputs,
-            "weights": {name: w.detach().clone() for name, w in graph.named_weights().items()},
+            # float16 on disk, as the pretrained graph ships and the served ONNX stores them
+            "weights": {name: w.detach().half() for name, w in graph.named_weights().items()},
             "constants": {
                 name: torch.from_numpy(np.array(v)) for name, v in graph.constants.items()
             },
@@ -538,4 +540,4 @@ def export_onnx(model: CenterNet, target: Path) -> Path:
         entry = exported.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(exported, str(target))
-    return target
+    return halve_weights(target)
