@@ -180,6 +180,7 @@ def _squares(folder, count, rng):
     return centernet.read_yolo_images(folder / "images")
 
 
+@pytest.mark.slow  # trains (about 10 s)
 def test_fine_tune_checkpoint_and_onnx_export_serve_the_same_boxes(tmp_path):
     graph = tiny_centernet(tmp_path / "graph")
     rng = np.random.default_rng(1)
