@@ -13,7 +13,7 @@ Reading the graph directly, op by op, lets torch fine-tune it without TensorFlow
 - Only the ops these graphs use are implemented; any other raises, naming it.
 
 Checked against TensorFlow.js itself on a real frame: max difference 4e-7 on the heatmap
-(`tests/benchmarks/check_tfjs_graph.js`, docs/models.md).
+(`tests/benchmarks/check_tfjs_graph.py`, docs/models.md).
 """
 
 from __future__ import annotations
