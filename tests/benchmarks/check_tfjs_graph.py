@@ -3,8 +3,9 @@ the same input, both outputs compared (not a test: it needs Node.js and @tensorf
 which the project does not install).
 
     npm install --prefix /tmp/tfjs @tensorflow/tfjs@4
-    python tests/benchmarks/check_tfjs_graph.py runs/pretrained/human-models/package/models/centernet.json \
-        some-photo.jpg --node-modules /tmp/tfjs/node_modules
+    python tests/benchmarks/check_tfjs_graph.py \
+        runs/pretrained/human-models/package/models/centernet.json some-photo.jpg \
+        --node-modules /tmp/tfjs/node_modules
 
 Measured 2026-12-01 on ../shared/data/real/litter/cambodia1.png at 512 px (docs/models.md):
 heatmap max |difference| 3.5e-7 (values up to 0.11), box distances 2.4e-3 (mean 97 px).
