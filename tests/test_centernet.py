@@ -265,5 +265,6 @@ def test_retraining_a_centernet_from_a_cvat_export_keeps_it_a_centernet(tiny_fis
     assert isinstance(detector, CenterNetOnnxDetector) and detector.class_names == ["fish"]
     card = version.card
     assert card["recipe"]["epochs"] == 2 and card["started_from"] == str(tiny_fish)
+    assert card["architecture"] == "centernet-mobilenetv3"
     candidate = card["metrics"]["candidate"]
     assert 0 <= candidate["mAP50"] <= 1 and set(candidate["per_class"]) <= {"fish"}

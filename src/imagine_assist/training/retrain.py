@@ -485,6 +485,7 @@ def retrain(
     gate = check_gate(candidate, deployed, recipe.gate, heldout_boxes)
     card = {
         "classes": list(recipe.classes),
+        "architecture": "centernet-mobilenetv3" if _is_centernet(best) else "yolov8",
         "metrics": {
             "candidate": candidate,
             "deployed": deployed,
