@@ -191,10 +191,10 @@ def test_fine_tune_checkpoint_and_onnx_export_serve_the_same_boxes(tmp_path):
     before = centernet.evaluate(model, val)["mAP50"]
     lines = []
     result = centernet.fit(
-        model, train, val, tmp_path / "run", 10, 8, 3e-3, progress=lines.append, passes=30
+        model, train, val, tmp_path / "run", 10, 8, 3e-4, progress=lines.append, passes=30
     )
     assert result.best.is_file() and sum("validation AP50" in line for line in lines) == 30
-    assert before < 0.05 and result.best_val > 0.15  # it learns squares from scratch (0.27)
+    assert before < 0.05 and result.best_val > 0.15  # it learns squares from scratch (0.40)
 
     loaded = centernet.load_checkpoint(result.best)
     assert loaded.names == ["square"] and centernet.is_checkpoint(result.best)

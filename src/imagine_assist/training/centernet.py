@@ -439,6 +439,7 @@ def fit(
     steps = max(1, len(train) // batch)
     best, best_path, history, step, epoch = -1.0, out_dir / "best.pt", [], 0, 0
     total_steps = passes * steps if passes else None
+    warmup = min(100, max(1, total_steps // 5)) if total_steps else 100
     while time.monotonic() - start < budget and (not passes or epoch < passes):
         epoch += 1
         model.train()
@@ -449,8 +450,8 @@ def fit(
             if elapsed >= budget:
                 break
             done = step / total_steps if total_steps else elapsed / budget
-            # a short warm-up, then cosine down to 5 % over the budget
-            rate = lr * min(1.0, (step + 1) / 100)
+            # a short warm-up (100 steps; a fifth of a short run), then cosine down to 5 %
+            rate = lr * min(1.0, (step + 1) / warmup)
             rate *= 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done))
             for group in optimizer.param_groups:
                 group["lr"] = rate
