@@ -8,8 +8,8 @@ Reading the graph directly, op by op, lets torch fine-tune it without TensorFlow
   so axes in the graph (NHWC) are mapped where an op takes one.
 - TensorFlow's SAME padding puts the odd pixel at the bottom and right; `_same_pad` does too.
 - ResizeBilinear is TensorFlow's legacy kind (no half-pixel centres); its size is frozen for
-  the export's input in the graph, so it upsamples 2x, which holds for any input size that
-  is a multiple of 32.
+  the export's input in the graph, so it upsamples 2x (what these graphs' upsamplings do),
+  which holds for any input size that is a multiple of 32.
 - Only the ops these graphs use are implemented; any other raises, naming it.
 
 Checked against TensorFlow.js itself on a real frame: max difference 4e-7 on the heatmap
@@ -83,25 +83,28 @@ def _fused(node: dict) -> list[str]:
     return [base64.b64decode(name).decode() for name in names]
 
 
-def _same_pad(x: torch.Tensor, kernel, stride, dilation) -> torch.Tensor:
+def _same_padding(x: torch.Tensor, kernel, stride, dilation) -> tuple[int, int, int, int]:
+    """TensorFlow's SAME padding as (top, bottom, left, right)."""
     pads = []
     for size, k, s, d in zip(x.shape[2:], kernel, stride, dilation, strict=True):
         total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
-        pads.append((total // 2, total - total // 2))
-    (top, bottom), (left, right) = pads
-    return F.pad(x, (left, right, top, bottom)) if top or bottom or left or right else x
+        pads += [total // 2, total - total // 2]
+    return tuple(pads)
 
 
-def _resize_bilinear_legacy(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    def source(n_in: int, n_out: int):
-        position = torch.arange(n_out, dtype=torch.float32, device=x.device) * (n_in / n_out)
-        low = position.floor().long().clamp(max=n_in - 1)
-        return low, (low + 1).clamp(max=n_in - 1), position - low.float()
+def _upsample2x_legacy(x: torch.Tensor) -> torch.Tensor:
+    """tf.image.resize_bilinear to twice the size, align_corners=False and
+    half_pixel_centers=False: even outputs copy an input, odd ones average it with the next
+    (the last input repeats). Slices and concatenations only, which export to ONNX as such."""
 
-    y0, y1, fy = source(x.shape[2], height)
-    x0, x1, fx = source(x.shape[3], width)
-    rows = x[:, :, y0] * (1 - fy)[:, None] + x[:, :, y1] * fy[:, None]
-    return rows[:, :, :, x0] * (1 - fx) + rows[:, :, :, x1] * fx
+    def along(t: torch.Tensor, dim: int) -> torch.Tensor:
+        following = torch.cat([t.narrow(dim, 1, t.shape[dim] - 1), t.narrow(dim, -1, 1)], dim)
+        pair = torch.stack([t, (t + following) / 2], dim + 1)
+        shape = list(t.shape)
+        shape[dim] *= 2
+        return pair.reshape(shape)
+
+    return along(along(x, 2), 3)
 
 
 class TfjsGraph(nn.Module):
@@ -227,8 +230,7 @@ class TfjsGraph(nn.Module):
         if op == "ConcatV2":
             return torch.cat(inputs[:-1], dim=_NCHW_AXIS[int(inputs[-1])])
         if op == "ResizeBilinear":
-            x = inputs[0]
-            return _resize_bilinear_legacy(x, x.shape[2] * 2, x.shape[3] * 2)
+            return _upsample2x_legacy(inputs[0])
         raise UserError(f"TensorFlow.js op {op} ({node['name']}) is not supported")
 
     @staticmethod
@@ -236,12 +238,17 @@ class TfjsGraph(nn.Module):
         x, kernel = inputs[0], inputs[1]
         stride = (_ints(node, "strides") or [1, 1, 1, 1])[1:3]
         dilation = (_ints(node, "dilations") or [1, 1, 1, 1])[1:3]
+        padding = (0, 0)
         if _text(node, "padding") == "SAME":
-            x = _same_pad(x, kernel.shape[2:], stride, dilation)
+            top, bottom, left, right = _same_padding(x, kernel.shape[2:], stride, dilation)
+            if top == bottom and left == right:
+                padding = (top, left)  # the convolution pads itself: no separate op
+            else:
+                x = F.pad(x, (left, right, top, bottom))  # the odd pixel bottom-right
         fused = _fused(node)
         bias = inputs[2] if "BiasAdd" in fused else None
         groups = x.shape[1] if "Depthwise" in node["op"] else 1
-        y = F.conv2d(x, kernel, bias, stride, 0, dilation, groups)
+        y = F.conv2d(x, kernel, bias, stride, padding, dilation, groups)
         for step in fused:
             if step == "Relu":
                 y = F.relu(y)
