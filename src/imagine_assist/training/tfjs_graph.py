@@ -97,14 +97,10 @@ def _upsample2x_legacy(x: torch.Tensor) -> torch.Tensor:
     half_pixel_centers=False: even outputs copy an input, odd ones average it with the next
     (the last input repeats). Slices and concatenations only, which export to ONNX as such."""
 
-    def along(t: torch.Tensor, dim: int) -> torch.Tensor:
-        following = torch.cat([t.narrow(dim, 1, t.shape[dim] - 1), t.narrow(dim, -1, 1)], dim)
-        pair = torch.stack([t, (t + following) / 2], dim + 1)
-        shape = list(t.shape)
-        shape[dim] *= 2
-        return pair.reshape(shape)
-
-    return along(along(x, 2), 3)
+    rows = torch.cat([x[:, :, 1:], x[:, :, -1:]], 2)
+    x = torch.stack([x, (x + rows) / 2], 3).flatten(2, 3)
+    columns = torch.cat([x[:, :, :, 1:], x[:, :, :, -1:]], 3)
+    return torch.stack([x, (x + columns) / 2], 4).flatten(3, 4)
 
 
 class TfjsGraph(nn.Module):
