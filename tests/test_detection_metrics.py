@@ -230,3 +230,22 @@ def test_annotator_time_and_the_cheapest_threshold_counted_by_hand():
     assert cost.seconds == pytest.approx(18.2)
     assert cost.from_scratch == pytest.approx(21.0)
     assert (cost.cheapest_threshold, cost.cheapest_seconds) == (0.35, pytest.approx(12.8))
+
+
+def test_counts_of_one_class():
+    # class 0: two boxes, one found (0.9) and one found too weakly (0.3); class 1: one box,
+    # found (0.8), and a false alarm (0.7). At 0.5, class 0 has TP 1, FN 1; class 1 TP 1, FP 1.
+    labelled = [truth([0, 0, 10, 10], [20, 0, 10, 10], [40, 0, 10, 10], classes=[0, 0, 1])]
+    found = [
+        predicted(
+            [0, 0, 10, 10, 0.9], [20, 0, 10, 10, 0.3], [40, 0, 10, 10, 0.8], [60, 0, 9, 9, 0.7],
+            classes=[0, 0, 1, 1],
+        )
+    ]  # fmt: skip
+    evaluation = evaluate(labelled, found, num_classes=2)
+    zero = served(evaluation, labelled, found, threshold=0.5, class_id=0)
+    one = served(evaluation, labelled, found, threshold=0.5, class_id=1)
+    both = served(evaluation, labelled, found, threshold=0.5)
+    assert (zero.tp, zero.fp, zero.fn) == (1, 0, 1)
+    assert (one.tp, one.fp, one.fn) == (1, 1, 0)
+    assert (both.tp, both.fp, both.fn) == (2, 1, 1)

@@ -192,10 +192,12 @@ def served(
     predicted: list[Boxes],
     threshold: float,
     iou: float = 0.5,
+    class_id: int | None = None,
 ) -> Served:
     """Counts of the predictions with confidence >= `threshold`. The matches are those made
     over all predictions: matching runs in confidence order, so the boxes above a threshold
-    get the same matches alone. A box matched by a prediction not sent is a miss."""
+    get the same matches alone. A box matched by a prediction not sent is a miss. With
+    `class_id`, only that class's predictions and ground truth count."""
     row = evaluation.iou_index(iou)
     tp = fp = fn = empty = empty_with_box = 0
     false_positives, misses = [], []
@@ -203,12 +205,16 @@ def served(
         zip(truth, predicted, evaluation.matches, strict=True)
     ):
         sent = preds.confidence >= threshold
+        if class_id is not None:
+            sent &= preds.class_id == class_id
         hit = matches.predicted[row] >= 0
         tp += int(np.sum(sent & hit))
         fp += int(np.sum(sent & ~hit))
         false_positives += [(image, int(i)) for i in np.flatnonzero(sent & ~hit)]
         kept = np.append(sent, False)  # [-1]: no partner
         missed = ~kept[matches.truth[row]]
+        if class_id is not None:
+            missed &= gts.class_id == class_id
         fn += int(np.sum(missed))
         misses += [(image, int(i)) for i in np.flatnonzero(missed)]
         if not len(gts):

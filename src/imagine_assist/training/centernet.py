@@ -345,24 +345,7 @@ def evaluate(model: CenterNet, frames: list[Frame], threshold: float = 0.25) -> 
         ap50 = evaluation.ap(class_id, 0.5)
         if ap50 is None:
             continue
-        mine_truth = [
-            metrics.Boxes(t.xywh[t.class_id == class_id], t.class_id[t.class_id == class_id])
-            for t in truth
-        ]
-        mine_predicted = [
-            metrics.Boxes(
-                p.xywh[p.class_id == class_id],
-                p.class_id[p.class_id == class_id],
-                p.confidence[p.class_id == class_id],
-            )
-            for p in predicted
-        ]
-        sent = metrics.served(
-            metrics.evaluate(mine_truth, mine_predicted, len(model.names)),
-            mine_truth,
-            mine_predicted,
-            threshold,
-        )
+        sent = metrics.served(evaluation, truth, predicted, threshold, class_id=class_id)
         per_class[name] = {
             "precision": sent.tp / max(sent.tp + sent.fp, 1),
             "recall": sent.tp / max(sent.tp + sent.fn, 1),
