@@ -31,14 +31,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--write", help="also write the section into this Markdown file")
+    parser.add_argument("--start", type=Path, help="a YOLOv8 .pt (default: the bundled fish)")
     args = parser.parse_args()
 
     from imagine_assist.families import get_family
     from imagine_assist.models.store import BUNDLED_DIR
     from imagine_assist.samples import family_samples, write_dataset
+    from imagine_assist.training import centernet
     from imagine_assist.training.detector import fit
     from imagine_assist.training.retrain import load_recipe
 
+    start = args.start or BUNDLED_DIR / "fish" / "model.pt"
+    if centernet.is_checkpoint(start):
+        raise SystemExit(
+            f"{start} is a CenterNet (the bundled fish model since 2026-12-01); this benchmark "
+            "times ultralytics' YOLO recipe: pass --start a YOLOv8 .pt"
+        )
     work = Path(tempfile.mkdtemp(prefix="bench-training-"))
     fish = get_family("fish")
     data = write_dataset(
@@ -64,7 +72,7 @@ def main() -> None:
         for index, (name, (threads, train_args)) in enumerate(ways.items()):
             started = time.perf_counter()
             fit(
-                str(BUNDLED_DIR / "fish" / "model.pt"),
+                str(start),
                 "detect",
                 str(data),
                 work / "runs",
