@@ -10,6 +10,7 @@ import supervision as sv
 from PIL import Image
 
 from imagine_assist.app.main import main
+from imagine_assist.families import get_family
 from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.functions.spec import FunctionSpec, LabelSpec
 from imagine_assist.review.evaluate import evaluate_function
@@ -132,7 +133,8 @@ def test_the_command_on_a_yolo_folder_and_a_cvat_export(tmp_path, capsys):
     argv = ["evaluate", str(folder), "--function", "fish-detector", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "AP50" in printed and "at threshold 0.35" in printed  # the function's
+    served = get_family("fish").detector.threshold
+    assert "AP50" in printed and f"at threshold {served:g}" in printed  # the function's
     facts = check_summary(out, 12, class_agnostic=False)
     assert set(facts["per_class"]) <= set(FISH_LABELS)
     assert facts["boxes"] == sum(len(s.objects) for s in samples)

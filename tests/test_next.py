@@ -21,6 +21,7 @@ from PIL import Image
 from imagine_assist.app import main as cli
 from imagine_assist.cvat.sdk_function import SdkDetectionFunction
 from imagine_assist.errors import UserError
+from imagine_assist.families import get_family
 from imagine_assist.functions.catalog import get_spec
 from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.models.detector import with_class_names
@@ -32,8 +33,10 @@ from imagine_assist.review.next_images import (
     score_images,
 )
 
-FUNCTION = "fish-detector"  # threshold 0.35
-UNSURE = [0.36, 0.33, 0.4, 0.3]  # near the threshold: the annotator must decide each
+FUNCTION = "fish-detector"
+THRESHOLD = get_family("fish").detector.threshold
+# near the served threshold: the annotator must decide each (two above it, two below)
+UNSURE = [THRESHOLD + 0.01, THRESHOLD - 0.02, THRESHOLD + 0.05, THRESHOLD - 0.05]
 SURE = [0.97, 0.95]
 
 
@@ -133,7 +136,7 @@ def test_next_picks_the_uncertain_images_over_the_confident_ones(tmp_path, funct
     assert {pick.path.name for pick in report.picks} == unsure
     assert report.scored == 20 and not report.skipped
     top = report.picks[0]
-    assert top.candidates == 2 and top.boxes == 2  # 0.33, 0.3 below the threshold
+    assert top.candidates == 2 and top.boxes == 2  # two below the threshold, two above
     # the confident images follow, far behind
     scored = score_images(function, sorted((tmp_path / "images").iterdir()))
     scores = {score.path.name: score for score in scored}

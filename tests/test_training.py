@@ -8,7 +8,7 @@ import supervision as sv
 
 from imagine_assist.models.detector import OnnxDetector, UltralyticsDetector, load_detector
 from imagine_assist.models.store import BUNDLED_DIR
-from imagine_assist.samples import generate_fish
+from imagine_assist.samples import generate_fish, generate_litter
 from imagine_assist.training import detector as training
 
 
@@ -46,16 +46,23 @@ def test_pt_weights_load_with_ultralytics(fish_model):
 
 @pytest.mark.slow  # runs ultralytics (torch)
 def test_our_onnx_runtime_agrees_with_ultralytics_on_the_same_model():
-    """Our letterbox, decoding and NMS against ultralytics' own, on the bundled fish model."""
+    """Our letterbox, decoding and NMS against ultralytics' own, on the bundled litter model
+    (a YOLOv8n; the bundled fish model is a CenterNet, which ultralytics cannot run)."""
     from ultralytics import YOLO
 
-    path = BUNDLED_DIR / "fish" / "model.onnx"
+    path = BUNDLED_DIR / "litter" / "model.onnx"
     ours, theirs = load_detector(path), YOLO(str(path), task="detect")
+    assert isinstance(ours, OnnxDetector)
     compared = 0
-    for sample in generate_fish(6, seed=41):
+    for sample in generate_litter(6, seed=41, width=ours.input_size, height=ours.input_size):
         mine = ours(sample.image, 0.25)
         result = theirs.predict(
-            sample.image[:, :, ::-1], imgsz=320, conf=0.25, iou=0.5, verbose=False, device="cpu"
+            sample.image[:, :, ::-1],
+            imgsz=ours.input_size,
+            conf=0.25,
+            iou=0.5,
+            verbose=False,
+            device="cpu",
         )[0]
         other = sv.Detections.from_ultralytics(result)
         for box, conf, cls in zip(other.xyxy, other.confidence, other.class_id, strict=True):

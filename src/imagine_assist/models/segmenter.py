@@ -84,7 +84,8 @@ class OnnxSegmenter:
     ) -> None:
         path = Path(path)
         self.session = open_onnx(path, threads)
-        if len(self.session.get_outputs()) != 2:
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if len(self.session.get_outputs()) != 2 or meta.get("task", "segment") != "segment":
             raise UserError(f"{path} is not a segmentation model (expected boxes and prototypes)")
         self.class_names, self.input_size = ultralytics_metadata(self.session, path)
         self.input_name = self.session.get_inputs()[0].name
