@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="work folder (replaced)")
     parser.add_argument("--pretrained", type=Path, default=PRETRAINED, help="mb3-centernet json")
     parser.add_argument("--minutes", type=float, help="training budget (default 70)")
-    parser.add_argument("--lr", type=float, help="peak learning rate (default 1e-4)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (default 5e-5)")
     parser.add_argument(
         "--bundle-into", type=Path, help="only install the finished run in --out into this folder"
     )
