@@ -50,6 +50,14 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[in
     return canvas, scale, (pad_x, pad_y)
 
 
+def in_image(xyxy: np.ndarray, scale: float, pad: tuple[int, int], shape) -> np.ndarray:
+    """Boxes on a `letterbox` canvas back in the image's pixels, clipped to it."""
+    pad_x, pad_y = pad
+    xyxy = (np.asarray(xyxy) - [pad_x, pad_y, pad_x, pad_y]) / scale
+    height, width = shape[:2]
+    return np.clip(xyxy, 0, [width, height, width, height]).astype(np.float32)
+
+
 def _metadata_value(text: str, path: Path):
     """ultralytics writes metadata as Python literals ("{0: 'cod'}", "[320, 320]").
     ast.literal_eval parses literals only and never runs code, so a crafted file cannot."""
@@ -123,11 +131,10 @@ class OnnxDetector:
             return with_class_names(sv.Detections.empty(), self.class_names)
         cx, cy, w, h = output[keep, :4].T
         xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-        xyxy = (xyxy - [pad_x, pad_y, pad_x, pad_y]) / scale
-        height, width = image.shape[:2]
-        xyxy = np.clip(xyxy, 0, [width, height, width, height]).astype(np.float32)
         detections = sv.Detections(
-            xyxy=xyxy, confidence=confidence[keep].astype(np.float32), class_id=class_id[keep]
+            xyxy=in_image(xyxy, scale, (pad_x, pad_y), image.shape),
+            confidence=confidence[keep].astype(np.float32),
+            class_id=class_id[keep],
         ).with_nms(threshold=self.iou, class_agnostic=False)
         return with_class_names(detections, self.class_names)
 
@@ -209,9 +216,7 @@ class CenterNetOnnxDetector:
         xyxy, confidence, class_id = centernet_peaks(heat[0], ltrb[0], threshold, self.stride)
         if not len(xyxy):
             return with_class_names(sv.Detections.empty(), self.class_names)
-        xyxy = (xyxy - [pad_x, pad_y, pad_x, pad_y]) / scale
-        height, width = image.shape[:2]
-        xyxy = np.clip(xyxy, 0, [width, height, width, height]).astype(np.float32)
+        xyxy = in_image(xyxy, scale, (pad_x, pad_y), image.shape)
         detections = sv.Detections(xyxy=xyxy, confidence=confidence, class_id=class_id)
         return with_class_names(detections.with_nms(threshold=self.iou), self.class_names)
 

@@ -405,17 +405,15 @@ def _fit_centernet(start, live, data_yaml, counts, eval_split, recipe, epochs, w
         progress=log.info,
     )
     held_out = frames[eval_split]
-    candidate = {
-        "split": eval_split,
-        **centernet.evaluate(centernet.load_checkpoint(result.best), held_out),
-    }
+    best = centernet.load_checkpoint(result.best)
+    candidate = {"split": eval_split, **centernet.evaluate(best, held_out)}
     deployed = None
     if live is not None and _is_centernet(live):
         live_net = centernet.with_classes(centernet.load_checkpoint(live), list(recipe.classes))
         deployed = {"split": eval_split, **centernet.evaluate(live_net, held_out)}
     elif live is not None:  # a live YOLO model (trained before the CenterNet default)
         deployed = evaluate_yolo(live, data_yaml, eval_split, recipe.imgsz)
-    onnx = centernet.export_onnx(centernet.load_checkpoint(result.best), work_dir / "model.onnx")
+    onnx = centernet.export_onnx(best, work_dir / "model.onnx")
     return result.best, candidate, deployed, onnx, passes
 
 
@@ -462,7 +460,8 @@ def retrain(
     else:
         start, started_name = live, deployed_name
     architecture = str(start) if recipe.start_from == "deployed" and start else recipe.architecture
-    if start is not None and recipe.start_from == "deployed" and _is_centernet(start):
+    from_centernet = start is not None and recipe.start_from == "deployed" and _is_centernet(start)
+    if from_centernet:
         best, candidate, deployed, onnx, run_epochs = _fit_centernet(
             start, live, data_yaml, counts, eval_split, recipe, epochs, work_dir
         )
@@ -485,7 +484,7 @@ def retrain(
     gate = check_gate(candidate, deployed, recipe.gate, heldout_boxes)
     card = {
         "classes": list(recipe.classes),
-        "architecture": "centernet-mobilenetv3" if _is_centernet(best) else "yolov8",
+        "architecture": "centernet-mobilenetv3" if from_centernet else "yolov8",
         "metrics": {
             "candidate": candidate,
             "deployed": deployed,
