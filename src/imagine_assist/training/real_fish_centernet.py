@@ -44,16 +44,32 @@ class CenterNetFishRecipe:
     seed: int = 0
 
 
-def train(data: Path, out: Path, pretrained: Path, recipe: CenterNetFishRecipe) -> dict:
+def train(
+    data: Path,
+    out: Path,
+    pretrained: Path,
+    recipe: CenterNetFishRecipe,
+    start: Path | None = None,
+) -> dict:
+    """Fine-tune the COCO graph at `pretrained`, or, given `start`, a fish CenterNet
+    checkpoint (the bundled model.pt: "start from our current weights")."""
     started = time.time()
     lineage = build_datasets(data, out / "dataset", RealFishRecipe(imgsz=recipe.imgsz))
     print(json.dumps(lineage, indent=1), flush=True)
     train_frames = centernet.read_yolo_images(out / "dataset" / "train" / "images")
     val_frames = centernet.read_yolo_images(out / "dataset" / "val" / "images")
     test_frames = centernet.read_yolo_images(out / "dataset" / "test-deepfish" / "images")
-    start_class = centernet.best_start_class(pretrained, train_frames, recipe.imgsz)
-    print(f"the fish channel starts from COCO class {start_class}", flush=True)
-    model = centernet.pretrained(pretrained, ["fish"], recipe.imgsz, start_class)
+    if start is None:
+        start_class = centernet.best_start_class(pretrained, train_frames, recipe.imgsz)
+        print(f"the fish channel starts from COCO class {start_class}", flush=True)
+        model = centernet.pretrained(pretrained, ["fish"], recipe.imgsz, start_class)
+    else:
+        start_class = None
+        model = centernet.load_checkpoint(start)
+        if model.names != ["fish"]:
+            raise SystemExit(f"{start} detects {model.names}, not one class 'fish'")
+        model.imgsz = recipe.imgsz
+        print(f"starting from {start}", flush=True)
     before = centernet.evaluate(model, val_frames)
     print(f"before training: validation AP50 {before['mAP50']:.3f}", flush=True)
     result = centernet.fit(
@@ -78,6 +94,7 @@ def train(data: Path, out: Path, pretrained: Path, recipe: CenterNetFishRecipe) 
         "architecture": "centernet-mobilenetv3",
         "recipe": asdict(recipe),
         "start_class": start_class,
+        "start": str(start) if start else "coco",
         "before_training": {"val": before},
         "passes": result.history,
         "data": lineage,
@@ -123,6 +140,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="real-train/fish folder")
     parser.add_argument("--out", type=Path, required=True, help="work folder (replaced)")
     parser.add_argument("--pretrained", type=Path, default=PRETRAINED, help="mb3-centernet json")
+    parser.add_argument(
+        "--start",
+        type=Path,
+        help="a fish CenterNet checkpoint to fine-tune further (e.g. the bundled model.pt) "
+        "instead of the COCO graph",
+    )
     parser.add_argument("--minutes", type=float, help="training budget (default 70)")
     parser.add_argument("--lr", type=float, help="peak learning rate (default 5e-5)")
     parser.add_argument(
@@ -132,13 +155,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.bundle_into:
         bundle(args.out, args.bundle_into)
         return
-    if not args.pretrained.is_file():
+    if args.start is None and not args.pretrained.is_file():
         raise SystemExit(
             f"no pretrained graph at {args.pretrained}: run scripts/fetch-pretrained.sh first"
         )
     overrides = {k: v for k, v in (("minutes", args.minutes), ("lr", args.lr)) if v}
     recipe = CenterNetFishRecipe(**overrides)
-    print(json.dumps(train(args.data, args.out, args.pretrained, recipe), indent=2))
+    print(json.dumps(train(args.data, args.out, args.pretrained, recipe, args.start), indent=2))
 
 
 if __name__ == "__main__":
