@@ -354,7 +354,8 @@ def run(args: argparse.Namespace) -> Path:
             }
         )
         print(json.dumps(rows[-1]), flush=True)
-    result_path = Path(args.out) / f"{scenario.name}-{args.picks}.json"
+    model = start_architecture()
+    result_path = Path(args.out) / f"{scenario.name}-{args.picks}-{model}.json"
     result_path.parent.mkdir(parents=True, exist_ok=True)
     recipe = load_recipe(scenario.family)
     result_path.write_text(
@@ -362,6 +363,7 @@ def run(args: argparse.Namespace) -> Path:
             {
                 "scenario": scenario.name,
                 "picks": args.picks,
+                "start_model": model,
                 "images_per_round": args.images,
                 "pool": len(scenario.pool),
                 "validation": len(scenario.validation),
@@ -386,6 +388,18 @@ def run(args: argparse.Namespace) -> Path:
     return result_path
 
 
+# runs written before the fish model changed name no start model: it was the YOLOv8n
+EARLIER_FISH_MODEL = "yolov8n"
+
+
+def start_architecture() -> str:
+    """The bundled fish model's architecture, as its metrics.json names it."""
+    from imagine_assist.models.store import BUNDLED_DIR
+
+    facts = json.loads((BUNDLED_DIR / "fish" / "metrics.json").read_text())
+    return facts.get("architecture", EARLIER_FISH_MODEL)
+
+
 SCENARIO_TITLES = {
     "camera": "(a) one class `fish`, new camera: 5 DeepFish habitats the bundled model never saw",
     "species": "(b) a user's own species: Fish4Knowledge's 7 numbered species, family "
@@ -401,7 +415,8 @@ def report(args: argparse.Namespace) -> str:
     for run_result in runs:
         rows = run_result["rows"]
         lines += [
-            f"**{SCENARIO_TITLES[run_result['scenario']]}**, {run_result['picks']} picks: "
+            f"**{SCENARIO_TITLES[run_result['scenario']]}**, {run_result['picks']} picks, "
+            f"starting from the {_model(run_result)} fish model: "
             f"{run_result['images_per_round']} images per round from a pool of "
             f"{run_result['pool']}; gate on a fixed validation export of "
             f"{run_result['validation']} frames; held-out AP50 on {run_result['held_out']} "
@@ -440,6 +455,10 @@ def report(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def _model(run_result: dict) -> str:
+    return run_result.get("start_model", EARLIER_FISH_MODEL)
+
+
 def _start(run_result: dict) -> str:
     if run_result["scenario"] == "species":
         return "No species model exists before round 1: `fish-detector` pre-annotates it."
@@ -471,7 +490,7 @@ def _plot(runs: list[dict], target: Path) -> None:
     for run_result in runs:
         rows = run_result["rows"]
         rounds = [row["round"] for row in rows]
-        label = f"{run_result['scenario']}, {run_result['picks']} picks"
+        label = f"{run_result['scenario']}, {run_result['picks']} picks, {_model(run_result)}"
         axes[0].plot(rounds, [row["acceptance"] for row in rows], "o-", label=label)
         axes[1].plot(
             [0, *rounds],
