@@ -388,7 +388,7 @@ def run(args: argparse.Namespace) -> Path:
     return result_path
 
 
-# runs written before the fish model changed name no start model: it was the YOLOv8n
+# runs written before the fish model changed do not name their start model: it was the YOLOv8n
 EARLIER_FISH_MODEL = "yolov8n"
 
 

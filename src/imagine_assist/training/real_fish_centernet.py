@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from imagine_assist.errors import UserError
 from imagine_assist.training import centernet
 from imagine_assist.training.detector import install_files
 from imagine_assist.training.real_fish import CREDITS, TEST_SET, RealFishRecipe, build_datasets
@@ -67,7 +68,7 @@ def train(
         start_class = None
         model = centernet.load_checkpoint(start)
         if model.names != ["fish"]:
-            raise SystemExit(f"{start} detects {model.names}, not one class 'fish'")
+            raise UserError(f"{start} detects {model.names}, not one class 'fish'")
         model.imgsz = recipe.imgsz
         print(f"starting from {start}", flush=True)
     before = centernet.evaluate(model, val_frames)
