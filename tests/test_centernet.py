@@ -122,12 +122,12 @@ def test_unknown_ops_and_broken_files_are_clear_errors(tmp_path):
         load_graph(path, ["out"])
 
 
-def tiny_centernet(folder, coco_classes=3):
+def tiny_centernet(folder, coco_classes=3, stem_kernel="stem_k"):
     """A CenterNet-shaped graph with the real one's node names: a stride-4 convolution, then
     the class head (COCO's classes) and the box head (distances times 16)."""
     rng = np.random.default_rng(0)
     weights = {
-        "stem_k": rng.normal(0, 0.02, (4, 4, 3, 8)).astype(np.float32),
+        stem_kernel: rng.normal(0, 0.02, (4, 4, 3, 8)).astype(np.float32),
         "stem_b": np.zeros(8, np.float32),
         centernet.CLASS_KERNEL: rng.normal(0, 0.1, (1, 1, 8, coco_classes)).astype(np.float32),
         centernet.CLASS_BIAS: np.full(coco_classes, -2.0, np.float32),
@@ -136,7 +136,7 @@ def tiny_centernet(folder, coco_classes=3):
         "sixteen": np.array(16.0, np.float32),
     }
     nodes = [
-        _conv("stem", "images", "stem_k", "stem_b", stride=4, fused=("BiasAdd", "Relu")),
+        _conv("stem", "images", stem_kernel, "stem_b", stride=4, fused=("BiasAdd", "Relu")),
         _conv(centernet.HEAT_LOGITS, "stem", centernet.CLASS_KERNEL, centernet.CLASS_BIAS),
         _conv("wh", "stem", "wh_k", "wh_b"),
         {"name": centernet.BOX_DISTANCES, "op": "Mul", "input": ["wh", "sixteen"], "attr": {}},
@@ -207,6 +207,46 @@ def test_fine_tune_checkpoint_and_onnx_export_serve_the_same_boxes(tmp_path):
     frame = centernet.predict(loaded, val[:1], threshold=0.0)[0]
     # the same model: ONNX Runtime's boxes are torch's (both in the 64 px input here)
     assert len(served) and served.xyxy[0] == pytest.approx(np.clip(frame[2][0], 0, 64), abs=0.05)
+
+
+def test_a_frozen_backbone_keeps_its_pretrained_weights_while_the_heads_learn(tmp_path):
+    # the stem named as the real graph names MobileNetV3's blocks
+    graph = tiny_centernet(tmp_path / "graph", stem_kernel="MobilenetV3/Conv/weights")
+    train = _squares(tmp_path / "train", 16, np.random.default_rng(2))
+    model = centernet.pretrained(graph, ["square"], 64, 0)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+
+    def moved(name: str) -> bool:
+        return not torch.equal(before[name], dict(model.named_parameters())[name])
+
+    backbone = [name for name in before if "MobilenetV3" in name]
+    assert len(backbone) == 1 and len(before) > 1
+    centernet.fit(
+        model,
+        train,
+        train[:4],
+        tmp_path / "frozen",
+        10,
+        8,
+        1e-3,
+        progress=lambda _: None,
+        passes=2,
+        backbone_lr_scale=0.0,
+    )
+    assert not moved(backbone[0]) and all(moved(n) for n in before if n not in backbone)
+    centernet.fit(
+        model,
+        train,
+        train[:4],
+        tmp_path / "slow",
+        10,
+        8,
+        1e-3,
+        progress=lambda _: None,
+        passes=2,
+        backbone_lr_scale=0.25,
+    )
+    assert moved(backbone[0])
 
 
 def test_a_tampered_or_foreign_checkpoint_is_refused(tmp_path):

@@ -50,6 +50,10 @@ CLASS_BIAS = "CenternetHead/centernet_cls_output/biases"
 STRIDE = 4
 # Adam's step for fine-tuning every weight (CenterNet's paper: 1.25e-4 for a batch of 32)
 FINE_TUNE_LR = 5e-5
+# Weights of the pretrained backbone (MobileNetV3's blocks and the convolution after them), by
+# the graph's own names: `fit` can move them more slowly than the heads, so features learned on
+# real photographs are kept for cameras the training set does not show.
+BACKBONE_MARKS = ("MobilenetV3", "extern1")
 CHECKPOINT_FORMAT = "imagine-assist-centernet/1"
 PAD_VALUE = 114  # the letterbox grey of models.detector.letterbox
 
@@ -409,15 +413,23 @@ def fit(
     seed: int = 0,
     progress: Callable[[str], None] = print,
     passes: int | None = None,
+    backbone_lr_scale: float = 1.0,
 ) -> FitResult:
     """Train for `minutes` of wall clock (the pass under way stops at the limit), or for
     `passes` over the data where given (the schedule then follows steps, not time, so a run
     repeats exactly), checking AP50 on `val` after each pass; `out_dir/best.pt` keeps the
-    best."""
+    best. The backbone's weights (`BACKBONE_MARKS`) learn at `backbone_lr_scale` times the
+    rate (0: frozen)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    named = list(model.named_parameters())
+    backbone = [p for n, p in named if any(mark in n for mark in BACKBONE_MARKS)]
+    heads = [p for n, p in named if not any(mark in n for mark in BACKBONE_MARKS)]
+    groups = [{"params": heads, "scale": 1.0}]
+    if backbone:
+        groups.append({"params": backbone, "scale": backbone_lr_scale})
+    optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=1e-4)
     budget, start = minutes * 60, time.monotonic()
     steps = max(1, len(train) // batch)
     best, best_path, history, step, epoch = -1.0, out_dir / "best.pt", [], 0, 0
@@ -437,7 +449,7 @@ def fit(
             rate = lr * min(1.0, (step + 1) / warmup)
             rate *= 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done))
             for group in optimizer.param_groups:
-                group["lr"] = rate
+                group["lr"] = rate * group["scale"]
             samples = [
                 augmented(train[i], model.imgsz, rng)
                 for i in order[index * batch : (index + 1) * batch]

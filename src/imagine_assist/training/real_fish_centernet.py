@@ -42,6 +42,10 @@ class CenterNetFishRecipe:
     # 3e-4 here unsettled the pretrained weights (validation AP50 0.21 before training, 0.10
     # and 0.15 after the first two passes: docs/training-logs/fish-real-centernet-lr3e-4.log).
     lr: float = centernet.FINE_TUNE_LR
+    # 1.0: every weight at `lr`. Lower keeps more of the COCO features (0: backbone frozen).
+    backbone_lr_scale: float = 1.0
+    deepfish_per_habitat: int = 100  # evenly spaced frames per training habitat
+    f4k_every: int = 2  # every n-th Fish4Knowledge train frame
     seed: int = 0
 
 
@@ -55,7 +59,15 @@ def train(
     """Fine-tune the COCO graph at `pretrained`, or, given `start`, a fish CenterNet
     checkpoint (the bundled model.pt: "start from our current weights")."""
     started = time.time()
-    lineage = build_datasets(data, out / "dataset", RealFishRecipe(imgsz=recipe.imgsz))
+    lineage = build_datasets(
+        data,
+        out / "dataset",
+        RealFishRecipe(
+            imgsz=recipe.imgsz,
+            deepfish_per_habitat=recipe.deepfish_per_habitat,
+            f4k_every=recipe.f4k_every,
+        ),
+    )
     print(json.dumps(lineage, indent=1), flush=True)
     train_frames = centernet.read_yolo_images(out / "dataset" / "train" / "images")
     val_frames = centernet.read_yolo_images(out / "dataset" / "val" / "images")
@@ -82,6 +94,7 @@ def train(
         recipe.batch,
         recipe.lr,
         recipe.seed,
+        backbone_lr_scale=recipe.backbone_lr_scale,
     )
     best = centernet.load_checkpoint(result.best)
     figures = {
@@ -150,6 +163,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, help="training budget (default 70)")
     parser.add_argument("--lr", type=float, help="peak learning rate (default 5e-5)")
     parser.add_argument(
+        "--backbone-lr-scale", type=float, help="backbone rate / --lr (default 1; 0 freezes it)"
+    )
+    parser.add_argument(
+        "--per-habitat", type=int, help="DeepFish frames per training habitat (default 100)"
+    )
+    parser.add_argument("--f4k-every", type=int, help="every n-th F4K train frame (default 2)")
+    parser.add_argument(
         "--bundle-into", type=Path, help="only install the finished run in --out into this folder"
     )
     args = parser.parse_args(argv)
@@ -160,7 +180,14 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(
             f"no pretrained graph at {args.pretrained}: run scripts/fetch-pretrained.sh first"
         )
-    overrides = {k: v for k, v in (("minutes", args.minutes), ("lr", args.lr)) if v}
+    given = {
+        "minutes": args.minutes,
+        "lr": args.lr,
+        "backbone_lr_scale": args.backbone_lr_scale,
+        "deepfish_per_habitat": args.per_habitat,
+        "f4k_every": args.f4k_every,
+    }
+    overrides = {k: v for k, v in given.items() if v is not None}
     recipe = CenterNetFishRecipe(**overrides)
     print(json.dumps(train(args.data, args.out, args.pretrained, recipe, args.start), indent=2))
 
