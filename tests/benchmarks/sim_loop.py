@@ -358,6 +358,8 @@ def run(args: argparse.Namespace) -> Path:
     result_path = Path(args.out) / f"{scenario.name}-{args.picks}-{model}.json"
     result_path.parent.mkdir(parents=True, exist_ok=True)
     recipe = load_recipe(scenario.family)
+    from imagine_assist.training.centernet import FINE_TUNE_LR
+
     result_path.write_text(
         json.dumps(
             {
@@ -373,7 +375,13 @@ def run(args: argparse.Namespace) -> Path:
                 "recipe": {
                     "epochs": args.epochs or recipe.epochs,
                     "imgsz": recipe.imgsz,
-                    "train_args": recipe.train_args,
+                    # ultralytics' arguments train a YOLO only; a CenterNet round is
+                    # `centernet.fit` for the recipe's epochs as passes, at its own rate
+                    **(
+                        {"trainer": "training.centernet.fit", "lr": FINE_TUNE_LR}
+                        if model.startswith("centernet")
+                        else {"train_args": recipe.train_args}
+                    ),
                 },
                 "device": args.device,
                 "cpus": os.cpu_count(),
