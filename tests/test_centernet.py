@@ -209,6 +209,7 @@ def test_fine_tune_checkpoint_and_onnx_export_serve_the_same_boxes(tmp_path):
     assert len(served) and served.xyxy[0] == pytest.approx(np.clip(frame[2][0], 0, 64), abs=0.05)
 
 
+@pytest.mark.slow  # trains (two short fits)
 def test_a_frozen_backbone_keeps_its_pretrained_weights_while_the_heads_learn(tmp_path):
     # the stem named as the real graph names MobileNetV3's blocks
     graph = tiny_centernet(tmp_path / "graph", stem_kernel="MobilenetV3/Conv/weights")
