@@ -423,9 +423,9 @@ def fit(
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    named = list(model.named_parameters())
-    backbone = [p for n, p in named if any(mark in n for mark in BACKBONE_MARKS)]
-    heads = [p for n, p in named if not any(mark in n for mark in BACKBONE_MARKS)]
+    backbone, heads = [], []
+    for name, parameter in model.named_parameters():
+        (backbone if any(mark in name for mark in BACKBONE_MARKS) else heads).append(parameter)
     groups = [{"params": heads, "scale": 1.0}]
     if backbone:
         groups.append({"params": backbone, "scale": backbone_lr_scale})

@@ -44,8 +44,9 @@ class CenterNetFishRecipe:
     lr: float = centernet.FINE_TUNE_LR
     # 1.0: every weight at `lr`. Lower keeps more of the COCO features (0: backbone frozen).
     backbone_lr_scale: float = 1.0
-    deepfish_per_habitat: int = 100  # evenly spaced frames per training habitat
-    f4k_every: int = 2  # every n-th Fish4Knowledge train frame
+    # which frames train: the YOLOv8n recipe's split unless a run asks for more
+    deepfish_per_habitat: int = RealFishRecipe.deepfish_per_habitat
+    f4k_every: int = RealFishRecipe.f4k_every
     seed: int = 0
 
 
