@@ -180,6 +180,41 @@ def _squares(folder, count, rng):
     return centernet.read_yolo_images(folder / "images")
 
 
+def test_camera_effects_at_each_step_veil_the_frame_but_keep_its_box(tmp_path):
+    # one bright square with dark water all round it, so the ring around its box is water
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    image = np.full((64, 64, 3), 30, np.uint8)
+    image[20:44, 20:44] = 230
+    cv2.imwrite(str(tmp_path / "images" / "0.png"), image)
+    (tmp_path / "labels" / "0.txt").write_text("0 0.5 0.5 0.375 0.375\n")
+    frame = centernet.read_yolo_images(tmp_path / "images")[0]
+    rng = np.random.default_rng(4)
+
+    def contrasts(chance: float) -> list[float]:
+        found = []
+        for _ in range(12):
+            canvas, xyxy, _ = centernet.augmented(frame, 64, rng, camera_effects=chance)
+            if len(xyxy) != 1 or xyxy.min() < 4 or xyxy.max() > 60:
+                continue  # the square zoomed or moved to the edge
+            x0, y0, x1, y1 = np.round(xyxy[0]).astype(int)
+            grey = canvas.astype(np.float32).mean(axis=2)
+            inside = grey[y0 + 2 : y1 - 2, x0 + 2 : x1 - 2].mean()
+            ring = np.concatenate(
+                [grey[y0 - 3 : y0 - 1, x0:x1].ravel(), grey[y1 + 1 : y1 + 3, x0:x1].ravel()]
+            ).mean()
+            assert inside > ring  # the box still sits on the square
+            found.append(inside - ring)
+        assert len(found) >= 5
+        return found
+
+    clear, veiled = contrasts(0.0), contrasts(1.0)
+    # every effect on (turbidity, low light, blur...): the square stands out far less
+    assert np.mean(veiled) < 0.8 * np.mean(clear)
+    # and no two steps see it through the same camera
+    assert len({round(c, 3) for c in veiled}) == len(veiled)
+
+
 @pytest.mark.slow  # trains (about 10 s)
 def test_fine_tune_checkpoint_and_onnx_export_serve_the_same_boxes(tmp_path):
     graph = tiny_centernet(tmp_path / "graph")
@@ -234,7 +269,12 @@ def test_a_frozen_backbone_keeps_its_pretrained_weights_while_the_heads_learn(tm
             progress=lambda _: None,
             passes=2,
             backbone_lr_scale=scale,
+            camera_effects=0.3,
+            keep_passes=True,
         )
+        run = tmp_path / f"scale-{scale}"
+        kept = [centernet.load_checkpoint(run / f"pass-{n}.pt") for n in (1, 2)]
+        assert [m.names for m in kept] == [["square"], ["square"]]  # every pass, to compare
         if scale == 0.0:  # frozen: the backbone as pretrained, every other weight learnt
             assert not moved(backbone[0]) and all(moved(n) for n in before if n not in backbone)
     assert moved(backbone[0])  # at a quarter of the rate it learns too

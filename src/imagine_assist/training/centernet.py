@@ -39,6 +39,7 @@ from imagine_assist.errors import UserError
 from imagine_assist.models import detection_metrics as metrics
 from imagine_assist.models.compact import halve_weights
 from imagine_assist.models.detector import centernet_peaks
+from imagine_assist.training.camera_effects import degrade
 from imagine_assist.training.tfjs_graph import TfjsGraph, load_graph
 
 log = logging.getLogger(__name__)
@@ -230,9 +231,14 @@ def _colour_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
 
 
-def augmented(frame: Frame, size: int, rng: np.random.Generator):
-    """Flip, colour, zoom 0.5-1.5x and a random place: the camera's scale and framing vary."""
+def augmented(frame: Frame, size: int, rng: np.random.Generator, camera_effects: float = 0.0):
+    """Flip, colour, zoom 0.5-1.5x and a random place: the camera's scale and framing vary.
+    With `camera_effects` > 0, each of `camera_effects.EFFECTS` (turbidity, casts, low light,
+    blur, low resolution, compression) is also applied with that chance, drawn anew at every
+    step, so a frame meets a different camera each pass."""
     image, boxes = _read_rgb(frame.image), frame.cxcywh.copy()
+    if camera_effects > 0:
+        image = degrade(image, rng, camera_effects)
     if rng.random() < 0.5:
         image = np.ascontiguousarray(image[:, ::-1])
         boxes[:, 0] = 1 - boxes[:, 0]
@@ -414,12 +420,16 @@ def fit(
     progress: Callable[[str], None] = print,
     passes: int | None = None,
     backbone_lr_scale: float = 1.0,
+    camera_effects: float = 0.0,
+    keep_passes: bool = False,
 ) -> FitResult:
     """Train for `minutes` of wall clock (the pass under way stops at the limit), or for
     `passes` over the data where given (the schedule then follows steps, not time, so a run
     repeats exactly), checking AP50 on `val` after each pass; `out_dir/best.pt` keeps the
     best. The backbone's weights (`BACKBONE_MARKS`) learn at `backbone_lr_scale` times the
-    rate (0: frozen)."""
+    rate (0: frozen). `camera_effects` is `augmented`'s chance per effect and step;
+    `keep_passes` also keeps every pass as `out_dir/pass-N.pt`, to see afterwards how the
+    passes compare on sets the trainer never looks at."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -451,7 +461,7 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = rate * group["scale"]
             samples = [
-                augmented(train[i], model.imgsz, rng)
+                augmented(train[i], model.imgsz, rng, camera_effects)
                 for i in order[index * batch : (index + 1) * batch]
             ]
             built = [targets(xyxy, ids, len(model.names), model.imgsz) for _, xyxy, ids in samples]
@@ -489,9 +499,12 @@ def fit(
         progress(
             f"pass {epoch}: validation AP50 {scores['mAP50']:.3f} ({history[-1]['minutes']} min)"
         )
+        record = {"pass": epoch, "val_mAP50": scores["mAP50"]}
+        if keep_passes:
+            save_checkpoint(model, out_dir / f"pass-{epoch}.pt", record)
         if scores["mAP50"] > best:
             best = scores["mAP50"]
-            save_checkpoint(model, best_path, {"pass": epoch, "val_mAP50": best})
+            save_checkpoint(model, best_path, record)
     return FitResult(best_path, history, best)
 
 

@@ -26,6 +26,7 @@ from imagine_assist.training.detector import install_files
 from imagine_assist.training.real_fish import CREDITS, TEST_SET, RealFishRecipe, build_datasets
 
 PRETRAINED = Path("runs/pretrained/human-models/package/models/centernet.json")
+EFFECT_CHANCE = RealFishRecipe.degrade_chance  # per camera effect
 PRETRAINED_CREDIT = (
     "mb3-centernet: MobileNetV3 CenterNet trained on COCO 2017 by github.com/610265158/"
     "mobilenetv3_centernet, as converted to TensorFlow.js in the npm package "
@@ -47,6 +48,10 @@ class CenterNetFishRecipe:
     # which frames train: the YOLOv8n recipe's split unless a run asks for more
     deepfish_per_habitat: int = RealFishRecipe.deepfish_per_habitat
     f4k_every: int = RealFishRecipe.f4k_every
+    # False: every training frame is degraded by the camera effects once, when the dataset is
+    # written (as for the YOLOv8n). True: drawn anew at every step instead, so each pass
+    # shows a frame through another camera.
+    camera_effects_each_step: bool = False
     seed: int = 0
 
 
@@ -67,6 +72,7 @@ def train(
             imgsz=recipe.imgsz,
             deepfish_per_habitat=recipe.deepfish_per_habitat,
             f4k_every=recipe.f4k_every,
+            degrade_chance=0.0 if recipe.camera_effects_each_step else EFFECT_CHANCE,
         ),
     )
     print(json.dumps(lineage, indent=1), flush=True)
@@ -96,6 +102,8 @@ def train(
         recipe.lr,
         recipe.seed,
         backbone_lr_scale=recipe.backbone_lr_scale,
+        camera_effects=EFFECT_CHANCE if recipe.camera_effects_each_step else 0.0,
+        keep_passes=True,
     )
     best = centernet.load_checkpoint(result.best)
     figures = {
@@ -171,6 +179,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--f4k-every", type=int, help="every n-th F4K train frame (default 2)")
     parser.add_argument(
+        "--camera-effects-each-step",
+        action="store_true",
+        default=None,
+        help="draw the camera effects anew at every step instead of once per frame",
+    )
+    parser.add_argument(
         "--bundle-into", type=Path, help="only install the finished run in --out into this folder"
     )
     args = parser.parse_args(argv)
@@ -187,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         "backbone_lr_scale": args.backbone_lr_scale,
         "deepfish_per_habitat": args.per_habitat,
         "f4k_every": args.f4k_every,
+        "camera_effects_each_step": args.camera_effects_each_step,
     }
     overrides = {k: v for k, v in given.items() if v is not None}
     recipe = CenterNetFishRecipe(**overrides)
