@@ -107,7 +107,10 @@ def main() -> None:
     parser.add_argument("examples", type=Path, nargs="?")
     parser.add_argument("--composites", type=int, default=100)
     parser.add_argument(
-        "--below", type=float, nargs="+", default=[0.02, 0.05, 0.15],
+        "--below",
+        type=float,
+        nargs="+",
+        default=[0.02, 0.05, 0.15],
         help="merge a pair whose P(multiple) is below this",
     )
     args = parser.parse_args()
