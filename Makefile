@@ -10,9 +10,11 @@ demo: setup
 test: setup
 	@scripts/offline.sh .venv/bin/python -m pytest $(PYTEST_ARGS)
 
-# Everything but the tests marked slow (training, video, load tests): under a minute.
+# Everything but the tests marked slow (training, video, load tests), on two processes
+# (pytest-xdist): each pays its own imports and FiftyOne's database start (about 20 s), and
+# the 470 tests split between them. 70 s against 94 s in one process on a slow 2-core host.
 test-fast: setup
-	@scripts/offline.sh .venv/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	@scripts/offline.sh .venv/bin/python -m pytest -m "not slow" -n 2 $(PYTEST_ARGS)
 
 lint: setup
 	@.venv/bin/ruff check src tests cvat-plugins
