@@ -24,7 +24,12 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from try_plankton_merge_pieces import paste, union  # noqa: E402
+from try_plankton_merge_pieces import (  # noqa: E402
+    paste,
+    print_composite_scores,
+    print_example_counts,
+    union,
+)
 
 
 def contact_share(piece, other, shape: tuple[int, int], reach: int = 2) -> float:
@@ -72,38 +77,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from imagine_assist.models.plankton import load_separator
-    from imagine_assist.models.scale_bar import scale_bar_rows
-    from imagine_assist.models.separate import crop_scale_bar
-    from imagine_assist.samples.real_plankton import load_organisms, organism_split
-    from imagine_assist.training.plankton_real import (
-        LABELS,
-        HandLabels,
-        evaluate_real_composites,
-    )
 
     separator = load_separator(threads=1)
     rules = {f"contact > {share:g}": ContactMerge(separator, share) for share in args.shares}
-    for path in sorted(args.examples.glob("*")):
-        image = cv2.imread(str(path))
-        image = crop_scale_bar(image, scale_bar_rows(image))
-        counts = ", ".join(f"{name}: {len(rule(image))}" for name, rule in rules.items())
-        print(f"{path.name}: {len(separator(image))} organisms; {counts}", flush=True)
-    labels = HandLabels.read(LABELS)
-    organisms = [
-        o
-        for o in load_organisms(str(args.vignettes), labels.training_singles())
-        if organism_split(o.kind) == "held_out"
-    ]
-    report = evaluate_real_composites(
-        {"model": separator} | rules, organisms, args.composites, 4000
-    )
-    for name in ["model", *rules]:
-        for part in ("all", "multiple", "single"):
-            s = report[name][part]
-            print(
-                f"{name} {part}: F1 {s['f1']:.3f}, over-split {s['over_split_rate']:.3f}, "
-                f"under-split {s['under_split_rate']:.3f}"
-            )
+    print_example_counts(separator, rules, args.examples)
+    print_composite_scores(separator, rules, args.vignettes, args.composites)
 
 
 if __name__ == "__main__":

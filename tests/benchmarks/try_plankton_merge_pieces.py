@@ -116,14 +116,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from imagine_assist.models.plankton import load_classifier, load_separator
-    from imagine_assist.models.scale_bar import scale_bar_rows
-    from imagine_assist.models.separate import crop_scale_bar
-    from imagine_assist.samples.real_plankton import load_organisms, organism_split
-    from imagine_assist.training.plankton_real import (
-        LABELS,
-        HandLabels,
-        evaluate_real_composites,
-    )
 
     classifier, separator = load_classifier(threads=1), load_separator(threads=1)
     merging = {
@@ -135,27 +127,47 @@ def main() -> None:
     merging[f"as served + merge below {served:g}"] = AsServed(
         MergingSeparator(separator, classifier, served), classifier
     )
+    print_composite_scores(separator, merging, args.vignettes, args.composites)
+    print_example_counts(separator, merging, args.examples)
+
+
+def print_composite_scores(separator, rules: dict, vignettes: Path, composites: int) -> None:
+    """Object F1, over- and under-split of the separator and of each rule, on composites of
+    the held-out real organisms (seed 4000, as docs/plankton.md's separator figures)."""
+    from imagine_assist.samples.real_plankton import load_organisms, organism_split
+    from imagine_assist.training.plankton_real import (
+        LABELS,
+        HandLabels,
+        evaluate_real_composites,
+    )
+
     labels = HandLabels.read(LABELS)
     organisms = [
         o
-        for o in load_organisms(str(args.vignettes), labels.training_singles())
+        for o in load_organisms(str(vignettes), labels.training_singles())
         if organism_split(o.kind) == "held_out"
     ]
-    report = evaluate_real_composites(
-        {"model": separator} | merging, organisms, args.composites, 4000
-    )
-    for name in ["model", *merging]:
+    report = evaluate_real_composites({"model": separator} | rules, organisms, composites, 4000)
+    for name in ["model", *rules]:
         for part in ("all", "multiple", "single"):
             s = report[name][part]
             print(
                 f"{name} {part}: F1 {s['f1']:.3f}, over-split {s['over_split_rate']:.3f}, "
-                f"under-split {s['under_split_rate']:.3f}"
+                f"under-split {s['under_split_rate']:.3f}",
+                flush=True,
             )
-    for path in sorted(args.examples.glob("*")) if args.examples else ():
+
+
+def print_example_counts(separator, rules: dict, examples: Path | None) -> None:
+    """How many organisms the separator and each rule leave in every real example."""
+    from imagine_assist.models.scale_bar import scale_bar_rows
+    from imagine_assist.models.separate import crop_scale_bar
+
+    for path in sorted(examples.glob("*")) if examples else ():
         image = cv2.imread(str(path))
         image = crop_scale_bar(image, scale_bar_rows(image))
-        merged = ", ".join(f"{name}: {len(merge(image))}" for name, merge in merging.items())
-        print(f"{path.name}: {len(separator(image))} organisms; {merged}")
+        counts = ", ".join(f"{name}: {len(rule(image))}" for name, rule in rules.items())
+        print(f"{path.name}: {len(separator(image))} organisms; {counts}", flush=True)
 
 
 if __name__ == "__main__":
