@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 
 def pseudo_labelled(centernet, model, frames, sure: float, unsure: float):
@@ -30,7 +31,8 @@ def pseudo_labelled(centernet, model, frames, sure: float, unsure: float):
     for frame, (_, _, xyxy, score, _) in zip(
         frames, centernet.predict(model, frames, threshold=unsure), strict=True
     ):
-        height, width = centernet._read_rgb(frame.image).shape[:2]
+        with Image.open(frame.image) as opened:  # its size only
+            width, height = opened.size
         scale = size / max(height, width)
         new_w, new_h = round(width * scale), round(height * scale)
         x0, y0 = (size - new_w) // 2, (size - new_h) // 2
