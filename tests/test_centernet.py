@@ -144,6 +144,23 @@ def tiny_centernet(folder, coco_classes=3, stem_kernel="stem_k"):
     return write_graph(folder, nodes, weights, (1, 64, 64, 3))
 
 
+def test_cells_left_out_of_the_focal_loss_cost_nothing():
+    # a confident "fish" far from the one labelled fish: background loss, unless nobody is
+    # sure whether that cell is a fish (left out through `counted`)
+    heat = np.zeros((1, 1, 8, 8), np.float32)
+    heat[0, 0, 2, 2] = 1.0
+    logits = torch.full((1, 1, 8, 8), -6.0)
+    logits[0, 0, 2, 2] = 3.0
+    calm = centernet.focal_loss(logits, torch.from_numpy(heat))
+    logits[0, 0, 6, 6] = 3.0
+    alarmed = centernet.focal_loss(logits, torch.from_numpy(heat))
+    counted = np.ones_like(heat)
+    counted[0, 0, 5:8, 5:8] = 0
+    spared = centernet.focal_loss(logits, torch.from_numpy(heat), torch.from_numpy(counted))
+    assert alarmed > calm + 1.0
+    assert spared == pytest.approx(calm.item(), abs=1e-4)
+
+
 def test_targets_peak_at_the_centre_and_decoding_inverts_them():
     xyxy = np.array([[40.0, 20.0, 80.0, 44.0]], np.float32)
     heat, boxes, weight = centernet.targets(xyxy, np.array([1]), classes=2, size=128)

@@ -17,6 +17,31 @@ import json
 import re
 from pathlib import Path
 
+HEADER = "validation AP50 | held-out DeepFish AP50 | held-out AP50-95"
+
+
+def read_sets(dataset: Path) -> dict:
+    """A fish run's validation frames (F4K valid) and held-out habitats, from its dataset."""
+    from imagine_assist.training import centernet
+
+    return {
+        name: centernet.read_yolo_images(dataset / folder / "images")
+        for name, folder in (("val", "val"), ("held-out", "test-deepfish"))
+    }
+
+
+def score(model, sets: dict) -> dict:
+    from imagine_assist.training import centernet
+
+    return {name: centernet.evaluate(model, frames) for name, frames in sets.items()}
+
+
+def row(figures: dict) -> str:
+    return (
+        f"{figures['val']['mAP50']:.3f} | {figures['held-out']['mAP50']:.3f} | "
+        f"{figures['held-out']['mAP50-95']:.3f}"
+    )
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -30,21 +55,13 @@ def main() -> None:
     )
     if not passes:
         raise SystemExit(f"no pass-N.pt in {args.run / 'run'}: was the run kept per pass?")
-    sets = {
-        name: centernet.read_yolo_images(args.run / "dataset" / folder / "images")
-        for name, folder in (("val", "val"), ("held-out", "test-deepfish"))
-    }
+    sets = read_sets(args.run / "dataset")
     rows = []
-    print("pass | validation AP50 | held-out DeepFish AP50 | held-out AP50-95", flush=True)
+    print(f"pass | {HEADER}", flush=True)
     for checkpoint in passes:
-        model = centernet.load_checkpoint(checkpoint)
-        figures = {name: centernet.evaluate(model, frames) for name, frames in sets.items()}
+        figures = score(centernet.load_checkpoint(checkpoint), sets)
         rows.append({"checkpoint": checkpoint.name, **figures})
-        print(
-            f"{checkpoint.stem} | {figures['val']['mAP50']:.3f} | "
-            f"{figures['held-out']['mAP50']:.3f} | {figures['held-out']['mAP50-95']:.3f}",
-            flush=True,
-        )
+        print(f"{checkpoint.stem} | {row(figures)}", flush=True)
     if args.write:
         args.write.write_text(json.dumps(rows, indent=1))
 

@@ -13,8 +13,12 @@ habitats never choose what is bundled (see `fish_passes.py`).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fish_passes import HEADER, read_sets, row, score  # noqa: E402
 
 
 def main() -> None:
@@ -24,11 +28,8 @@ def main() -> None:
     args = parser.parse_args()
     from imagine_assist.training import centernet
 
-    sets = {
-        name: centernet.read_yolo_images(args.dataset / folder / "images")
-        for name, folder in (("val", "val"), ("held-out", "test-deepfish"))
-    }
-    print("model | validation AP50 | held-out DeepFish AP50 | held-out AP50-95", flush=True)
+    sets = read_sets(args.dataset)
+    print(f"model | {HEADER}", flush=True)
     for group in args.models:
         started = time.monotonic()
         models = [centernet.load_checkpoint(path) for path in group.split("+")]
@@ -41,12 +42,8 @@ def main() -> None:
         }
         model = models[0]
         model.load_state_dict(averaged)
-        figures = {name: centernet.evaluate(model, frames) for name, frames in sets.items()}
-        print(
-            f"{group} | {figures['val']['mAP50']:.3f} | {figures['held-out']['mAP50']:.3f} | "
-            f"{figures['held-out']['mAP50-95']:.3f} ({time.monotonic() - started:.0f} s)",
-            flush=True,
-        )
+        figures = score(model, sets)
+        print(f"{group} | {row(figures)} ({time.monotonic() - started:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -101,28 +101,13 @@ def main() -> None:
         for index in rng.choice(len(known), 8, replace=False):
             image, xyxy, ids = centernet.augmented(known[index], size, rng)
             batch.append((image, xyxy, ids, np.zeros((0, 4), np.float32)))
-        built = [centernet.targets(xyxy, ids, 1, size) for _, xyxy, ids, _ in batch]
         counted = np.ones((len(batch), 1, grid, grid), np.float32)
         for k, (_, _, _, unsure) in enumerate(batch):
             for x0, y0, x1, y1 in unsure / centernet.STRIDE:
                 counted[k, 0, int(y0) : int(np.ceil(y1)) + 1, int(x0) : int(np.ceil(x1)) + 1] = 0
-        images = torch.from_numpy(np.stack([b[0] for b in batch])).permute(0, 3, 1, 2).float()
-        logits, ltrb = model(images)
-        heat = torch.from_numpy(np.stack([b[0] for b in built]))
-        p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
-        centre = heat.eq(1).float()
-        positive = torch.log(p) * (1 - p) ** 2 * centre
-        negative = (
-            torch.log(1 - p) * p**2 * (1 - heat) ** 4 * (1 - centre) * torch.from_numpy(counted)
-        )
-        heat_loss = -(positive.sum() + negative.sum()) / centre.sum().clamp(min=1)
-        box_loss = centernet.giou_loss(
-            centernet.boxes_from_distances(ltrb),
-            torch.from_numpy(np.stack([b[1] for b in built])),
-            torch.from_numpy(np.stack([b[2] for b in built])),
-        )
+        heat_loss, box_loss = centernet.batch_loss(model, [b[:3] for b in batch], counted)
         optimizer.zero_grad()
-        (heat_loss + 5 * box_loss).backward()
+        (heat_loss + centernet.BOX_LOSS_WEIGHT * box_loss).backward()
         nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         optimizer.step()
         if step % 10 == 0:

@@ -57,6 +57,7 @@ FINE_TUNE_LR = 5e-5
 BACKBONE_MARKS = ("MobilenetV3", "extern1")
 CHECKPOINT_FORMAT = "imagine-assist-centernet/1"
 PAD_VALUE = 114  # the letterbox grey of models.detector.letterbox
+BOX_LOSS_WEIGHT = 5.0  # GIoU against focal loss, as in TTFNet
 
 
 class CenterNet(nn.Module):
@@ -281,13 +282,41 @@ def targets(xyxy: np.ndarray, class_id: np.ndarray, classes: int, size: int):
     return heat, boxes, weight
 
 
-def focal_loss(logits: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
-    """CenterNet's penalty-reduced focal loss, per box centre."""
+def focal_loss(
+    logits: torch.Tensor, heat: torch.Tensor, counted: torch.Tensor | None = None
+) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss, per box centre. `counted` (N, 1, h, w), where
+    given, is 0 on cells that are neither object nor background (boxes nobody is sure of),
+    so their background term is left out."""
     p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
     centre = heat.eq(1).float()
     positive = torch.log(p) * (1 - p) ** 2 * centre
     negative = torch.log(1 - p) * p**2 * (1 - heat) ** 4 * (1 - centre)
+    if counted is not None:
+        negative = negative * counted
     return -(positive.sum() + negative.sum()) / centre.sum().clamp(min=1)
+
+
+def batch_loss(
+    model: CenterNet,
+    samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    counted: np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Heat and box losses of one batch of `augmented` samples (image, xyxy, class ids)."""
+    built = [targets(xyxy, ids, len(model.names), model.imgsz) for _, xyxy, ids in samples]
+    images = torch.from_numpy(np.stack([s[0] for s in samples])).permute(0, 3, 1, 2).float()
+    logits, ltrb = model(images)
+    heat_loss = focal_loss(
+        logits,
+        torch.from_numpy(np.stack([b[0] for b in built])),
+        None if counted is None else torch.from_numpy(counted),
+    )
+    box_loss = giou_loss(
+        boxes_from_distances(ltrb),
+        torch.from_numpy(np.stack([b[1] for b in built])),
+        torch.from_numpy(np.stack([b[2] for b in built])),
+    )
+    return heat_loss, box_loss
 
 
 def boxes_from_distances(ltrb: torch.Tensor) -> torch.Tensor:
@@ -464,16 +493,8 @@ def fit(
                 augmented(train[i], model.imgsz, rng, camera_effects)
                 for i in order[index * batch : (index + 1) * batch]
             ]
-            built = [targets(xyxy, ids, len(model.names), model.imgsz) for _, xyxy, ids in samples]
-            images = torch.from_numpy(np.stack([s[0] for s in samples])).permute(0, 3, 1, 2).float()
-            logits, ltrb = model(images)
-            heat_loss = focal_loss(logits, torch.from_numpy(np.stack([b[0] for b in built])))
-            box_loss = giou_loss(
-                boxes_from_distances(ltrb),
-                torch.from_numpy(np.stack([b[1] for b in built])),
-                torch.from_numpy(np.stack([b[2] for b in built])),
-            )
-            loss = heat_loss + 5 * box_loss
+            heat_loss, box_loss = batch_loss(model, samples)
+            loss = heat_loss + BOX_LOSS_WEIGHT * box_loss
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 10.0)
