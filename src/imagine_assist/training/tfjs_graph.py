@@ -7,9 +7,10 @@ Reading the graph directly, op by op, lets torch fine-tune it without TensorFlow
 - Float weights become parameters, in torch's layouts (OIHW kernels); tensors flow as NCHW,
   so axes in the graph (NHWC) are mapped where an op takes one.
 - TensorFlow's SAME padding puts the odd pixel at the bottom and right; `_same_pad` does too.
-- ResizeBilinear is TensorFlow's legacy kind (no half-pixel centres); its size is frozen for
-  the export's input in the graph, so it upsamples 2x (what these graphs' upsamplings do),
-  which holds for any input size that is a multiple of 32.
+- ResizeBilinear is TensorFlow's legacy kind (no half-pixel centres); its size, like
+  ResizeNearestNeighbor's, is frozen for the export's input in the graph, so both upsample
+  2x (what these graphs' upsamplings do), which holds for any input size that is a multiple
+  of 32.
 - Only the ops these graphs use are implemented; any other raises, naming it.
 
 Checked against TensorFlow.js itself on a real frame: max difference 4e-7 on the heatmap
@@ -227,7 +228,25 @@ class TfjsGraph(nn.Module):
             return torch.cat(inputs[:-1], dim=_NCHW_AXIS[int(inputs[-1])])
         if op == "ResizeBilinear":
             return _upsample2x_legacy(inputs[0])
+        if op == "ResizeNearestNeighbor":
+            # 2x, like ResizeBilinear: with or without half-pixel centres, output i reads
+            # input i // 2 at exactly twice the size
+            return F.interpolate(inputs[0], scale_factor=2.0, mode="nearest")
+        if op == "Pad":
+            (_, _), (top, bottom), (left, right), (_, _) = np.asarray(inputs[1]).tolist()
+            return F.pad(inputs[0], (left, right, top, bottom))
+        if op == "MaxPool":
+            return self._max_pool(node, inputs[0])
         raise UserError(f"TensorFlow.js op {op} ({node['name']}) is not supported")
+
+    @staticmethod
+    def _max_pool(node: dict, x: torch.Tensor) -> torch.Tensor:
+        kernel = _ints(node, "ksize")[1:3]
+        stride = _ints(node, "strides")[1:3]
+        if _text(node, "padding") == "SAME":
+            top, bottom, left, right = _same_padding(x, kernel, stride, (1, 1))
+            x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
+        return F.max_pool2d(x, kernel, stride)
 
     @staticmethod
     def _convolution(node: dict, inputs: list) -> torch.Tensor:
