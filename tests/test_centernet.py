@@ -89,6 +89,35 @@ def test_legacy_bilinear_resize_has_no_half_pixel_offset(tmp_path):
     assert row.tolist() == [0.0, 0.5, 1.0, 1.0]  # tf.image.resize_bilinear, align_corners=False
 
 
+def test_yolov5s_ops_pad_max_pool_and_nearest_resize(tmp_path):
+    # the ops YOLOv5's export adds: an explicit Pad before its stride-2 convolutions, SPPF's
+    # 5x5 max pools (SAME: the border sees only the pixels inside), and 2x nearest upsampling
+    nodes = [
+        {"name": "pad", "op": "Pad", "input": ["images", "pads"], "attr": {}},
+        {
+            "name": "pool",
+            "op": "MaxPool",
+            "input": ["images"],
+            "attr": {
+                "ksize": {"list": {"i": ["1", "3", "3", "1"]}},
+                "strides": {"list": {"i": ["1", "1", "1", "1"]}},
+                "padding": {"s": _b64("SAME")},
+            },
+        },
+        {"name": "up", "op": "ResizeNearestNeighbor", "input": ["images", "size"], "attr": {}},
+    ]
+    pads = np.array([[0, 0], [1, 0], [0, 2], [0, 0]], np.int32)  # NHWC: 1 row on top, 2 right
+    weights = {"pads": pads, "size": np.array([4, 6], np.int32)}
+    graph = load_graph(write_graph(tmp_path, nodes, weights, (1, 2, 3, 1)), ["pad", "pool", "up"])
+    image = -torch.tensor([[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]]])  # negative: a zero pad shows
+    out = graph(image)
+    assert out["pad"][0, 0].tolist() == [[0, 0, 0, 0, 0], [-1, -2, -3, 0, 0], [-4, -5, -6, 0, 0]]
+    assert out["pool"][0, 0].tolist() == [[-1, -1, -2], [-1, -1, -2]]
+    assert out["up"].shape == (1, 1, 4, 6)
+    assert out["up"][0, 0, 1].tolist() == [-1, -1, -2, -2, -3, -3]
+    assert out["up"][0, 0, 2].tolist() == [-4, -4, -5, -5, -6, -6]
+
+
 def test_weights_are_dequantised_into_torch_layouts_and_learn(tmp_path):
     kernel = np.arange(2 * 2 * 3 * 4, dtype=np.float32).reshape(2, 2, 3, 4) / 10  # HWIO
     bias = np.array([0.5, -0.5, 1.0, 0.0], np.float32)
@@ -183,18 +212,41 @@ def test_centernet_peaks_keep_local_maxima_only():
     assert score.tolist() == pytest.approx([0.9, 0.4])
 
 
-def _squares(folder, count, rng):
+def _squares(folder, count, rng, water=30, square=230):
     """Frames with bright squares on dark water and their YOLO labels."""
     (folder / "images").mkdir(parents=True)
     (folder / "labels").mkdir(parents=True)
     for index in range(count):
-        image = np.full((64, 64, 3), 30, np.uint8)
+        image = np.full((64, 64, 3), water, np.uint8)
         x, y, side = rng.integers(4, 36), rng.integers(4, 36), rng.integers(14, 24)
-        image[y : y + side, x : x + side] = 230
+        image[y : y + side, x : x + side] = square
         cv2.imwrite(str(folder / "images" / f"{index}.png"), image)
         cx, cy = (x + side / 2) / 64, (y + side / 2) / 64
         (folder / "labels" / f"{index}.txt").write_text(f"0 {cx} {cy} {side / 64} {side / 64}\n")
     return centernet.read_yolo_images(folder / "images")
+
+
+def test_every_box_of_a_mosaic_sits_on_a_bright_square(tmp_path):
+    # four frames of one white square each on black water: wherever the window falls, each
+    # box it keeps must lie on a square, and the squares it shows must all be boxed. Colour
+    # jitter keeps black black and white above 127; the padding is grey (114).
+    frames = _squares(tmp_path, 4, np.random.default_rng(0), water=0, square=255)
+    rng = np.random.default_rng(1)
+    boxes_seen = 0
+    for _ in range(20):
+        window, xyxy, class_id = centernet.mosaic(frames, 64, rng)
+        assert window.shape == (64, 64, 3) and len(class_id) == len(xyxy)
+        grey = window.astype(np.float32).mean(axis=2)
+        covered = np.zeros(grey.shape, bool)
+        for x0, y0, x1, y1 in np.round(xyxy).astype(int):
+            assert grey[y0 + 1 : y1 - 1, x0 + 1 : x1 - 1].min() > 120
+            covered[max(y0 - 2, 0) : y1 + 2, max(x0 - 2, 0) : x1 + 2] = True
+        # bright pixels outside every box: a square cut to a sliver (< 40 % kept) at most
+        assert (grey[~covered] > 120).sum() < 0.4 * 24 * 24
+        boxes_seen += len(xyxy)
+    assert boxes_seen >= 20  # about one square and a half per window, not none
+    with pytest.raises(ValueError, match="4 frames"):
+        centernet.mosaic(frames[:3], 64, rng)
 
 
 def test_camera_effects_at_each_step_veil_the_frame_but_keep_its_box(tmp_path):

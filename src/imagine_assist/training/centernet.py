@@ -217,11 +217,19 @@ def place(
         (cxcywh.T * [[new_w], [new_h], [new_w], [new_h]]) if len(cxcywh) else [np.zeros(0)] * 4
     )
     xyxy = np.stack([cx - bw / 2 + x0, cy - bh / 2 + y0, cx + bw / 2 + x0, cy + bh / 2 + y0], 1)
+    xyxy, kept = _inside(xyxy, size)
+    return canvas, xyxy, kept
+
+
+def _inside(xyxy: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes clipped to a `size` square, and which stay: at least 40 % of the box inside,
+    and more than 2 px each way."""
+    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
     whole = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
     xyxy = np.clip(xyxy, 0, size)
     inside = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
     kept = (inside > 0.4 * whole) & (xyxy[:, 2] - xyxy[:, 0] > 2) & (xyxy[:, 3] - xyxy[:, 1] > 2)
-    return canvas, xyxy[kept].astype(np.float32).reshape(-1, 4), kept
+    return xyxy[kept].astype(np.float32).reshape(-1, 4), kept
 
 
 def _colour_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -254,6 +262,26 @@ def augmented(frame: Frame, size: int, rng: np.random.Generator, camera_effects:
     )
     canvas, xyxy, kept = place(image, boxes, size, zoom, offset)
     return canvas, xyxy, frame.class_id[kept]
+
+
+def mosaic(frames: list[Frame], size: int, rng: np.random.Generator, camera_effects: float = 0.0):
+    """Four `augmented` frames tiled 2x2 on a canvas twice the size, then a `size` window
+    cut around a random point of its middle half: each step shows parts of several cameras
+    side by side, at their usual scale (the window cuts, it does not shrink)."""
+    if len(frames) != 4:
+        raise ValueError(f"a mosaic takes 4 frames, not {len(frames)}")
+    canvas = np.full((2 * size, 2 * size, 3), PAD_VALUE, np.uint8)
+    boxes, classes = [], []
+    for index, frame in enumerate(frames):
+        image, xyxy, class_id = augmented(frame, size, rng, camera_effects)
+        top, left = (index // 2) * size, (index % 2) * size
+        canvas[top : top + size, left : left + size] = image
+        boxes.append(xyxy + np.array([left, top, left, top], np.float32))
+        classes.append(class_id)
+    x0, y0 = (int(v) for v in rng.integers(0, size + 1, 2))
+    xyxy, kept = _inside(np.concatenate(boxes) - [x0, y0, x0, y0], size)
+    window = np.ascontiguousarray(canvas[y0 : y0 + size, x0 : x0 + size])
+    return window, xyxy, np.concatenate(classes)[kept]
 
 
 def targets(xyxy: np.ndarray, class_id: np.ndarray, classes: int, size: int):
@@ -437,6 +465,16 @@ class FitResult:
     best_val: float
 
 
+def _training_sample(
+    train: list[Frame], index: int, size: int, rng, camera_effects: float, mosaic_chance: float
+):
+    # no draw at all without mosaics, so that runs without them repeat the earlier ones
+    if mosaic_chance > 0 and rng.random() < mosaic_chance:
+        others = [train[int(i)] for i in rng.integers(0, len(train), 3)]
+        return mosaic([train[index], *others], size, rng, camera_effects)
+    return augmented(train[index], size, rng, camera_effects)
+
+
 def fit(
     model: CenterNet,
     train: list[Frame],
@@ -451,6 +489,7 @@ def fit(
     backbone_lr_scale: float = 1.0,
     camera_effects: float = 0.0,
     keep_passes: bool = False,
+    mosaic_chance: float = 0.0,
 ) -> FitResult:
     """Train for `minutes` of wall clock (the pass under way stops at the limit), or for
     `passes` over the data where given (the schedule then follows steps, not time, so a run
@@ -458,7 +497,8 @@ def fit(
     best. The backbone's weights (`BACKBONE_MARKS`) learn at `backbone_lr_scale` times the
     rate (0: frozen). `camera_effects` is `augmented`'s chance per effect and step;
     `keep_passes` also keeps every pass as `out_dir/pass-N.pt`, to see afterwards how the
-    passes compare on sets the trainer never looks at."""
+    passes compare on sets the trainer never looks at. `mosaic_chance`: the share of
+    samples that are a `mosaic` of the frame and three others drawn at random."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -490,8 +530,8 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = rate * group["scale"]
             samples = [
-                augmented(train[i], model.imgsz, rng, camera_effects)
-                for i in order[index * batch : (index + 1) * batch]
+                _training_sample(train, j, model.imgsz, rng, camera_effects, mosaic_chance)
+                for j in order[index * batch : (index + 1) * batch]
             ]
             heat_loss, box_loss = batch_loss(model, samples)
             loss = heat_loss + BOX_LOSS_WEIGHT * box_loss

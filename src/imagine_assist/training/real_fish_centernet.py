@@ -52,6 +52,8 @@ class CenterNetFishRecipe:
     # written (as for the YOLOv8n). True: drawn anew at every step instead, so each pass
     # shows a frame through another camera.
     camera_effects_each_step: bool = False
+    # the share of training samples that are a 2x2 mosaic of four frames (`centernet.mosaic`)
+    mosaic: float = 0.0
     seed: int = 0
 
 
@@ -104,6 +106,7 @@ def train(
         backbone_lr_scale=recipe.backbone_lr_scale,
         camera_effects=EFFECT_CHANCE if recipe.camera_effects_each_step else 0.0,
         keep_passes=True,
+        mosaic_chance=recipe.mosaic,
     )
     best = centernet.load_checkpoint(result.best)
     figures = {
@@ -185,6 +188,9 @@ def main(argv: list[str] | None = None) -> None:
         help="draw the camera effects anew at every step instead of once per frame",
     )
     parser.add_argument(
+        "--mosaic", type=float, help="share of samples that are a 2x2 mosaic (default 0)"
+    )
+    parser.add_argument(
         "--bundle-into", type=Path, help="only install the finished run in --out into this folder"
     )
     args = parser.parse_args(argv)
@@ -202,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         "deepfish_per_habitat": args.per_habitat,
         "f4k_every": args.f4k_every,
         "camera_effects_each_step": args.camera_effects_each_step,
+        "mosaic": args.mosaic,
     }
     overrides = {k: v for k, v in given.items() if v is not None}
     recipe = CenterNetFishRecipe(**overrides)
