@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -207,8 +208,8 @@ def main() -> None:
             f"AP50 {figures['AP50']:.3f}, AP50-95 {figures['AP50-95']:.3f}",
             flush=True,
         )
-    work = args.out.parent if args.out else args.dataset
-    print("640x480 frame at 384x288, 2 threads:", speed(model, work))
+    with tempfile.TemporaryDirectory() as work:  # the timed export, not kept
+        print("640x480 frame at 384x288, 2 threads:", speed(model, Path(work)))
     if args.out:
         model = convert(args.model_json, calibration)
         torch.save({"model": model, "train_args": {"task": "detect"}}, args.out)
