@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from imagine_assist.errors import UserError
+from imagine_assist.models import colour
 from imagine_assist.models.detector import CenterNetOnnxDetector, centernet_peaks, load_detector
 from imagine_assist.training import centernet
 from imagine_assist.training.tfjs_graph import load_graph
@@ -408,3 +409,44 @@ def test_retraining_a_centernet_from_a_cvat_export_keeps_it_a_centernet(tiny_fis
     assert card["architecture"] == "centernet-mobilenetv3"
     candidate = card["metrics"]["candidate"]
     assert 0 <= candidate["mAP50"] <= 1 and set(candidate["per_class"]) <= {"fish"}
+
+
+def test_a_colour_normalised_model_is_served_with_its_normalisation(tmp_path):
+    # trained to see frames through grey world + CLAHE: the checkpoint and the ONNX export
+    # both say so, and the served detector gives what the training code's predict gives
+    graph = tiny_centernet(tmp_path / "graph")
+    model = centernet.pretrained(graph, ["fish"], 64, 0)
+    model.normalisation = colour.GREYWORLD_CLAHE
+    loaded = centernet.load_checkpoint(centernet.save_checkpoint(model, tmp_path / "fish.pt"))
+    assert loaded.normalisation == colour.GREYWORLD_CLAHE
+    detector = load_detector(centernet.export_onnx(loaded, tmp_path / "fish.onnx"))
+    assert detector.normalisation == colour.GREYWORLD_CLAHE
+
+    rng = np.random.default_rng(3)
+    frames = _squares(tmp_path / "frames", 1, rng, water=90, square=160)
+    blue = cv2.imread(str(frames[0].image)).astype(np.float32) * [1.3, 1.0, 0.5]  # BGR cast
+    cv2.imwrite(str(frames[0].image), np.clip(blue, 0, 255).astype(np.uint8))
+    image = np.ascontiguousarray(cv2.imread(str(frames[0].image))[:, :, ::-1])
+    served = detector(image, 0.0)
+    expected = centernet.predict(loaded, frames, threshold=0.0)[0]
+    assert len(served) and served.confidence[0] == pytest.approx(expected[3][0], abs=1e-3)
+
+    # the same weights served without it see another frame: the test can tell
+    plain = centernet.load_checkpoint(tmp_path / "fish.pt")
+    plain.normalisation = colour.NONE
+    unnormalised = load_detector(centernet.export_onnx(plain, tmp_path / "plain.onnx"))
+    assert unnormalised(image, 0.0).confidence[0] != pytest.approx(served.confidence[0], abs=1e-3)
+
+
+def test_a_checkpoint_with_a_tampered_normalisation_is_refused(tmp_path):
+    model = centernet.pretrained(tiny_centernet(tmp_path / "graph"), ["fish"], 64, 0)
+    path = centernet.save_checkpoint(model, tmp_path / "fish.pt")
+    saved = torch.load(path, weights_only=True)
+    assert saved["normalisation"] == colour.NONE
+    for value, message in (("sepia", "unknown colour normalisation"), (3, "not a name")):
+        torch.save({**saved, "normalisation": value}, path)
+        with pytest.raises(UserError, match=message):
+            centernet.load_checkpoint(path)
+    del saved["normalisation"]  # a checkpoint from before normalisation existed
+    torch.save(saved, path)
+    assert centernet.load_checkpoint(path).normalisation == colour.NONE

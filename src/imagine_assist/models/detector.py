@@ -21,6 +21,7 @@ import numpy as np
 import supervision as sv
 
 from imagine_assist.errors import ModelNotFound, UserError
+from imagine_assist.models import colour
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,17 @@ def with_class_names(detections: sv.Detections, class_names: list[str]) -> sv.De
     return detections
 
 
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[int, int]]:
-    """Resize keeping the aspect ratio and pad to size x size, as ultralytics does (pad 114)."""
+def letterbox(
+    image: np.ndarray, size: int, normalisation: str = colour.NONE
+) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Resize keeping the aspect ratio and pad to size x size, as ultralytics does (pad 114).
+    `normalisation` (`models.colour`) runs on the resized picture, not the padding, and at
+    the input's size, so its cost and memory do not grow with the frame."""
     height, width = image.shape[:2]
     scale = min(size / height, size / width)
     new_w, new_h = round(width * scale), round(height * scale)
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    resized = colour.normalise(resized, normalisation)
     pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
     canvas = np.full((size, size, 3), 114, dtype=np.uint8)
     canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
@@ -205,12 +211,14 @@ class CenterNetOnnxDetector:
         meta = self.session.get_modelmeta().custom_metadata_map
         self.class_names, self.input_size = names_and_size(meta, path)
         self.stride = int(meta.get("stride", "4"))
+        # exports from before normalisation existed saw frames as they are
+        self.normalisation = colour.check(meta.get("normalisation", colour.NONE))
         self.input_name = self.session.get_inputs()[0].name
         self.iou, self.path = iou, path
         log.info("loaded %s with %s (%s)", path, self.session.get_providers()[0], self.class_names)
 
     def __call__(self, image: np.ndarray, threshold: float) -> sv.Detections:
-        canvas, scale, (pad_x, pad_y) = letterbox(image, self.input_size)
+        canvas, scale, (pad_x, pad_y) = letterbox(image, self.input_size, self.normalisation)
         blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32)
         heat, ltrb = self.session.run(None, {self.input_name: blob})
         xyxy, confidence, class_id = centernet_peaks(heat[0], ltrb[0], threshold, self.stride)

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from imagine_assist.errors import UserError
+from imagine_assist.models import colour
 from imagine_assist.models import detection_metrics as metrics
 from imagine_assist.models.compact import halve_weights
 from imagine_assist.models.detector import centernet_peaks
@@ -61,13 +62,18 @@ BOX_LOSS_WEIGHT = 5.0  # GIoU against focal loss, as in TTFNet
 
 
 class CenterNet(nn.Module):
-    """RGB 0-255 images (N, 3, S, S), S a multiple of 32 -> heat logits and box distances."""
+    """RGB 0-255 images (N, 3, S, S), S a multiple of 32 -> heat logits and box distances.
+    `normalisation` (`models.colour`) is what every frame goes through before it is placed
+    on the input square, in training, evaluation and the ONNX export's serving alike."""
 
-    def __init__(self, graph: TfjsGraph, names: list[str], imgsz: int) -> None:
+    def __init__(
+        self, graph: TfjsGraph, names: list[str], imgsz: int, normalisation: str = colour.NONE
+    ) -> None:
         super().__init__()
         self.graph = graph
         self.names = list(names)
         self.imgsz = int(imgsz)
+        self.normalisation = colour.check(normalisation)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.graph(images)
@@ -118,6 +124,7 @@ def save_checkpoint(model: CenterNet, path: Path, record: dict | None = None) ->
             },
             "names": model.names,
             "imgsz": model.imgsz,
+            "normalisation": model.normalisation,
             "record": json.dumps(record or {}),
         },
         path,
@@ -139,7 +146,11 @@ def load_checkpoint(path: str | Path) -> CenterNet:
         {name: value.numpy() for name, value in saved["constants"].items()},
         saved["outputs"],
     )
-    return CenterNet(graph, saved["names"], saved["imgsz"])
+    # checkpoints from before normalisation existed saw frames as they are
+    normalisation = saved.get("normalisation", colour.NONE)
+    if not isinstance(normalisation, str):
+        raise UserError(f"{path}: its colour normalisation is not a name")
+    return CenterNet(graph, saved["names"], saved["imgsz"], normalisation)
 
 
 def is_checkpoint(path: str | Path) -> bool:
@@ -240,18 +251,25 @@ def _colour_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
 
 
-def augmented(frame: Frame, size: int, rng: np.random.Generator, camera_effects: float = 0.0):
+def augmented(
+    frame: Frame,
+    size: int,
+    rng: np.random.Generator,
+    camera_effects: float = 0.0,
+    normalisation: str = colour.NONE,
+):
     """Flip, colour, zoom 0.5-1.5x and a random place: the camera's scale and framing vary.
     With `camera_effects` > 0, each of `camera_effects.EFFECTS` (turbidity, casts, low light,
     blur, low resolution, compression) is also applied with that chance, drawn anew at every
-    step, so a frame meets a different camera each pass."""
+    step, so a frame meets a different camera each pass. `normalisation` comes last, after
+    every change of colour, as serving applies it to the camera's frame."""
     image, boxes = _read_rgb(frame.image), frame.cxcywh.copy()
     if camera_effects > 0:
         image = degrade(image, rng, camera_effects)
     if rng.random() < 0.5:
         image = np.ascontiguousarray(image[:, ::-1])
         boxes[:, 0] = 1 - boxes[:, 0]
-    image = _colour_jitter(image, rng)
+    image = colour.normalise(_colour_jitter(image, rng), normalisation)
     zoom = rng.uniform(0.5, 1.5)
     height, width = image.shape[:2]
     new_w = round(width * size / max(height, width) * zoom)
@@ -264,7 +282,13 @@ def augmented(frame: Frame, size: int, rng: np.random.Generator, camera_effects:
     return canvas, xyxy, frame.class_id[kept]
 
 
-def mosaic(frames: list[Frame], size: int, rng: np.random.Generator, camera_effects: float = 0.0):
+def mosaic(
+    frames: list[Frame],
+    size: int,
+    rng: np.random.Generator,
+    camera_effects: float = 0.0,
+    normalisation: str = colour.NONE,
+):
     """Four `augmented` frames tiled 2x2 on a canvas twice the size, then a `size` window
     cut around a random point of its middle half: each step shows parts of several cameras
     side by side, at their usual scale (the window cuts, it does not shrink)."""
@@ -273,7 +297,7 @@ def mosaic(frames: list[Frame], size: int, rng: np.random.Generator, camera_effe
     canvas = np.full((2 * size, 2 * size, 3), PAD_VALUE, np.uint8)
     boxes, classes = [], []
     for index, frame in enumerate(frames):
-        image, xyxy, class_id = augmented(frame, size, rng, camera_effects)
+        image, xyxy, class_id = augmented(frame, size, rng, camera_effects, normalisation)
         top, left = (index // 2) * size, (index % 2) * size
         canvas[top : top + size, left : left + size] = image
         boxes.append(xyxy + np.array([left, top, left, top], np.float32))
@@ -386,7 +410,10 @@ def predict(model: CenterNet, frames: list[Frame], threshold: float = 0.01, batc
     results = []
     for start in range(0, len(frames), batch):
         chunk = frames[start : start + batch]
-        placed = [place(_read_rgb(f.image), f.cxcywh, model.imgsz) for f in chunk]
+        placed = [
+            place(colour.normalise(_read_rgb(f.image), model.normalisation), f.cxcywh, model.imgsz)
+            for f in chunk
+        ]
         images = torch.from_numpy(np.stack([p[0] for p in placed])).permute(0, 3, 1, 2).float()
         logits, ltrb = model(images)
         heat, ltrb = torch.sigmoid(logits).numpy(), ltrb.numpy()
@@ -433,15 +460,20 @@ def evaluate(model: CenterNet, frames: list[Frame], threshold: float = 0.25) -> 
 
 
 def best_start_class(
-    model_json: str | Path, frames: list[Frame], imgsz: int, probes: int = 64
+    model_json: str | Path,
+    frames: list[Frame],
+    imgsz: int,
+    probes: int = 64,
+    normalisation: str = colour.NONE,
 ) -> int:
     """The COCO class whose heatmap answers most, summed at the boxes' centres of up to
-    `probes` evenly spaced training frames."""
+    `probes` evenly spaced training frames (seen through `normalisation`)."""
     graph = load_graph(model_json, [HEAT_LOGITS]).eval()
     totals = None
     with torch.no_grad():
         for frame in frames[:: max(1, len(frames) // probes)]:
-            canvas, xyxy, _ = place(_read_rgb(frame.image), frame.cxcywh, imgsz)
+            image = colour.normalise(_read_rgb(frame.image), normalisation)
+            canvas, xyxy, _ = place(image, frame.cxcywh, imgsz)
             heat = torch.sigmoid(
                 graph(torch.from_numpy(canvas).permute(2, 0, 1)[None].float())[HEAT_LOGITS]
             )[0]
@@ -466,13 +498,19 @@ class FitResult:
 
 
 def _training_sample(
-    train: list[Frame], index: int, size: int, rng, camera_effects: float, mosaic_chance: float
+    model: CenterNet,
+    train: list[Frame],
+    index: int,
+    rng,
+    camera_effects: float,
+    mosaic_chance: float,
 ):
+    size, normalisation = model.imgsz, model.normalisation
     # no draw at all without mosaics, so that runs without them repeat the earlier ones
     if mosaic_chance > 0 and rng.random() < mosaic_chance:
         others = [train[int(i)] for i in rng.integers(0, len(train), 3)]
-        return mosaic([train[index], *others], size, rng, camera_effects)
-    return augmented(train[index], size, rng, camera_effects)
+        return mosaic([train[index], *others], size, rng, camera_effects, normalisation)
+    return augmented(train[index], size, rng, camera_effects, normalisation)
 
 
 def fit(
@@ -530,7 +568,7 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = rate * group["scale"]
             samples = [
-                _training_sample(train, j, model.imgsz, rng, camera_effects, mosaic_chance)
+                _training_sample(model, train, j, rng, camera_effects, mosaic_chance)
                 for j in order[index * batch : (index + 1) * batch]
             ]
             heat_loss, box_loss = batch_loss(model, samples)
@@ -603,6 +641,7 @@ def export_onnx(model: CenterNet, target: Path) -> Path:
         "imgsz": repr([model.imgsz, model.imgsz]),
         "decoder": "centernet",
         "stride": str(STRIDE),
+        "normalisation": model.normalisation,
         "task": "detect",
         "description": "CenterNet (MobileNetV3), COCO-pretrained mb3-centernet, fine-tuned",
     }

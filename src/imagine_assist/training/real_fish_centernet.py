@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from imagine_assist.errors import UserError
+from imagine_assist.models import colour
 from imagine_assist.training import centernet
 from imagine_assist.training.detector import install_files
 from imagine_assist.training.real_fish import CREDITS, TEST_SET, RealFishRecipe, build_datasets
@@ -54,6 +55,9 @@ class CenterNetFishRecipe:
     camera_effects_each_step: bool = False
     # the share of training samples that are a 2x2 mosaic of four frames (`centernet.mosaic`)
     mosaic: float = 0.0
+    # what every frame goes through before the network (`models.colour`): "greyworld-clahe"
+    # takes out the colour cast and haze that differ most between cameras
+    normalisation: str = colour.NONE
     seed: int = 0
 
 
@@ -82,15 +86,19 @@ def train(
     val_frames = centernet.read_yolo_images(out / "dataset" / "val" / "images")
     test_frames = centernet.read_yolo_images(out / "dataset" / "test-deepfish" / "images")
     if start is None:
-        start_class = centernet.best_start_class(pretrained, train_frames, recipe.imgsz)
+        start_class = centernet.best_start_class(
+            pretrained, train_frames, recipe.imgsz, normalisation=recipe.normalisation
+        )
         print(f"the fish channel starts from COCO class {start_class}", flush=True)
         model = centernet.pretrained(pretrained, ["fish"], recipe.imgsz, start_class)
+        model.normalisation = colour.check(recipe.normalisation)
     else:
         start_class = None
         model = centernet.load_checkpoint(start)
         if model.names != ["fish"]:
             raise UserError(f"{start} detects {model.names}, not one class 'fish'")
         model.imgsz = recipe.imgsz
+        model.normalisation = colour.check(recipe.normalisation)
         print(f"starting from {start}", flush=True)
     before = centernet.evaluate(model, val_frames)
     print(f"before training: validation AP50 {before['mAP50']:.3f}", flush=True)
@@ -191,6 +199,11 @@ def main(argv: list[str] | None = None) -> None:
         "--mosaic", type=float, help="share of samples that are a 2x2 mosaic (default 0)"
     )
     parser.add_argument(
+        "--normalisation",
+        choices=colour.NORMALISATIONS,
+        help="colour normalisation of every frame before the network (default none)",
+    )
+    parser.add_argument(
         "--bundle-into", type=Path, help="only install the finished run in --out into this folder"
     )
     args = parser.parse_args(argv)
@@ -209,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         "f4k_every": args.f4k_every,
         "camera_effects_each_step": args.camera_effects_each_step,
         "mosaic": args.mosaic,
+        "normalisation": args.normalisation,
     }
     overrides = {k: v for k, v in given.items() if v is not None}
     recipe = CenterNetFishRecipe(**overrides)
