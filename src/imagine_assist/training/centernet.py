@@ -63,8 +63,10 @@ BOX_LOSS_WEIGHT = 5.0  # GIoU against focal loss, as in TTFNet
 
 class CenterNet(nn.Module):
     """RGB 0-255 images (N, 3, S, S), S a multiple of 32 -> heat logits and box distances.
-    `normalisation` (`models.colour`) is what every frame goes through before it is placed
-    on the input square, in training, evaluation and the ONNX export's serving alike."""
+    `normalisation` (`models.colour`) is what every frame goes through before the network:
+    here before it is placed on the input square, in the served ONNX export after it is
+    resized to the input (`models.detector.letterbox`); CLAHE's tiles divide the picture, not
+    fixed pixels, so both see the same tiles."""
 
     def __init__(
         self, graph: TfjsGraph, names: list[str], imgsz: int, normalisation: str = colour.NONE
