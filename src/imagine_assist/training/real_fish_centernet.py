@@ -91,15 +91,14 @@ def train(
         )
         print(f"the fish channel starts from COCO class {start_class}", flush=True)
         model = centernet.pretrained(pretrained, ["fish"], recipe.imgsz, start_class)
-        model.normalisation = colour.check(recipe.normalisation)
     else:
         start_class = None
         model = centernet.load_checkpoint(start)
         if model.names != ["fish"]:
             raise UserError(f"{start} detects {model.names}, not one class 'fish'")
         model.imgsz = recipe.imgsz
-        model.normalisation = colour.check(recipe.normalisation)
         print(f"starting from {start}", flush=True)
+    model.normalisation = colour.check(recipe.normalisation)
     before = centernet.evaluate(model, val_frames)
     print(f"before training: validation AP50 {before['mAP50']:.3f}", flush=True)
     result = centernet.fit(
