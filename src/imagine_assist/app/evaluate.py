@@ -1,6 +1,7 @@
-"""`imagine-assist evaluate`: check a detector function on your own labelled images before
-trusting its pre-annotations: AP, precision and recall at the served threshold, empty
-images with a box, and galleries of its worst mistakes."""
+"""`imagine-assist evaluate`: check a function on your own labelled images before trusting
+its pre-annotations. A detector: AP, precision and recall at the served threshold, empty
+images with a box, and galleries of its worst mistakes. `plankton-separator`: its
+single/multiple tag on vignettes sorted into single/ and multiple/ folders."""
 
 from __future__ import annotations
 
@@ -20,16 +21,21 @@ from imagine_assist.home import Home
 def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "evaluate",
-        help="check a detector function on your own labelled images (AP, P/R, galleries)",
+        help="check a function on your own labelled images (AP, P/R, galleries)",
         description=__doc__,
         parents=parents,
     )
     parser.add_argument(
         "source",
-        help="a YOLO folder (data.yaml, or images/ and labels/ side by side) or a CVAT export "
-        "zip (images 1.1, video 1.1, COCO 1.0, Ultralytics YOLO)",
+        help="for a detector: a YOLO folder (data.yaml, or images/ and labels/ side by side) "
+        "or a CVAT export zip (images 1.1, video 1.1, COCO 1.0, Ultralytics YOLO); for "
+        "plankton-separator: a folder of vignettes sorted into single/ and multiple/",
     )
-    parser.add_argument("--function", required=True, help="the detector, e.g. fish-detector")
+    parser.add_argument(
+        "--function",
+        required=True,
+        help="a detector, e.g. fish-detector, or plankton-separator (its single/multiple tag)",
+    )
     parser.add_argument(
         "--class-agnostic",
         action="store_true",
@@ -39,7 +45,8 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
         "--threshold",
         type=threshold_value,
         help="the served confidence threshold that precision, recall and the galleries "
-        "use (default: the function's)",
+        "use (default: the function's); for plankton-separator, the P(multiple) from which "
+        "a vignette is tagged multiple (default: its classifier's own)",
     )
     add_export_options(parser, exports=False, val=False)
     parser.add_argument("--out", default="evaluation", help="folder for summary.json and the plots")
@@ -52,21 +59,24 @@ def run(args: argparse.Namespace) -> int:
     from imagine_assist.errors import UserError
     from imagine_assist.functions.catalog import load_function
     from imagine_assist.functions.detector import DetectorFunction
+    from imagine_assist.functions.separator import SeparatorFunction
     from imagine_assist.review.evaluate import evaluate_function
     from imagine_assist.training.exports import fiftyone, parse_label_map
 
     label_map = parse_label_map(args.label_map)
+    if not Path(args.source).exists():
+        raise UserError(f"no folder or export at {args.source}")
+    function = load_function(args.function, models_dir=args.models)
+    if isinstance(function, SeparatorFunction):
+        return run_tags(args, function, label_map)
     if not getattr(args, "verbose", False):  # FiftyOne's own progress lines, on stdout
         fiftyone()  # which sets its loggers' levels when imported
         for name in ("fiftyone", "eta"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    if not Path(args.source).exists():
-        raise UserError(f"no folder or export at {args.source}")
-    function = load_function(args.function, models_dir=args.models)
     if not isinstance(function, DetectorFunction):
         raise UserError(
             f"{args.function} is not a box detector; evaluate takes a detector function "
-            "(`imagine-assist functions list`)"
+            "or plankton-separator (`imagine-assist functions list`)"
         )
     threshold = checked_threshold(function.spec, args.threshold)
     out = Path(args.out)
@@ -83,6 +93,52 @@ def run(args: argparse.Namespace) -> int:
     print(summary_lines(result.facts))
     print(f"summary.json and plots in {out}")
     return 0
+
+
+def run_tags(args: argparse.Namespace, function, label_map: dict) -> int:
+    """plankton-separator: its single/multiple tag against vignettes sorted by eye."""
+    from imagine_assist.errors import UserError
+    from imagine_assist.review.evaluate_tags import evaluate_tags
+
+    if args.class_agnostic or label_map:
+        raise UserError(
+            "--class-agnostic and --map are for detectors; plankton-separator is judged on "
+            "the single/ and multiple/ folders"
+        )
+    threshold = args.threshold
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise UserError(f"a P(multiple) threshold lies in (0, 1), not {threshold:g}")
+    result = evaluate_tags(args.source, function, Path(args.out), threshold)
+    print(tag_summary_lines(result.facts))
+    print(f"summary.json and plots in {args.out}")
+    return 0
+
+
+def tag_summary_lines(facts: dict) -> str:
+    by = (
+        f"P(multiple) >= {facts['threshold']:g}"
+        if facts["threshold"] is not None
+        else "two organisms or more (no classifier)"
+    )
+    lines = [
+        f"{facts['function']} on {facts['vignettes']} vignettes ({facts['multiples']} multiple, "
+        f"{facts['singles']} single), tagged multiple at {by}",
+        f'"multiple": precision {facts["precision_multiple"]:.3f}, recall '
+        f"{facts['recall_multiple']:.3f}; {facts['tagged_multiple']} tagged multiple "
+        f"({facts['tagged_multiple_share']:.1%}); singles cut into several objects: "
+        f"{facts['singles_cut_apart']} of {facts['singles']}",
+    ]
+    if facts["roc_auc"] is not None:
+        lines.append(
+            f"ranking by {facts['score']}: ROC AUC {facts['roc_auc']:.3f}, average precision "
+            f"{facts['average_precision']:.3f}"
+        )
+    left = ", ".join(f"{folder}/ {count}" for folder, count in facts["left_out"].items())
+    if left:
+        lines.append(f"left out: {left}")
+    if facts["unreadable"]:
+        lines.append(f"unreadable, left out: {len(facts['unreadable'])} (in summary.json)")
+    return "\n".join(lines)
 
 
 def summary_lines(facts: dict) -> str:

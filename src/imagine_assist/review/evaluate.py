@@ -332,7 +332,7 @@ def _plots(evaluation, facts, sent: metrics.Served, images: _Images, out_dir: Pa
         boxes = images.predicted[image]
         caption = f"confidence {boxes.confidence[box]:.2f}"
         tiles.append((images.filepaths[image], boxes.xywh[box], caption, []))
-    _gallery(
+    gallery(
         tiles,
         "red",
         f"most confident false positives at threshold {threshold:g} (red)",
@@ -345,7 +345,7 @@ def _plots(evaluation, facts, sent: metrics.Served, images: _Images, out_dir: Pa
         caption = f"missed: {images.classes[labelled.class_id[box]]}"
         others = list(boxes.xywh[boxes.confidence >= threshold])  # the boxes sent
         tiles.append((images.filepaths[image], labelled.xywh[box], caption, others))
-    _gallery(
+    gallery(
         tiles,
         "orange",
         f"missed labelled boxes at threshold {threshold:g}, largest first (orange); boxes sent red",
@@ -355,9 +355,9 @@ def _plots(evaluation, facts, sent: metrics.Served, images: _Images, out_dir: Pa
     return paths
 
 
-def _gallery(tiles, colour: str, title: str, target: Path, plt) -> None:
+def gallery(tiles, colour: str, title: str, target: Path, plt) -> None:
     """One tile per (image path, box, caption, other boxes): the image with the box drawn
-    in `colour` over the other boxes in red."""
+    in `colour` (none when None) over the other boxes in red."""
     columns = 4
     rows = max(1, -(-len(tiles) // columns))
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
@@ -371,7 +371,8 @@ def _gallery(tiles, colour: str, title: str, target: Path, plt) -> None:
         axis.imshow(image)
         for other in others:
             draw_box(axis, plt, other, width, height, "red")
-        draw_box(axis, plt, box, width, height, colour, linewidth=2)
+        if box is not None:
+            draw_box(axis, plt, box, width, height, colour, linewidth=2)
         axis.set_title(f"{Path(filepath).name[:28]}\n{caption}", fontsize=7)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
