@@ -2,6 +2,7 @@
 
 import base64
 import csv
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -49,8 +50,16 @@ def test_masks_reach_cvat_exactly_with_polygons_and_a_tag(monkeypatch):
         assert len(shapes) == len(expected.detections) and len(tags) == 1
         p_multiple = float(tags[0]["attributes"][0]["value"])
         assert tags[0]["attributes"][0]["name"] == "p_multiple" and 0 <= p_multiple <= 1
-        said_multiple = p_multiple >= function.multiple_threshold or len(shapes) >= 2
+        # the classifier lets the vignette be cut, the cut must give two organisms or more
+        said_multiple = p_multiple >= function.multiple_threshold and len(shapes) >= 2
         assert tags[0]["label"] == ("multiple" if said_multiple else "single")
+        # the tag's confidence is the probability of what it says, when one speaks for it
+        if said_multiple:
+            assert float(tags[0]["confidence"]) == pytest.approx(p_multiple, abs=1e-4)
+        elif p_multiple < function.multiple_threshold:
+            assert float(tags[0]["confidence"]) == pytest.approx(1 - p_multiple, abs=1e-4)
+        else:
+            assert "confidence" not in tags[0]
         height, width = sample.image.shape[:2]
         for item, mask in zip(shapes, expected.masks, strict=True):
             assert item["label"] == "organism" and len(item["points"]) >= 6
@@ -80,15 +89,17 @@ def test_separate_writes_vignettes_separation_lines_and_ecotaxa_tsv(tmp_path):
     assert set(types) == {"[t]", "[f]"} and len(types) == len(header)
     assert objects and len({row[1] for row in objects}) == len(objects)
     threshold = load_function("plankton-separator").multiple_threshold
-    for row in objects:
-        record = dict(zip(header, row, strict=True))
+    records = [dict(zip(header, row, strict=True)) for row in objects]
+    organisms = Counter(record["object_source_vignette"] for record in records)
+    for record in records:
         assert (out / "vignettes" / record["img_file_name"]).is_file()
         assert float(record["object_area"]) > 0
         assert (source / record["object_source_vignette"]).is_file()
         # the classifier's call travels with each object, so EcoTaxa can sort on it
         p_multiple = float(record["object_p_multiple"])
         assert 0.0 <= p_multiple <= 1.0
-        assert (p_multiple >= threshold) == (record["object_separation"] == "multiple")
+        cut = p_multiple >= threshold and organisms[record["object_source_vignette"]] >= 2
+        assert cut == (record["object_separation"] == "multiple")
     separations = sorted((out / "separations").iterdir())
     assert len(separations) == 8
     for path in separations:
@@ -136,7 +147,8 @@ def test_bundled_models_separate_and_classify_better_than_the_watershed():
     assert sum(s == t for s, t in zip(said, truth, strict=True)) >= 0.85 * len(samples)
     for separation in calls:
         classified = separation.p_multiple >= function.multiple_threshold
-        assert separation.tag == ("multiple" if classified else "single")
+        cut = len(separation.detections) >= 2
+        assert separation.tag == ("multiple" if classified and cut else "single")
         if not classified:  # a single is never cut apart
             assert len(separation.detections) == 1
 
@@ -211,5 +223,23 @@ def test_the_classifier_decides_and_a_single_is_never_cut_apart():
     multiple = SeparatorFunction(spec, None, separate_touching, FixedClassifier(0.95)).split(
         sample.image
     )
-    assert multiple.tag == "multiple"
     assert len(multiple.detections) == len(separate_touching(crop_scale_bar(sample.image, 20)))
+    assert len(multiple.detections) >= 2 and multiple.tag == "multiple"
+
+
+def test_a_vignette_the_separator_leaves_whole_is_a_single():
+    """Of 23 real vignettes the classifier called multiple and the separator left in one
+    piece, 21 were singles: the tag follows the cut, and P(multiple) still travels."""
+    from imagine_assist.functions.catalog import get_spec
+    from imagine_assist.functions.separator import SeparatorFunction
+    from imagine_assist.models.separate import organism_box_mask
+
+    sample = next(generate_plankton(1, seed=77, multiple_share=0.0))
+    spec = get_spec("plankton-separator")
+
+    def whole(image):
+        return [organism_box_mask(image)]
+
+    call = SeparatorFunction(spec, None, whole, FixedClassifier(0.95)).split(sample.image)
+    assert call.tag == "single" and len(call.detections) == 1
+    assert call.p_multiple == 0.95

@@ -117,7 +117,12 @@ def answer_separator(function: SeparatorFunction, body: dict) -> list[dict]:
     tag: dict = {"label": separation.tag}
     if separation.p_multiple is not None:
         p = separation.p_multiple
-        tag["confidence"] = f"{p if separation.tag == MULTIPLE else 1 - p:.4f}"
+        if separation.tag == MULTIPLE:
+            tag["confidence"] = f"{p:.4f}"
+        elif p < function.multiple_threshold:
+            tag["confidence"] = f"{1 - p:.4f}"
+        # else the classifier said multiple and the cut left one organism: no probability
+        # speaks for "single", so the tag carries none (P(multiple) stays an attribute)
         tag["attributes"] = [{"name": "p_multiple", "value": f"{p:.4f}"}]
     return to_detector_response(
         separation.detections, function.spec.label_types, (width, height), tags=[tag]

@@ -1,5 +1,6 @@
 """Held-out scores for the plankton models: the recall and precision for "multiple" of the
-classifier (the tag as served), and object-level F1 (IoU 0.5) with over- and under-split
+classifier, and of the tag as served (the classifier and a cut into two organisms or more:
+`functions.separator`), and object-level F1 (IoU 0.5) with over- and under-split
 rates for the trained separator and the watershed baseline, on vignettes generated from a
 seed of their own."""
 
@@ -28,6 +29,7 @@ class SeparationScores:
         self.separators = separators
         self.scores = {name: {"all": [], "single": [], "multiple": []} for name in separators}
         self.seconds = dict.fromkeys(separators, 0.0)
+        self.organisms: dict[str, list[int]] = {name: [] for name in separators}
         self.vignettes = 0
 
     def add(self, sample) -> np.ndarray:
@@ -40,6 +42,7 @@ class SeparationScores:
             started = time.perf_counter()
             predicted = separate(image)
             self.seconds[name] += time.perf_counter() - started
+            self.organisms[name].append(len(predicted))
             score = score_separation(predicted, truth)
             self.scores[name]["all"].append(score)
             self.scores[name][sample.vignette_class].append(score)
@@ -100,6 +103,9 @@ def evaluate_plankton(
         report["classifier"] = _multiple_scores(said, truth) | {"threshold": threshold}
         rate = n / max(classifier_seconds, 1e-9)
         report["classifier"]["vignettes_per_second"] = round(rate, 1)
-        # The tag plankton-separator sends is the classifier's (`functions.separator`).
-        report["tag"] = report["classifier"]
+        # The tag plankton-separator sends: over the threshold, and cut in two or more
+        # (`functions.separator`) by the separator it serves with.
+        cut = separation.organisms["model" if separator else "watershed"]
+        said = [s and count >= 2 for s, count in zip(said, cut, strict=True)]
+        report["tag"] = _multiple_scores(said, truth) | {"threshold": threshold}
     return report
