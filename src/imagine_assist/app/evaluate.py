@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"no folder or export at {args.source}")
     function = load_function(args.function, models_dir=args.models)
     if isinstance(function, SeparatorFunction):
-        return run_tags(args, function, label_map)
+        return run_plankton(args, function, label_map)
     if not getattr(args, "verbose", False):  # FiftyOne's own progress lines, on stdout
         fiftyone()  # which sets its loggers' levels when imported
         for name in ("fiftyone", "eta"):
@@ -95,9 +95,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_tags(args: argparse.Namespace, function, label_map: dict) -> int:
-    """plankton-separator: its single/multiple tag against vignettes sorted by eye."""
+def run_plankton(args: argparse.Namespace, function, label_map: dict) -> int:
+    """plankton-separator: its organisms against a CVAT export's masks, or its
+    single/multiple tag against vignettes sorted by eye."""
     from imagine_assist.errors import UserError
+    from imagine_assist.review.evaluate_masks import evaluate_separation
     from imagine_assist.review.evaluate_tags import evaluate_tags
 
     if args.class_agnostic or label_map:
@@ -108,10 +110,38 @@ def run_tags(args: argparse.Namespace, function, label_map: dict) -> int:
     threshold = args.threshold
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise UserError(f"a P(multiple) threshold lies in (0, 1), not {threshold:g}")
-    result = evaluate_tags(args.source, function, Path(args.out), threshold)
-    print(tag_summary_lines(result.facts))
+    if Path(args.source).is_file():  # an export
+        work = Home.resolve().root / "runs" / "evaluate"
+        result = evaluate_separation(args.source, function, Path(args.out), work, threshold)
+        print(separation_summary_lines(result.facts))
+    else:
+        result = evaluate_tags(args.source, function, Path(args.out), threshold)
+        print(tag_summary_lines(result.facts))
     print(f"summary.json and plots in {args.out}")
     return 0
+
+
+def separation_summary_lines(facts: dict) -> str:
+    lines = [
+        f"{facts['function']} on {facts['vignettes']} vignettes ({facts['multiples']} multiple, "
+        f"{facts['singles']} single): {facts['drawn_organisms']} organisms drawn, "
+        f"{facts['organisms_sent']} sent"
+    ]
+    for part, scores in facts["separation"].items():
+        if scores:
+            lines.append(
+                f"  {part}: F1 {scores['f1']:.3f} (IoU 0.5; precision {scores['precision']:.3f}, "
+                f"recall {scores['recall']:.3f}), over-split {scores['over_split_rate']:.3f}, "
+                f"under-split {scores['under_split_rate']:.3f}"
+            )
+    lines.append(
+        f'tag "multiple": precision {facts["precision_multiple"]:.3f}, recall '
+        f"{facts['recall_multiple']:.3f}; singles cut into several objects: "
+        f"{facts['singles_cut_apart']} of {facts['singles']}"
+    )
+    if facts["unreadable"]:
+        lines.append(f"unreadable, left out: {len(facts['unreadable'])} (in summary.json)")
+    return "\n".join(lines)
 
 
 def tag_summary_lines(facts: dict) -> str:

@@ -75,6 +75,14 @@ def sorted_vignettes(root: Path) -> tuple[list[tuple[Path, str]], dict[str, int]
     return labelled, left_out
 
 
+def relative_boxes(xyxy: np.ndarray, width: int, height: int) -> list[list[float]]:
+    """Organisms' inclusive pixel boxes (`BoxMask.xyxy`) as relative x, y, w, h."""
+    return [
+        [x1 / width, y1 / height, (x2 - x1 + 1) / width, (y2 - y1 + 1) / height]
+        for x1, y1, x2, y2 in np.asarray(xyxy, float).reshape(-1, 4).tolist()
+    ]
+
+
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
     """The chance that a positive outranks a negative (ties count half), from ranks
     (Mann-Whitney), so a folder of any size costs a sort; None without both kinds."""
@@ -130,10 +138,7 @@ def evaluate_tags(
             unreadable.append(name)
             continue
         height, width = image.shape[:2]
-        boxes = [
-            [x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height]
-            for x1, y1, x2, y2 in separation.detections.xyxy.tolist()
-        ]
+        boxes = relative_boxes(separation.detections.xyxy, width, height)
         organisms = len(separation.detections)
         calls.append(TagCall(name, truth, separation.tag, separation.p_multiple, organisms, boxes))
     if not calls:

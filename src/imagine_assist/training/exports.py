@@ -410,9 +410,9 @@ def check_image_names(root: Path, export_format: str, export: Path) -> None:
     quietly differ from what the person exported. CVAT for video 1.1 names no images
     (its frames are found in the folder)."""
     if export_format == "CVAT for images 1.1":
-        names, base = _cvat_image_names(root / "annotations.xml", export), _images_dir(root)
+        names, base = _cvat_image_names(root / "annotations.xml", export), images_dir(root)
     elif export_format == "COCO 1.0":
-        names, base = _coco_image_names(root, export), _images_dir(root)
+        names, base = _coco_image_names(root, export), images_dir(root)
     elif export_format == "Ultralytics YOLO Detection 1.0":
         _confine_yolo(root, export)
         return
@@ -455,7 +455,7 @@ def detect_format(root: Path, export: Path) -> str:
     )
 
 
-def _images_dir(root: Path) -> Path:
+def images_dir(root: Path) -> Path:
     for name in ("images", "data"):
         if (root / name).is_dir():
             return root / name
@@ -494,7 +494,7 @@ def _read_export(info: ExportInfo, name: str):
         if info.format == "CVAT for images 1.1":
             return fo.Dataset.from_dir(
                 dataset_type=fo.types.CVATImageDataset,
-                data_path=str(_images_dir(root)),
+                data_path=str(images_dir(root)),
                 labels_path=str(root / "annotations.xml"),
                 **boxes,
             )
@@ -503,7 +503,7 @@ def _read_export(info: ExportInfo, name: str):
         if info.format == "COCO 1.0":
             return fo.Dataset.from_dir(
                 dataset_type=fo.types.COCODetectionDataset,
-                data_path=str(_images_dir(root)),
+                data_path=str(images_dir(root)),
                 labels_path=str(sorted(root.glob("annotations/*.json"))[0]),
                 label_types="detections",
                 **common,
@@ -607,7 +607,7 @@ def _load_cvat_video(fo, root: Path, name: str, export: Path):
             ", ".join(sorted(left_out)),
         )
     frames = {}
-    for path in _images_dir(root).rglob("*"):
+    for path in images_dir(root).rglob("*"):
         match = _FRAME.match(path.stem)
         if match and path.is_file():
             frames[int(match.group(1))] = path

@@ -1,0 +1,125 @@
+"""`imagine-assist evaluate --function plankton-separator` on a CVAT for images 1.1 export
+whose organisms are masks or polygons (drawn or corrected in CVAT)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import supervision as sv
+from PIL import Image
+
+from imagine_assist.app.main import main
+from imagine_assist.cvat.xml import cvat_images_tree
+from imagine_assist.functions.catalog import load_function
+from imagine_assist.models.separate import score_separation, summarise
+from imagine_assist.review.evaluate_masks import read_cvat_organisms
+from imagine_assist.samples import generate_plankton
+
+
+def organism_detections(masks: list[np.ndarray]) -> sv.Detections:
+    boxes = [sv.mask_to_xyxy(m[None])[0] for m in masks]
+    return sv.Detections(
+        xyxy=np.array(boxes, np.float32).reshape(-1, 4),
+        mask=np.array(masks, bool),
+        class_id=np.zeros(len(masks), int),
+    )
+
+
+def write_export(path: Path, samples) -> Path:
+    """A CVAT for images 1.1 zip of the samples, each organism an RLE <mask>."""
+    images = []
+    with zipfile.ZipFile(path, "w") as archive:
+        for sample in samples:
+            name = sample.name.replace(".jpg", ".png")
+            height, width = sample.image.shape[:2]
+            images.append((name, width, height, organism_detections(truth_masks(sample))))
+            png = path.parent / name
+            Image.fromarray(sample.image).save(png)
+            archive.write(png, f"images/{name}")
+        tree = cvat_images_tree(images, ["organism"])
+        xml = path.parent / "annotations.xml"
+        tree.write(xml, encoding="utf-8", xml_declaration=True)
+        archive.write(xml, "annotations.xml")
+    return path
+
+
+def truth_masks(sample) -> list[np.ndarray]:
+    return [obj.mask.astype(bool) for obj in sample.objects]
+
+
+def test_masks_written_by_cvat_read_back_exactly(tmp_path):
+    samples = list(generate_plankton(3, seed=31, multiple_share=1.0, max_size=300))
+    export = write_export(tmp_path / "export.zip", samples)
+    with zipfile.ZipFile(export) as archive:
+        archive.extract("annotations.xml", tmp_path / "x")
+    read = list(read_cvat_organisms(tmp_path / "x" / "annotations.xml", export))
+    assert [v.name for v in read] == [s.name.replace(".jpg", ".png") for s in samples]
+    for vignette, sample in zip(read, samples, strict=True):
+        shape = (vignette.height, vignette.width)
+        assert shape == sample.image.shape[:2] and vignette.tag is None
+        got = [organism.full(shape) for organism in vignette.organisms]
+        assert len(got) == len(sample.objects) >= 2
+        for mask, truth in zip(got, truth_masks(sample), strict=True):
+            np.testing.assert_array_equal(mask, truth)
+
+
+def test_a_polygon_is_an_organism_and_a_tag_is_read(tmp_path):
+    xml = tmp_path / "annotations.xml"
+    xml.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version>'
+        '<image id="0" name="v.png" width="40" height="30">'
+        '<polygon label="organism" points="10,5;30,5;30,25;10,25" occluded="0"/>'
+        '<box label="organism" xtl="1" ytl="1" xbr="5" ybr="5" occluded="0"/>'
+        '<tag label="multiple"/></image></annotations>'
+    )
+    (vignette,) = read_cvat_organisms(xml, xml)
+    assert vignette.tag == "multiple" and len(vignette.organisms) == 1  # the box is no organism
+    organism = vignette.organisms[0]
+    assert organism.xyxy == (10, 5, 30, 25) and organism.area == 21 * 21  # inclusive, as CVAT
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    samples = list(generate_plankton(8, seed=33, multiple_share=0.5, max_size=420))
+    return write_export(folder / "plankton.zip", samples), samples
+
+
+def test_the_organisms_sent_are_scored_against_the_drawn_ones(export, tmp_path, capsys):
+    path, samples = export
+    assert main(["evaluate", str(path), "--function", "plankton-separator",
+                 "--out", str(tmp_path / "out")]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    facts = json.loads((tmp_path / "out" / "summary.json").read_text())
+
+    # the same figures as scoring the function's own answers against the exact masks
+    function = load_function("plankton-separator")
+    scores, sent = [], 0
+    for sample in samples:
+        separation = function.split(sample.image)
+        sent += len(separation.detections)
+        scores.append(score_separation(separation.masks, truth_masks(sample)))
+    expected = summarise(scores)
+    assert facts["separation"]["all"]["f1"] == pytest.approx(expected["f1"])
+    assert facts["separation"]["all"]["under_split_rate"] == pytest.approx(
+        expected["under_split_rate"]
+    )
+    assert facts["vignettes"] == 8 and facts["organisms_sent"] == sent
+    assert facts["drawn_organisms"] == sum(len(s.objects) for s in samples)
+    assert facts["multiples"] == sum(len(s.objects) >= 2 for s in samples)
+    assert f"F1 {expected['f1']:.3f}" in printed
+    assert (tmp_path / "out" / "worst_separations.png").stat().st_size > 1000
+
+
+def test_an_export_of_boxes_only_is_refused_with_what_to_give(tmp_path, capsys):
+    path = tmp_path / "coco.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("annotations/instances_default.json", '{"images": [], "annotations": []}')
+    code = main(["evaluate", str(path), "--function", "plankton-separator",
+                 "--out", str(tmp_path / "o")])  # fmt: skip
+    error = capsys.readouterr().err
+    assert code == 2 and "CVAT for images 1.1" in error and "single/ and multiple/" in error
