@@ -9,42 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import supervision as sv
-from PIL import Image
 
 from imagine_assist.app.main import main
-from imagine_assist.cvat.xml import cvat_images_tree
 from imagine_assist.functions.catalog import load_function
+from imagine_assist.images import read_image
 from imagine_assist.models.separate import score_separation, summarise
 from imagine_assist.review.evaluate_masks import read_cvat_organisms
-from imagine_assist.samples import generate_plankton
-
-
-def organism_detections(masks: list[np.ndarray]) -> sv.Detections:
-    boxes = [sv.mask_to_xyxy(m[None])[0] for m in masks]
-    return sv.Detections(
-        xyxy=np.array(boxes, np.float32).reshape(-1, 4),
-        mask=np.array(masks, bool),
-        class_id=np.zeros(len(masks), int),
-    )
+from imagine_assist.samples import generate_plankton, write_cvat_export
+from imagine_assist.samples.plankton import PLANKTON_LABELS
 
 
 def write_export(path: Path, samples) -> Path:
     """A CVAT for images 1.1 zip of the samples, each organism an RLE <mask>."""
-    images = []
-    with zipfile.ZipFile(path, "w") as archive:
-        for sample in samples:
-            name = sample.name.replace(".jpg", ".png")
-            height, width = sample.image.shape[:2]
-            images.append((name, width, height, organism_detections(truth_masks(sample))))
-            png = path.parent / name
-            Image.fromarray(sample.image).save(png)
-            archive.write(png, f"images/{name}")
-        tree = cvat_images_tree(images, ["organism"])
-        xml = path.parent / "annotations.xml"
-        tree.write(xml, encoding="utf-8", xml_declaration=True)
-        archive.write(xml, "annotations.xml")
-    return path
+    return write_cvat_export(path, samples, PLANKTON_LABELS, masks=True)
 
 
 def truth_masks(sample) -> list[np.ndarray]:
@@ -57,7 +34,7 @@ def test_masks_written_by_cvat_read_back_exactly(tmp_path):
     with zipfile.ZipFile(export) as archive:
         archive.extract("annotations.xml", tmp_path / "x")
     read = list(read_cvat_organisms(tmp_path / "x" / "annotations.xml", export))
-    assert [v.name for v in read] == [s.name.replace(".jpg", ".png") for s in samples]
+    assert [v.name for v in read] == [s.name for s in samples]
     for vignette, sample in zip(read, samples, strict=True):
         shape = (vignette.height, vignette.width)
         assert shape == sample.image.shape[:2] and vignette.tag is None
@@ -99,8 +76,11 @@ def test_the_organisms_sent_are_scored_against_the_drawn_ones(export, tmp_path, 
     # the same figures as scoring the function's own answers against the exact masks
     function = load_function("plankton-separator")
     scores, sent = [], 0
-    for sample in samples:
-        separation = function.split(sample.image)
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(unpacked)
+    for sample in samples:  # the images as the export holds them (JPEG)
+        separation = function.split(read_image(unpacked / "images" / sample.name))
         sent += len(separation.detections)
         scores.append(score_separation(separation.masks, truth_masks(sample)))
     expected = summarise(scores)

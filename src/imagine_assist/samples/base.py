@@ -139,9 +139,11 @@ def write_cvat_export(
     samples: Iterable[Sample],
     labels: Sequence[str],
     jpeg_quality: int = 92,
+    masks: bool = False,
 ) -> Path:
     """A zip laid out as CVAT's "CVAT for images 1.1" export with images: `annotations.xml`
-    and `images/<name>`. Stands in for a corrected task exported from CVAT."""
+    and `images/<name>`. Stands in for a corrected task exported from CVAT: a box task, or
+    with `masks` a mask task (one RLE <mask> per object, as CVAT writes them)."""
     import io
     import zipfile
 
@@ -156,10 +158,12 @@ def write_cvat_export(
             Image.fromarray(sample.image).save(buffer, format="JPEG", quality=jpeg_quality)
             archive.writestr(f"images/{sample.name}", buffer.getvalue())
             width, height = sample.size
-            boxes = sample.detections(labels)
-            boxes.mask = None  # a box task: CVAT exports rectangles
-            entries.append((sample.name, width, height, boxes))
-        tree = cvat_images_tree(entries, labels, None, label_type="rectangle")
+            shapes = sample.detections(labels)
+            if not masks:
+                shapes.mask = None  # a box task: CVAT exports rectangles
+            entries.append((sample.name, width, height, shapes))
+        label_type = "mask" if masks else "rectangle"
+        tree = cvat_images_tree(entries, labels, None, label_type=label_type)
         xml = io.BytesIO()
         tree.write(xml, encoding="utf-8", xml_declaration=True)
         archive.writestr("annotations.xml", xml.getvalue())
