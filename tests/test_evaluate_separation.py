@@ -66,6 +66,7 @@ def export(tmp_path_factory):
     return write_export(folder / "plankton.zip", samples), samples
 
 
+@pytest.mark.slow  # the bundled models on 8 vignettes: the full tier, as evaluate's others
 def test_the_organisms_sent_are_scored_against_the_drawn_ones(export, tmp_path, capsys):
     path, samples = export
     assert main(["evaluate", str(path), "--function", "plankton-separator",

@@ -54,6 +54,7 @@ def evaluate(folder, out, *extra):
     )
 
 
+@pytest.mark.slow  # the bundled models on 12 vignettes: the full tier, as evaluate's others
 def test_the_tag_is_scored_against_the_sorted_folders(sorted_folder, tmp_path, capsys):
     assert evaluate(sorted_folder, tmp_path / "out") == 0
     printed = capsys.readouterr().out
@@ -92,6 +93,7 @@ def test_the_tag_is_scored_against_the_sorted_folders(sorted_folder, tmp_path, c
         assert (tmp_path / "out" / plot).stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_a_stricter_threshold_tags_fewer_multiples(sorted_folder, tmp_path):
     tagged, ranking = [], []
     for threshold in ("0.02", "0.98"):
