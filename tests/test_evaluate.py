@@ -183,7 +183,8 @@ def test_class_agnostic_scores_any_label_as_one_class(tmp_path):
         (lambda p: write_zip(p / "notes.zip"), "fish-detector", "not an export"),
         (lambda p: p, "fish-detector", "not a YOLO folder"),
         (lambda p: write_zip(p / "notes.zip"), "burrow-tracker", "not a box detector"),
-        (lambda p: write_zip(p / "notes.zip"), "plankton-separator", "single/ and multiple/"),
+        (lambda p: write_zip(p / "notes.zip"), "plankton-separator", "not an export"),
+        (lambda p: p, "plankton-separator", "single/ and multiple/"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, capsys, make, function, says):
