@@ -59,6 +59,33 @@ def test_a_polygon_is_an_organism_and_a_tag_is_read(tmp_path):
     assert organism.xyxy == (10, 5, 30, 25) and organism.area == 21 * 21  # inclusive, as CVAT
 
 
+@pytest.mark.parametrize(
+    ("image", "shapes", "says"),
+    [
+        ('width="huge" height="30"', "", "no whole width and height"),
+        ('width="100000" height="100000"', "", "at most 60,000,000"),
+        (
+            'width="4000" height="4000"',
+            '<polygon label="organism" points="1,1;3,1;3,3"/>' * 20,
+            "more organisms than",
+        ),
+        ('width="40" height="30"', '<mask label="o" rle="5, x" left="0" top="0" '
+         'width="4" height="4"/>', "cannot be read"),
+    ],
+)  # fmt: skip
+def test_a_tampered_export_is_refused_before_masks_are_drawn(tmp_path, image, shapes, says):
+    """Sizes and shapes are checked before a mask of that size is allocated: a hostile
+    export cannot make the reader draw gigabytes."""
+    from imagine_assist.errors import UserError
+
+    xml = tmp_path / "annotations.xml"
+    xml.write_text(
+        f'<annotations><image id="0" name="v.png" {image}>{shapes}</image></annotations>'
+    )
+    with pytest.raises(UserError, match=says):
+        list(read_cvat_organisms(xml, xml))
+
+
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")

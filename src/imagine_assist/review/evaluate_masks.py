@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from imagine_assist.errors import BadRequest, UserError
 from imagine_assist.functions.separator import MULTIPLE, SINGLE
-from imagine_assist.images import read_image
+from imagine_assist.images import DEFAULT_MAX_PIXELS, read_image
 from imagine_assist.models.separate import BoxMask, score_separation, summarise
 from imagine_assist.review.evaluate import GALLERY_SIZE, EvaluationSummary, gallery
 from imagine_assist.review.evaluate_tags import relative_boxes
@@ -41,6 +41,10 @@ from imagine_assist.training.plankton_real import tag_scores
 log = logging.getLogger(__name__)
 
 CVAT_IMAGES = "CVAT for images 1.1"
+# What one vignette's drawn organisms may cost, as mask pixels (one byte each): kept as crops
+# while read, and as whole-vignette masks while matched. A ZooScan vignette with a few
+# organisms costs a few million; an export past this was made by hand or to harm.
+MAX_MASK_PIXELS = 2**28
 
 
 @dataclass(frozen=True)
@@ -82,8 +86,8 @@ def read_cvat_organisms(xml_path: Path, export: Path) -> Iterator[DrawnVignette]
             if event != "end" or element.tag != "image":
                 continue
             name, subset = element.get("name", ""), element.get("subset")
-            width, height = int(element.get("width", "0")), int(element.get("height", "0"))
-            organisms, tag = [], None
+            width, height = _size(element, export, name)
+            organisms, tag, cost = [], None, 0
             for shape in element:
                 try:
                     if shape.tag == "mask":
@@ -96,11 +100,34 @@ def read_cvat_organisms(xml_path: Path, export: Path) -> Iterator[DrawnVignette]
                     ) from None
                 if shape.tag == "tag" and shape.get("label") in (SINGLE, MULTIPLE):
                     tag = shape.get("label")
+                if shape.tag in ("mask", "polygon"):
+                    cost += width * height  # each is matched as a whole-vignette mask
+                    if cost > MAX_MASK_PIXELS:
+                        raise UserError(
+                            f"{export}: {name} holds more organisms than its "
+                            f"{width}x{height} pixels can be matched for ({MAX_MASK_PIXELS:,} "
+                            "mask pixels at most)"
+                        )
             drawn = [o for o in organisms if o.area]
             yield DrawnVignette(f"{subset}/{name}" if subset else name, width, height, drawn, tag)
             top.clear()  # the images read so far
     except ET.ParseError as error:
         raise UserError(f"{export}: {xml_path.name} is not readable CVAT XML: {error}") from None
+
+
+def _size(element: ET.Element, export: Path, name: str) -> tuple[int, int]:
+    """An <image>'s width and height, refused before any mask of that size is drawn when
+    they are not whole numbers or exceed what any function takes."""
+    try:
+        width, height = int(element.get("width", "")), int(element.get("height", ""))
+    except ValueError:
+        raise UserError(f"{export}: {name} has no whole width and height") from None
+    if width <= 0 or height <= 0 or width * height > DEFAULT_MAX_PIXELS:
+        raise UserError(
+            f"{export}: {name} says it is {width}x{height} pixels; an image has at least one "
+            f"and at most {DEFAULT_MAX_PIXELS:,}"
+        )
+    return width, height
 
 
 @dataclass(frozen=True)
