@@ -45,8 +45,8 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
         "--threshold",
         type=threshold_value,
         help="the served confidence threshold that precision, recall and the galleries "
-        "use (default: the function's); for plankton-separator, the P(multiple) from which "
-        "a vignette is tagged multiple (default: its classifier's own)",
+        "use; for plankton-separator, the P(multiple) from which a vignette is tagged "
+        "multiple (default: the function's own, its classifier's for plankton-separator)",
     )
     add_export_options(parser, exports=False, val=False)
     parser.add_argument("--out", default="evaluation", help="folder for summary.json and the plots")
