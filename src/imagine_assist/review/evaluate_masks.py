@@ -35,7 +35,7 @@ from imagine_assist.images import DEFAULT_MAX_PIXELS, read_image
 from imagine_assist.models.separate import BoxMask, score_separation, summarise
 from imagine_assist.review.evaluate import GALLERY_SIZE, EvaluationSummary, gallery
 from imagine_assist.review.evaluate_tags import relative_boxes
-from imagine_assist.training.exports import images_dir, unpacked
+from imagine_assist.training.exports import cvat_image_name, cvat_images, images_dir, unpacked
 from imagine_assist.training.plankton_real import tag_scores
 
 log = logging.getLogger(__name__)
@@ -79,40 +79,32 @@ def _polygon_mask(shape: ET.Element, width: int, height: int) -> BoxMask:
 
 def read_cvat_organisms(xml_path: Path, export: Path) -> Iterator[DrawnVignette]:
     """Each <image> of a CVAT for images 1.1 XML with its organisms, read as a stream."""
-    try:
-        top = None
-        for event, element in ET.iterparse(xml_path, events=("start", "end")):
-            top = element if top is None else top
-            if event != "end" or element.tag != "image":
-                continue
-            name, subset = element.get("name", ""), element.get("subset")
-            width, height = _size(element, export, name)
-            organisms, tag, cost = [], None, 0
-            for shape in element:
-                try:
-                    if shape.tag == "mask":
-                        organisms.append(_rle_mask(shape, width, height))
-                    elif shape.tag == "polygon":
-                        organisms.append(_polygon_mask(shape, width, height))
-                except ValueError as error:  # runs that do not fit the box, odd points
+    for element in cvat_images(xml_path, export):
+        name = cvat_image_name(element)
+        width, height = _size(element, export, name)
+        organisms, tag, cost = [], None, 0
+        for shape in element:
+            try:
+                if shape.tag == "mask":
+                    organisms.append(_rle_mask(shape, width, height))
+                elif shape.tag == "polygon":
+                    organisms.append(_polygon_mask(shape, width, height))
+            except ValueError as error:  # runs that do not fit the box, odd points
+                raise UserError(
+                    f"{export}: a {shape.tag} of {name} cannot be read: {error}"
+                ) from None
+            if shape.tag == "tag" and shape.get("label") in (SINGLE, MULTIPLE):
+                tag = shape.get("label")
+            if shape.tag in ("mask", "polygon"):
+                cost += width * height  # each is matched as a whole-vignette mask
+                if cost > MAX_MASK_PIXELS:
                     raise UserError(
-                        f"{export}: a {shape.tag} of {name} cannot be read: {error}"
-                    ) from None
-                if shape.tag == "tag" and shape.get("label") in (SINGLE, MULTIPLE):
-                    tag = shape.get("label")
-                if shape.tag in ("mask", "polygon"):
-                    cost += width * height  # each is matched as a whole-vignette mask
-                    if cost > MAX_MASK_PIXELS:
-                        raise UserError(
-                            f"{export}: {name} holds more organisms than its "
-                            f"{width}x{height} pixels can be matched for ({MAX_MASK_PIXELS:,} "
-                            "mask pixels at most)"
-                        )
-            drawn = [o for o in organisms if o.area]
-            yield DrawnVignette(f"{subset}/{name}" if subset else name, width, height, drawn, tag)
-            top.clear()  # the images read so far
-    except ET.ParseError as error:
-        raise UserError(f"{export}: {xml_path.name} is not readable CVAT XML: {error}") from None
+                        f"{export}: {name} holds more organisms than its "
+                        f"{width}x{height} pixels can be matched for ({MAX_MASK_PIXELS:,} "
+                        "mask pixels at most)"
+                    )
+        drawn = [o for o in organisms if o.area]
+        yield DrawnVignette(name, width, height, drawn, tag)
 
 
 def _size(element: ET.Element, export: Path, name: str) -> tuple[int, int]:

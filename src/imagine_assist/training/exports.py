@@ -334,23 +334,29 @@ def _outside(export: Path, name: str) -> UserError:
     )
 
 
-def _cvat_image_names(xml_path: Path, export: Path) -> Iterator[str]:
-    """Each <image>'s name as FiftyOne's importer looks it up (subset/name), read as a
-    stream: the XML can be hundreds of megabytes."""
+def cvat_images(xml_path: Path, export: Path) -> Iterator[ET.Element]:
+    """Each complete <image> element of a CVAT for images 1.1 XML, read as a stream (the
+    XML can be hundreds of megabytes): the images before it are cleared as it comes."""
     try:
-        events = ET.iterparse(xml_path, events=("start", "end"))
         top = None
-        for event, element in events:
+        for event, element in ET.iterparse(xml_path, events=("start", "end")):
             top = element if top is None else top
-            if element.tag != "image":
-                continue
-            if event == "start":
-                name, subset = element.get("name", ""), element.get("subset")
-                yield os.path.join(subset, name) if subset else name
-            else:
+            if event == "end" and element.tag == "image":
+                yield element
                 top.clear()  # the images read so far
     except ET.ParseError as error:
         raise UserError(f"{export}: {xml_path.name} is not readable CVAT XML: {error}") from None
+
+
+def cvat_image_name(image: ET.Element) -> str:
+    """An <image>'s file as FiftyOne's importer looks it up: subset/name."""
+    name, subset = image.get("name", ""), image.get("subset")
+    return os.path.join(subset, name) if subset else name
+
+
+def _cvat_image_names(xml_path: Path, export: Path) -> Iterator[str]:
+    for image in cvat_images(xml_path, export):
+        yield cvat_image_name(image)
 
 
 def _coco_image_names(root: Path, export: Path) -> Iterator[str]:
