@@ -10,116 +10,34 @@ as one (under-split); for all vignettes, and for singles and multiples apart (a 
 with two drawn organisms or more is a multiple, or its `single`/`multiple` tag says). The
 tag's figures come with them, as for sorted folders (`review.evaluate_tags`).
 
-Every mask or polygon in the export is an organism, whatever its label: a plankton task has
-one organism label, and a tag for the call. Boxes, points and lines are ignored. The export
-is read as a stream, one image at a time, and unpacked with the checks every export gets
-(`training.exports.unpacked`).
+The export is unpacked with the checks every export gets (`training.exports.unpacked`) and
+its organisms read by `training.mask_exports`, one image at a time.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
 from tqdm.auto import tqdm
 
 from imagine_assist.errors import BadRequest, UserError
 from imagine_assist.functions.separator import MULTIPLE, SINGLE
-from imagine_assist.images import DEFAULT_MAX_PIXELS, read_image
-from imagine_assist.models.separate import BoxMask, score_separation, summarise
+from imagine_assist.images import read_image
+from imagine_assist.models.separate import score_separation, summarise
 from imagine_assist.review.evaluate import GALLERY_SIZE, EvaluationSummary, gallery
 from imagine_assist.review.evaluate_tags import relative_boxes
-from imagine_assist.training.exports import cvat_image_name, cvat_images, images_dir, unpacked
+from imagine_assist.training.exports import images_dir, unpacked
+from imagine_assist.training.mask_exports import (
+    CVAT_IMAGES,
+    DrawnVignette,
+    read_cvat_organisms,
+)
 from imagine_assist.training.plankton_real import tag_scores
 
 log = logging.getLogger(__name__)
-
-CVAT_IMAGES = "CVAT for images 1.1"
-# What one vignette's drawn organisms may cost, as mask pixels (one byte each): kept as crops
-# while read, and as whole-vignette masks while matched. A ZooScan vignette with a few
-# organisms costs a few million; an export past this was made by hand or to harm.
-MAX_MASK_PIXELS = 2**28
-
-
-@dataclass(frozen=True)
-class DrawnVignette:
-    """One <image> of the export: its file, size, drawn organisms and tag (if any)."""
-
-    name: str  # as the export names it (subset/name)
-    width: int
-    height: int
-    organisms: list[BoxMask]
-    tag: str | None
-
-
-def _rle_mask(shape: ET.Element, width: int, height: int) -> BoxMask:
-    """A CVAT XML <mask>: runs over its box, row by row, the first run background."""
-    from cvat_sdk.masks import decode_mask  # cvat_sdk takes 0.3 s to import
-
-    left, top = int(shape.get("left", "0")), int(shape.get("top", "0"))
-    box_width, box_height = int(shape.get("width", "0")), int(shape.get("height", "0"))
-    runs = [int(float(run)) for run in shape.get("rle", "").split(",") if run.strip()]
-    encoded = [*runs, left, top, left + box_width - 1, top + box_height - 1]
-    return BoxMask.around(decode_mask(encoded, image_width=width, image_height=height))
-
-
-def _polygon_mask(shape: ET.Element, width: int, height: int) -> BoxMask:
-    points = [float(v) for pair in shape.get("points", "").split(";") for v in pair.split(",")]
-    outline = np.round(np.array(points, np.float64).reshape(-1, 2)).astype(np.int32)
-    canvas = np.zeros((height, width), np.uint8)
-    cv2.fillPoly(canvas, [outline], 1)
-    return BoxMask.around(canvas.astype(bool))
-
-
-def read_cvat_organisms(xml_path: Path, export: Path) -> Iterator[DrawnVignette]:
-    """Each <image> of a CVAT for images 1.1 XML with its organisms, read as a stream."""
-    for element in cvat_images(xml_path, export):
-        name = cvat_image_name(element)
-        width, height = _size(element, export, name)
-        organisms, tag, cost = [], None, 0
-        for shape in element:
-            try:
-                if shape.tag == "mask":
-                    organisms.append(_rle_mask(shape, width, height))
-                elif shape.tag == "polygon":
-                    organisms.append(_polygon_mask(shape, width, height))
-            except ValueError as error:  # runs that do not fit the box, odd points
-                raise UserError(
-                    f"{export}: a {shape.tag} of {name} cannot be read: {error}"
-                ) from None
-            if shape.tag == "tag" and shape.get("label") in (SINGLE, MULTIPLE):
-                tag = shape.get("label")
-            if shape.tag in ("mask", "polygon"):
-                cost += width * height  # each is matched as a whole-vignette mask
-                if cost > MAX_MASK_PIXELS:
-                    raise UserError(
-                        f"{export}: {name} holds more organisms than its "
-                        f"{width}x{height} pixels can be matched for ({MAX_MASK_PIXELS:,} "
-                        "mask pixels at most)"
-                    )
-        drawn = [o for o in organisms if o.area]
-        yield DrawnVignette(name, width, height, drawn, tag)
-
-
-def _size(element: ET.Element, export: Path, name: str) -> tuple[int, int]:
-    """An <image>'s width and height, refused before any mask of that size is drawn when
-    they are not whole numbers or exceed what any function takes."""
-    try:
-        width, height = int(element.get("width", "")), int(element.get("height", ""))
-    except ValueError:
-        raise UserError(f"{export}: {name} has no whole width and height") from None
-    if width <= 0 or height <= 0 or width * height > DEFAULT_MAX_PIXELS:
-        raise UserError(
-            f"{export}: {name} says it is {width}x{height} pixels; an image has at least one "
-            f"and at most {DEFAULT_MAX_PIXELS:,}"
-        )
-    return width, height
 
 
 @dataclass(frozen=True)
