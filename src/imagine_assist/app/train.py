@@ -18,6 +18,7 @@ examples:
   imagine-assist train fish --from task-12.zip --from task-13.zip     # a new registry version
   imagine-assist train fish --from task-14.zip --val fixed-val.zip   # gate on a fixed export
   imagine-assist train fish --from task-3.zip --map Fish=fish        # rename export labels
+  imagine-assist train plankton --from task-7.zip   # the separator, from corrected masks
   imagine-assist train fish --yes                                    # synthetic default model
 """
 
@@ -95,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     from imagine_assist.families import get_family
 
     family = get_family(args.family)  # here, not in argparse: --home decides what exists
+    if args.exports and family.name == "plankton":
+        return _train_separator_from_exports(args)
     if args.exports:
         return _train_from_exports(args)
     if args.val_exports or args.label_map:
@@ -300,6 +303,50 @@ def _train_from_exports(args: argparse.Namespace) -> int:
             "models on images the candidate trained on; export more images (or a longer "
             "stretch of video), or name a fixed validation export with --val"
         )
+    report_outcome(args, registry, result)
+    return 0
+
+
+def _train_separator_from_exports(args: argparse.Namespace) -> int:
+    """The plankton family retrains its separator from organisms corrected as masks or
+    polygons (`training.plankton_retrain`); every mask is an organism, so no label map."""
+    from imagine_assist.models.registry import Registry
+    from imagine_assist.models.store import family_dir
+    from imagine_assist.training.plankton_retrain import retrain_separator
+
+    if args.label_map or args.recipe:
+        raise UserError(
+            "plankton reads every mask or polygon of an export as an organism, with its own "
+            "recipe: --map and --recipe are for the box families"
+        )
+    registry = Registry(family_dir(args.family, args.models).parent)
+    work = Path(args.work) if args.work else Home.resolve().root / "runs" / "plankton-retrain"
+    result = retrain_separator(
+        args.exports,
+        registry,
+        work,
+        device=args.device,
+        force=args.force,
+        epochs=args.epochs,
+        val_exports=args.val_exports,
+    )
+    metrics = result.card["metrics"]
+    candidate, deployed = metrics["candidate"], metrics["deployed"]
+    held_out = result.card["evaluated_on"]
+    if candidate:
+        print(
+            f"plankton {result.version.name}: separator F1 {candidate['f1']:.3f} (live "
+            f"{metrics['deployed_version']}: {deployed['f1']:.3f}) on {held_out['vignettes']} "
+            f"held-out vignettes ({held_out['organisms']} organisms)"
+        )
+    else:
+        print(f"plankton {result.version.name}: no vignette fell in the held-out split")
+    report_outcome(args, registry, result)
+    return 0
+
+
+def report_outcome(args: argparse.Namespace, registry, result) -> None:
+    """The gate's reasons, and what serves now: promoted, undecided or kept."""
     for reason in result.gate["reasons"]:
         print(f"gate: {reason}")
     undecided = result.gate.get("decided") is False
@@ -321,4 +368,3 @@ def _train_from_exports(args: argparse.Namespace) -> int:
             f"kept {current.name if current else 'the deployed model'}; `imagine-assist models "
             f"promote {args.family} {result.version.name} --force` overrides the gate"
         )
-    return 0
