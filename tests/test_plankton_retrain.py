@@ -168,3 +168,9 @@ def test_separation_f1_scores_the_served_separator(tmp_path):
             ious = [np.logical_and(p, t).sum() / np.logical_or(p, t).sum() for p in predicted]
             tp += max(ious, default=0) >= 0.5
     assert facts["recall"] == pytest.approx(tp / held_out.drawn)
+
+
+def test_the_cvat_loop_points_plankton_to_train_from(home, capsys):
+    # refused before any CVAT server is asked (this port has none)
+    assert main(["loop", "plankton", "--cvat", "http://127.0.0.1:9", "--task", "1"]) == 2
+    assert "imagine-assist train plankton --from" in capsys.readouterr().err

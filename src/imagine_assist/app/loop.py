@@ -14,6 +14,7 @@ from imagine_assist.app.common import (
     family_help,
     reload_gateway,
 )
+from imagine_assist.errors import UserError
 from imagine_assist.home import Home
 
 
@@ -50,6 +51,16 @@ def run(args: argparse.Namespace) -> int:
     from imagine_assist.loop import run_loop
 
     family = get_family(args.family).name  # here, not in argparse: --home decides what exists
+    if get_family(family).training is None:  # before CVAT is asked for anything
+        raise UserError(
+            f"the loop's round trip retrains box families; {family} has no `training:` recipe. "
+            + (
+                "Export the corrected task (CVAT for images 1.1, organisms as masks) and run "
+                "`imagine-assist train plankton --from task.zip`"
+                if family == "plankton"
+                else f"Retrain it with `imagine-assist train {family}`"
+            )
+        )
     url = cvat_url(args.cvat)
     work = Path(args.work) if args.work else Home.resolve().root / "loop" / family
     reload = (lambda name: reload_gateway(args.gateway, name)) if args.gateway else None
