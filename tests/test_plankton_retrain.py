@@ -140,6 +140,10 @@ def test_train_plankton_from_a_mask_export(tmp_path, home, capsys):
     assert json.loads((v2.path / "card.json").read_text())["gate"] == card["gate"]
     assert card["metrics"]["deployed_version"] == "bundled"
     assert 0.0 <= card["metrics"]["candidate"]["f1"] <= 1.0
+    capsys.readouterr()
+    assert main(["models", "list", "plankton", "--models", str(models)]) == 0
+    listed = capsys.readouterr().out
+    assert f"* v2  F1 {card['metrics']['candidate']['f1']:.3f}  gate undecided" in listed
 
 
 def test_plankton_refuses_a_label_map(tmp_path, home):

@@ -77,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
                 else "passed" if gate.get("passed") else "failed"
             )  # fmt: skip
             mark = "*" if current and current.name == version.name else " "
+            # a box detector's versions carry mAP50, a separator's its object F1
+            key, shown = ("f1", "F1") if "f1" in candidate else ("mAP50", "mAP50")
             print(
-                f"{mark} {version.name}  mAP50 {candidate.get('mAP50', float('nan')):.3f}  "
+                f"{mark} {version.name}  {shown} {candidate.get(key, float('nan')):.3f}  "
                 f"gate {verdict}  {len(card.get('data', {}).get('exports', []))} export(s)"
             )
         return 0
