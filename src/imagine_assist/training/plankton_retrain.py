@@ -182,7 +182,10 @@ def separation_f1(separator_onnx: Path, held_out: HeldOut) -> dict:
 
     separator = load_separator(separator_onnx)
     scores = []
-    for path, organisms in zip(held_out.images, held_out.organisms, strict=True):
+    pairs = zip(held_out.images, held_out.organisms, strict=True)
+    for path, organisms in tqdm(
+        pairs, total=len(held_out.images), desc=f"scoring {separator_onnx.name}", unit="vignette"
+    ):
         image = read_image(path)
         truth = [o.full(image.shape[:2]) for o in organisms]
         scores.append(score_separation(separator(image), truth))
