@@ -14,9 +14,9 @@ from imagine_assist.app.main import main
 from imagine_assist.functions.catalog import load_function
 from imagine_assist.images import read_image
 from imagine_assist.models.separate import score_separation, summarise
-from imagine_assist.training.mask_exports import read_cvat_organisms
 from imagine_assist.samples import generate_plankton, write_cvat_export
 from imagine_assist.samples.plankton import PLANKTON_LABELS
+from imagine_assist.training.mask_exports import read_cvat_organisms
 
 
 def write_export(path: Path, samples) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from imagine_assist.app.main import main
 from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import load_function
+from imagine_assist.home import Home
 from imagine_assist.images import read_image
 from imagine_assist.models.plankton import load_separator
 from imagine_assist.models.registry import Registry
@@ -21,6 +23,7 @@ from imagine_assist.samples import generate_plankton, write_cvat_export
 from imagine_assist.samples.plankton import PLANKTON_LABELS
 from imagine_assist.training.plankton_retrain import (
     SeparatorRetrainRecipe,
+    _start_weights,
     build_dataset,
     check_gate,
     separation_f1,
@@ -38,16 +41,16 @@ def label_rows(dataset, split):
     }
 
 
-def test_each_corrected_organism_becomes_one_outline_of_the_cut_vignette(tmp_path):
+def test_each_corrected_organism_becomes_one_outline_of_the_cut_vignette(tmp_path, home):
     samples = list(generate_plankton(20, seed=41, max_size=300))
     untouched = dataclasses.replace(samples[0], name="untouched.png", objects=[])
     export = mask_export(tmp_path / "e.zip", [*samples, untouched])
     recipe = SeparatorRetrainRecipe(val_share=0.2, test_share=0.2)
-    counts, held_out, calibration = build_dataset(
-        [export], [], tmp_path / "ds", recipe, tmp_path / "work"
+    counts, held_out, calibration, lineage = build_dataset(
+        [export], [], tmp_path / "ds", recipe, tmp_path / "work", Home.resolve()
     )
     assert counts["train"] + counts["val"] + counts["test"] == 20  # the untouched one: out
-    assert counts["train"] and counts["left_out"] == []
+    assert counts["train"] and counts["left_out"] == 0
     drawn = sorted(len(s.objects) for s in samples)
     written = sorted(
         n for split in ("train", "val", "test") for n in label_rows(tmp_path / "ds", split).values()
@@ -55,14 +58,19 @@ def test_each_corrected_organism_becomes_one_outline_of_the_cut_vignette(tmp_pat
     assert written == drawn
     # the scale bar is cut as the served function cuts it, masks with it
     heights = sorted(s.image.shape[0] - scale_bar_rows(s.image) for s in samples)
-    images = sorted((tmp_path / "ds" / "images").glob("*/*.jpg"))
+    images = sorted((tmp_path / "ds" / "images").glob("*/*.*"))
     assert sorted(read_image(p).shape[0] for p in images) == heights
     assert len(held_out.images) == counts["test"] and calibration
+    assert max(max(c.shape[:2]) for c in calibration) <= recipe.imgsz  # bounded
+    assert lineage["exports"][0]["format"] == "CVAT for images 1.1"
+    # each held-out vignette carries exactly its drawn organisms, aligned with the cut image
     for path, organisms in zip(held_out.images, held_out.organisms, strict=True):
-        assert all(o.full(read_image(path).shape[:2]).any() for o in organisms)
+        height = read_image(path).shape[0]
+        signatures = {tuple(sorted(int(o.mask[:height].sum()) for o in s.objects)) for s in samples}
+        assert tuple(sorted(o.area for o in organisms)) in signatures
 
 
-def test_a_fixed_validation_export_never_trains_and_a_later_export_wins(tmp_path):
+def test_a_fixed_validation_export_never_trains_and_a_later_export_wins(tmp_path, home):
     samples = list(generate_plankton(16, seed=42, max_size=300))
     val = mask_export(tmp_path / "val.zip", samples[:4])
     first = mask_export(tmp_path / "first.zip", samples[:10])
@@ -72,20 +80,88 @@ def test_a_fixed_validation_export_never_trains_and_a_later_export_wins(tmp_path
         for s in samples[4:10]
     ]
     later = mask_export(tmp_path / "later.zip", [*corrected, *samples[10:]])
-    counts, held_out, _ = build_dataset(
-        [first, later], [val], tmp_path / "ds", SeparatorRetrainRecipe(), tmp_path / "work"
+    counts, held_out, _, lineage = build_dataset(
+        [first, later],
+        [val],
+        tmp_path / "ds",
+        SeparatorRetrainRecipe(),
+        tmp_path / "w",
+        Home.resolve(),
     )
     assert counts["test"] == 4 == len(held_out.images)  # exactly the --val vignettes
     assert counts["train"] + counts["val"] == 12  # each vignette once
     rows = {**label_rows(tmp_path / "ds", "train"), **label_rows(tmp_path / "ds", "val")}
     assert sorted(rows.values()) == sorted(len(s.objects) for s in [*corrected, *samples[10:]])
+    assert [e["path"] for e in lineage["validation_exports"]] == [str(val.resolve())]
+    assert len(lineage["exports"]) == 2
 
 
-def test_exports_without_drawn_organisms_are_refused(tmp_path):
+def test_a_validation_vignette_nobody_drew_on_still_never_trains(tmp_path, home):
+    samples = list(generate_plankton(8, seed=47, max_size=300))
+    untouched = dataclasses.replace(samples[0], objects=[])
+    val = mask_export(tmp_path / "val.zip", [untouched])
+    train = mask_export(tmp_path / "train.zip", samples)
+    counts, held_out, _, _ = build_dataset(
+        [train], [val], tmp_path / "ds", SeparatorRetrainRecipe(), tmp_path / "w", Home.resolve()
+    )
+    assert counts["train"] + counts["val"] == 7 and counts["test"] == 0 == len(held_out.images)
+
+
+def test_a_work_folder_holding_other_things_is_refused_not_emptied(tmp_path, home):
+    samples = list(generate_plankton(4, seed=48, max_size=300))
+    export = mask_export(tmp_path / "e.zip", samples)
+    mine = tmp_path / "ds" / "notes.txt"
+    mine.parent.mkdir()
+    mine.write_text("mine")
+    with pytest.raises(UserError, match="notes.txt"):
+        build_dataset(
+            [export], [], tmp_path / "ds", SeparatorRetrainRecipe(), tmp_path / "w", Home.resolve()
+        )
+    assert mine.read_text() == "mine"
+
+
+def test_a_broken_vignette_is_left_out_and_named(tmp_path, home):
+    samples = list(generate_plankton(10, seed=49, max_size=300))
+    export = mask_export(tmp_path / "e.zip", samples)
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(export) as source, zipfile.ZipFile(broken, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename.endswith(samples[3].name):
+                data = b"not an image"
+            target.writestr(item, data)
+    counts, _, _, _ = build_dataset(
+        [broken], [], tmp_path / "ds", SeparatorRetrainRecipe(), tmp_path / "w", Home.resolve()
+    )
+    assert counts["left_out"] == 1 and counts["left_out_names"] == [samples[3].name]
+    assert counts["train"] + counts["val"] + counts["test"] == 9
+
+
+def test_retraining_starts_from_the_live_versions_own_weights(tmp_path):
+    registry = Registry(tmp_path / "models")
+    bundled = live_model("plankton", tmp_path / "models", name="separator").path
+    weights = tmp_path / "separator.pt"
+    weights.write_bytes(b"weights of v1")
+    version = registry.add(
+        "plankton", {"separator.onnx": bundled, "separator.pt": weights}, {"classes": ["organism"]}
+    )
+    registry.promote("plankton", version.name, "test", classes=["organism"])
+    start, onnx, name = _start_weights(tmp_path / "models", tmp_path / "work", [])
+    assert (start, onnx, name) == (
+        version.file("separator.pt"),
+        version.file("separator.onnx"),
+        "v1",
+    )
+    assert not (tmp_path / "work" / "start.pt").exists()  # nothing recovered from ONNX
+
+
+def test_exports_without_drawn_organisms_are_refused(tmp_path, home):
     samples = list(generate_plankton(6, seed=43, max_size=300))
     boxes = write_cvat_export(tmp_path / "boxes.zip", samples, PLANKTON_LABELS)
     with pytest.raises(UserError, match="too few vignettes with drawn organisms"):
-        build_dataset([boxes], [], tmp_path / "ds", SeparatorRetrainRecipe(), tmp_path / "w")
+        build_dataset(
+            [boxes], [], tmp_path / "ds", SeparatorRetrainRecipe(), tmp_path / "w", Home.resolve()
+        )
 
 
 def test_the_gate_needs_enough_held_out_organisms_and_a_better_f1():
@@ -93,6 +169,9 @@ def test_the_gate_needs_enough_held_out_organisms_and_a_better_f1():
     few = check_gate({"f1": 0.9}, {"f1": 0.5}, recipe, drawn=29)
     assert few["decided"] is False and not few["passed"]
     assert not check_gate({"f1": 0.8}, {"f1": 0.8}, recipe, drawn=30)["passed"]  # a tie
+    demanding = SeparatorRetrainRecipe(min_heldout_organisms=30, min_f1_gain=0.05)
+    assert not check_gate({"f1": 0.84}, {"f1": 0.8}, demanding, drawn=30)["passed"]
+    assert check_gate({"f1": 0.86}, {"f1": 0.8}, demanding, drawn=30)["passed"]
     assert check_gate({"f1": 0.81}, {"f1": 0.8}, recipe, drawn=30)["passed"]
     assert check_gate({"f1": 0.1}, None, recipe, drawn=30)["passed"]  # nothing live
 
@@ -132,9 +211,9 @@ def test_train_plankton_from_a_mask_export(tmp_path, home, capsys):
     assert len(served.masks) == len(expected)
     for got, want in zip(served.masks, expected, strict=True):
         np.testing.assert_array_equal(got.full(cut.shape[:2]), want.full(cut.shape[:2]))
-    # the card's figure is the separator's on the held-out vignettes, recomputed
+    # the card names the held-out vignettes it was gated on and the export it learnt from
     card = v2.card
-    images = sorted((tmp_path / "work" / "dataset" / "images" / "test").glob("*.jpg"))
+    images = sorted((tmp_path / "work" / "dataset" / "images" / "test").glob("*.png"))
     assert card["evaluated_on"]["vignettes"] == len(images) > 0
     assert card["data"]["exports"][0]["sha256"] and card["classes"] == ["organism"]
     assert json.loads((v2.path / "card.json").read_text())["gate"] == card["gate"]
@@ -146,18 +225,26 @@ def test_train_plankton_from_a_mask_export(tmp_path, home, capsys):
     assert f"* v2  F1 {card['metrics']['candidate']['f1']:.3f}  gate undecided" in listed
 
 
-def test_plankton_refuses_a_label_map(tmp_path, home):
+def test_plankton_refuses_box_and_synthetic_options(tmp_path, home, capsys):
     samples = list(generate_plankton(2, seed=45, max_size=300))
     export = mask_export(tmp_path / "task.zip", samples)
-    argv = ["train", "plankton", "--from", str(export), "--map", "blob=organism"]
-    assert main(argv) == 2
+    argv = ["train", "plankton", "--from", str(export)]
+    assert main([*argv, "--map", "blob=organism"]) == 2
+    assert "every mask or polygon" in capsys.readouterr().err
+    assert main([*argv, "--hours", "1"]) == 2
+    assert "--epochs" in capsys.readouterr().err
 
 
-def test_separation_f1_scores_the_served_separator(tmp_path):
+def test_separation_f1_scores_the_served_separator(tmp_path, home):
     samples = list(generate_plankton(12, seed=46, max_size=300))
     export = mask_export(tmp_path / "e.zip", samples)
-    _, held_out, _ = build_dataset(
-        [export], [], tmp_path / "ds", SeparatorRetrainRecipe(test_share=0.5), tmp_path / "w"
+    _, held_out, _, _ = build_dataset(
+        [export],
+        [],
+        tmp_path / "ds",
+        SeparatorRetrainRecipe(test_share=0.5),
+        tmp_path / "w",
+        Home.resolve(),
     )
     bundled = live_model("plankton", tmp_path / "none", name="separator").path
     facts = separation_f1(bundled, held_out)

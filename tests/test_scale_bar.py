@@ -4,7 +4,7 @@ the bar in or cuts the organism's foot off)."""
 import cv2
 import numpy as np
 
-from imagine_assist.models.scale_bar import scale_bar_rows
+from imagine_assist.models.scale_bar import cut_scale_bar, scale_bar_rows
 from imagine_assist.samples import generate_plankton
 
 
@@ -62,3 +62,13 @@ def test_a_dark_thin_organism_above_is_not_taken_for_the_bar():
     image = blank(300, 300)
     image[100:102, 40:200] = 20  # a thin dark fibre, in the middle of the vignette
     assert scale_bar_rows(image) == 0
+
+
+def test_cutting_keeps_a_vignette_that_is_nothing_but_its_strip():
+    bar_only = with_bar(blank(30, 120), 96)  # the bar and its label, nothing above
+    assert cut_scale_bar(bar_only, 30) is bar_only and cut_scale_bar(bar_only, 45) is bar_only
+    assert cut_scale_bar(bar_only).shape[0] > 0  # found or not, never emptied
+    image = with_bar(blank(300, 260), 96)
+    image[60:140, 80:180] = 150
+    assert cut_scale_bar(image).shape[0] == 300 - scale_bar_rows(image) < 300
+    assert cut_scale_bar(image, 0) is image

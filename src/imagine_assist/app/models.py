@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
             )  # fmt: skip
             mark = "*" if current and current.name == version.name else " "
             # a box detector's versions carry mAP50, a separator's its object F1
-            key, shown = ("f1", "F1") if "f1" in candidate else ("mAP50", "mAP50")
+            separator = card.get("model") == "separator"
+            key, shown = ("f1", "F1") if separator else ("mAP50", "mAP50")
             print(
                 f"{mark} {version.name}  {shown} {candidate.get(key, float('nan')):.3f}  "
                 f"gate {verdict}  {len(card.get('data', {}).get('exports', []))} export(s)"

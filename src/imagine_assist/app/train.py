@@ -319,6 +319,11 @@ def _train_separator_from_exports(args: argparse.Namespace) -> int:
             "plankton reads every mask or polygon of an export as an organism, with its own "
             "recipe: --map and --recipe are for the box families"
         )
+    if args.hours or args.only or args.images:
+        raise UserError(
+            "--hours, --only and --images are for training on synthetic vignettes; with "
+            "--from, the separator is retrained for --epochs"
+        )
     registry = Registry(family_dir(args.family, args.models).parent)
     work = Path(args.work) if args.work else Home.resolve().root / "runs" / "plankton-retrain"
     result = retrain_separator(

@@ -30,11 +30,10 @@ import supervision as sv
 
 from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.models.plankton import MULTIPLE_THRESHOLD
-from imagine_assist.models.scale_bar import scale_bar_rows as find_scale_bar_rows
+from imagine_assist.models.scale_bar import cut_scale_bar
 from imagine_assist.models.separate import (
     BOX_MASKS,
     BoxMask,
-    crop_scale_bar,
     organism_box_mask,
     separate_touching,
 )
@@ -94,11 +93,7 @@ class SeparatorFunction:
     def split(self, image: np.ndarray, scale_bar_rows: int | None = None) -> Separation:
         self.spec.check_image_size(image.shape[1], image.shape[0])
         rows = self.scale_bar_rows if scale_bar_rows is None else scale_bar_rows
-        if rows is None:
-            rows = find_scale_bar_rows(image)
-        if rows >= image.shape[0]:
-            rows = 0  # a vignette smaller than the strip has no scale bar to crop
-        cropped = crop_scale_bar(image, rows)
+        cropped = cut_scale_bar(image, rows)  # rows None: the strip is found in the vignette
         if self.classifier is None:
             detections = as_detections(self.separate(cropped))
             return Separation(detections, MULTIPLE if len(detections) >= 2 else SINGLE, None)

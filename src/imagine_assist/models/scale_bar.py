@@ -56,6 +56,16 @@ def scale_bar_rows(image: np.ndarray) -> int:
     return height - strip_top
 
 
+def cut_scale_bar(image: np.ndarray, rows: int | None = None) -> np.ndarray:
+    """The vignette without its scale-bar strip, `rows` high or found (`scale_bar_rows`).
+    A vignette no taller than the strip is kept whole: it has no bar to cut. What the served
+    separator sees, and what it is trained and gated on."""
+    rows = scale_bar_rows(image) if rows is None else rows
+    if rows <= 0 or rows >= image.shape[0]:
+        return image
+    return image[: image.shape[0] - rows]
+
+
 def _grown(mask: np.ndarray) -> np.ndarray:
     """The bar and label with their anti-aliased rim (JPEG and printing blur them by a pixel
     or two)."""

@@ -714,6 +714,14 @@ def content_split(image_path: str, val: float, test: float) -> str:
     return split_of_digest(file_sha256(image_path), val, test)
 
 
+def training_split(key: str, val: float, test: float, fixed_validation: bool) -> str:
+    """The split of an image outside any `--val` export, by its content key. With a fixed
+    validation export, the test slot's images validate instead: an image never moves into
+    training because --val came or went."""
+    split = split_of_digest(key, val, test)
+    return "val" if fixed_validation and split == "test" else split
+
+
 def split_of_digest(sha256_hex: str, val: float, test: float) -> str:
     slot = int(sha256_hex[:16], 16) / 2**64  # the first 8 bytes, uniform in [0, 1)
     if slot < test:

@@ -29,31 +29,40 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
+import yaml
 from PIL import Image
 from tqdm.auto import tqdm
 
 from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import BadRequest, UserError
+from imagine_assist.families import get_family
 from imagine_assist.home import Home
 from imagine_assist.images import read_image
 from imagine_assist.models.registry import Registry
-from imagine_assist.models.scale_bar import scale_bar_rows
-from imagine_assist.models.separate import BoxMask, crop_scale_bar, score_separation, summarise
+from imagine_assist.models.scale_bar import cut_scale_bar
+from imagine_assist.models.separate import BoxMask, score_separation, summarise
 from imagine_assist.models.store import live_model
-from imagine_assist.training.exports import images_dir, split_of_digest, unpacked
+from imagine_assist.training.exports import images_dir, training_split, unpacked
 from imagine_assist.training.mask_exports import CVAT_IMAGES, read_cvat_organisms
-from imagine_assist.training.plankton import write_separator_yaml, yolo_polygon
-from imagine_assist.training.retrain import RetrainResult, code_version, keep_export
+from imagine_assist.training.plankton import yolo_polygon
+from imagine_assist.training.retrain import (
+    RetrainResult,
+    code_version,
+    empty_dataset_folder,
+    export_record,
+    promote_if_gated,
+    undecided_gate,
+)
 
 log = logging.getLogger(__name__)
 
 FAMILY = "plankton"
-LABELS = ("organism",)  # the family's one mask label
+LABELS = ("organism",)  # the label of the dataset's one class
 
 
 @dataclass(frozen=True)
@@ -87,17 +96,18 @@ def build_dataset(
     out: Path,
     recipe: SeparatorRetrainRecipe,
     work_dir: Path,
-) -> tuple[dict, HeldOut, list[np.ndarray]]:
+    home: Home,
+) -> tuple[dict, HeldOut, list[np.ndarray], dict]:
     """A YOLO-seg dataset in `out` (rebuilt) from the exports' vignettes; returns the count
-    per split, the held-out vignettes and a few training images (for the batch-norm
-    calibration of a separator recovered from ONNX).
+    per split, the held-out vignettes, a few training images at the training size (for the
+    batch-norm calibration of a separator recovered from ONNX) and the exports' lineage,
+    each export kept in the home as the box families keep theirs.
 
     A vignette is named by its content, so one in several exports is written once, with the
     organisms of the last export given: a later export is a later correction. The `--val`
     exports are read first and hold their vignettes out of training wherever else they
     appear. A vignette with no organism drawn is left out (nobody corrected it)."""
-    if out.exists():
-        shutil.rmtree(out)
+    empty_dataset_folder(out)
     for split in ("train", "val", "test"):
         (out / "images" / split).mkdir(parents=True)
         (out / "labels" / split).mkdir(parents=True)
@@ -105,17 +115,29 @@ def build_dataset(
     held_out: dict[str, tuple[Path, list[BoxMask]]] = {}
     calibration: list[np.ndarray] = []
     left_out: list[str] = []
-    fixed = set()
+    fixed: set[str] = set()
+    lineage: dict[str, list] = {"exports": [], "validation_exports": []}
     for export, is_fixed in [(p, True) for p in val_exports] + [(p, False) for p in exports]:
         with unpacked(export, work_dir / "exports") as info:
             _check_format(export, info.format)
+            record = export_record(export, info.sha256, info.format, home)
+            lineage["validation_exports" if is_fixed else "exports"].append(record)
             base = images_dir(info.root)
             vignettes = read_cvat_organisms(info.root / "annotations.xml", export)
             for vignette in tqdm(vignettes, desc=f"reading {export.name}", unit="vignette"):
+                path = base / vignette.name
+                if not path.is_file():
+                    left_out.append(vignette.name)
+                    continue
+                digest = file_sha256(path)
+                if is_fixed:
+                    fixed.add(digest)  # held out, whatever becomes of it here
+                elif digest in fixed:
+                    continue  # a --val vignette never trains
                 if not vignette.organisms:
                     continue
                 try:
-                    image = read_image(base / vignette.name)
+                    image = read_image(path)
                     if image.shape[:2] != (vignette.height, vignette.width):
                         raise BadRequest(
                             f"{vignette.name} is {image.shape[1]}x{image.shape[0]}, the "
@@ -125,46 +147,63 @@ def build_dataset(
                     log.warning("left out: %s", error)
                     left_out.append(vignette.name)
                     continue
-                digest = file_sha256(base / vignette.name)
-                if digest in fixed and not is_fixed:
-                    continue  # a --val vignette never trains
-                if is_fixed:
-                    fixed.add(digest)
-                    split = "test"
-                else:
-                    split = split_of_digest(digest, recipe.val_share, recipe.test_share)
-                    if val_exports and split == "test":
-                        split = "val"  # with --val, the test slot validates instead
-                cut = crop_scale_bar(image, scale_bar_rows(image))
+                split = (
+                    "test"
+                    if is_fixed
+                    else training_split(
+                        digest, recipe.val_share, recipe.test_share, bool(val_exports)
+                    )
+                )
+                cut = cut_scale_bar(image)
                 masks = [
-                    m[: cut.shape[0]] for m in (o.full(image.shape[:2]) for o in vignette.organisms)
+                    organism.full(image.shape[:2])[: cut.shape[0]]
+                    for organism in vignette.organisms
                 ]
-                target = out / "images" / split / f"{digest[:16]}.jpg"
-                Image.fromarray(cut).save(target, quality=92)
-                lines = []
-                for mask in masks:
-                    polygon = yolo_polygon(mask)
-                    if polygon is not None:
-                        lines.append("0 " + " ".join(f"{v:.5f}" for v in polygon.ravel()))
-                (out / "labels" / split / f"{digest[:16]}.txt").write_text("\n".join(lines) + "\n")
+                # held out: lossless, so the gate scores the pixels the function is sent
+                suffix = ".png" if split == "test" else ".jpg"
+                target = out / "images" / split / f"{digest[:16]}{suffix}"
+                Image.fromarray(cut).save(target, **({} if split == "test" else {"quality": 92}))
+                _write_outlines(out / "labels" / split / f"{digest[:16]}.txt", masks)
                 splits[digest] = split
                 if split == "test":
                     held_out[digest] = (target, [BoxMask.around(m) for m in masks if m.any()])
                 elif split == "train" and len(calibration) < recipe.calibration_images:
-                    calibration.append(cut)
+                    calibration.append(_at_size(cut, recipe.imgsz))
     counts: dict = {s: sum(1 for v in splits.values() if v == s) for s in ("train", "val", "test")}
-    counts["left_out"] = left_out
+    counts["left_out"] = len(left_out)
+    counts["left_out_names"] = left_out[:20]
     if counts["train"] == 0:
         raise UserError(
             "the exports hold too few vignettes with drawn organisms to train on (none fell "
             "in the train split); export more corrected vignettes"
         )
-    write_separator_yaml(out)
-    if not counts["val"]:  # ultralytics insists on a val split
-        data = out / "data.yaml"
-        data.write_text(data.read_text().replace("images/val", "images/train"))
+    config = {
+        "path": str(out.resolve()),
+        "train": "images/train",
+        "val": "images/val" if counts["val"] else "images/train",  # ultralytics needs one
+        "names": {0: LABELS[0]},
+    }
+    (out / "data.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     pairs = list(held_out.values())
-    return counts, HeldOut([p for p, _ in pairs], [o for _, o in pairs]), calibration
+    return counts, HeldOut([p for p, _ in pairs], [o for _, o in pairs]), calibration, lineage
+
+
+def _write_outlines(label: Path, masks: list[np.ndarray]) -> None:
+    lines = []
+    for mask in masks:
+        polygon = yolo_polygon(mask)
+        if polygon is not None:
+            lines.append("0 " + " ".join(f"{v:.5f}" for v in polygon.ravel()))
+    label.write_text("\n".join(lines) + "\n")
+
+
+def _at_size(image: np.ndarray, size: int) -> np.ndarray:
+    """The image with its longer side at most `size`: what calibration looks at, bounded."""
+    scale = size / max(image.shape[:2])
+    if scale >= 1:
+        return image
+    width, height = round(image.shape[1] * scale), round(image.shape[0] * scale)
+    return cv2.resize(image, (max(1, width), max(1, height)), interpolation=cv2.INTER_AREA)
 
 
 def _check_format(export: Path, found: str) -> None:
@@ -196,15 +235,7 @@ def check_gate(
     candidate: dict, live: dict | None, recipe: SeparatorRetrainRecipe, drawn: int
 ) -> dict:
     if drawn < recipe.min_heldout_organisms:
-        return {
-            "passed": False,
-            "decided": False,
-            "reasons": [
-                f"not enough held-out data: {drawn} held-out organisms, the recipe asks for at "
-                f"least {recipe.min_heldout_organisms}. Export more corrected vignettes, or "
-                "name a fixed validation export with --val"
-            ],
-        }
+        return undecided_gate(drawn, recipe.min_heldout_organisms, "organisms", "vignettes")
     if live is None:
         return {"passed": True, "decided": True, "reasons": ["no live separator to compare with"]}
     wanted = live["f1"] + recipe.min_f1_gain
@@ -253,13 +284,14 @@ def retrain_separator(
     if not exports:
         raise UserError("give at least one export with --from")
     recipe = recipe or SeparatorRetrainRecipe()
+    classes = get_family(FAMILY).labels  # what a version must serve to be promoted
     home = Home.resolve()
     work_dir = Path(work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     exports = [Path(p) for p in exports]
     val_exports = [Path(p) for p in val_exports or []]
-    counts, held_out, calibration = build_dataset(
-        exports, val_exports, work_dir / "dataset", recipe, work_dir
+    counts, held_out, calibration, lineage = build_dataset(
+        exports, val_exports, work_dir / "dataset", recipe, work_dir, home
     )
     start, live_onnx, live_name = _start_weights(registry.root, work_dir, calibration)
     best = fit(
@@ -286,21 +318,8 @@ def retrain_separator(
     candidate = separation_f1(onnx, held_out) if held_out.images else {}
     live = separation_f1(live_onnx, held_out) if held_out.images else None
     gate = check_gate(candidate, live, recipe, held_out.drawn)
-    lineage = []
-    for export in exports + val_exports:
-        sha256 = file_sha256(export)
-        kept = keep_export(export, sha256, home)
-        lineage.append(
-            {
-                "path": str(export.resolve()),
-                "stored": str(kept.relative_to(home.root)),
-                "sha256": sha256,
-                "format": CVAT_IMAGES,
-                "validation": export in val_exports,
-            }
-        )
     card = {
-        "classes": list(LABELS),
+        "classes": list(classes),
         "architecture": "yolov8n-seg",
         "model": "separator",
         "metrics": {"candidate": candidate, "deployed": live, "deployed_version": live_name},
@@ -310,7 +329,7 @@ def retrain_separator(
             "organisms": held_out.drawn,
             "fixed_validation": bool(val_exports),
         },
-        "data": {"exports": lineage, "split": counts},
+        "data": lineage | {"split": counts},
         "recipe": asdict(recipe) | {"epochs": epochs or recipe.epochs},
         "started_from": live_name,
         "code_version": code_version(),
@@ -318,15 +337,6 @@ def retrain_separator(
         "gate": gate,
     }
     version = registry.add(FAMILY, {"separator.onnx": onnx, "separator.pt": best}, card)
-    promoted = gate["passed"] or force
-    if promoted:
-        reason = "; ".join(gate["reasons"])
-        registry.promote(
-            FAMILY,
-            version.name,
-            reason if gate["passed"] else f"forced: {reason}",
-            forced=not gate["passed"],
-            classes=LABELS,
-        )
+    promoted = promote_if_gated(registry, version, gate, classes, force)
     log.info("%s %s: gate %s", FAMILY, version.name, json.dumps(gate))
     return RetrainResult(version, promoted, gate, card)

@@ -34,7 +34,7 @@ from imagine_assist.training.exports import (
     load_export,
     relabel,
     split_key,
-    split_of_digest,
+    training_split,
     unpacked,
 )
 from imagine_assist.training.recipes import DetectorRecipe
@@ -134,13 +134,9 @@ def build_dataset(
                 fixed.add(digest)
                 by_content[digest] = (index, sample.id, "test")
             elif digest not in fixed:
-                split = split_of_digest(
-                    split_key(sample, digest), recipe.val_share, recipe.test_share
+                split = training_split(
+                    split_key(sample, digest), recipe.val_share, recipe.test_share, bool(held_out)
                 )
-                # With a fixed validation export, the test slot's images validate instead:
-                # an image never moves into training because --val came or went.
-                if held_out and split == "test":
-                    split = "val"
                 by_content[digest] = (index, sample.id, split)
     ids: dict[tuple[int, str], list[str]] = {}  # (export index, split) -> sample ids
     for index, sample_id, split in by_content.values():
@@ -182,7 +178,7 @@ def build_dataset(
     return data_yaml, counts
 
 
-_DATASET_PARTS = frozenset({"images", "labels", "dataset.yaml"})
+_DATASET_PARTS = frozenset({"images", "labels", "dataset.yaml", "data.yaml"})
 
 
 def empty_dataset_folder(folder: Path) -> None:
@@ -269,15 +265,7 @@ def check_gate(
     """Whether the candidate may replace the live model. `decided` is False when there is
     too little held-out evidence to compare them at all."""
     if heldout_boxes is not None and heldout_boxes < gate.min_heldout_boxes:
-        return {
-            "passed": False,
-            "decided": False,
-            "reasons": [
-                f"not enough held-out data: {heldout_boxes} held-out boxes, the recipe asks for "
-                f"at least {gate.min_heldout_boxes}. Export more corrected images, or name a "
-                "fixed validation export with --val"
-            ],
-        }
+        return undecided_gate(heldout_boxes, gate.min_heldout_boxes, "boxes", "images")
     if deployed is None:
         return {"passed": True, "decided": True, "reasons": ["no live model to compare with"]}
     reasons = []
@@ -294,6 +282,55 @@ def check_gate(
                 f"(more than {gate.max_class_recall_drop:.2f})"
             )
     return {"passed": not reasons, "decided": True, "reasons": reasons or ["passed every rule"]}
+
+
+def undecided_gate(found: int, minimum: int, things: str, items: str) -> dict:
+    """The gate's answer when too little is held out to compare two models at all."""
+    return {
+        "passed": False,
+        "decided": False,
+        "reasons": [
+            f"not enough held-out data: {found} held-out {things}, the recipe asks for at "
+            f"least {minimum}. Export more corrected {items}, or name a fixed validation "
+            "export with --val"
+        ],
+    }
+
+
+def promote_if_gated(
+    registry: Registry,
+    version: ModelVersion,
+    gate: dict,
+    classes,
+    force: bool = False,
+    always_promote: bool = False,
+) -> bool:
+    """Promote the version if the gate passed, `force`, or `always_promote` (a family's first
+    model, with nothing to replace); the reason recorded says which."""
+    if not (gate["passed"] or force or always_promote):
+        return False
+    reasons = "; ".join(gate["reasons"])
+    if gate["passed"]:
+        reason = reasons
+    elif always_promote:
+        reason = "the family's first model; " + reasons
+    else:
+        reason = "forced: " + reasons
+    registry.promote(
+        version.family, version.name, reason, forced=not gate["passed"], classes=classes
+    )
+    return True
+
+
+def export_record(export: str | Path, sha256: str, found_format: str, home: Home) -> dict:
+    """An export as a card names it: where it was, its copy in the home, hash and format."""
+    kept = keep_export(Path(export), sha256, home)
+    return {
+        "path": str(Path(export).resolve()),
+        "stored": str(kept.relative_to(home.root)),
+        "sha256": sha256,
+        "format": found_format,
+    }
 
 
 def keep_export(export: Path, sha256: str, home: Home) -> Path:
@@ -326,17 +363,10 @@ def _read_exports(
         cleanup.callback(delete_dataset, dataset)
         relabel(dataset, GROUND_TRUTH, label_map)
         check_export(dataset, classes, info.path)
-        kept = keep_export(Path(export), info.sha256, home)
         datasets.append(dataset)
         lineage.append(
-            {
-                "path": str(Path(export).resolve()),
-                "stored": str(kept.relative_to(home.root)),
-                "sha256": info.sha256,
-                "format": info.format,
-                "images": len(dataset),
-                **({"label_map": label_map} if label_map else {}),
-            }
+            export_record(export, info.sha256, info.format, home)
+            | {"images": len(dataset), **({"label_map": label_map} if label_map else {})}
         )
     return datasets, lineage
 
@@ -514,16 +544,6 @@ def retrain(
         "gate": gate,
     }
     version = registry.add(family, {"model.onnx": onnx, "model.pt": best}, card)
-    promoted = gate["passed"] or force or always_promote
-    if promoted:
-        if gate["passed"]:
-            reason = "; ".join(gate["reasons"])
-        elif always_promote:
-            reason = "the family's first model; " + "; ".join(gate["reasons"])
-        else:
-            reason = "forced: " + "; ".join(gate["reasons"])
-        registry.promote(
-            family, version.name, reason, forced=not gate["passed"], classes=recipe.classes
-        )
+    promoted = promote_if_gated(registry, version, gate, recipe.classes, force, always_promote)
     log.info("%s %s: gate %s", family, version.name, json.dumps(gate))
     return RetrainResult(version, promoted, gate, card)
