@@ -265,3 +265,18 @@ def test_the_cvat_loop_points_plankton_to_train_from(home, capsys):
     # refused before any CVAT server is asked (this port has none)
     assert main(["loop", "plankton", "--cvat", "http://127.0.0.1:9", "--task", "1"]) == 2
     assert "imagine-assist train plankton --from" in capsys.readouterr().err
+
+
+def test_synthetic_vignettes_replayed_beside_the_corrections_only_train(tmp_path, home):
+    samples = list(generate_plankton(6, seed=50, max_size=300))
+    export = mask_export(tmp_path / "e.zip", samples)
+    recipe = SeparatorRetrainRecipe(synthetic_replay=3)
+    counts, held_out, _, _ = build_dataset(
+        [export], [], tmp_path / "ds", recipe, tmp_path / "w", Home.resolve()
+    )
+    assert counts["synthetic_replay"] == 3
+    trained = label_rows(tmp_path / "ds", "train")
+    assert len(trained) == counts["train"] + 3
+    assert sum(1 for stem in trained if stem.startswith("plankton_")) == 3
+    assert not any(p.stem.startswith("plankton_") for p in held_out.images)
+    assert len(label_rows(tmp_path / "ds", "test")) == counts["test"]

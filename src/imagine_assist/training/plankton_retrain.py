@@ -47,9 +47,10 @@ from imagine_assist.models.registry import Registry
 from imagine_assist.models.scale_bar import cut_scale_bar
 from imagine_assist.models.separate import BoxMask, score_separation, summarise
 from imagine_assist.models.store import live_model
+from imagine_assist.samples.plankton import plankton_sample
 from imagine_assist.training.exports import images_dir, training_split, unpacked
 from imagine_assist.training.mask_exports import CVAT_IMAGES, read_cvat_organisms
-from imagine_assist.training.plankton import yolo_polygon
+from imagine_assist.training.plankton import write_separator_sample, yolo_polygon
 from imagine_assist.training.retrain import (
     RetrainResult,
     code_version,
@@ -76,6 +77,10 @@ class SeparatorRetrainRecipe:
     min_f1_gain: float = 0.0  # a tie is no reason to change the live separator
     min_heldout_organisms: int = 30
     calibration_images: int = 64
+    # Synthetic vignettes (`samples.plankton`, made here, offline) trained beside the
+    # corrections, so that a round on a few hundred vignettes does not forget the rest.
+    synthetic_replay: int = 0
+    replay_seed: int = 7
 
 
 @dataclass
@@ -169,7 +174,11 @@ def build_dataset(
                     held_out[digest] = (target, [BoxMask.around(m) for m in masks if m.any()])
                 elif split == "train" and len(calibration) < recipe.calibration_images:
                     calibration.append(_at_size(cut, recipe.imgsz))
+    for index in range(recipe.synthetic_replay):
+        sample = plankton_sample(recipe.replay_seed, index, fractions=(1.0, 0.0, 0.0))
+        write_separator_sample(sample, out)
     counts: dict = {s: sum(1 for v in splits.values() if v == s) for s in ("train", "val", "test")}
+    counts["synthetic_replay"] = recipe.synthetic_replay
     counts["left_out"] = len(left_out)
     counts["left_out_names"] = left_out[:20]
     if counts["train"] == 0:
