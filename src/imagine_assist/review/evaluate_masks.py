@@ -25,7 +25,6 @@ from tqdm.auto import tqdm
 
 from imagine_assist.errors import BadRequest, UserError
 from imagine_assist.functions.separator import MULTIPLE, SINGLE
-from imagine_assist.images import read_image
 from imagine_assist.models.separate import score_separation, summarise
 from imagine_assist.review.evaluate import GALLERY_SIZE, EvaluationSummary, gallery
 from imagine_assist.review.evaluate_tags import relative_boxes
@@ -34,6 +33,7 @@ from imagine_assist.training.mask_exports import (
     CVAT_IMAGES,
     DrawnVignette,
     read_cvat_organisms,
+    read_drawn_image,
 )
 from imagine_assist.training.plankton_real import tag_scores
 
@@ -96,12 +96,7 @@ def evaluate_separation(
 
 def _call(function, path: Path, vignette: DrawnVignette) -> SeparationCall | None:
     try:
-        image = read_image(path)
-        if image.shape[:2] != (vignette.height, vignette.width):
-            raise BadRequest(
-                f"{vignette.name} is {image.shape[1]}x{image.shape[0]}, the export says "
-                f"{vignette.width}x{vignette.height}"
-            )
+        image = read_drawn_image(path, vignette)
         separation = function.split(image)
     except BadRequest as error:
         log.warning("left out: %s", error)

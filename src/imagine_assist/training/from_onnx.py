@@ -156,6 +156,21 @@ def fine_tune_schedule(lr0: float) -> dict:
     return {"optimizer": "AdamW", "lr0": lr0, "warmup_epochs": 0.0}
 
 
+def separator_fine_tune_args(lr0: float, device: str) -> dict:
+    """ultralytics train arguments of every fine-tune of the plankton separator: the
+    schedule above, no early stop, and augmentations that keep a ZooScan vignette one (any
+    way up on the scanner, grey, never turned off the square)."""
+    return fine_tune_schedule(lr0) | {
+        "amp": device != "cpu",
+        "patience": 1000,
+        "flipud": 0.5,
+        "degrees": 0.0,
+        "hsv_h": 0.0,
+        "hsv_s": 0.0,
+        "close_mosaic": 2,
+    }
+
+
 def write_checkpoint(onnx_path: Path, out: Path, calibration: Iterable[np.ndarray] = ()) -> Path:
     """A `.pt` that `ultralytics.YOLO(out).train(...)` fine-tunes from the ONNX file's
     weights."""

@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from imagine_assist.errors import UserError
+from imagine_assist.errors import BadRequest, UserError
 from imagine_assist.functions.separator import MULTIPLE, SINGLE
-from imagine_assist.images import DEFAULT_MAX_PIXELS
+from imagine_assist.images import DEFAULT_MAX_PIXELS, read_image
 from imagine_assist.models.separate import BoxMask
 from imagine_assist.training.exports import cvat_image_name, cvat_images
 
@@ -104,3 +104,15 @@ def _size(element: ET.Element, export: Path, name: str) -> tuple[int, int]:
             f"and at most {DEFAULT_MAX_PIXELS:,}"
         )
     return width, height
+
+
+def read_drawn_image(path: Path, vignette: DrawnVignette) -> np.ndarray:
+    """The vignette's image, refused (`BadRequest`) when it cannot be read or is not the
+    size its organisms were drawn on."""
+    image = read_image(path)
+    if image.shape[:2] != (vignette.height, vignette.width):
+        raise BadRequest(
+            f"{vignette.name} is {image.shape[1]}x{image.shape[0]}, the export says "
+            f"{vignette.width}x{vignette.height}"
+        )
+    return image

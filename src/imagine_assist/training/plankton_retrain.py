@@ -49,7 +49,11 @@ from imagine_assist.models.separate import BoxMask, score_separation, summarise
 from imagine_assist.models.store import live_model
 from imagine_assist.samples.plankton import plankton_sample
 from imagine_assist.training.exports import images_dir, training_split, unpacked
-from imagine_assist.training.mask_exports import CVAT_IMAGES, read_cvat_organisms
+from imagine_assist.training.mask_exports import (
+    CVAT_IMAGES,
+    read_cvat_organisms,
+    read_drawn_image,
+)
 from imagine_assist.training.plankton import write_separator_sample, yolo_polygon
 from imagine_assist.training.retrain import (
     RetrainResult,
@@ -142,12 +146,7 @@ def build_dataset(
                 if not vignette.organisms:
                     continue
                 try:
-                    image = read_image(path)
-                    if image.shape[:2] != (vignette.height, vignette.width):
-                        raise BadRequest(
-                            f"{vignette.name} is {image.shape[1]}x{image.shape[0]}, the "
-                            f"export says {vignette.width}x{vignette.height}"
-                        )
+                    image = read_drawn_image(path, vignette)
                 except BadRequest as error:
                     log.warning("left out: %s", error)
                     left_out.append(vignette.name)
@@ -288,7 +287,7 @@ def retrain_separator(
     """Fine-tune the live separator on the exports' organisms, gate it, store it as a new
     plankton version, and promote it if the gate lets it (or `force`)."""
     from imagine_assist.training.detector import export_onnx, fit
-    from imagine_assist.training.from_onnx import fine_tune_schedule
+    from imagine_assist.training.from_onnx import separator_fine_tune_args
 
     if not exports:
         raise UserError("give at least one export with --from")
@@ -314,14 +313,7 @@ def retrain_separator(
         "fine-tuning the separator on corrected organisms",
         imgsz=recipe.imgsz,
         batch=recipe.batch,
-        amp=device != "cpu",
-        patience=1000,
-        **fine_tune_schedule(recipe.lr0),
-        flipud=0.5,  # organisms lie any way up on the scanner
-        degrees=0.0,
-        hsv_h=0.0,
-        hsv_s=0.0,
-        close_mosaic=2,
+        **separator_fine_tune_args(recipe.lr0, device),
     )
     onnx = export_onnx(best, recipe.imgsz, "segment")
     candidate = separation_f1(onnx, held_out) if held_out.images else {}

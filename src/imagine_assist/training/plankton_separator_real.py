@@ -119,7 +119,7 @@ def train(
     device: str = "cpu",
 ) -> dict:
     from imagine_assist.training.detector import export_onnx, fit, write_run_record
-    from imagine_assist.training.from_onnx import fine_tune_schedule, write_checkpoint
+    from imagine_assist.training.from_onnx import separator_fine_tune_args, write_checkpoint
 
     started = time.time()
     labels = HandLabels.read(labels_path)
@@ -139,15 +139,8 @@ def train(
         batch=recipe.batch,
         seed=recipe.seed,
         time=recipe.hours,
-        amp=device != "cpu",
-        patience=1000,
-        **fine_tune_schedule(recipe.lr0),
-        flipud=0.5,  # organisms lie any way up on the scanner
-        degrees=0.0,
-        hsv_h=0.0,
-        hsv_s=0.0,
-        close_mosaic=2,
         cache="ram",
+        **separator_fine_tune_args(recipe.lr0, device),
     )
     onnx = export_onnx(best, recipe.imgsz, "segment")
     facts = {"recipe": asdict(recipe), "data": lineage, "start": str(start)}
