@@ -94,13 +94,19 @@ def write_separator_sample(sample: PlanktonSample, dataset: Path) -> np.ndarray:
     image = crop_scale_bar(sample.image, rows)
     stem = Path(sample.name).stem
     Image.fromarray(image).save(dataset / "images" / sample.split / f"{stem}.jpg", quality=92)
+    masks = [obj.mask[: obj.mask.shape[0] - rows] for obj in sample.objects]
+    write_outlines(dataset / "labels" / sample.split / f"{stem}.txt", masks)
+    return image
+
+
+def write_outlines(label: Path, masks: list[np.ndarray]) -> None:
+    """A YOLO-seg label file: one outline of class 0 per mask (an empty mask: no line)."""
     lines = []
-    for obj in sample.objects:
-        polygon = yolo_polygon(obj.mask[: obj.mask.shape[0] - rows])
+    for mask in masks:
+        polygon = yolo_polygon(mask)
         if polygon is not None:
             lines.append("0 " + " ".join(f"{v:.5f}" for v in polygon.ravel()))
-    (dataset / "labels" / sample.split / f"{stem}.txt").write_text("\n".join(lines) + "\n")
-    return image
+    label.write_text("\n".join(lines) + "\n")
 
 
 def _write_one(sample: PlanktonSample, root: Path, classifier_imgsz: int) -> str:

@@ -39,7 +39,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from imagine_assist.checksums import file_sha256
-from imagine_assist.errors import BadRequest, UserError
+from imagine_assist.errors import BadRequest, ModelNotFound, UserError
 from imagine_assist.families import get_family
 from imagine_assist.home import Home
 from imagine_assist.images import read_image
@@ -54,7 +54,7 @@ from imagine_assist.training.mask_exports import (
     read_cvat_organisms,
     read_drawn_image,
 )
-from imagine_assist.training.plankton import write_separator_sample, yolo_polygon
+from imagine_assist.training.plankton import write_outlines, write_separator_sample
 from imagine_assist.training.retrain import (
     RetrainResult,
     code_version,
@@ -167,7 +167,7 @@ def build_dataset(
                 suffix = ".png" if split == "test" else ".jpg"
                 target = out / "images" / split / f"{digest[:16]}{suffix}"
                 Image.fromarray(cut).save(target, **({} if split == "test" else {"quality": 92}))
-                _write_outlines(out / "labels" / split / f"{digest[:16]}.txt", masks)
+                write_outlines(out / "labels" / split / f"{digest[:16]}.txt", masks)
                 splits[digest] = split
                 if split == "test":
                     held_out[digest] = (target, [BoxMask.around(m) for m in masks if m.any()])
@@ -194,15 +194,6 @@ def build_dataset(
     (out / "data.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     pairs = list(held_out.values())
     return counts, HeldOut([p for p, _ in pairs], [o for _, o in pairs]), calibration, lineage
-
-
-def _write_outlines(label: Path, masks: list[np.ndarray]) -> None:
-    lines = []
-    for mask in masks:
-        polygon = yolo_polygon(mask)
-        if polygon is not None:
-            lines.append("0 " + " ".join(f"{v:.5f}" for v in polygon.ravel()))
-    label.write_text("\n".join(lines) + "\n")
 
 
 def _at_size(image: np.ndarray, size: int) -> np.ndarray:
@@ -267,7 +258,7 @@ def _start_weights(
     live = live_model(FAMILY, models_dir, name="separator")
     try:
         pt = live_model(FAMILY, models_dir, fmt="pt", name="separator")
-    except UserError:
+    except ModelNotFound:  # the bundled separator ships as ONNX only
         pt = None
     if pt is not None and pt.source == live.source:
         return pt.path, live.path, live.source
