@@ -41,6 +41,7 @@ from imagine_assist.models import detection_metrics as metrics
 from imagine_assist.models.compact import halve_weights
 from imagine_assist.models.detector import centernet_peaks
 from imagine_assist.training.camera_effects import degrade
+from imagine_assist.training.copy_paste import FishCutouts
 from imagine_assist.training.tfjs_graph import TfjsGraph, load_graph
 
 log = logging.getLogger(__name__)
@@ -259,13 +260,19 @@ def augmented(
     rng: np.random.Generator,
     camera_effects: float = 0.0,
     normalisation: str = colour.NONE,
+    cutouts: FishCutouts | None = None,
+    paste_chance: float = 0.0,
 ):
     """Flip, colour, zoom 0.5-1.5x and a random place: the camera's scale and framing vary.
+    With `paste_chance` > 0, that share of samples first gets small, faint fish from
+    `cutouts` laid in (`copy_paste`), so that they go through the same camera as the frame.
     With `camera_effects` > 0, each of `camera_effects.EFFECTS` (turbidity, casts, low light,
     blur, low resolution, compression) is also applied with that chance, drawn anew at every
     step, so a frame meets a different camera each pass. `normalisation` comes last, after
     every change of colour, as serving applies it to the camera's frame."""
-    image, boxes = _read_rgb(frame.image), frame.cxcywh.copy()
+    image, boxes, class_id = _read_rgb(frame.image), frame.cxcywh.copy(), frame.class_id
+    if cutouts is not None and paste_chance > 0 and rng.random() < paste_chance:
+        image, boxes, class_id = cutouts.paste(image, boxes, class_id, rng)
     if camera_effects > 0:
         image = degrade(image, rng, camera_effects)
     if rng.random() < 0.5:
@@ -281,7 +288,7 @@ def augmented(
         int(rng.integers(min(0, size - new_h), max(0, size - new_h) + 1)),
     )
     canvas, xyxy, kept = place(image, boxes, size, zoom, offset)
-    return canvas, xyxy, frame.class_id[kept]
+    return canvas, xyxy, class_id[kept]
 
 
 def mosaic(
@@ -290,6 +297,8 @@ def mosaic(
     rng: np.random.Generator,
     camera_effects: float = 0.0,
     normalisation: str = colour.NONE,
+    cutouts: FishCutouts | None = None,
+    paste_chance: float = 0.0,
 ):
     """Four `augmented` frames tiled 2x2 on a canvas twice the size, then a `size` window
     cut around a random point of its middle half: each step shows parts of several cameras
@@ -299,7 +308,9 @@ def mosaic(
     canvas = np.full((2 * size, 2 * size, 3), PAD_VALUE, np.uint8)
     boxes, classes = [], []
     for index, frame in enumerate(frames):
-        image, xyxy, class_id = augmented(frame, size, rng, camera_effects, normalisation)
+        image, xyxy, class_id = augmented(
+            frame, size, rng, camera_effects, normalisation, cutouts, paste_chance
+        )
         top, left = (index // 2) * size, (index % 2) * size
         canvas[top : top + size, left : left + size] = image
         boxes.append(xyxy + np.array([left, top, left, top], np.float32))
@@ -506,13 +517,16 @@ def _training_sample(
     rng,
     camera_effects: float,
     mosaic_chance: float,
+    cutouts: FishCutouts | None = None,
+    paste_chance: float = 0.0,
 ):
     size, normalisation = model.imgsz, model.normalisation
+    pasting = (cutouts, paste_chance)
     # no draw at all without mosaics, so that runs without them repeat the earlier ones
     if mosaic_chance > 0 and rng.random() < mosaic_chance:
         others = [train[int(i)] for i in rng.integers(0, len(train), 3)]
-        return mosaic([train[index], *others], size, rng, camera_effects, normalisation)
-    return augmented(train[index], size, rng, camera_effects, normalisation)
+        return mosaic([train[index], *others], size, rng, camera_effects, normalisation, *pasting)
+    return augmented(train[index], size, rng, camera_effects, normalisation, *pasting)
 
 
 def fit(
@@ -530,6 +544,7 @@ def fit(
     camera_effects: float = 0.0,
     keep_passes: bool = False,
     mosaic_chance: float = 0.0,
+    paste_chance: float = 0.0,
 ) -> FitResult:
     """Train for `minutes` of wall clock (the pass under way stops at the limit), or for
     `passes` over the data where given (the schedule then follows steps, not time, so a run
@@ -538,9 +553,15 @@ def fit(
     rate (0: frozen). `camera_effects` is `augmented`'s chance per effect and step;
     `keep_passes` also keeps every pass as `out_dir/pass-N.pt`, to see afterwards how the
     passes compare on sets the trainer never looks at. `mosaic_chance`: the share of
-    samples that are a `mosaic` of the frame and three others drawn at random."""
+    samples that are a `mosaic` of the frame and three others drawn at random;
+    `paste_chance`: the share that get small, faint fish cut from the training frames'
+    own boxes laid in (`copy_paste`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    cutouts = None
+    if paste_chance > 0:
+        cutouts = FishCutouts.from_frames(train, _read_rgb, seed=seed)
+        progress(f"{len(cutouts)} fish cut out to paste into {paste_chance:.0%} of samples")
     torch.manual_seed(seed)
     backbone, heads = [], []
     for name, parameter in model.named_parameters():
@@ -570,7 +591,9 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = rate * group["scale"]
             samples = [
-                _training_sample(model, train, j, rng, camera_effects, mosaic_chance)
+                _training_sample(
+                    model, train, j, rng, camera_effects, mosaic_chance, cutouts, paste_chance
+                )
                 for j in order[index * batch : (index + 1) * batch]
             ]
             heat_loss, box_loss = batch_loss(model, samples)

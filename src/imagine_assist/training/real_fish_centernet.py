@@ -55,6 +55,9 @@ class CenterNetFishRecipe:
     camera_effects_each_step: bool = False
     # the share of training samples that are a 2x2 mosaic of four frames (`centernet.mosaic`)
     mosaic: float = 0.0
+    # the share of training samples that get small, faint fish pasted in (`copy_paste`):
+    # the misses on unseen cameras are mostly such fish
+    paste_small_fish: float = 0.0
     # what every frame goes through before the network (`models.colour`): "greyworld-clahe"
     # takes out the colour cast and haze that differ most between cameras
     normalisation: str = colour.NONE
@@ -114,6 +117,7 @@ def train(
         camera_effects=EFFECT_CHANCE if recipe.camera_effects_each_step else 0.0,
         keep_passes=True,
         mosaic_chance=recipe.mosaic,
+        paste_chance=recipe.paste_small_fish,
     )
     best = centernet.load_checkpoint(result.best)
     figures = {
@@ -198,6 +202,11 @@ def main(argv: list[str] | None = None) -> None:
         "--mosaic", type=float, help="share of samples that are a 2x2 mosaic (default 0)"
     )
     parser.add_argument(
+        "--paste-small-fish",
+        type=float,
+        help="share of samples with small, faint fish pasted in (default 0)",
+    )
+    parser.add_argument(
         "--normalisation",
         choices=colour.NORMALISATIONS,
         help="colour normalisation of every frame before the network (default none)",
@@ -221,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         "f4k_every": args.f4k_every,
         "camera_effects_each_step": args.camera_effects_each_step,
         "mosaic": args.mosaic,
+        "paste_small_fish": args.paste_small_fish,
         "normalisation": args.normalisation,
     }
     overrides = {k: v for k, v in given.items() if v is not None}
