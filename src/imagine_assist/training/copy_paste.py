@@ -46,8 +46,9 @@ class FishCutouts:
 
     @classmethod
     def from_frames(cls, frames, read_rgb, limit: int = 2000, seed: int = 0) -> FishCutouts:
-        """Up to `limit` fish from `frames` (`centernet.Frame`s), a fair draw over all of
-        their boxes of at least `MIN_SOURCE_SIDE` pixels, each frame read once."""
+        """Up to `limit` fish from `frames` (`centernet.Frame`s): each box at least
+        `MIN_SOURCE_SIDE` pixels across, the frames taken in a random order (by a random
+        draw over all boxes, so frames with more fish come earlier) and each read once."""
         boxes = [
             (index, row) for index, frame in enumerate(frames) for row in range(len(frame.cxcywh))
         ]
