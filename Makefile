@@ -11,10 +11,10 @@ test: setup
 	@scripts/offline.sh .venv/bin/python -m pytest $(PYTEST_ARGS)
 
 # Everything but the tests marked slow (training, video, load tests), on two processes
-# (pytest-xdist): each pays its own imports and FiftyOne's database start (about 20 s), and
-# the 470 tests split between them, an idle process taking tests from the busy one's queue
-# (worksteal). On a 2-core host: 53-67 s, against 62-65 s with xdist's fixed shares and
-# 89 s in one process.
+# (pytest-xdist): each pays its own imports (about 8 s) and FiftyOne's database start
+# (about 6 s), and the tests split between them, an idle process taking tests from the busy
+# one's queue (worksteal). On a 2-core host: 53-67 s with 470 tests; 62-72 s with 510
+# (2026-12-02), just over the minute aimed at; 81 s on three processes, 89 s in one.
 test-fast: setup
 	@scripts/offline.sh .venv/bin/python -m pytest -m "not slow" -n 2 --dist worksteal $(PYTEST_ARGS)
 
