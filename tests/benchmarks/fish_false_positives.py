@@ -8,9 +8,10 @@ YOLO_FOLDER holds images/ and labels/ (e.g. Fish4Knowledge valid); MODEL is a se
 model (the bundled `src/imagine_assist/models/bundled/fish/model.onnx`). Every box the model
 sends at `--threshold` or above that matches no labelled fish at IoU 0.5 counts against
 AP50; this sorts them by their best IoU with any labelled fish: 0.3-0.5 is a labelled fish
-boxed loosely (a localisation miss), under 0.1 is a box on nothing labelled, which a person
-must look at to call (`--sheet` writes the surest of them, zoomed, for that; keep it out of
-the repository, it is cut from the dataset's images). A diagnostic: it says whether AP50 on
+boxed loosely (a localisation miss), 0.5 or more a second box on a fish another box already
+took, under 0.1 a box on nothing labelled, which a person must look at to call (`--sheet`
+writes the surest of them, zoomed, for that; keep it out of the repository, it is cut from
+the dataset's images). A diagnostic: it says whether AP50 on
 the set is held back by the boxes or by the labels.
 """
 
@@ -21,26 +22,20 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from fish_scale_probe import pairwise_iou
 
 from imagine_assist.images import read_image
+from imagine_assist.models import detection_metrics as metrics
 from imagine_assist.models.borders import picture_box
 from imagine_assist.models.detector import load_detector
+from imagine_assist.training.centernet import read_yolo_images
 
+DUPLICATE = "a second box on a fish another box already took (IoU >= 0.5)"
 BINS = (
     (0.3, 0.5, "a labelled fish boxed loosely (IoU 0.3-0.5)"),
     (0.1, 0.3, "overlapping a labelled fish (IoU 0.1-0.3)"),
     (0.0, 0.1, "on nothing labelled (IoU under 0.1)"),
 )
-
-
-def labelled_boxes(label: Path, width: int, height: int) -> np.ndarray:
-    rows = [line.split() for line in label.read_text().splitlines()] if label.is_file() else []
-    boxes = [
-        [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
-        for cx, cy, w, h in (map(float, row[1:5]) for row in rows if len(row) >= 5)
-    ]
-    return np.array(boxes, np.float64).reshape(-1, 4)
+SHEET_TILES, HALF_WINDOW, TILE = 24, 30, 160
 
 
 def main() -> None:
@@ -51,57 +46,68 @@ def main() -> None:
     parser.add_argument("--sheet", type=Path, help="a contact sheet of the unlabelled boxes")
     args = parser.parse_args()
     detector = load_detector(args.model)
-    counts = {name: 0 for _, _, name in BINS}
-    matched, unlabelled = 0, []
-    images = sorted(p for p in (args.folder / "images").iterdir() if p.is_file())
-    for path in images:
-        image = read_image(path)
+    counts = {name: 0 for name in (DUPLICATE, *(name for _, _, name in BINS))}
+    true_positives, unlabelled = 0, []
+    frames = read_yolo_images(args.folder / "images")
+    for frame in frames:
+        image = read_image(frame.image)
         height, width = image.shape[:2]
         x0, y0, x1, y1 = picture_box(image)
         sent = detector(np.ascontiguousarray(image[y0:y1, x0:x1]), args.threshold)
-        boxes = sent.xyxy + [x0, y0, x0, y0]
-        truth = labelled_boxes(args.folder / "labels" / f"{path.stem}.txt", width, height)
-        best = pairwise_iou(boxes, truth).max(axis=1) if len(truth) else np.zeros(len(boxes))
-        # greedy matching as AP50 counts it: each labelled fish takes one box at most
-        taken = set()
-        for index in np.argsort(-sent.confidence):
-            ious = pairwise_iou(boxes[index : index + 1], truth)[0] if len(truth) else []
-            free = [j for j in np.argsort(-np.asarray(ious)) if ious[j] >= 0.5 and j not in taken]
-            if free:
-                taken.add(free[0])
-                matched += 1
-                continue
-            for low, high, name in BINS:
-                if low <= best[index] < high or (high == 0.5 and best[index] >= 0.5):
-                    counts[name] += 1
-                    break
-            if best[index] < 0.1:
-                unlabelled.append((float(sent.confidence[index]), path, boxes[index]))
-    false = sum(counts.values())
+        xyxy = sent.xyxy + [x0, y0, x0, y0]
+        cx, cy, w, h = (frame.cxcywh * [width, height, width, height]).T
+        truth = metrics.Boxes(np.stack([cx - w / 2, cy - h / 2, w, h], 1), np.zeros(len(cx)))
+        predicted = metrics.Boxes(
+            np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], 1),
+            np.zeros(len(xyxy)),
+            sent.confidence,
+        )
+        # the matching AP50 itself uses, at IoU 0.5 (the first threshold)
+        took = metrics.match_image(truth, predicted).predicted[0]
+        ious = metrics.box_iou(predicted.xywh, truth.xywh)
+        best = ious.max(axis=1) if len(truth) else np.zeros(len(predicted))
+        for index in range(len(predicted)):
+            if took[index] >= 0:
+                true_positives += 1
+            elif best[index] >= 0.5:
+                counts[DUPLICATE] += 1
+            else:
+                name = next(name for low, high, name in BINS if best[index] >= low)
+                counts[name] += 1
+                if best[index] < 0.1:
+                    unlabelled.append((float(sent.confidence[index]), frame.image, xyxy[index]))
+    false_positives = sum(counts.values())
     print(
-        f"{len(images)} images, {matched} boxes on a labelled fish, {false} false positives "
-        f"at {args.threshold}:"
+        f"{len(frames)} images, {true_positives} boxes on a labelled fish, {false_positives} "
+        f"false positives at {args.threshold}:"
     )
     for name, count in counts.items():
-        print(f"  {count:4d} ({count / max(false, 1):.0%}) {name}")
-    print("  (a box at IoU >= 0.5 with a fish another box already took counts as loose)")
+        print(f"  {count:4d} ({count / max(false_positives, 1):.0%}) {name}")
     if args.sheet and unlabelled:
-        tiles = []
-        for score, path, (bx0, by0, bx1, by1) in sorted(unlabelled, reverse=True)[:24]:
-            image = read_image(path)
-            cx, cy, r = (bx0 + bx1) / 2, (by0 + by1) / 2, 30
-            left, top = int(max(0, cx - r)), int(max(0, cy - r))
-            crop = np.ascontiguousarray(image[top : int(cy + r), left : int(cx + r)])
-            corner = (int(bx0 - left), int(by0 - top))
-            cv2.rectangle(crop, corner, (int(bx1 - left), int(by1 - top)), (255, 0, 0), 1)
-            tile = cv2.resize(crop, (160, 160), interpolation=cv2.INTER_NEAREST)
-            cv2.putText(tile, f"{score:.2f}", (3, 14), 0, 0.45, (255, 255, 0), 1)
-            tiles.append(tile)
-        while len(tiles) % 6:
-            tiles.append(np.zeros_like(tiles[0]))
-        sheet = np.vstack([np.hstack(tiles[i : i + 6]) for i in range(0, len(tiles), 6)])
-        cv2.imwrite(str(args.sheet), sheet[:, :, ::-1])
-        print(f"the {min(24, len(unlabelled))} surest boxes on nothing labelled: {args.sheet}")
+        write_sheet(sorted(unlabelled, key=lambda item: -item[0])[:SHEET_TILES], args.sheet)
+        shown = min(SHEET_TILES, len(unlabelled))
+        print(f"the {shown} surest boxes on nothing labelled: {args.sheet}")
+
+
+def write_sheet(boxes: list, path: Path) -> None:
+    """Each box zoomed with the water around it, its score written in, six to a row."""
+    tiles = []
+    for score, image_path, (bx0, by0, bx1, by1) in boxes:
+        image = read_image(image_path)
+        cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
+        left, top = int(max(0, cx - HALF_WINDOW)), int(max(0, cy - HALF_WINDOW))
+        crop = np.ascontiguousarray(
+            image[top : int(cy + HALF_WINDOW), left : int(cx + HALF_WINDOW)]
+        )
+        corner = (int(bx0 - left), int(by0 - top))
+        cv2.rectangle(crop, corner, (int(bx1 - left), int(by1 - top)), (255, 0, 0), 1)
+        tile = cv2.resize(crop, (TILE, TILE), interpolation=cv2.INTER_NEAREST)
+        cv2.putText(tile, f"{score:.2f}", (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1)
+        tiles.append(tile)
+    while len(tiles) % 6:
+        tiles.append(np.zeros_like(tiles[0]))
+    sheet = np.vstack([np.hstack(tiles[i : i + 6]) for i in range(0, len(tiles), 6)])
+    cv2.imwrite(str(path), sheet[:, :, ::-1])
 
 
 if __name__ == "__main__":

@@ -309,7 +309,13 @@ def mosaic(
     boxes, classes = [], []
     for index, frame in enumerate(frames):
         image, xyxy, class_id = augmented(
-            frame, size, rng, camera_effects, normalisation, cutouts, paste_chance
+            frame,
+            size,
+            rng,
+            camera_effects,
+            normalisation,
+            cutouts=cutouts,
+            paste_chance=paste_chance,
         )
         top, left = (index // 2) * size, (index % 2) * size
         canvas[top : top + size, left : left + size] = image
@@ -521,12 +527,12 @@ def _training_sample(
     paste_chance: float = 0.0,
 ):
     size, normalisation = model.imgsz, model.normalisation
-    pasting = (cutouts, paste_chance)
+    pasting = {"cutouts": cutouts, "paste_chance": paste_chance}
     # no draw at all without mosaics, so that runs without them repeat the earlier ones
     if mosaic_chance > 0 and rng.random() < mosaic_chance:
         others = [train[int(i)] for i in rng.integers(0, len(train), 3)]
-        return mosaic([train[index], *others], size, rng, camera_effects, normalisation, *pasting)
-    return augmented(train[index], size, rng, camera_effects, normalisation, *pasting)
+        return mosaic([train[index], *others], size, rng, camera_effects, normalisation, **pasting)
+    return augmented(train[index], size, rng, camera_effects, normalisation, **pasting)
 
 
 def fit(
@@ -554,8 +560,8 @@ def fit(
     `keep_passes` also keeps every pass as `out_dir/pass-N.pt`, to see afterwards how the
     passes compare on sets the trainer never looks at. `mosaic_chance`: the share of
     samples that are a `mosaic` of the frame and three others drawn at random;
-    `paste_chance`: the share that get small, faint fish cut from the training frames'
-    own boxes laid in (`copy_paste`)."""
+    `paste_chance`: the share that get up to three small, faint fish cut from the training
+    frames' own boxes laid in (`copy_paste`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     cutouts = None
@@ -592,7 +598,14 @@ def fit(
                 group["lr"] = rate * group["scale"]
             samples = [
                 _training_sample(
-                    model, train, j, rng, camera_effects, mosaic_chance, cutouts, paste_chance
+                    model,
+                    train,
+                    j,
+                    rng,
+                    camera_effects,
+                    mosaic_chance,
+                    cutouts=cutouts,
+                    paste_chance=paste_chance,
                 )
                 for j in order[index * batch : (index + 1) * batch]
             ]

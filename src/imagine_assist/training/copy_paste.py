@@ -27,14 +27,18 @@ from imagine_assist.errors import UserError
 # the pasted fish's longer side, as a share of the picture's longer side: habitat 7398's
 # missed fish are under 0.1; below 0.02 (7 px at 360) a fish is hardly there to label
 SMALLEST, LARGEST = 0.02, 0.1
-# a cut-out must be this many pixels on its shorter side to be worth shrinking
+# a cut-out must be this many pixels on its shorter side to show a fish's shape
 MIN_SOURCE_SIDE = 12
+# a pasted fish's shorter side, in the frame's pixels: a thinner one can lose its box to the
+# sample's smallest zoom (`centernet._inside` drops boxes of 2 px or less) and stay visible,
+# which would teach that a fish is water
+MIN_PASTED_SIDE = 6
 # opacity of a pasted fish: 1 as clear as its source, lower as if through turbid water
 FAINTEST = 0.5
 PLACEMENT_TRIES = 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: compared by identity
 class FishCutouts:
     """The fish of a set of training frames, each cut out at its box (RGB)."""
 
@@ -66,9 +70,11 @@ class FishCutouts:
             height, width = image.shape[:2]
             for row in rows:
                 cx, cy, bw, bh = frame.cxcywh[row] * [width, height, width, height]
-                x0, y0 = max(0, round(cx - bw / 2)), max(0, round(cy - bh / 2))
-                x1, y1 = min(width, round(cx + bw / 2)), min(height, round(cy + bh / 2))
-                if min(x1 - x0, y1 - y0) < MIN_SOURCE_SIDE or len(crops) >= limit:
+                x0, y0 = round(cx - bw / 2), round(cy - bh / 2)
+                x1, y1 = round(cx + bw / 2), round(cy + bh / 2)
+                # a fish cut by the frame's edge would be pasted as half a fish
+                inside = x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height
+                if not inside or min(x1 - x0, y1 - y0) < MIN_SOURCE_SIDE or len(crops) >= limit:
                     continue
                 crop = np.ascontiguousarray(image[y0:y1, x0:x1])
                 crops.append(crop)
@@ -91,8 +97,9 @@ class FishCutouts:
         rng: np.random.Generator,
         most: int = 3,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`image` (RGB, not changed) with 1 to `most` fish laid in where no labelled box
-        is, and its labels (normalised cxcywh, class ids) with theirs appended."""
+        """A copy of `image` (RGB) with up to `most` fish laid in where no labelled box is
+        (fewer when there is no room), and copies of its labels (normalised cxcywh, class
+        ids) with theirs appended."""
         canvas = image.astype(np.float32)
         height, width = image.shape[:2]
         taken = _pixel_boxes(cxcywh, width, height)
@@ -103,7 +110,7 @@ class FishCutouts:
             longer = max(height, width) * np.exp(rng.uniform(np.log(SMALLEST), np.log(LARGEST)))
             scale = longer / max(crop.shape[:2])
             w, h = max(3, round(crop.shape[1] * scale)), max(3, round(crop.shape[0] * scale))
-            if w >= width or h >= height:
+            if min(w, h) < MIN_PASTED_SIDE or w >= width or h >= height:
                 continue
             spot = _free_spot(taken, w, h, width, height, rng)
             if spot is None:
@@ -123,7 +130,7 @@ class FishCutouts:
             new_classes.append(self.class_ids[pick])
         pasted = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
         if not new_boxes:
-            return pasted, cxcywh, class_id
+            return pasted, cxcywh.copy(), class_id.copy()
         return (
             pasted,
             np.concatenate([cxcywh, np.array(new_boxes, np.float32)]).astype(np.float32),
@@ -137,6 +144,8 @@ def _rim_mean(crop: np.ndarray) -> np.ndarray:
 
 
 def _pixel_boxes(cxcywh: np.ndarray, width: int, height: int) -> list[tuple[int, ...]]:
+    """The labelled boxes in whole pixels, rounded outwards: every pixel a box touches is
+    taken, so nothing is pasted over any part of a labelled fish."""
     boxes = []
     for cx, cy, bw, bh in np.asarray(cxcywh, np.float64).reshape(-1, 4):
         boxes.append(
@@ -161,9 +170,9 @@ def _free_spot(taken, w: int, h: int, width: int, height: int, rng) -> tuple[int
 
 
 def _feathered_ellipse(w: int, h: int) -> np.ndarray:
-    """(h, w, 1) weights: 1 over the ellipse in the box, fading to 0 over its outer fifth.
-    The ellipse reaches a little past the box's sides, so that a fish's snout and tail,
-    which touch the box there, stay whole; the box's corners, mostly water, fade out."""
+    """(h, w, 1) weights over the box: 1 out to 0.88 of the ellipse the box inscribes,
+    falling to 0 at 1.1 of it. Past the box's sides, so that a fish's snout and tail, which
+    touch the box there, stay whole; the box's corners, mostly water, fade out."""
     rows, columns = np.mgrid[0:h, 0:w].astype(np.float32)
     distance = np.sqrt(((columns + 0.5) / w * 2 - 1) ** 2 + ((rows + 0.5) / h * 2 - 1) ** 2)
     return np.clip((1.1 - distance) / 0.22, 0.0, 1.0)[:, :, None]
