@@ -50,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from imagine_assist.families import get_family
     from imagine_assist.loop import run_loop
 
-    family = get_family(args.family).name  # here, not in argparse: --home decides what exists
-    if get_family(family).training is None:  # before CVAT is asked for anything
+    spec = get_family(args.family)  # here, not in argparse: --home decides what exists
+    family = spec.name
+    if spec.training is None:  # before CVAT is asked for anything
         raise UserError(
             f"the loop's round trip retrains box families; {family} has no `training:` recipe. "
             + (
