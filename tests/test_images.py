@@ -66,3 +66,80 @@ def test_parse_image_requires_the_field():
         parse_image({"threshold": 0.5}, spec)
     body = {"image": base64.b64encode(jpeg_bytes()).decode()}
     assert parse_image(body, spec).shape == (48, 64, 3)
+
+
+def _tagged_jpeg(rgb: np.ndarray, orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=95, exif=exif)
+    return buffer.getvalue()
+
+
+def _marked_frame() -> np.ndarray:
+    """A 40x60 frame, dark but for a bright block in its top-left corner as stored."""
+    rgb = np.full((40, 60, 3), 30, np.uint8)
+    rgb[:10, :16] = 230
+    return rgb
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_opencv_and_cvat_do(orientation):
+    """A photo taken on its side carries its turn in EXIF. CVAT shows and sizes it upright,
+    and the training readers (OpenCV) read it upright, so serving must too, or every box
+    on such a frame lands in the wrong place."""
+    import cv2
+
+    data = _tagged_jpeg(_marked_frame(), orientation)
+    decoded = decode_image(data)
+    upright = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    assert decoded.shape == upright.shape
+    assert decoded.shape[:2] == ((60, 40) if orientation >= 5 else (40, 60))
+    assert np.abs(decoded.astype(int) - upright.astype(int)).max() <= 2
+
+
+def test_reduced_decode_reports_the_upright_size():
+    from imagine_assist.images import decode_image_reduced
+
+    rgb = np.zeros((800, 1200, 3), np.uint8)
+    rgb[:100, :200] = 255  # top-left as stored: top-right once turned a quarter clockwise
+    image, size = decode_image_reduced(_tagged_jpeg(rgb, 6), reduce_to=300)
+    assert size == (800, 1200)
+    assert image.shape[1] < 800 and image.shape[0] / image.shape[1] == pytest.approx(1.5, 0.02)
+    height, width = image.shape[:2]
+    assert image[: height // 10, -width // 10 :].mean() > 200
+    assert image[: height // 10, : width // 10].mean() < 50
+
+
+def test_a_damaged_exif_block_decodes_as_stored():
+    rgb = _marked_frame()
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=95, exif=b"Exif\x00\x00garbage!")
+    assert decode_image(buffer.getvalue()).shape == (40, 60, 3)
+
+
+def test_sixteen_bit_grey_keeps_its_contrast():
+    """PIL's own conversion clips 16-bit samples at 255, which makes a 16-bit camera frame
+    a white page. The frame's range is scaled into a byte instead."""
+    grey = np.full((30, 40), 1000, np.uint16)
+    grey[10:20, 10:30] = 4000  # a 12-bit camera's bright organism on a dim field
+    buffer = io.BytesIO()
+    Image.fromarray(grey).save(buffer, format="PNG")
+    assert Image.open(io.BytesIO(buffer.getvalue())).mode.startswith("I;16")
+    decoded = decode_image(buffer.getvalue())
+    assert decoded.shape == (30, 40, 3)
+    assert decoded[15, 20].tolist() == [255, 255, 255]
+    assert decoded[0, 0].tolist() == [64, 64, 64]  # 1000 / 4000 of the brightest
+
+
+def test_float_and_small_integer_grey_frames():
+    buffer = io.BytesIO()
+    field = np.zeros((8, 8), np.float32)
+    field[2:4, 2:4] = 0.5  # a float frame in 0-1: its brightest becomes 255
+    field[0, 0] = np.nan
+    Image.fromarray(field).save(buffer, format="TIFF")
+    decoded = decode_image(buffer.getvalue())
+    assert decoded[3, 3, 0] == 255 and decoded[6, 6, 0] == 0 and decoded[0, 0, 0] == 0
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((8, 8), 90, np.int32), mode="I").save(buffer, format="TIFF")
+    assert decode_image(buffer.getvalue())[0, 0].tolist() == [90, 90, 90]

@@ -47,7 +47,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
 def decode_image_reduced(
     data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: int | None = None
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode, and the image's full (width, height).
+    """Decode, upright, and the image's full (width, height) upright.
+
+    Upright means turned as its EXIF orientation says, as CVAT shows and sizes it.
 
     With `reduce_to`, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (in the DCT, which is
     much cheaper than decoding in full and resizing) as long as its longer side stays at
@@ -80,7 +82,68 @@ def decode_image_reduced(
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
         raise BadRequest(f"the image could not be decoded, it may be truncated: {error}") from None
-    return np.asarray(image.convert("RGB")), (width, height)
+    transpose = _ORIENTATIONS.get(_exif_orientation(image))
+    rgb = _rgb8(image)
+    if transpose is not None:
+        rgb = np.asarray(Image.fromarray(rgb).transpose(transpose))
+        if transpose in _SWAPS_SIDES:
+            width, height = height, width
+    return rgb, (width, height)
+
+
+# EXIF orientation (tag 0x0112) to the transpose that shows the picture upright. CVAT sizes
+# and draws every frame upright (its media readers apply this tag), and OpenCV's imread,
+# which the training readers use, applies it too: a phone or drone photo taken on its side
+# must reach the model, and its boxes come back, in the same upright frame.
+_ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_SIDES = {
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.ROTATE_270,
+    Image.Transpose.TRANSVERSE,
+    Image.Transpose.ROTATE_90,
+}
+
+
+def _exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation, 1 (as stored) when absent or unreadable: a damaged EXIF block
+    is metadata, not pixels, and no reason to refuse a frame that decodes."""
+    try:
+        return int(image.getexif().get(0x0112, 1))
+    except Exception:
+        return 1
+
+
+# Modes whose samples do not fit a byte: 16-bit grey (scientific and machine-vision
+# cameras, scanners), 32-bit integer and float. PIL's own convert("RGB") clips them at 255,
+# which turns a 16-bit frame white.
+_WIDE_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+
+
+def _rgb8(image: Image.Image) -> np.ndarray:
+    """RGB, one byte a sample. Wide grey samples are scaled so that the frame's own range
+    fills 0-255 (its brightest pixel 255; a negative minimum 0), as CVAT scales 32-bit
+    frames; integer samples that already fit a byte are kept. Float samples are always
+    scaled, since their unit (0-1, or a physical one) says nothing about bytes."""
+    if image.mode not in _WIDE_MODES:
+        return np.asarray(image.convert("RGB"))
+    grey = np.asarray(image, dtype=np.float32)
+    finite = grey[np.isfinite(grey)]
+    low = min(float(finite.min()), 0.0) if finite.size else 0.0
+    high = float(finite.max()) if finite.size else 0.0
+    if low < 0 or high > 255 or image.mode == "F":
+        span = high - low
+        grey = (grey - low) * (255.0 / span) if span > 0 else np.zeros_like(grey)
+    grey = np.nan_to_num(grey, nan=0.0, posinf=255.0, neginf=0.0)
+    byte = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+    return np.repeat(byte[:, :, None], 3, axis=2)
 
 
 def readable_name(name: str | os.PathLike) -> str:
