@@ -129,12 +129,13 @@ def test_separate_skips_a_fifo_and_a_link_to_dev_zero(separated):
 
 def test_separate_names_a_non_utf8_vignette_escaped_in_tsv_and_files(separated):
     assert separated.returncode == 0, separated.stderr
-    with (separated.out / "ecotaxa_import.tsv").open(encoding="utf-8") as handle:
+    tsv = separated.out / "ecotaxa" / "ecotaxa_import.tsv"
+    with tsv.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))[1:]  # after the types row
     sources = {row["object_source_vignette"] for row in rows}
     assert sources == {"ok.png", "\\xff\\xfe\\x0a.png"}
     for row in rows:  # each row names a file written beside the TSV
-        assert (separated.out / "vignettes" / row["img_file_name"]).is_file()
+        assert (tsv.parent / row["img_file_name"]).is_file()
     assert (separated.out / "separations" / "\\xff\\xfe\\x0a_sep.png").is_file()
 
 

@@ -82,7 +82,8 @@ def test_separate_writes_vignettes_separation_lines_and_ecotaxa_tsv(tmp_path):
         Image.fromarray(sample.image).save(source / sample.name.replace(".jpg", ".png"))
     out = tmp_path / "out"
     assert main(["separate", str(source), "--out", str(out)]) == 0
-    with (out / "ecotaxa_import.tsv").open() as handle:
+    tsv = out / "ecotaxa" / "ecotaxa_import.tsv"
+    with tsv.open() as handle:
         rows = list(csv.reader(handle, delimiter="\t"))
     header, types, objects = rows[0], rows[1], rows[2:]
     assert header[:3] == ["img_file_name", "object_id", "object_area"]
@@ -92,7 +93,8 @@ def test_separate_writes_vignettes_separation_lines_and_ecotaxa_tsv(tmp_path):
     records = [dict(zip(header, row, strict=True)) for row in objects]
     organisms = Counter(record["object_source_vignette"] for record in records)
     for record in records:
-        assert (out / "vignettes" / record["img_file_name"]).is_file()
+        # EcoTaxa looks for each image beside the TSV
+        assert (tsv.parent / record["img_file_name"]).is_file()
         assert float(record["object_area"]) > 0
         assert (source / record["object_source_vignette"]).is_file()
         # the classifier's call travels with each object, so EcoTaxa can sort on it
@@ -177,6 +179,34 @@ def test_named_weights_that_are_missing_or_broken_are_an_error(tmp_path):
         load_function("plankton-separator", detector)
 
 
+@pytest.mark.slow  # separates twice
+def test_separate_keeps_every_vignette_of_a_shared_name_and_skips_its_own_outputs(tmp_path):
+    """ZooScan sample folders reuse vignette names. Each vignette keeps its own objects,
+    every row's image is beside the TSV (where EcoTaxa looks), and a second run with --out
+    inside the scan reads none of the first run's cut-outs."""
+    source = tmp_path / "scan"
+    samples = generate_plankton(3, seed=73, multiple_share=0.0)
+    for folder, sample in zip(["s1", "s2", "."], samples, strict=True):
+        (source / folder).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(sample.image).save(source / folder / "v1.png")
+    out = source / "separated"
+    tables = []
+    for _ in range(2):
+        assert main(["separate", str(source), "--out", str(out), "--workers", "1"]) == 0
+        tsv = out / "ecotaxa" / "ecotaxa_import.tsv"
+        tables.append(tsv.read_text())
+    assert tables[0] == tables[1]
+    with tsv.open() as handle:
+        records = list(csv.DictReader(handle, delimiter="\t"))[1:]
+    sources = {record["object_source_vignette"] for record in records}
+    assert sources == {"s1/v1.png", "s2/v1.png", "v1.png"}
+    assert len({record["object_id"] for record in records}) == len(records)
+    names = [record["img_file_name"] for record in records]
+    assert len(set(names)) == len(names)
+    assert sorted(p.name for p in tsv.parent.glob("*.png")) == sorted(names)
+    assert len(list((out / "separations").iterdir())) == 3
+
+
 @pytest.mark.slow  # separates twice, once in worker processes
 def test_separate_with_two_workers_matches_one(tmp_path):
     source = tmp_path / "scan"
@@ -188,7 +218,7 @@ def test_separate_with_two_workers_matches_one(tmp_path):
     for workers in (1, 2):
         out = tmp_path / f"out{workers}"
         assert main(["separate", str(source), "--out", str(out), "--workers", str(workers)]) == 0
-        tables.append((out / "ecotaxa_import.tsv").read_text())
+        tables.append((out / "ecotaxa" / "ecotaxa_import.tsv").read_text())
     assert tables[0] == tables[1] and tables[0].count("\n") > 2 + 6
 
 

@@ -95,3 +95,25 @@ def test_missing_model_tells_how_to_get_one(tmp_path, capsys, fish_images):
     )
     assert code == 2
     assert "imagine-assist train" in capsys.readouterr().err
+
+
+def test_predict_gives_each_image_its_preview_and_skips_its_own_outputs(fish_model, tmp_path):
+    """a.jpg beside a.png, and sub/x.jpg beside sub__x.jpg, are four previews; a second
+    run with --out inside the folder reads none of the first run's previews."""
+    source = tmp_path / "photos"
+    (source / "sub").mkdir(parents=True)
+    frames = generate_fish(4, seed=22)
+    for name, sample in zip(["a.jpg", "a.png", "sub/x.jpg", "sub__x.jpg"], frames, strict=True):
+        Image.fromarray(sample.image).save(source / name)
+    out = source / "results"
+    command = ["predict", str(source), "--function", "fish-detector", "--out", str(out)]
+    command += ["--weights", str(fish_model.onnx), "--threshold", "0.05"]
+    counts = []
+    for _ in range(2):
+        assert main(command) == 0
+        counts.append((out / "counts.csv").read_text())
+    assert counts[0] == counts[1]
+    with (out / "counts.csv").open() as handle:
+        names = [row["image"] for row in csv.DictReader(handle)]
+    assert sorted(names) == ["a.jpg", "a.png", "sub/x.jpg", "sub__x.jpg"]
+    assert len(list((out / "previews").glob("*.jpg"))) == 4

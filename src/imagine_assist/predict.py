@@ -18,28 +18,14 @@ from tqdm.auto import tqdm
 from imagine_assist.cvat.xml import write_cvat_images_xml
 from imagine_assist.errors import UserError
 from imagine_assist.functions.detector import DetectorFunction
+from imagine_assist.image_files import list_images, output_stems
 from imagine_assist.images import read_image, readable_name
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 PREVIEW_MAX_SIDE = 2048
 # boxes.csv: one row per box, corners in the image's own pixels, score in [0, 1]
 BOX_COLUMNS = ("image", "label", "score", "x1", "y1", "x2", "y2")
-
-
-def list_images(source: str | Path) -> list[Path]:
-    """The image paths under `source`, by suffix. What each file really is (a regular file,
-    not a FIFO or a device) and its size are checked when it is read (`read_image`)."""
-    source = Path(source)
-    if source.is_file():
-        return [source]
-    if not source.is_dir():
-        raise UserError(f"{source} is neither an image nor a directory")
-    images = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not images:
-        raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {source}")
-    return images
 
 
 @dataclass
@@ -131,8 +117,9 @@ def predict_to_files(
     in `report.skipped`. Names in every output follow `readable_name`."""
     source = Path(source)
     out_dir = Path(out_dir)
-    paths = list_images(source)
+    paths = list_images(source, outputs=out_dir)
     base = source if source.is_dir() else source.parent
+    stems = output_stems(paths, base, with_folders=True)  # a.jpg, a.png: two previews
     labels = function.spec.label_names
     preview_dir = out_dir / "previews"
     preview_dir.mkdir(parents=True, exist_ok=True)
@@ -158,9 +145,7 @@ def predict_to_files(
         height, width = image.shape[:2]
         results.append((name, width, height, detections))
         if previews:
-            preview = (
-                preview_dir / f"{Path(name).with_suffix('').as_posix().replace('/', '__')}.jpg"
-            )
+            preview = preview_dir / f"{stems[path]}.jpg"
             Image.fromarray(draw_preview(image, detections)).save(preview, quality=85)
             report.previews.append(preview)
 

@@ -1,11 +1,15 @@
 """Batch separation of ZooScan vignettes into files EcoTaxa imports.
 
-`imagine-assist separate <dir> --out <dir>` writes, for each vignette: one vignette per
-organism (the organism on white, cropped to its box), the ZooProcess separation-line
-image, and one TSV in EcoTaxa's import layout for all objects. Names written (files and TSV
-cells) follow `images.readable_name`: for a vignette whose name is not UTF-8, files and rows
-carry a visible `\\xNN` escape instead, so the TSV still names the files beside it. A file
-that is not a regular image file (a FIFO, a device, one over the size limit) is skipped.
+`imagine-assist separate <dir> --out <dir>` writes `<out>/ecotaxa/`, the folder EcoTaxa
+imports as it is (zipped or not): one vignette per organism (the organism on white, cropped
+to its box) and, beside them, one TSV in EcoTaxa's import layout for all objects, whose
+`img_file_name` EcoTaxa resolves against the TSV's own folder. The ZooProcess
+separation-line images go to `<out>/separations/`. Vignettes that share a name in different
+sample folders get distinct object ids (`image_files.output_stems`), and the TSV names each
+source by its path under the folder given. Names written (files and TSV cells) follow
+`images.readable_name`: for a vignette whose name is not UTF-8, files and rows carry a
+visible `\\xNN` escape instead, so the TSV still names the files beside it. A file that is
+not a regular image file (a FIFO, a device, one over the size limit) is skipped.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from tqdm.auto import tqdm
 
 from imagine_assist.errors import UserError
 from imagine_assist.functions.separator import SeparatorFunction
+from imagine_assist.image_files import list_images, output_stems
 from imagine_assist.images import read_image, readable_name
 from imagine_assist.models.separate import BoxMask, separation_lines
-from imagine_assist.predict import list_images
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,9 @@ ECOTAXA_COLUMNS = [
     ("object_p_multiple", "[f]"),
 ]
 MARGIN = 4  # pixels of background kept around each cut-out organism
+# The cut-outs and the TSV share one folder: EcoTaxa looks for each `img_file_name` beside
+# the TSV, so a TSV one folder up from its images imports no image at all.
+ECOTAXA_FOLDER = "ecotaxa"
 
 
 @dataclass
@@ -95,7 +102,16 @@ class _Separated:
     error: str | None = None
 
 
-def _separate_one(function: SeparatorFunction, path: Path, out: Path) -> _Separated:
+@dataclass(frozen=True)
+class _Job:
+    path: Path
+    stem: str  # unique within the run: object ids and file names start with it
+    source_name: str  # the vignette as the TSV names it: its path under the folder given
+    out: Path
+
+
+def _separate_one(function: SeparatorFunction, job: _Job) -> _Separated:
+    path, out = job.path, job.out
     try:
         image = read_image(path, function.spec.max_image_pixels)
     except UserError as error:  # one bad file must not cost the others
@@ -106,14 +122,14 @@ def _separate_one(function: SeparatorFunction, path: Path, out: Path) -> _Separa
         return _Separated(path, error=f"{readable_name(path)}: {error}")
     masks = separation.masks
     lines = separation_lines(masks, image.shape[:2])
-    stem = readable_name(path.stem)
+    stem = job.stem
     Image.fromarray(lines).save(out / "separations" / f"{stem}_sep.png")
     result = _Separated(path, tag=separation.tag)
     for index, mask in enumerate(masks, start=1):
         object_id = f"{stem}_{index}"
         crop, (x1, y1, x2, y2) = cut_out(image, mask)
         name = f"{object_id}.png"
-        Image.fromarray(crop).save(out / "vignettes" / name)
+        Image.fromarray(crop).save(out / ECOTAXA_FOLDER / name)
         ys, xs = np.nonzero(mask.crop)
         result.rows.append(
             [
@@ -126,7 +142,7 @@ def _separate_one(function: SeparatorFunction, path: Path, out: Path) -> _Separa
                 y1,
                 x2 - x1,
                 y2 - y1,
-                readable_name(path.name),
+                job.source_name,
                 separation.tag,
                 "" if separation.p_multiple is None else round(separation.p_multiple, 4),
             ]
@@ -142,9 +158,9 @@ def _start_worker(source: SeparatorSource) -> None:
     _worker_function = source.load(threads=1)
 
 
-def _separate_in_worker(job: tuple[Path, Path]) -> _Separated:
+def _separate_in_worker(job: _Job) -> _Separated:
     assert _worker_function is not None
-    return _separate_one(_worker_function, *job)
+    return _separate_one(_worker_function, job)
 
 
 def separate_to_files(
@@ -158,12 +174,17 @@ def separate_to_files(
     small CPU that beats one process whose model uses every core (the separation's own
     steps are single-threaded)."""
     source, out = Path(source), Path(out_dir)
-    paths = list_images(source)
-    (out / "vignettes").mkdir(parents=True, exist_ok=True)
+    paths = list_images(source, outputs=out)
+    base = source if source.is_dir() else source.parent
+    stems = output_stems(paths, base)
+    (out / ECOTAXA_FOLDER).mkdir(parents=True, exist_ok=True)
     (out / "separations").mkdir(parents=True, exist_ok=True)
-    report = SeparationReport(out, out / "ecotaxa_import.tsv")
+    report = SeparationReport(out, out / ECOTAXA_FOLDER / "ecotaxa_import.tsv")
     separator = separator or SeparatorSource()
-    jobs = [(path, out) for path in paths]
+    jobs = [
+        _Job(path, stems[path], readable_name(path.relative_to(base).as_posix()), out)
+        for path in paths
+    ]
     progress = tqdm(total=len(paths), desc="separating", unit="vignette")
     if workers > 1:
         if not isinstance(separator, SeparatorSource):
@@ -175,7 +196,7 @@ def separate_to_files(
             ]
     else:
         function = separator.load() if isinstance(separator, SeparatorSource) else separator
-        results = [_collect(_separate_one(function, *job), report, progress) for job in jobs]
+        results = [_collect(_separate_one(function, job), report, progress) for job in jobs]
     progress.close()
     if report.vignettes == 0:
         raise UserError(f"none of the {len(paths)} images under {source} could be read")

@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 
 from imagine_assist.errors import BadRequest, UserError
 from imagine_assist.functions.separator import MULTIPLE, SINGLE
+from imagine_assist.image_files import IMAGE_SUFFIXES
 from imagine_assist.images import read_image
-from imagine_assist.predict import IMAGE_SUFFIXES
 from imagine_assist.review.evaluate import GALLERY_SIZE, EvaluationSummary, gallery
 from imagine_assist.training.plankton_real import tag_scores
 

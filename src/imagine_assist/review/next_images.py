@@ -42,8 +42,8 @@ from tqdm.auto import tqdm
 
 from imagine_assist.errors import UserError
 from imagine_assist.functions.detector import DetectorFunction
+from imagine_assist.image_files import list_images
 from imagine_assist.images import read_image, readable_name
-from imagine_assist.predict import list_images
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,83 @@
+"""Which files under a folder are images, and the names their outputs take.
+
+Commands that write one output per input image (`predict`'s previews, `separate`'s
+organisms and separation lines) name it after the image. Two images may share a stem (a
+ZooScan sample folder reuses vignette names; `a.jpg` beside `a.png`), and one output must
+never overwrite another, so `output_stems` gives each image a stem no other image of the
+run has.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from imagine_assist.errors import UserError
+from imagine_assist.images import readable_name
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def list_images(source: str | Path, outputs: str | Path | None = None) -> list[Path]:
+    """The image paths under `source`, by suffix, sorted. What each file really is (a
+    regular file, not a FIFO or a device) and its size are checked when it is read
+    (`images.read_image`).
+
+    Files under `outputs`, the command's own output folder, are left out: with `--out`
+    inside the source folder, a second run would otherwise read the first run's previews
+    and cut-outs as new images."""
+    source = Path(source)
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise UserError(f"{source} is neither an image nor a directory")
+    skip = Path(outputs).resolve() if outputs is not None else None
+    images = sorted(
+        p
+        for p in source.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and not (skip and _is_under(p, skip))
+    )
+    if not images:
+        raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {source}")
+    return images
+
+
+def _is_under(path: Path, folder: Path) -> bool:
+    try:
+        # The link's own place counts, not its target: a link into the outputs that
+        # lives in the source is the user's.
+        return Path(path.parent.resolve(), path.name).is_relative_to(folder)
+    except OSError:  # a symlink loop among the parents: not ours to judge here
+        return False
+
+
+def output_stems(paths: list[Path], base: Path, with_folders: bool = False) -> dict[Path, str]:
+    """A stem for each image's outputs, unique within `paths`, in `readable_name` form.
+
+    An image's stem is its file's stem (`with_folders`: its path under `base` without the
+    suffix, folders joined by `__`) when no other image has that stem, so the common case
+    keeps the names people expect. Images that share one are told apart by their path under
+    `base` and their suffix (`s1/v1.jpg` -> `s1__v1_jpg`), and a counter settles anything
+    still equal (`-2`, `-3`, in path order)."""
+
+    def relative(path: Path) -> Path:
+        return path.relative_to(base) if path.is_relative_to(base) else Path(path.name)
+
+    def joined(path: Path, suffix: str) -> str:
+        parts = relative(path).parts
+        return readable_name("__".join([*parts[:-1], Path(parts[-1]).stem + suffix]))
+
+    stems = {p: joined(p, "") if with_folders else readable_name(p.stem) for p in paths}
+    shared = Counter(stems.values())
+    for path in paths:
+        if shared[stems[path]] > 1:
+            stems[path] = joined(path, path.suffix.replace(".", "_"))
+    unique: dict[Path, str] = {}
+    taken: set[str] = set()
+    for path in paths:  # a counter's name may be another image's stem ("a-2"): count on
+        stem, n = stems[path], 2
+        while stem in taken:
+            stem, n = f"{stems[path]}-{n}", n + 1
+        unique[path] = stem
+        taken.add(stem)
+    return unique
