@@ -235,3 +235,66 @@ def test_track_preview_refuses_what_it_cannot_write(tmp_path):
     video = grey_video(tmp_path / "tow.mp4", frames=3)
     with pytest.raises(UserError, match=".mp4 or a .gif"):
         write_track_preview(video, [], tmp_path / "p.avi", first=0, count=3)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--tow-length-m", "-200"], "--tow-length-m must be a positive number"),
+        (["--tow-length-m", "nan"], "--tow-length-m must be a positive number"),
+        (["--tow-length-m", "inf"], "--tow-length-m must be a positive number"),
+        (["--speed-m-s", "-1"], "--speed-m-s must be a positive number"),
+        (["--speed-m-s", "0"], "--speed-m-s must be a positive number"),
+        (["--camera-height-m", "0"], "--camera-height-m must be a positive number"),
+        (["--fov-deg", "180"], "--fov-deg must lie in (0, 180)"),
+        (["--system-radius-px", "-5"], "--system-radius-px must be a positive number"),
+    ],
+)
+def test_a_survey_value_no_tow_has_is_refused_before_the_video_is_read(
+    tmp_path, capsys, options, message
+):
+    """A negative length once wrote a negative density, and NaN a density.json that is not
+    JSON. The video here does not exist: the values are refused first."""
+    out = tmp_path / "o"
+    assert main(["track", str(tmp_path / "none.mp4"), "--out", str(out), *options]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_missing_survey_values_are_named_when_no_density_can_be_given():
+    from imagine_assist.tow import Survey
+
+    assert Survey().missing_for_density() is None  # counts only, as asked
+    assert Survey(67, 0.75).missing_for_density() == "--tow-length-m (or --speed-m-s)"
+    assert Survey(67, 0.75, speed_m_s=0.4).missing_for_density() is None
+    assert Survey(tow_length_m=200).missing_for_density() == "--fov-deg, --camera-height-m"
+
+
+def test_burrow_systems_do_not_depend_on_the_videos_resolution(tow_files, tmp_path):
+    """Without the camera's geometry, openings are grouped within a share of the frame's
+    width: the same stretch of tow in HD counts the systems it counts at 640 px (a fixed
+    190 px radius split HD footage into more systems)."""
+    from imagine_assist.functions.catalog import load_function
+    from imagine_assist.tow import open_video, track_to_files
+
+    tow, files = tow_files
+    source = open_video(files.video)
+    width, height = source.size
+    clips = {}
+    for scale in (1, 2):
+        path = tmp_path / f"x{scale}.mp4"
+        size = (width * scale, height * scale)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), source.fps, size)
+        for _, frame in zip(range(round(30 * source.fps)), source.frames(), strict=False):
+            writer.write(cv2.resize(frame[:, :, ::-1], size, interpolation=cv2.INTER_LINEAR))
+        writer.release()
+        clips[scale] = path
+    function = load_function("burrow-detector")
+    systems = {}
+    for scale, path in clips.items():
+        report = track_to_files(
+            path, function, tmp_path / f"out{scale}", every=2, preview_seconds=0
+        )
+        systems[scale] = sorted({t.group_id for t in report.tracks.tracks})
+        assert report.counts
+    assert len(systems[2]) == len(systems[1]) > 0

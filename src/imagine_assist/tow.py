@@ -23,7 +23,12 @@ from imagine_assist.errors import UserError
 from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.models.track import Box, TowTracks, Track, group_systems, track_video
 
-DEFAULT_SYSTEM_RADIUS_PX = 190.0
+# Openings of one burrow system lie within about 0.3 m of each other. Without the camera's
+# geometry the frame is taken to span about 1 m of seabed, as UWTV frames roughly do, so the
+# radius is 0.3 of the frame's width: 190 px at 640 px, and the same on HD footage of the
+# same view, which a fixed pixel radius would split into more systems.
+SYSTEM_RADIUS_M = 0.3
+DEFAULT_SYSTEM_RADIUS_WIDTHS = 0.3
 # counts_per_minute.csv (docs/tracking.md). Minutes are numbered as the tow's own timeline:
 # minute 0 holds the frames of its first 60 s, as in the ground truth of a tow.
 COUNT_COLUMNS = ("station", "counter", "minute", "count")
@@ -81,11 +86,41 @@ class Survey:
     tow_length_m: float | None = None
     speed_m_s: float | None = None
 
+    def check(self) -> None:
+        """Refuse a value no camera or tow has, before the tracking: a negative length or
+        speed would write a negative density, and NaN one that is not valid JSON."""
+        if self.fov_deg is not None and not 0 < self.fov_deg < 180:
+            raise UserError(f"--fov-deg must lie in (0, 180), got {self.fov_deg:g}")
+        for option, value in (
+            ("--camera-height-m", self.camera_height_m),
+            ("--tow-length-m", self.tow_length_m),
+            ("--speed-m-s", self.speed_m_s),
+        ):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise UserError(f"{option} must be a positive number, got {value:g}")
+
+    def missing_for_density(self) -> str | None:
+        """What is missing for a density, in the options' words; None when nothing is or
+        when no survey value was given at all (counts only, as asked)."""
+        given = [self.fov_deg, self.camera_height_m, self.tow_length_m, self.speed_m_s]
+        if all(value is None for value in given):
+            return None
+        missing = [
+            option
+            for option, value in (
+                ("--fov-deg", self.fov_deg),
+                ("--camera-height-m", self.camera_height_m),
+            )
+            if value is None
+        ]
+        if self.tow_length_m is None and self.speed_m_s is None:
+            missing.append("--tow-length-m (or --speed-m-s)")
+        return ", ".join(missing) or None
+
     def ground_width_m(self) -> float | None:
         if self.fov_deg is None or self.camera_height_m is None:
             return None
-        if not 0 < self.fov_deg < 180 or self.camera_height_m <= 0:
-            raise UserError("--fov-deg must lie in (0, 180) and --camera-height-m be positive")
+        self.check()
         return 2 * self.camera_height_m * math.tan(math.radians(self.fov_deg) / 2)
 
     def length_m(self, seconds: float) -> float | None:
@@ -147,6 +182,11 @@ def track_to_files(
 ) -> TowReport:
     """`preview`: where the preview video goes (`.mp4` or `.gif`; default
     `<out>/track_preview.mp4`); `preview_seconds` 0 writes none."""
+    survey.check()
+    if system_radius_px is not None and not (
+        math.isfinite(system_radius_px) and system_radius_px > 0
+    ):
+        raise UserError(f"--system-radius-px must be a positive number, got {system_radius_px:g}")
     video = open_video(video_path)
     out = Path(out_dir)
     # the preview's settings are checked before the long tracking, not after it
@@ -161,8 +201,12 @@ def track_to_files(
     out.mkdir(parents=True, exist_ok=True)
     width_m = survey.ground_width_m()
     if system_radius_px is None:
-        # 0.3 m: openings of one system lie closer than that, distinct systems farther
-        system_radius_px = 0.3 / (width_m / video.size[0]) if width_m else DEFAULT_SYSTEM_RADIUS_PX
+        metres_per_px = width_m / video.size[0] if width_m else None
+        system_radius_px = (
+            SYSTEM_RADIUS_M / metres_per_px
+            if metres_per_px
+            else DEFAULT_SYSTEM_RADIUS_WIDTHS * video.size[0]
+        )
     label = function.spec.label_names[0]
     result = track_video(
         video.frames(),

@@ -49,7 +49,8 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     parser.add_argument(
         "--system-radius-px",
         type=float,
-        help="openings closer than this form one system (default: from the FOV)",
+        help="openings closer than this form one system (default: 0.3 m from the FOV and "
+        "height, else 0.3 of the frame's width)",
     )
     parser.add_argument(
         "--preview",
@@ -77,7 +78,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
         help="add the tracks to this CVAT task, on the server of --cvat",
     )
     add_cvat_option(parser, "for --upload-to-task")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, out_is_folder=True)
     return parser
 
 
@@ -115,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
             f"density {report.density['density_per_m2']} burrow systems per m² "
             f"over {report.density['area_m2']} m²"
         )
+    elif (missing := survey.missing_for_density()) is not None:
+        print(f"no density: it needs {missing} as well")
     if report.preview is not None:
         print(f"tracks drawn on the tow: {report.preview}")
     if url is not None:
