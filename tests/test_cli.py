@@ -270,3 +270,24 @@ def test_long_synthetic_training_says_how_long_and_asks_at_a_terminal(monkeypatc
     monkeypatch.setattr("builtins.input", no_question)
     assert main(["train", "fish", "--yes"]) == 0
     assert len(trained) == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["predict", "in.jpg", "--function", "fish-detector"],
+        ["separate", "scan"],
+        ["track", "tow.mp4"],
+        ["evaluate", "task.zip", "--function", "fish-detector"],
+    ],
+)
+def test_an_out_that_cannot_be_a_folder_is_one_line_before_any_work(tmp_path, capsys, argv):
+    """--out names a file, or sits under one: refused at once, one line, no traceback
+    (the input need not even exist: nothing is read first)."""
+    taken = tmp_path / "taken"
+    taken.write_text("a user's file")
+    assert main([*argv, "--out", str(taken)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main([*argv, "--out", str(taken / "results")]) == 2
+    assert "cannot be made" in capsys.readouterr().err
+    assert taken.read_text() == "a user's file"

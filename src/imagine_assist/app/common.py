@@ -291,3 +291,19 @@ def box_detector(function_id: str, *args):
             "(`imagine-assist functions list`; plankton: imagine-assist separate)"
         )
     return function
+
+
+def check_output_folder(out: str) -> None:
+    """Refuse an --out that cannot become a folder, before any work: a file there, a file
+    where one of its parents should be, or a place the user may not write. Otherwise the
+    command would run for minutes and end in a traceback when it first writes."""
+    path = os.path.abspath(out)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"--out {out} is a file, not a folder")
+    parent = path
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UserError(f"--out {out} cannot be made: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out} cannot be written: no write permission in {parent}")

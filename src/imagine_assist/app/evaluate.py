@@ -51,7 +51,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     add_export_options(parser, exports=False, val=False)
     parser.add_argument("--out", default="evaluation", help="folder for summary.json and the plots")
     parser.add_argument("--models", help=MODELS_HELP)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, out_is_folder=True)
     return parser
 
 

@@ -36,6 +36,7 @@ from imagine_assist.app import next as next_command  # not `next`: the builtin
 from imagine_assist.app.common import (
     HOME_HELP,
     HelpFormatter,
+    check_output_folder,
     common_options,
     connection_problem,
 )
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         # since cvat-sdk sets urllib3's log level itself when it makes a client.
         logging.getLogger("urllib3.connectionpool").addFilter(_quiet_retries)
     try:
+        if getattr(args, "out_is_folder", False) and args.out:
+            check_output_folder(args.out)
         return args.run(args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -67,7 +67,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
         action="store_true",
         help="pre-annotate the new task with the same model (cvat-sdk annotate_task)",
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, out_is_folder=True)
     return parser
 
 

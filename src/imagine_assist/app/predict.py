@@ -40,7 +40,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
         help="pixels shared by neighbouring tiles (default: the function's)",
     )
     parser.add_argument("--no-previews", action="store_true", help="skip the preview images")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, out_is_folder=True)
     return parser
 
 

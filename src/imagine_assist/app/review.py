@@ -54,7 +54,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
         "the URL given here); FiftyOne logs in with CVAT_USER and CVAT_PASSWORD",
     )
     add_cvat_option(parser, "for --send-to-cvat")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, out_is_folder=True)
     return parser
 
 

@@ -23,7 +23,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     parser.add_argument("-n", type=int, default=20, help="number of images")
     parser.add_argument("--seconds", type=float, default=60.0, help="tow: length of the video")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, out_is_folder=True)
     return parser
 
 

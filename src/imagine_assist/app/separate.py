@@ -31,7 +31,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
         type=int,
         help="rows at the bottom holding the 1 mm scale bar (default: found in each vignette)",
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, out_is_folder=True)
     return parser
 
 

@@ -31,7 +31,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     )
     parser.add_argument("--gateway", help="also read this running gateway's counters")
     parser.add_argument("--out", default="usage-report", help="folder for the CSV and plot")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, out_is_folder=True)
     return parser
 
 
