@@ -59,6 +59,34 @@ def test_export_imports_through_fiftyone_with_its_boxes(export, tmp_path):
     assert set(dataset.distinct("ground_truth.detections.label")) <= set(FISH_LABELS)
 
 
+def test_cvat_box_corners_keep_their_fractions_of_a_pixel(tmp_path):
+    """FiftyOne's CVAT importer rounds corners to whole pixels: half a pixel a side on a
+    10-pixel fish. The export's own corners come through, and a turned box becomes the
+    upright box around it."""
+    from PIL import Image
+
+    boxes = (
+        '<box label="fish" xtl="10.37" ytl="20.71" xbr="19.62" ybr="27.25" occluded="0"/>'
+        '<box label="fish" xtl="30" ytl="10" xbr="40" ybr="14" rotation="90" occluded="0"/>'
+    )
+    xml = (
+        '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version>'
+        f'<image id="0" name="a.png" width="64" height="48">{boxes}</image></annotations>'
+    )
+    archive = tmp_path / "task.zip"
+    image = tmp_path / "a.png"
+    Image.new("RGB", (64, 48)).save(image)
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("annotations.xml", xml)
+        zipped.write(image, "images/a.png")
+    (sample,) = load_export(unpack(archive, tmp_path / "work"), name="fractions")
+    straight, turned = sample.ground_truth.detections
+    assert straight.bounding_box == pytest.approx(
+        [10.37 / 64, 20.71 / 48, 9.25 / 64, 6.54 / 48], abs=1e-9
+    )
+    assert turned.bounding_box == pytest.approx([33 / 64, 7 / 48, 4 / 64, 10 / 48], abs=1e-9)
+
+
 def test_split_depends_on_image_content_only(tmp_path):
     image = tmp_path / "a.jpg"
     image.write_bytes(b"the same bytes")

@@ -366,3 +366,17 @@ def test_a_zip_this_tool_cannot_unpack_says_why(tmp_path):
     )
     with pytest.raises(UserError, match="compressed with method 12"):
         unpack(export, tmp_path / "work")
+
+
+def test_an_export_saved_without_its_images_says_how_to_export_it(tmp_path):
+    """CVAT leaves the images out of an export unless 'Save images' is ticked."""
+    bare = write_zip(tmp_path / "bare.zip", {"annotations.xml": cvat_xml("a.jpg", "b.jpg")})
+    with pytest.raises(UserError, match="none of the images.*'Save images'"):
+        unpack(bare, tmp_path / "work")
+    partial = write_zip(
+        tmp_path / "partial.zip",
+        {"annotations.xml": cvat_xml("a.jpg", "b.jpg"), "images/a.jpg": IMAGE},
+    )
+    with pytest.raises(UserError, match="lacks 1 of the 2 images.*'b.jpg'"):
+        unpack(partial, tmp_path / "work")
+    assert left_in(tmp_path / "work") == []

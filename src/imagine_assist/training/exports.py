@@ -409,7 +409,8 @@ def _confine_yolo(root: Path, export: Path) -> None:
 
 
 def check_image_names(root: Path, export_format: str, export: Path) -> None:
-    """Every image the export's annotations name must lie inside the export. Such a name is
+    """Every image the export's annotations name must lie inside the export, and be there:
+    CVAT leaves the images out unless 'Save images' is ticked. A name outside is
     refused, not skipped with a warning: an export that names a file elsewhere on the disk
     (an absolute path, `../`) was made by hand or to harm, and reading it would put that
     file into review, training and a published dataset; training on the rest alone would
@@ -424,9 +425,23 @@ def check_image_names(root: Path, export_format: str, export: Path) -> None:
         return
     else:
         return
+    named, missing = 0, []
     for name in names:
         if not _inside(root, base / name):
             raise _outside(export, name)
+        named += 1
+        if not (base / name).is_file():
+            missing.append(name)
+    if named and len(missing) == named:
+        raise UserError(
+            f"{export} holds the annotations of {named} images but none of the images: "
+            "export the task again with 'Save images' (cvat-sdk: include_images=True)"
+        )
+    if missing:
+        raise UserError(
+            f"{export} lacks {len(missing)} of the {named} images its annotations name, "
+            f"{missing[0]!r} first: export the task again with 'Save images'"
+        )
 
 
 def _first_annotation(xml_path: Path) -> str:
@@ -498,12 +513,14 @@ def _read_export(info: ExportInfo, name: str):
     common = {"name": name, "label_field": GROUND_TRUTH}
     try:
         if info.format == "CVAT for images 1.1":
-            return fo.Dataset.from_dir(
+            dataset = fo.Dataset.from_dir(
                 dataset_type=fo.types.CVATImageDataset,
                 data_path=str(images_dir(root)),
                 labels_path=str(root / "annotations.xml"),
                 **boxes,
             )
+            _restore_exact_boxes(dataset, root / "annotations.xml", images_dir(root), info.path)
+            return dataset
         if info.format == "CVAT for video 1.1":
             return _load_cvat_video(fo, root, name, info.path)
         if info.format == "COCO 1.0":
@@ -521,6 +538,47 @@ def _read_export(info: ExportInfo, name: str):
         raise UserError(
             f"{info.path}: FiftyOne could not read it as {info.format}: {error}"
         ) from None
+
+
+def _restore_exact_boxes(dataset, xml_path: Path, base: Path, export: Path) -> None:
+    """Put back the box corners FiftyOne's CVAT importer rounds to whole pixels.
+
+    CVAT keeps corners to a hundredth of a pixel. Rounded, a 10-pixel fish's box moves by
+    up to half a pixel a side, enough to turn a match at IoU 0.5 into a miss when a model
+    is scored, and to teach a model boxes a little off. The importer reads an <image>'s
+    boxes in order, so each is matched to its own by position; an image whose detections
+    do not pair with its boxes one for one, label for label, keeps FiftyOne's reading. A
+    turned box becomes the upright box around it, as video exports' boxes do."""
+    exact = {}
+    for image in cvat_images(xml_path, export):
+        try:
+            width, height = float(image.get("width")), float(image.get("height"))
+            boxes = [(box.get("label"), shape_bounds(box)) for box in image.iter("box")]
+        except (TypeError, ValueError):
+            continue  # FiftyOne's reading stands; it refuses what it cannot read itself
+        if boxes and width > 0 and height > 0:
+            where = os.path.normpath(os.path.abspath(base / cvat_image_name(image)))
+            exact[where] = (width, height, boxes)
+    if not exact:
+        return
+    for sample in dataset.iter_samples(autosave=True):
+        found = exact.get(os.path.normpath(sample.filepath))
+        detections = sample[GROUND_TRUTH]
+        if found is None or detections is None:
+            continue
+        width, height, boxes = found
+        drawn = detections.detections
+        if len(drawn) != len(boxes) or any(
+            d.label != label for d, (label, _) in zip(drawn, boxes, strict=True)
+        ):
+            continue
+        for detection, (_, (x1, y1, x2, y2)) in zip(drawn, boxes, strict=True):
+            detection.bounding_box = [
+                x1 / width,
+                y1 / height,
+                (x2 - x1) / width,
+                (y2 - y1) / height,
+            ]
 
 
 def _video_identity(tree, xml_path: Path) -> str:
