@@ -291,3 +291,19 @@ def test_an_out_that_cannot_be_a_folder_is_one_line_before_any_work(tmp_path, ca
     assert main([*argv, "--out", str(taken / "results")]) == 2
     assert "cannot be made" in capsys.readouterr().err
     assert taken.read_text() == "a user's file"
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--tile-size", "0"], "--tile-size must be at least 64 pixels, got 0"),
+        (["--tile-size", "-5"], "--tile-size must be at least 64 pixels, got -5"),
+        # the user set only the size: the overlap they never chose is named as the family's
+        (["--tile-size", "96"], "litter-detector's tile overlap 160 must lie in [0, 96)"),
+        (["--tile-size", "320", "--tile-overlap", "400"], "--tile-overlap 400 must lie in"),
+    ],
+)
+def test_tile_settings_are_refused_in_the_users_words(tmp_path, capsys, options, message):
+    argv = ["predict", str(tmp_path), "--function", "litter-detector", "--out", str(tmp_path)]
+    assert main([*argv, *options]) == 2
+    assert message in capsys.readouterr().err

@@ -80,7 +80,7 @@ def predicted(tmp_path_factory) -> Run:
 @pytest.mark.slow  # a subprocess or seconds of work: the full tier
 def test_predict_skips_a_fifo_without_hanging(predicted):
     assert predicted.returncode == 0, predicted.stderr
-    assert "skipped " in predicted.stderr and "pipe.jpg is a FIFO" in predicted.stderr
+    assert "skipped: " in predicted.stderr and "pipe.jpg is a FIFO" in predicted.stderr
 
 
 def test_predict_skips_a_link_to_dev_zero(predicted):
@@ -104,7 +104,7 @@ def test_predict_writes_a_non_utf8_name_escaped_in_valid_xml_and_csv(predicted):
     previews = sorted(path.name for path in (predicted.out / "previews").iterdir())
     assert previews == ["\\xff\\xfe.jpg", "ok.jpg"]
     # one line per skipped file, naming it
-    assert sum(line.startswith("skipped ") for line in predicted.stderr.splitlines()) == 3
+    assert sum(line.startswith("skipped: ") for line in predicted.stderr.splitlines()) == 3
 
 
 @pytest.fixture(scope="module")

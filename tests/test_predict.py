@@ -117,3 +117,16 @@ def test_predict_gives_each_image_its_preview_and_skips_its_own_outputs(fish_mod
         names = [row["image"] for row in csv.DictReader(handle)]
     assert sorted(names) == ["a.jpg", "a.png", "sub/x.jpg", "sub__x.jpg"]
     assert len(list((out / "previews").glob("*.jpg"))) == 4
+
+
+def test_when_no_image_can_be_read_the_error_says_why(tmp_path, capsys):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for index in range(5):
+        (folder / f"{index}.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    out = tmp_path / "out"
+    assert main(["predict", str(folder), "--function", "fish-detector", "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: none of the 5 images under")
+    assert "0.jpg" in error and "not an image that can be read" in error
+    assert error.endswith("and 2 more")

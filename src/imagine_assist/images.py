@@ -66,9 +66,7 @@ def decode_image_reduced(
         # Any failure to identify untrusted bytes is the sender's problem. Not only PIL's own
         # errors: importing ultralytics patches Image.open, which then raises ImportError
         # (missing pi_heif) for bytes PIL cannot identify.
-        raise BadRequest(
-            "the bytes are not an image that can be read (send JPEG or PNG bytes)"
-        ) from None
+        raise BadRequest("not an image that can be read (JPEG, PNG, TIFF, BMP or WebP)") from None
     width, height = image.size
     if width * height > max_pixels:
         raise PayloadTooLarge(

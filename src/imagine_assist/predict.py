@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from imagine_assist.cvat.xml import write_cvat_images_xml
 from imagine_assist.errors import UserError
 from imagine_assist.functions.detector import DetectorFunction
-from imagine_assist.image_files import list_images, output_stems
+from imagine_assist.image_files import list_images, none_could_be_read, output_stems
 from imagine_assist.images import read_image, readable_name
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ def predict_to_files(
             report.previews.append(preview)
 
     if not results:
-        raise UserError(f"none of the {len(paths)} images under {source} could be read")
+        raise none_could_be_read(source, report.skipped)
     write_cvat_images_xml(report.cvat_xml, results, labels, label_type="rectangle", scores=True)
     write_boxes_csv(report.boxes_csv, results)
     totals: Counter[str] = Counter({label: 0 for label in labels})

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from imagine_assist.errors import UserError
 from imagine_assist.functions.separator import SeparatorFunction
-from imagine_assist.image_files import list_images, output_stems
+from imagine_assist.image_files import list_images, none_could_be_read, output_stems
 from imagine_assist.images import read_image, readable_name
 from imagine_assist.models.separate import BoxMask, separation_lines
 
@@ -199,7 +199,7 @@ def separate_to_files(
         results = [_collect(_separate_one(function, job), report, progress) for job in jobs]
     progress.close()
     if report.vignettes == 0:
-        raise UserError(f"none of the {len(paths)} images under {source} could be read")
+        raise none_could_be_read(source, report.skipped)
     with report.tsv.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, delimiter="\t")
         writer.writerow([name for name, _ in ECOTAXA_COLUMNS])

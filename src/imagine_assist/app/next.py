@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Home.resolve().root / "next" / args.function
     report = next_images(function, args.source, args.n, out, threshold)
     for _, reason in report.skipped:
-        print(f"skipped {reason}", file=sys.stderr)
+        print(f"skipped: {reason}", file=sys.stderr)
     print(
         f"{args.function}: picked {len(report.picks)} of {report.scored} images by uncertainty "
         f"and diversity -> {report.list_path}"

@@ -59,5 +59,5 @@ def run(args: argparse.Namespace) -> int:
         f"{json.dumps(report.totals)} -> {report.out_dir}"
     )
     for _, reason in report.skipped:  # one line each, naming the file as the outputs do
-        print(f"skipped {reason}", file=sys.stderr)
+        print(f"skipped: {reason}", file=sys.stderr)
     return 0

@@ -49,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
         f"organisms; EcoTaxa TSV {report.tsv}"
     )
     for _, reason in report.skipped:  # one line each, naming the file as the outputs do
-        print(f"skipped {reason}", file=sys.stderr)
+        print(f"skipped: {reason}", file=sys.stderr)
     return 0

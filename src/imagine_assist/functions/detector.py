@@ -15,6 +15,8 @@ from imagine_assist.models.tiling import detect_tiled
 # Boxes of different labels overlapping more than this are one object named twice (the
 # models' own NMS, within a label, uses the same IoU).
 CROSS_LABEL_NMS_IOU = 0.5
+# Smaller windows cost thousands of model runs per drone frame and hold no whole object.
+MIN_TILE_SIZE = 64
 
 
 class DetectorFunction:
@@ -40,8 +42,17 @@ class DetectorFunction:
         self.detector = detector
         self.tile_size = tile_size if tile_size is not None else spec.tile_size
         self.tile_overlap = tile_overlap if tile_overlap is not None else spec.tile_overlap
+        if self.tile_size is not None and self.tile_size < MIN_TILE_SIZE:
+            raise UserError(
+                f"--tile-size must be at least {MIN_TILE_SIZE} pixels, got {self.tile_size}"
+            )
         if self.tile_size is not None and not 0 <= self.tile_overlap < self.tile_size:
-            raise UserError(f"tile overlap {self.tile_overlap} must lie in [0, {self.tile_size})")
+            # Named as the user set it: an overlap they never chose is the family's default.
+            who = "--tile-overlap" if tile_overlap is not None else f"{spec.id}'s tile overlap"
+            raise UserError(
+                f"{who} {self.tile_overlap} must lie in [0, {self.tile_size}) for tiles of "
+                f"{self.tile_size} px; give a smaller --tile-overlap"
+            )
         self.class_agnostic_nms = class_agnostic_nms
 
     def detect(self, image: np.ndarray, threshold: float | None = None) -> sv.Detections:

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from imagine_assist.errors import UserError
 from imagine_assist.functions.detector import DetectorFunction
-from imagine_assist.image_files import list_images
+from imagine_assist.image_files import list_images, none_could_be_read
 from imagine_assist.images import read_image, readable_name
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ def next_images(
     skipped: list[tuple[Path, str]] = []
     scores = score_images(function, paths, threshold, skipped)
     if not scores:
-        raise UserError(f"none of the {len(paths)} images under {source} could be read")
+        raise none_could_be_read(source, skipped)
     picks = choose(scores, n)
     list_path = write_list(picks, Path(out_dir) / LIST_NAME)
     return NextReport(picks, len(scores), list_path, skipped)
