@@ -83,6 +83,7 @@ def test_separate_writes_vignettes_separation_lines_and_ecotaxa_tsv(tmp_path):
     out = tmp_path / "out"
     assert main(["separate", str(source), "--out", str(out)]) == 0
     tsv = out / "ecotaxa" / "ecotaxa_import.tsv"
+    assert tsv.read_bytes().isascii()  # plain ASCII, no mark: read alike by every EcoTaxa
     with tsv.open() as handle:
         rows = list(csv.reader(handle, delimiter="\t"))
     header, types, objects = rows[0], rows[1], rows[2:]
@@ -183,10 +184,11 @@ def test_named_weights_that_are_missing_or_broken_are_an_error(tmp_path):
 def test_separate_keeps_every_vignette_of_a_shared_name_and_skips_its_own_outputs(tmp_path):
     """ZooScan sample folders reuse vignette names. Each vignette keeps its own objects,
     every row's image is beside the TSV (where EcoTaxa looks), and a second run with --out
-    inside the scan reads none of the first run's cut-outs."""
+    inside the scan reads none of the first run's cut-outs. A name beyond ASCII puts
+    UTF-8's mark at the TSV's head, without which EcoTaxa reads it as Latin-1."""
     source = tmp_path / "scan"
     samples = generate_plankton(3, seed=73, multiple_share=0.0)
-    for folder, sample in zip(["s1", "s2", "."], samples, strict=True):
+    for folder, sample in zip(["s1", "échantillon", "."], samples, strict=True):
         (source / folder).mkdir(parents=True, exist_ok=True)
         Image.fromarray(sample.image).save(source / folder / "v1.png")
     out = source / "separated"
@@ -196,10 +198,11 @@ def test_separate_keeps_every_vignette_of_a_shared_name_and_skips_its_own_output
         tsv = out / "ecotaxa" / "ecotaxa_import.tsv"
         tables.append(tsv.read_text())
     assert tables[0] == tables[1]
-    with tsv.open() as handle:
+    assert tsv.read_bytes().startswith(b"\xef\xbb\xbf")  # EcoTaxa then reads UTF-8
+    with tsv.open(encoding="utf-8-sig") as handle:
         records = list(csv.DictReader(handle, delimiter="\t"))[1:]
     sources = {record["object_source_vignette"] for record in records}
-    assert sources == {"s1/v1.png", "s2/v1.png", "v1.png"}
+    assert sources == {"s1/v1.png", "échantillon/v1.png", "v1.png"}
     assert len({record["object_id"] for record in records}) == len(records)
     names = [record["img_file_name"] for record in records]
     assert len(set(names)) == len(names)

@@ -200,13 +200,22 @@ def separate_to_files(
     progress.close()
     if report.vignettes == 0:
         raise none_could_be_read(source, report.skipped)
-    with report.tsv.open("w", newline="", encoding="utf-8") as handle:
+    rows = [row for result in results for row in result.rows]
+    with report.tsv.open("w", newline="", encoding=_tsv_encoding(rows)) as handle:
         writer = csv.writer(handle, delimiter="\t")
         writer.writerow([name for name, _ in ECOTAXA_COLUMNS])
         writer.writerow([kind for _, kind in ECOTAXA_COLUMNS])
-        for result in results:
-            writer.writerows(result.rows)
+        writer.writerows(rows)
     return report
+
+
+def _tsv_encoding(rows: list[list]) -> str:
+    """EcoTaxa reads a TSV as Latin-1 unless it starts with UTF-8's byte-order mark. So a
+    TSV with a name beyond ASCII (`échantillon_1.png`) is written UTF-8 with the mark, or
+    EcoTaxa would look for `Ã©chantillon_1.png`; an ASCII one, the same bytes either way,
+    goes without it, as older EcoTaxa servers expect."""
+    plain = all(str(cell).isascii() for row in rows for cell in row)
+    return "utf-8" if plain else "utf-8-sig"
 
 
 def _collect(result: _Separated, report: SeparationReport, progress) -> _Separated:
