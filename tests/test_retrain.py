@@ -87,6 +87,31 @@ def test_cvat_box_corners_keep_their_fractions_of_a_pixel(tmp_path):
     assert turned.bounding_box == pytest.approx([33 / 64, 7 / 48, 4 / 64, 10 / 48], abs=1e-9)
 
 
+def test_exports_whose_images_share_names_all_reach_the_dataset(tmp_path):
+    """Two tasks name their frames alike (CVAT's frame_000000.PNG, a camera's counter):
+    every image of both is trained on, each with its own boxes."""
+    first = fish_samples(12, 91)
+    second = fish_samples(10, 92)
+    assert {s.name for s in second} <= {s.name for s in first}  # the same names
+    datasets = []
+    for index, samples in enumerate((first, second)):
+        export = write_cvat_export(tmp_path / f"task-{index}.zip", samples, FISH_LABELS)
+        datasets.append(load_export(unpack(export, tmp_path / "work"), name=f"names-{index}"))
+    out = tmp_path / "yolo"
+    _, counts = build_dataset(datasets, load_recipe("fish"), out)
+    images = [p for split in ("train", "val", "test") for p in (out / "images" / split).glob("*")]
+    assert len(images) == sum(counts.values()) == 22
+    boxes = sum(
+        len(path.read_text().splitlines())
+        for split in ("train", "val", "test")
+        for path in (out / "labels" / split).glob("*.txt")
+    )
+    assert boxes == sum(len(s.objects) for s in first + second)
+    for image in images:  # each image has its own label file
+        assert (out / "labels" / image.parent.name / f"{image.stem}.txt").is_file()
+    assert not list(out.glob(".part-*"))
+
+
 def test_split_depends_on_image_content_only(tmp_path):
     image = tmp_path / "a.jpg"
     image.write_bytes(b"the same bytes")

@@ -150,14 +150,20 @@ def build_dataset(
     collections_log.setLevel(logging.ERROR)
     try:
         for (index, split), selected in sorted(ids.items()):
+            # Each export goes to a folder of its own first: FiftyOne names an exported
+            # image by its file name, and exports of different tasks repeat names (CVAT's
+            # frame_000000.PNG, a camera's counter), so one written over another's would
+            # lose its image and keep a wrong label.
+            part = out_dir / f"{_PART_PREFIX}{index}-{split}"
             every[index].select(selected).export(
-                export_dir=str(out_dir),
+                export_dir=str(part),
                 dataset_type=fo.types.YOLOv5Dataset,
                 label_field=GROUND_TRUTH,
                 split=split,
                 classes=list(recipe.classes),
                 progress=False,
             )
+            _merge_part(part, out_dir, split, f"e{index}-")
             counts[split] += len(selected)
     finally:
         collections_log.setLevel(level)
@@ -179,13 +185,38 @@ def build_dataset(
 
 
 _DATASET_PARTS = frozenset({"images", "labels", "dataset.yaml", "data.yaml"})
+_PART_PREFIX = ".part-"  # one export's share of a split, before it is merged in
+
+
+def _merge_part(part: Path, out_dir: Path, split: str, prefix: str) -> None:
+    """Move one export's images and labels of `split` into the dataset. An image whose name
+    another export's image already has is renamed (`prefix`, then a counter), its label
+    with it."""
+    images, labels = out_dir / "images" / split, out_dir / "labels" / split
+    images.mkdir(parents=True, exist_ok=True)
+    labels.mkdir(parents=True, exist_ok=True)
+    source = part / "images" / split
+    for image in sorted(source.iterdir()) if source.is_dir() else []:
+        name, n = image.name, 1
+        while (images / name).exists():
+            name = f"{prefix}{image.name}" if n == 1 else f"{prefix}{n}-{image.name}"
+            n += 1
+        label = part / "labels" / split / f"{image.stem}.txt"
+        os.replace(image, images / name)
+        if label.exists():
+            os.replace(label, labels / f"{Path(name).stem}.txt")
+    shutil.rmtree(part)
 
 
 def empty_dataset_folder(folder: Path) -> None:
     """`folder`, empty, with any dataset an earlier run built there removed. A folder holding
     anything else is refused, not emptied: it is not ours to delete."""
     if folder.exists():
-        others = sorted(path.name for path in folder.iterdir() if path.name not in _DATASET_PARTS)
+        others = sorted(
+            path.name
+            for path in folder.iterdir()
+            if path.name not in _DATASET_PARTS and not path.name.startswith(_PART_PREFIX)
+        )
         if others:
             raise UserError(
                 f"{folder} holds {', '.join(others[:3])}, which no dataset built here has: "
