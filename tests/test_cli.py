@@ -307,3 +307,39 @@ def test_tile_settings_are_refused_in_the_users_words(tmp_path, capsys, options,
     argv = ["predict", str(tmp_path), "--function", "litter-detector", "--out", str(tmp_path)]
     assert main([*argv, *options]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_second_training_on_the_same_work_folder_is_refused_at_once(tmp_path, capsys):
+    """Two trainings of one family would empty each other's dataset; the second is refused,
+    naming the first, and the folder is free again once the first ends or is killed."""
+    from imagine_assist.home import work_folder_held
+
+    work = tmp_path / "fish-retrain"
+    argv = ["train", "fish", "--from", str(tmp_path / "task.zip"), "--work", str(work)]
+    with work_folder_held(work, "training of fish"):
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert "in use by another training of fish" in error and f"pid {os.getpid()}" in error
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from imagine_assist.home import work_folder_held\n"
+            "with work_folder_held(sys.argv[1], 'training'):\n"
+            "    print('held', flush=True); time.sleep(60)",
+            str(work),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(argv) == 2
+        assert f"pid {holder.pid}" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    # killed, it holds nothing: the run goes on to read its export (absent here)
+    assert main(argv) == 2
+    assert "in use" not in capsys.readouterr().err

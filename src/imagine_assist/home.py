@@ -6,10 +6,15 @@ directory by default. Flags override single parts (``--models DIR``).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from imagine_assist.errors import UserError
 
 HOME_ENV = "IMAGINE_ASSIST_HOME"
 
@@ -90,3 +95,33 @@ def _provide_ultralytics_font(config_dir: Path) -> None:
     if source.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
+
+
+@contextmanager
+def work_folder_held(folder: str | Path, what: str) -> Iterator[Path]:
+    """`folder`, held by this run for the length of the block. Trainings empty and refill
+    their work folder: a second one started on the same folder would delete the first's
+    dataset under it, and the first fail on a missing image or train on the other's data.
+    The second is refused at once instead, naming the holder. The lock (`.<name>.lock`
+    beside the folder, since the folder itself is emptied) is the kernel's, so a run that
+    is killed holds nothing."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise UserError(
+                f"{folder} is in use by another {what} ({holder}): wait for it to end, or "
+                "give this one another folder with --work"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield folder
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from imagine_assist.app.common import MODELS_HELP, HelpFormatter, add_export_options
 from imagine_assist.errors import UserError
-from imagine_assist.home import Home
+from imagine_assist.home import Home, work_folder_held
 
 EPILOG = """\
 examples:
@@ -77,17 +77,18 @@ def _create(args: argparse.Namespace) -> int:
     check_new_name(args.name)  # before the work folder is named after it
     home = Home.resolve()
     work = Path(args.work) if args.work else home.root / "runs" / f"{args.name}-create"
-    created = create_family(
-        args.name,
-        args.exports,
-        work,
-        args.models,
-        args.base,
-        args.val_exports,
-        parse_label_map(args.label_map),
-        args.epochs,
-        args.device,
-    )
+    with work_folder_held(work, f"creation of {args.name}"):
+        created = create_family(
+            args.name,
+            args.exports,
+            work,
+            args.models,
+            args.base,
+            args.val_exports,
+            parse_label_map(args.label_map),
+            args.epochs,
+            args.device,
+        )
     result = created.result
     candidate = result.card["metrics"]["candidate"]
     evaluated = result.card["evaluated_on"]

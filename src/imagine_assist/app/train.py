@@ -11,7 +11,7 @@ from pathlib import Path
 
 from imagine_assist.app.common import MODELS_HELP, add_export_options, family_help, reload_gateway
 from imagine_assist.errors import UserError
-from imagine_assist.home import Home
+from imagine_assist.home import Home, work_folder_held
 
 EPILOG = """\
 examples:
@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         return _train_plankton(args, target, work)
     from imagine_assist.training.defaults import train_default
 
-    trained = train_default(family.name, target, work, estimate.recipe, device=args.device)
+    with work_folder_held(work, f"training of {family.name}"):
+        trained = train_default(family.name, target, work, estimate.recipe, device=args.device)
     test = trained.metrics["test"]
     print(
         f"{family.name}: held-out test mAP50 {test['mAP50']:.3f}, mAP50-95 "
@@ -270,18 +271,19 @@ def _train_from_exports(args: argparse.Namespace) -> int:
     registry = Registry(family_dir(args.family, args.models).parent)
     work = Path(args.work) if args.work else Home.resolve().root / "runs" / f"{args.family}-retrain"
     recipe = load_recipe(args.family, args.recipe)
-    result = retrain(
-        args.family,
-        args.exports,
-        registry,
-        work,
-        recipe,
-        args.device,
-        args.force,
-        args.epochs,
-        val_exports=args.val_exports,
-        label_map=parse_label_map(args.label_map),
-    )
+    with work_folder_held(work, f"training of {args.family}"):
+        result = retrain(
+            args.family,
+            args.exports,
+            registry,
+            work,
+            recipe,
+            args.device,
+            args.force,
+            args.epochs,
+            val_exports=args.val_exports,
+            label_map=parse_label_map(args.label_map),
+        )
     metrics = result.card["metrics"]
     deployed = metrics["deployed"]
     evaluated = result.card["evaluated_on"]
@@ -326,15 +328,16 @@ def _train_separator_from_exports(args: argparse.Namespace) -> int:
         )
     registry = Registry(family_dir(args.family, args.models).parent)
     work = Path(args.work) if args.work else Home.resolve().root / "runs" / "plankton-retrain"
-    result = retrain_separator(
-        args.exports,
-        registry,
-        work,
-        device=args.device,
-        force=args.force,
-        epochs=args.epochs,
-        val_exports=args.val_exports,
-    )
+    with work_folder_held(work, "training of plankton"):
+        result = retrain_separator(
+            args.exports,
+            registry,
+            work,
+            device=args.device,
+            force=args.force,
+            epochs=args.epochs,
+            val_exports=args.val_exports,
+        )
     metrics = result.card["metrics"]
     candidate, deployed = metrics["candidate"], metrics["deployed"]
     held_out = result.card["evaluated_on"]
