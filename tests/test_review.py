@@ -124,3 +124,39 @@ def test_send_to_cvat_logs_in_and_asks_for_a_task_of_the_flagged_samples(
     assert sorted(label["name"] for label in task["labels"]) == FISH_LABELS
     assert all(r[2].get("X-CSRFToken") == "abc" for r in cvat.requests[1:])
     cvat.server.shutdown()
+
+
+def test_mistakes_are_ranked_by_disagreement_when_the_brain_names_none(monkeypatch):
+    """On some sets fiftyone-brain scores every sample 0 or below: no likely mistake, and
+    the review said labels and predictions agree though they do not. The documented
+    (FP + FN) share ranks them instead."""
+    from pathlib import Path
+
+    import fiftyone.brain as fob
+
+    from imagine_assist.review.review import EVAL_KEY, MISTAKENNESS, MISTAKES_VIEW, flag_mistakes
+
+    fo = fiftyone()
+    dataset = fo.Dataset()
+    counts = {"agrees.jpg": (3, 0, 0), "some.jpg": (1, 2, 1), "missed.jpg": (0, 0, 4)}
+    samples = []
+    for name, values in counts.items():
+        sample = fo.Sample(filepath=f"/nowhere/{name}")
+        for key, value in zip(("tp", "fp", "fn"), values, strict=True):
+            sample[f"{EVAL_KEY}_{key}"] = value
+        samples.append(sample)
+    dataset.add_samples(samples)
+
+    def brain_naming_none(collection, *args, **kwargs):  # what the brain gave on a real set
+        for index, sample in enumerate(collection.iter_samples(autosave=True)):
+            sample[MISTAKENNESS] = -1.0 if index == 0 else 0.0
+
+    monkeypatch.setattr(fob, "compute_mistakenness", brain_naming_none)
+    try:
+        method = flag_mistakes(dataset, ["fish", "shark"])
+        assert method.startswith("(FP + FN)") and "named no likely mistake" in method
+        ranked = [Path(s.filepath).name for s in dataset.load_saved_view(MISTAKES_VIEW)]
+        assert ranked == ["missed.jpg", "some.jpg", "agrees.jpg"]
+        assert dataset.load_saved_view(MISTAKES_VIEW).first()[MISTAKENNESS] > 0
+    finally:
+        dataset.delete()

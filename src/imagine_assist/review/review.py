@@ -112,11 +112,13 @@ def flag_mistakes(dataset, classes: list[str]) -> str:
     if fob is not None and len(classes) > 1:
         fob.compute_mistakenness(dataset, PREDICTIONS, label_field=GROUND_TRUTH, progress=False)
         scores = [v for v in dataset.values(MISTAKENNESS) if v is not None]
-        if scores and max(scores) - min(scores) > 1e-6:
+        # Only a positive score names a likely mistake (the summary and `send` list those);
+        # on some sets the brain scores every sample 0 or below, which is no ranking at all.
+        if scores and max(scores) > 1e-6 and max(scores) - min(scores) > 1e-6:
             method = "fiftyone-brain mistakenness"
         else:
             _disagreement_share(dataset)
-            method = f"{rule} (fiftyone-brain mistakenness was flat)"
+            method = f"{rule} (fiftyone-brain mistakenness named no likely mistake)"
     else:
         _disagreement_share(dataset)
         method = rule if fob is None else f"{rule} (one class: nothing for mistakenness to flip)"
