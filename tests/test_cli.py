@@ -343,3 +343,33 @@ def test_a_second_training_on_the_same_work_folder_is_refused_at_once(tmp_path, 
     # killed, it holds nothing: the run goes on to read its export (absent here)
     assert main(argv) == 2
     assert "in use" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "two"])
+@pytest.mark.parametrize(
+    "argv",
+    [["train", "fish", "--from", "t.zip"], ["families", "create", "reef", "--from", "t.zip"]],
+)
+def test_epochs_below_one_are_refused_before_any_work(capsys, argv, value):
+    """0 once meant the recipe's 15 epochs, and -3 failed after the data was prepared."""
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, "--epochs", value])
+    assert stopped.value.code == 2
+    assert "--epochs" in capsys.readouterr().err
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_no_error(tmp_path):
+    """`imagine-assist functions list | head -1`: the reader closes the pipe; the command
+    ends quietly, not with "cannot reach a server: Broken pipe"."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before a line is written
+    done = subprocess.run(
+        [sys.executable, "-m", "imagine_assist.app.main", "functions", "list"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    os.close(write_end)
+    assert done.returncode == 0, done.stderr
+    assert "error" not in done.stderr and "Broken pipe" not in done.stderr

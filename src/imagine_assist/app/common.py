@@ -307,3 +307,16 @@ def check_output_folder(out: str) -> None:
         raise UserError(f"--out {out} cannot be made: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"--out {out} cannot be written: no write permission in {parent}")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for counts that must be 1 or more (epochs, images): 0 would quietly
+    mean "the recipe's default" further down, and a negative one fail after the data is
+    prepared."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from imagine_assist.app.common import MODELS_HELP, HelpFormatter, add_export_options
+from imagine_assist.app.common import MODELS_HELP, HelpFormatter, add_export_options, positive_int
 from imagine_assist.errors import UserError
 from imagine_assist.home import Home, work_folder_held
 
@@ -37,7 +37,9 @@ def add_parser(commands, parents=()) -> argparse.ArgumentParser:
         help="create: the built-in family whose model to start from (default: the one "
         "sharing most labels, else fish)",
     )
-    parser.add_argument("--epochs", type=int, help="create: epochs (default: the recipe's)")
+    parser.add_argument(
+        "--epochs", type=positive_int, help="create: epochs (default: the recipe's)"
+    )
     parser.add_argument("--device", default="cpu", help="create: cpu, or a CUDA device such as 0")
     parser.add_argument("--models", help=MODELS_HELP)
     parser.add_argument(

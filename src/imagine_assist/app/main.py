@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import sys
 
 import imagine_assist
@@ -87,6 +88,17 @@ def _quiet_retries(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Retrying")
 
 
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on it): then a
+    BrokenPipeError is ours to end on quietly, not a server's connection."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll here, or stdout is no file
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.home:
@@ -102,13 +114,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "out_is_folder", False) and args.out:
             check_output_folder(args.out)
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # here, where a reader gone away is caught, not at exit
+        return code
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError as error:
+        if not _stdout_closed():
+            problem = connection_problem(error)  # a socket to a server, not our reader
+            print(f"error: cannot reach a server: {problem or error}", file=sys.stderr)
+            return 2
+        # The reader went away (`models list fish | head -1`): nothing of ours failed.
+        # Further writes to stdout go nowhere, so exiting does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:
         # A server that cannot be reached is the user's to fix, not a bug: one line.
         problem = connection_problem(error)

@@ -9,7 +9,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagine_assist.app.common import MODELS_HELP, add_export_options, family_help, reload_gateway
+from imagine_assist.app.common import (
+    MODELS_HELP,
+    add_export_options,
+    family_help,
+    positive_int,
+    reload_gateway,
+)
 from imagine_assist.errors import UserError
 from imagine_assist.home import Home, work_folder_held
 
@@ -70,11 +76,11 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
         help="folder for data and training runs (default: <home>/runs/<family>, with --from "
         "<home>/runs/<family>-retrain)",
     )
-    parser.add_argument("--epochs", type=int, help="(default: the recipe's)")
+    parser.add_argument("--epochs", type=positive_int, help="(default: the recipe's)")
     parser.add_argument("--device", default="cpu", help="cpu, or a CUDA device such as 0")
     parser.add_argument(
         "--images",
-        type=int,
+        type=positive_int,
         help="synthetic: generated train+val images (default: the family file's)",
     )
     parser.add_argument(
