@@ -99,3 +99,34 @@ def test_a_kafka_trigger_needs_brokers_and_topics(tmp_path, capsys, brokers, top
         topics,
     ]
     assert main(argv) == 2 and "broker" in capsys.readouterr().err
+
+
+def tracker_config(tmp_path, *extra):
+    out = tmp_path / "tracker-build"
+    argv = ["deploy", "burrow-tracker", "--out", str(out), "--models", str(tmp_path / "m")]
+    assert main([*argv, "--print-only", *extra]) == 0
+    return yaml.safe_load((out / "function.yaml").read_text())["spec"]["env"], out
+
+
+def test_every_replica_of_a_tracker_signs_states_with_one_key(tmp_path, capsys):
+    """A state signed by one replica was refused by the next: each made its own key."""
+    from imagine_assist.deploy import TRACKER_KEY_SECRET
+    from imagine_assist.functions.tracker_state import KEY_ENV
+
+    env, _ = tracker_config(tmp_path, "--kube", "--replicas", "1", "4")
+    (key,) = [item for item in env if item["name"] == KEY_ENV]
+    assert key["valueFrom"]["secretKeyRef"] == {"name": TRACKER_KEY_SECRET, "key": "key"}
+    assert "value" not in key  # the key itself never lands in a file on the way
+    assert f"create secret generic {TRACKER_KEY_SECRET}" in capsys.readouterr().out
+
+
+def test_a_local_tracker_keeps_its_key_from_one_deploy_to_the_next(tmp_path):
+    from imagine_assist.functions.tracker_state import KEY_ENV
+
+    first, folder = tracker_config(tmp_path)
+    again, _ = tracker_config(tmp_path)
+    values = [{i["name"]: i.get("value") for i in env}[KEY_ENV] for env in (first, again)]
+    assert values[0] == values[1] and len(values[0]) == 64
+    assert (folder / "tracker-state.key").stat().st_mode & 0o077 == 0
+    detector = deploy(tmp_path, "--kube")  # a detector signs nothing
+    assert KEY_ENV not in {item["name"] for item in detector["spec"]["env"]}

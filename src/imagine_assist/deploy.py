@@ -9,6 +9,7 @@ read-only, so a promotion needs a restart, not a rebuild.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,12 @@ from imagine_assist.functions.render import (
     main_py,
 )
 from imagine_assist.functions.spec import FunctionSpec
+from imagine_assist.functions.tracker_state import KEY_ENV
 
 NUCLIO_WHEELS = "/opt/nuclio/wheels"
 REQUIRED_WHEELS = ("imagine_assist", "onnxruntime")
+# The Kubernetes secret that holds the tracker's state key, shared by every replica.
+TRACKER_KEY_SECRET = "imagine-assist-tracker-key"
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,31 @@ def check_wheelhouse(wheelhouse: Path, gpu: bool) -> list[Path]:
     return wheels
 
 
+def tracker_key(config: dict, folder: Path, kube: bool) -> str:
+    """Give a tracker function its state key; return the note that says where it is.
+
+    CVAT hands each track's state back to the function, which refuses a state it did not
+    sign. Left to itself each container makes a key of its own: a state signed by one
+    replica is refused by the next, and every redeploy breaks the tracks being followed.
+    On Kubernetes every replica reads one secret; locally the key is kept in the build
+    folder, so a redeploy from it signs as before."""
+    env = config["spec"]["env"]
+    if kube:
+        secret = {"secretKeyRef": {"name": TRACKER_KEY_SECRET, "key": "key"}}
+        env.append({"name": KEY_ENV, "valueFrom": secret})
+        return (
+            "tracker states are signed with one key for every replica: create it once with "
+            f"`kubectl -n nuclio create secret generic {TRACKER_KEY_SECRET} "
+            "--from-literal=key=$(openssl rand -hex 32)`"
+        )
+    path = folder / "tracker-state.key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    env.append({"name": KEY_ENV, "value": path.read_text().strip()})
+    return f"tracker states are signed with the key in {path}: keep it to redeploy"
+
+
 def plan_deploy(
     spec: FunctionSpec,
     folder: Path,
@@ -153,6 +182,8 @@ def plan_deploy(
         kube_settings(config, kube, gpu)
     if kafka is not None:
         kafka_trigger(config, kafka)
+    if spec.kind == "tracker":
+        notes.append(tracker_key(config, folder, kube is not None))
     target = folder / ("function-gpu.yaml" if gpu else "function.yaml")
     target.write_text(HEADER + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=100))
     (folder / "main.py").write_text(main_py(spec))
