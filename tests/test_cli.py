@@ -373,3 +373,18 @@ def test_output_piped_into_a_reader_that_stops_early_is_no_error(tmp_path):
     os.close(write_end)
     assert done.returncode == 0, done.stderr
     assert "error" not in done.stderr and "Broken pipe" not in done.stderr
+
+
+def test_a_reload_on_a_gateway_that_does_not_serve_the_family_says_so(tmp_path, capsys):
+    """A gateway started before the family existed answers 404: the version is promoted,
+    but the user is told nothing reloaded there, instead of silence."""
+    from imagine_assist.app.common import reload_gateway
+    from imagine_assist.nuclio.gateway import Gateway
+    from imagine_assist.nuclio.serve import background_server, build_hosts
+
+    gateway = Gateway(build_hosts(["burrow-reid"], tmp_path / "models"), port=0)
+    with background_server(gateway) as url:
+        reload_gateway(url, "fish")
+    captured = capsys.readouterr()
+    assert "reloaded" not in captured.out
+    assert f"{url} does not serve fish-detector: nothing reloaded there" in captured.err

@@ -8,6 +8,7 @@ import argparse
 import math
 import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -266,6 +267,7 @@ def reload_gateway(gateway: str, family: str) -> None:
     from imagine_assist.functions.catalog import functions_of_family
     from imagine_assist.nuclio.gateway import client_headers
 
+    not_served = []
     for spec in functions_of_family(family):
         url = f"{gateway.rstrip('/')}/api/functions/{spec.id}/reload"
         try:
@@ -273,10 +275,19 @@ def reload_gateway(gateway: str, family: str) -> None:
         except requests.RequestException as error:
             raise UserError(f"the gateway at {gateway} did not answer: {error}") from None
         if response.status_code == 404:
-            continue  # this gateway does not serve that function
+            not_served.append(spec.id)  # this gateway does not serve that function
+            continue
         if response.status_code >= 400:
             raise UserError(f"{url}: {response.status_code} {response.text[:200]}")
         print(f"reloaded {spec.id} on {gateway}")
+    if not_served:
+        # Said, not raised: the version is promoted either way. A gateway started before
+        # the family existed (or a URL that is no gateway) must not look reloaded.
+        print(
+            f"{gateway} does not serve {', '.join(not_served)}: nothing reloaded there; "
+            "restart the gateway (`imagine-assist serve`) to serve it",
+            file=sys.stderr,
+        )
 
 
 def box_detector(function_id: str, *args):
