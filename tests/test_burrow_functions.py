@@ -87,6 +87,23 @@ def test_bad_states_get_400_and_the_tracker_keeps_serving(tracker):
     assert len(again["shapes"]) == 1
 
 
+def test_boxes_come_back_inside_the_frame(tracker):
+    """A box drawn over the frame's edge, or a huge one, is answered cut to the frame, on
+    the first frame and when followed: CVAT draws whatever it is given."""
+    frame = next(iter(generate_tow(1.0, seed=TEST_SEED).frames())).image
+    height, width = frame.shape[:2]
+    boxes = [[width - 40.0, height - 40.0, width + 60.0, height + 40.0], [-30.0, 5.0, 20.0, 60.0]]
+    boxes.append([0.0, 0.0, 1e11, 1e11])
+    started = over_json(tracker, {"image": b64(frame), "shapes": boxes, "states": [None] * 3})
+    followed = over_json(
+        tracker, {"image": b64(frame), "shapes": started["shapes"], "states": started["states"]}
+    )
+    for answer_ in (started, followed):
+        for x1, y1, x2, y2 in answer_["shapes"]:
+            assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+    assert started["shapes"][0] == pytest.approx([width - 40, height - 40, width, height])
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
@@ -94,6 +111,7 @@ def test_bad_states_get_400_and_the_tracker_keeps_serving(tracker):
         ({"shapes": [[1, 2, 3]]}, "x1, y1, x2, y2"),
         ({"shapes": [[5, 5, 1, 1]]}, "x1 < x2"),
         ({"shapes": [[0, 0, 5, 5]] * 201}, "at most"),
+        ({"shapes": [[10, 10, 50, 10, 50, 50, 10, 50]]}, "rectangle .* got 8 numbers"),
     ],
 )
 def test_bad_shapes_are_refused(tracker, body, fragment):

@@ -131,10 +131,15 @@ class TrackerFunction:
         detected = np.zeros((0, 4))
         if any(state is not None for state in states):
             detected = self.detector(image, self.threshold).xyxy.astype(np.float64)
+        height, width = image_grey.shape
         return [
-            self.start(image_grey, box)
-            if state is None
-            else self.follow(detected, image_grey, state)
+            _inside_frame(
+                self.start(image_grey, box)
+                if state is None
+                else self.follow(detected, image_grey, state),
+                width,
+                height,
+            )
             for box, state in zip(boxes, states, strict=True)
         ]
 
@@ -146,3 +151,14 @@ class TrackerFunction:
         """A state that came back from the browser; `BadRequest` when it was altered, cut
         short, made huge, or signed by another installation or version."""
         return decode_state(state, self.key)
+
+
+def _inside_frame(state: TrackState, width: int, height: int) -> TrackState:
+    """The state with its box cut to the frame: CVAT draws what it is given, and a box
+    that was drawn over the edge, or followed out of it, would come back partly or wholly
+    outside the image. An object gone past the edge keeps a one-pixel box at it."""
+    x1, y1, x2, y2 = state.box
+    x1, x2 = min(max(x1, 0.0), width - 1.0), min(max(x2, 1.0), float(width))
+    y1, y2 = min(max(y1, 0.0), height - 1.0), min(max(y2, 1.0), float(height))
+    box = np.array([x1, y1, max(x2, x1 + 1.0), max(y2, y1 + 1.0)], dtype=np.float64)
+    return TrackState(box, state.velocity, state.template)

@@ -66,14 +66,19 @@ def _number(body: dict, name: str, default: float, low: float, high: float) -> f
 
 def _tracker_box(value) -> np.ndarray:
     """One of a tracker request's `shapes`: [x1, y1, x2, y2]."""
-    if not isinstance(value, list | tuple) or len(value) < 4:
+    if not isinstance(value, list | tuple):
         raise BadRequest("each shape must be [x1, y1, x2, y2]")
+    if len(value) != 4:  # a polygon's points, or a cut-off list: not a rectangle
+        raise BadRequest(
+            f"each shape must be a rectangle [x1, y1, x2, y2], got {len(value)} numbers: "
+            "the tracker follows rectangles"
+        )
     try:
-        box = np.array([float(v) for v in value[:4]], dtype=np.float64)
+        box = np.array([float(v) for v in value], dtype=np.float64)
     except (TypeError, ValueError):
         raise BadRequest("each shape must hold numbers [x1, y1, x2, y2]") from None
     if not np.isfinite(box).all() or box[0] >= box[2] or box[1] >= box[3]:
-        raise BadRequest(f"shape {list(value)[:4]} is not a box with x1 < x2 and y1 < y2")
+        raise BadRequest(f"shape {list(value)} is not a box with x1 < x2 and y1 < y2")
     return box
 
 
