@@ -13,8 +13,9 @@ test: setup
 # Everything but the tests marked slow (training, video, load tests), on two processes
 # (pytest-xdist): each pays its own imports (about 8 s) and FiftyOne's database start
 # (about 6 s), and the tests split between them, an idle process taking tests from the busy
-# one's queue (worksteal). On a 2-core host: 53-67 s with 470 tests; 62-72 s with 510
-# (2026-12-02), just over the minute aimed at; 81 s on three processes, 89 s in one.
+# one's queue (worksteal). On a 2-core host: 53-67 s with 470 tests; 62-72 s with 510,
+# and 63 s with 562 (2026-12-02, pytest's own count; the whole make target 103 s with
+# its setup check), just over the minute aimed at; 81 s on three processes, 89 s in one.
 test-fast: setup
 	@scripts/offline.sh .venv/bin/python -m pytest -m "not slow" -n 2 --dist worksteal $(PYTEST_ARGS)
 
