@@ -123,16 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError as error:
-        if not _stdout_closed():
-            problem = connection_problem(error)  # a socket to a server, not our reader
-            print(f"error: cannot reach a server: {problem or error}", file=sys.stderr)
-            return 2
-        # The reader went away (`models list fish | head -1`): nothing of ours failed.
-        # Further writes to stdout go nowhere, so exiting does not raise again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     except Exception as error:
+        if isinstance(error, BrokenPipeError) and _stdout_closed():
+            # The reader went away (`models list fish | head -1`): nothing of ours failed.
+            # Later writes to stdout go nowhere, so exiting does not raise again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         # A server that cannot be reached is the user's to fix, not a bug: one line.
         problem = connection_problem(error)
         if problem is None:
