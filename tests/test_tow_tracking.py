@@ -1,6 +1,7 @@
 """`imagine-assist track`: a tow video in, tracks, counts per minute and density out."""
 
 import csv
+import json
 import types
 import xml.etree.ElementTree as ET
 
@@ -298,3 +299,41 @@ def test_burrow_systems_do_not_depend_on_the_videos_resolution(tow_files, tmp_pa
         systems[scale] = sorted({t.group_id for t in report.tracks.tracks})
         assert report.counts
     assert len(systems[2]) == len(systems[1]) > 0
+
+
+@pytest.mark.parametrize(
+    ("label", "counted", "count"), [("burrow", "burrow systems", 1), ("fish", "fish tracks", 2)]
+)
+def test_only_burrow_openings_are_grouped_into_systems(tmp_path, label, counted, count):
+    """Two objects 5 px apart on a still frame: two burrow openings are one system, two
+    fish are two fish, and the counts, density and messages say what they count."""
+    from types import SimpleNamespace
+
+    import supervision as sv
+
+    from imagine_assist.errors import UserError
+    from imagine_assist.tow import Survey, track_to_files
+
+    video = grey_video(tmp_path / "still.mp4")
+    boxes = np.array([[20, 40, 50, 70], [55, 40, 85, 70]], dtype=np.float32)
+
+    def detect(frame):
+        return sv.Detections(xyxy=boxes, confidence=np.full(2, 0.9), class_id=np.zeros(2, int))
+
+    function = SimpleNamespace(
+        spec=SimpleNamespace(name=f"{label}-detector", label_names=[label]), detect=detect
+    )
+    survey = Survey(fov_deg=60, camera_height_m=1.0, tow_length_m=10.0)
+    report = track_to_files(
+        video.path, function, tmp_path / "out", survey=survey, preview_seconds=0
+    )
+    assert len(report.tracks.tracks) == 2
+    assert report.counted == counted
+    assert sum(n for _, n in report.counts) == count
+    density = json.loads((tmp_path / "out" / "density.json").read_text())
+    assert density[counted.replace(" ", "_")] == count
+    groups = {t.group_id for t in report.tracks.tracks}
+    assert groups == ({1} if label == "burrow" else {None})  # no CVAT group for fish
+    if label != "burrow":
+        with pytest.raises(UserError, match="--system-radius-px groups burrow openings"):
+            track_to_files(video.path, function, tmp_path / "out2", system_radius_px=10)

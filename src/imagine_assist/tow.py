@@ -21,7 +21,14 @@ import numpy as np
 from imagine_assist.cvat.xml import VideoTrack, write_cvat_video_xml
 from imagine_assist.errors import UserError
 from imagine_assist.functions.detector import DetectorFunction
-from imagine_assist.models.track import Box, TowTracks, Track, group_systems, track_video
+from imagine_assist.models.track import (
+    Box,
+    TowTracks,
+    Track,
+    group_systems,
+    one_group_per_track,
+    track_video,
+)
 
 # Openings of one burrow system lie within about 0.3 m of each other. Without the camera's
 # geometry the frame is taken to span about 1 m of seabed, as UWTV frames roughly do, so the
@@ -32,6 +39,8 @@ DEFAULT_SYSTEM_RADIUS_WIDTHS = 0.3
 # counts_per_minute.csv (docs/tracking.md). Minutes are numbered as the tow's own timeline:
 # minute 0 holds the frames of its first 60 s, as in the ground truth of a tow.
 COUNT_COLUMNS = ("station", "counter", "minute", "count")
+# Only burrow openings are grouped into systems; any other tracked label counts its tracks.
+GROUPED_LABEL = "burrow"
 PREVIEW_SECONDS = 20.0
 PREVIEW_MAX_SIDE = 640  # the preview is for checking ids, not for measuring
 GIF_MAX_FPS = 10.0  # GIF frames are kept at most this often (a GIF of every frame is huge)
@@ -139,9 +148,12 @@ class TowReport:
     counts: list[tuple[int, int]]
     density: dict = field(default_factory=dict)
     preview: Path | None = None
+    counted: str = "burrow systems"  # what the counts are of, for messages and titles
 
 
-def plot_counts_per_minute(counts: list[tuple[int, int]], path: Path, title: str) -> Path:
+def plot_counts_per_minute(
+    counts: list[tuple[int, int]], path: Path, title: str, counted: str = "burrow systems"
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,7 +163,7 @@ def plot_counts_per_minute(counts: list[tuple[int, int]], path: Path, title: str
     bars = axis.bar([m for m, _ in counts], [c for _, c in counts], color="#a0522d")
     axis.bar_label(bars)
     axis.set_xlabel("minute of tow (from 0)")
-    axis.set_ylabel("new burrow systems")
+    axis.set_ylabel(f"new {counted}")
     axis.set_xticks([m for m, _ in counts])
     axis.set_title(title)
     figure.tight_layout()
@@ -187,6 +199,13 @@ def track_to_files(
         math.isfinite(system_radius_px) and system_radius_px > 0
     ):
         raise UserError(f"--system-radius-px must be a positive number, got {system_radius_px:g}")
+    label = function.spec.label_names[0]
+    grouped = label == GROUPED_LABEL
+    if system_radius_px is not None and not grouped:
+        raise UserError(
+            f"--system-radius-px groups burrow openings into systems; {function.spec.name} "
+            f"tracks '{label}', and each of its tracks counts on its own"
+        )
     video = open_video(video_path)
     out = Path(out_dir)
     # the preview's settings are checked before the long tracking, not after it
@@ -207,7 +226,6 @@ def track_to_files(
             if metres_per_px
             else DEFAULT_SYSTEM_RADIUS_WIDTHS * video.size[0]
         )
-    label = function.spec.label_names[0]
     result = track_video(
         video.frames(),
         function.detect,
@@ -216,7 +234,10 @@ def track_to_files(
         label=label,
         frame_count=video.frame_count,
     )
-    group_systems(result, system_radius_px)
+    if grouped:
+        group_systems(result, system_radius_px)
+    else:
+        one_group_per_track(result)
     counts = result.counts_per_minute()
     report = TowReport(
         out,
@@ -225,6 +246,7 @@ def track_to_files(
         out / "counts_per_minute.png",
         result,
         counts,
+        counted="burrow systems" if grouped else f"{label} tracks",
     )
     write_cvat_video_xml(
         report.cvat_xml,
@@ -238,11 +260,11 @@ def track_to_files(
     seconds = result.frame_count / result.fps
     length_m = survey.length_m(seconds)
     systems = sum(n for _, n in counts)
-    title = f"{station}: {systems} burrow systems in {seconds / 60:.1f} min"
+    title = f"{station}: {systems} {report.counted} in {seconds / 60:.1f} min"
     if width_m and length_m:
         area = width_m * length_m
         report.density = {
-            "burrow_systems": systems,
+            report.counted.replace(" ", "_"): systems,
             "ground_width_m": round(width_m, 3),
             "tow_length_m": round(length_m, 2),
             "area_m2": round(area, 2),
@@ -250,7 +272,7 @@ def track_to_files(
         }
         (out / "density.json").write_text(json.dumps(report.density, indent=2))
         title += f", {systems / area:.3f} per m²"
-    plot_counts_per_minute(counts, report.plot, title)
+    plot_counts_per_minute(counts, report.plot, title, report.counted)
     if preview_seconds > 0:
         report.preview = write_track_preview(
             video,

@@ -108,12 +108,12 @@ def run(args: argparse.Namespace) -> int:
     )
     systems = sum(n for _, n in report.counts)
     print(
-        f"{len(report.tracks.tracks)} tracks, {systems} burrow systems over "
+        f"{len(report.tracks.tracks)} tracks, {systems} {report.counted} over "
         f"{len(report.counts)} min -> {report.out_dir}"
     )
     if report.density:
         print(
-            f"density {report.density['density_per_m2']} burrow systems per m² "
+            f"density {report.density['density_per_m2']} {report.counted} per m² "
             f"over {report.density['area_m2']} m²"
         )
     elif (missing := survey.missing_for_density()) is not None:
