@@ -74,6 +74,40 @@ def test_scale_bar_rows_are_validated():
         answer(function, {"image": base64.b64encode(image).decode(), "scale_bar_rows": -1})
 
 
+def test_a_scale_bar_strip_as_tall_as_the_vignette_is_refused_not_kept_whole(tmp_path, capsys):
+    """Kept whole, the vignette's scale bar would go to EcoTaxa as an organism: the request
+    is refused, and `separate` skips that vignette with the reason and goes on."""
+    function = load_function("plankton-separator")
+    short = np.full((100, 120, 3), 250, np.uint8)
+    with pytest.raises(BadRequest, match="strip of 100 rows is as tall as the vignette"):
+        answer(function, {"image": png_b64(short), "scale_bar_rows": 100})  # a 400 to CVAT
+    source = tmp_path / "scan"
+    source.mkdir()
+    tall = next(generate_plankton(1, seed=5)).image
+    Image.fromarray(tall).save(source / "tall.png")
+    Image.fromarray(short).save(source / "short.png")
+    rows = str(tall.shape[0] - 40)  # within the tall one, above the short one
+    assert (
+        main(
+            [
+                "separate",
+                str(source),
+                "--out",
+                str(tmp_path / "out"),
+                "--workers",
+                "1",
+                "--scale-bar-rows",
+                rows,
+            ]
+        )
+        == 0
+    )
+    captured = capsys.readouterr()
+    assert "short.png" in captured.err and "is as tall as the vignette (100 rows)" in captured.err
+    assert "tall.png" not in captured.err
+    assert (tmp_path / "out" / "separations" / "tall_sep.png").exists()
+
+
 @pytest.mark.slow  # seconds of work: the full tier
 def test_separate_writes_vignettes_separation_lines_and_ecotaxa_tsv(tmp_path):
     source = tmp_path / "scan"

@@ -28,6 +28,7 @@ from typing import Protocol
 import numpy as np
 import supervision as sv
 
+from imagine_assist.errors import BadRequest
 from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.models.plankton import MULTIPLE_THRESHOLD
 from imagine_assist.models.scale_bar import cut_scale_bar
@@ -93,6 +94,12 @@ class SeparatorFunction:
     def split(self, image: np.ndarray, scale_bar_rows: int | None = None) -> Separation:
         self.spec.check_image_size(image.shape[1], image.shape[0])
         rows = self.scale_bar_rows if scale_bar_rows is None else scale_bar_rows
+        if rows is not None and rows >= image.shape[0]:
+            # kept whole, the vignette's scale bar would go to EcoTaxa as an organism
+            raise BadRequest(
+                f"the scale-bar strip of {rows} rows is as tall as the vignette "
+                f"({image.shape[0]} rows): nothing is left to separate"
+            )
         cropped = cut_scale_bar(image, rows)  # rows None: the strip is found in the vignette
         if self.classifier is None:
             detections = as_detections(self.separate(cropped))
