@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from imagine_assist.errors import UserError
-from imagine_assist.image_files import list_images, output_stems
+from imagine_assist.image_files import OutputFiles, list_images, output_stems
 
 
 def touch(path: Path) -> Path:
@@ -69,3 +69,41 @@ def test_a_counted_name_never_takes_another_images_stem():
     paths = [base / "a" / "b.jpg", base / "a__b.jpg", base / "a__b_jpg-2.jpg"]
     stems = output_stems(paths, base, with_folders=True)
     assert list(stems.values()) == ["a__b_jpg", "a__b_jpg-2", "a__b_jpg-2-2"]
+
+
+def test_a_rerun_removes_what_the_run_before_wrote_and_nothing_else(tmp_path):
+    out = tmp_path / "out"
+    first = OutputFiles(out, "predict", ("previews",))
+    for name in ("a.jpg", "b.jpg"):
+        first.wrote(touch(out / "previews" / name))
+    first.finish()
+    mine = touch(out / "previews" / "notes.jpg")  # the user's own file, never listed
+    second = OutputFiles(out, "predict", ("previews",))
+    second.wrote(touch(out / "previews" / "a.jpg"))
+    assert second.finish() == ["previews/b.jpg"]
+    assert sorted(p.name for p in (out / "previews").iterdir()) == ["a.jpg", "notes.jpg"]
+    assert mine.exists()
+
+
+def test_a_run_that_died_halfway_is_cleaned_up_by_the_next(tmp_path):
+    out = tmp_path / "out"
+    died = OutputFiles(out, "separate", ("ecotaxa",))
+    died.wrote(touch(out / "ecotaxa" / "x_1.png"))
+    died.wrote(touch(out / "ecotaxa" / "x_2.png"))  # and no finish(): killed here
+    died._handle.close()
+    rerun = OutputFiles(out, "separate", ("ecotaxa",))
+    rerun.wrote(touch(out / "ecotaxa" / "x_1.png"))
+    assert rerun.finish() == ["ecotaxa/x_2.png"]
+
+
+def test_a_tampered_list_cannot_remove_files_outside_the_commands_folders(tmp_path):
+    out = tmp_path / "out"
+    precious = touch(tmp_path / "precious.txt")
+    elsewhere = touch(out / "annotations.xml")
+    deep = touch(out / "previews" / "sub" / "x.jpg")
+    (out / ".predict-outputs").write_text(
+        f"{precious}\n../precious.txt\npreviews/../../precious.txt\nannotations.xml\n"
+        "previews/sub/x.jpg\nprevious/..\n\\\\server\\share\n"
+    )
+    OutputFiles(out, "predict", ("previews",)).finish()
+    assert precious.exists() and elsewhere.exists() and deep.exists()

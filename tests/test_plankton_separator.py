@@ -310,3 +310,27 @@ def test_a_vignette_the_separator_leaves_whole_is_a_single():
     call = SeparatorFunction(spec, None, whole, FixedClassifier(0.95)).split(sample.image)
     assert call.tag == "single" and len(call.detections) == 1
     assert call.p_multiple == 0.95
+
+
+def test_a_rerun_leaves_only_this_runs_cut_outs_beside_the_tsv(tmp_path):
+    """EcoTaxa imports the folder the TSV is in: cut-outs of a vignette that is no longer
+    in the scan must not be there, while a file of the user's own stays."""
+    source = tmp_path / "scan"
+    source.mkdir()
+    for sample in generate_plankton(2, seed=31, multiple_share=1.0):
+        Image.fromarray(sample.image).save(source / sample.name.replace(".jpg", ".png"))
+    out = tmp_path / "out"
+    command = ["separate", str(source), "--out", str(out), "--workers", "1"]
+    assert main(command) == 0
+    (out / "ecotaxa" / "README.txt").write_text("the user's own notes")
+    gone = sorted(source.iterdir())[0]
+    gone.unlink()
+    assert main(command) == 0
+    with (out / "ecotaxa" / "ecotaxa_import.tsv").open() as handle:
+        named = {row[0] for row in list(csv.reader(handle, delimiter="\t"))[2:]}
+    assert named and not any(name.startswith(gone.stem) for name in named)
+    beside = {p.name for p in (out / "ecotaxa").iterdir()}
+    assert beside == named | {"ecotaxa_import.tsv", "README.txt"}
+    assert [p.name for p in (out / "separations").iterdir()] == [
+        f"{sorted(source.iterdir())[0].stem}_sep.png"
+    ]

@@ -117,6 +117,11 @@ def test_predict_gives_each_image_its_preview_and_skips_its_own_outputs(fish_mod
         names = [row["image"] for row in csv.DictReader(handle)]
     assert sorted(names) == ["a.jpg", "a.png", "sub/x.jpg", "sub__x.jpg"]
     assert len(list((out / "previews").glob("*.jpg"))) == 4
+    # a rerun on fewer images leaves no preview of the image that is gone
+    (source / "sub__x.jpg").unlink()
+    assert main(command) == 0
+    previews = sorted(p.name for p in (out / "previews").glob("*.jpg"))
+    assert previews == ["a_jpg.jpg", "a_png.jpg", "sub__x.jpg"]  # sub/x.jpg's, now unshared
 
 
 def test_when_no_image_can_be_read_the_error_says_why(tmp_path, capsys):

@@ -1,16 +1,23 @@
-"""Which files under a folder are images, and the names their outputs take.
+"""Which files under a folder are images, the names their outputs take, and which outputs
+of an earlier run a rerun removes.
 
 Commands that write one output per input image (`predict`'s previews, `separate`'s
 organisms and separation lines) name it after the image. Two images may share a stem (a
 ZooScan sample folder reuses vignette names; `a.jpg` beside `a.png`), and one output must
 never overwrite another, so `output_stems` gives each image a stem no other image of the
 run has.
+
+A rerun into the same `--out` on fewer images (or with another model, cutting fewer
+organisms) would leave the earlier run's previews and cut-outs beside the new ones, where
+they read as results of this run. `OutputFiles` lists what a command writes in its own
+output folders, so the next run removes what it does not write again, and nothing else.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from imagine_assist.errors import UserError
 from imagine_assist.images import readable_name
@@ -92,3 +99,61 @@ def none_could_be_read(source: str | Path, skipped: list[tuple[Path, str]]) -> U
     reasons = [reason for _, reason in skipped]
     shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
     return UserError(f"none of the {len(skipped)} images under {source} could be read: {shown}")
+
+
+class OutputFiles:
+    """The files one run of a command writes into `folders` under `out`, listed as they are
+    written in `out/.<command>-outputs`. `finish()` removes those an earlier run listed that
+    this one did not write. A run that dies halfway has listed what it wrote, so the next
+    one cleans it up; a file the command never wrote (the user's own) is never touched, and
+    a line of a tampered list that is not a plain file name in one of `folders` is ignored."""
+
+    def __init__(self, out: Path, command: str, folders: tuple[str, ...]) -> None:
+        self.out = out
+        self.folders = folders
+        self.listing = out / f".{command}-outputs"
+        self.earlier = self._read()
+        self.written: set[str] = set()
+        self._handle = None
+
+    def _read(self) -> set[str]:
+        try:
+            text = self.listing.read_text(encoding="utf-8", errors="replace")
+        except OSError:  # none yet, or unreadable: nothing of ours to remove
+            return set()
+        return {line for line in text.splitlines() if self._ours(line)}
+
+    def _ours(self, line: str) -> bool:
+        path = PurePosixPath(line)
+        return (
+            len(path.parts) == 2
+            and path.parts[0] in self.folders
+            and path.name not in ("", ".", "..")
+            and "\\" not in line
+        )
+
+    def wrote(self, path: Path) -> None:
+        """Record `path`, a file under one of the folders, as written by this run."""
+        line = path.relative_to(self.out).as_posix()
+        if line in self.written:
+            return
+        if self._handle is None:
+            self._handle = self.listing.open("a", encoding="utf-8")
+        self._handle.write(line + "\n")
+        self._handle.flush()
+        self.written.add(line)
+
+    def finish(self) -> list[str]:
+        """Remove what an earlier run wrote and this one did not; the list names this run's
+        files only from now on. Returns what was removed."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        stale = sorted(self.earlier - self.written)
+        for line in stale:
+            (self.out / line).unlink(missing_ok=True)
+        partial = self.listing.with_name(self.listing.name + ".part")
+        partial.write_text("".join(f"{line}\n" for line in sorted(self.written)), "utf-8")
+        os.replace(partial, self.listing)
+        self.earlier = set(self.written)
+        return stale

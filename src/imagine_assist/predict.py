@@ -18,7 +18,12 @@ from tqdm.auto import tqdm
 from imagine_assist.cvat.xml import write_cvat_images_xml
 from imagine_assist.errors import UserError
 from imagine_assist.functions.detector import DetectorFunction
-from imagine_assist.image_files import list_images, none_could_be_read, output_stems
+from imagine_assist.image_files import (
+    OutputFiles,
+    list_images,
+    none_could_be_read,
+    output_stems,
+)
 from imagine_assist.images import read_image, readable_name
 
 log = logging.getLogger(__name__)
@@ -123,6 +128,7 @@ def predict_to_files(
     labels = function.spec.label_names
     preview_dir = out_dir / "previews"
     preview_dir.mkdir(parents=True, exist_ok=True)
+    written = OutputFiles(out_dir, "predict", ("previews",))
     report = PredictReport(
         out_dir,
         out_dir / "annotations.xml",
@@ -146,11 +152,13 @@ def predict_to_files(
         results.append((name, width, height, detections))
         if previews:
             preview = preview_dir / f"{stems[path]}.jpg"
+            written.wrote(preview)
             Image.fromarray(draw_preview(image, detections)).save(preview, quality=85)
             report.previews.append(preview)
 
     if not results:
         raise none_could_be_read(source, report.skipped)
+    written.finish()  # an earlier run's previews of images not in this one
     write_cvat_images_xml(report.cvat_xml, results, labels, label_type="rectangle", scores=True)
     write_boxes_csv(report.boxes_csv, results)
     totals: Counter[str] = Counter({label: 0 for label in labels})

@@ -26,7 +26,12 @@ from tqdm.auto import tqdm
 
 from imagine_assist.errors import UserError
 from imagine_assist.functions.separator import SeparatorFunction
-from imagine_assist.image_files import list_images, none_could_be_read, output_stems
+from imagine_assist.image_files import (
+    OutputFiles,
+    list_images,
+    none_could_be_read,
+    output_stems,
+)
 from imagine_assist.images import read_image, readable_name
 from imagine_assist.models.separate import BoxMask, separation_lines
 
@@ -100,6 +105,7 @@ class _Separated:
     rows: list[list] = field(default_factory=list)
     tag: str = ""
     error: str | None = None
+    separation_lines: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -123,8 +129,9 @@ def _separate_one(function: SeparatorFunction, job: _Job) -> _Separated:
     masks = separation.masks
     lines = separation_lines(masks, image.shape[:2])
     stem = job.stem
-    Image.fromarray(lines).save(out / "separations" / f"{stem}_sep.png")
-    result = _Separated(path, tag=separation.tag)
+    lines_file = out / "separations" / f"{stem}_sep.png"
+    Image.fromarray(lines).save(lines_file)
+    result = _Separated(path, tag=separation.tag, separation_lines=lines_file)
     for index, mask in enumerate(masks, start=1):
         object_id = f"{stem}_{index}"
         crop, (x1, y1, x2, y2) = cut_out(image, mask)
@@ -180,6 +187,7 @@ def separate_to_files(
     (out / ECOTAXA_FOLDER).mkdir(parents=True, exist_ok=True)
     (out / "separations").mkdir(parents=True, exist_ok=True)
     report = SeparationReport(out, out / ECOTAXA_FOLDER / "ecotaxa_import.tsv")
+    written = OutputFiles(out, "separate", (ECOTAXA_FOLDER, "separations"))
     separator = separator or SeparatorSource()
     jobs = [
         _Job(path, stems[path], readable_name(path.relative_to(base).as_posix()), out)
@@ -192,14 +200,18 @@ def separate_to_files(
         context = multiprocessing.get_context("spawn")  # no forked ONNX Runtime threads
         with context.Pool(workers, _start_worker, (separator,)) as pool:
             results = [
-                _collect(r, report, progress) for r in pool.imap(_separate_in_worker, jobs, 4)
+                _collect(r, report, progress, written)
+                for r in pool.imap(_separate_in_worker, jobs, 4)
             ]
     else:
         function = separator.load() if isinstance(separator, SeparatorSource) else separator
-        results = [_collect(_separate_one(function, job), report, progress) for job in jobs]
+        results = [
+            _collect(_separate_one(function, job), report, progress, written) for job in jobs
+        ]
     progress.close()
     if report.vignettes == 0:
         raise none_could_be_read(source, report.skipped)
+    written.finish()  # an earlier run's cut-outs the TSV no longer names
     rows = [row for result in results for row in result.rows]
     with report.tsv.open("w", newline="", encoding=_tsv_encoding(rows)) as handle:
         writer = csv.writer(handle, delimiter="\t")
@@ -218,12 +230,18 @@ def _tsv_encoding(rows: list[list]) -> str:
     return "utf-8" if plain else "utf-8-sig"
 
 
-def _collect(result: _Separated, report: SeparationReport, progress) -> _Separated:
+def _collect(
+    result: _Separated, report: SeparationReport, progress, written: OutputFiles
+) -> _Separated:
     progress.update(1)
     if result.error is not None:
         log.warning("skipped %s", result.error)
         report.skipped.append((result.path, result.error))
         return result
+    if result.separation_lines is not None:
+        written.wrote(result.separation_lines)
+    for row in result.rows:
+        written.wrote(report.tsv.parent / row[0])
     report.vignettes += 1
     report.multiples += result.tag == "multiple"
     report.objects += len(result.rows)
