@@ -143,3 +143,35 @@ def test_float_and_small_integer_grey_frames():
     buffer = io.BytesIO()
     Image.fromarray(np.full((8, 8), 90, np.int32), mode="I").save(buffer, format="TIFF")
     assert decode_image(buffer.getvalue())[0, 0].tolist() == [90, 90, 90]
+
+
+def test_a_sixteen_bit_training_frame_is_read_by_opencv_as_it_is_served(tmp_path):
+    """The trainers read files with OpenCV, which makes a 12-bit frame in 16-bit PNG near
+    black (samples / 256). The retraining dataset rewrites such a frame as it is served."""
+    import cv2
+
+    from imagine_assist.training.retrain import _merge_part
+
+    grey = np.full((30, 40), 1000, np.uint16)
+    grey[10:20, 10:30] = 4000
+    part = tmp_path / "part"
+    for name, image in (("deep.png", Image.fromarray(grey)), ("plain.jpg", None)):
+        (part / "images" / "train").mkdir(parents=True, exist_ok=True)
+        (part / "labels" / "train").mkdir(parents=True, exist_ok=True)
+        path = part / "images" / "train" / name
+        if image is None:
+            Image.fromarray(np.full((30, 40, 3), 77, np.uint8)).save(path, quality=95)
+        else:
+            image.save(path)
+        (part / "labels" / "train" / f"{path.stem}.txt").write_text("0 0.5 0.5 0.5 0.3\n")
+    plain_bytes = (part / "images" / "train" / "plain.jpg").read_bytes()
+    assert cv2.imread(str(part / "images" / "train" / "deep.png"))[15, 20, 0] == 15  # 4000 // 256
+    _merge_part(part, tmp_path / "dataset", "train", "e0-")
+    images = tmp_path / "dataset" / "images" / "train"
+    served = decode_image((images / "deep.png").read_bytes())
+    trained = cv2.imread(str(images / "deep.png"))[:, :, ::-1]
+    np.testing.assert_array_equal(trained, served)
+    assert trained[15, 20].tolist() == [255, 255, 255] and trained[0, 0, 0] == 64
+    assert (images / "plain.jpg").read_bytes() == plain_bytes  # an 8-bit frame as it was
+    assert (tmp_path / "dataset" / "labels" / "train" / "deep.txt").exists()
+    assert sorted(p.name for p in images.iterdir()) == ["deep.png", "plain.jpg"]

@@ -89,6 +89,27 @@ def decode_image_reduced(
     return rgb, (width, height)
 
 
+def rewrite_wide_samples(path: Path) -> bool:
+    """Rewrite in place, as the 8-bit RGB frame the served functions decode from it
+    (upright, `_rgb8`), an image whose samples do not fit a byte. The trainers read files
+    with OpenCV, which divides 16-bit samples by 256 where serving fills 0-255 with the
+    frame's own range: a 12-bit camera's frames would train near black and be served bright.
+    Any other image is left as it is (OpenCV and serving read it alike). Returns whether it
+    rewrote the file."""
+    try:
+        with Image.open(path) as image:
+            if image.mode not in _WIDE_MODES:
+                return False
+            kind, pixels = image.format or "PNG", image.width * image.height
+        frame = decode_image(path.read_bytes(), max_pixels=pixels)
+    except Exception:  # not one PIL reads: the trainer's reader says what it makes of it
+        return False
+    partial = path.with_name(f".{path.name}.partial")
+    Image.fromarray(frame).save(partial, format=kind)
+    os.replace(partial, path)
+    return True
+
+
 # EXIF orientation (tag 0x0112) to the transpose that shows the picture upright. CVAT sizes
 # and draws every frame upright (its media readers apply this tag), and OpenCV's imread,
 # which the training readers use, applies it too: a phone or drone photo taken on its side

@@ -22,6 +22,7 @@ from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import UserError
 from imagine_assist.families import Family, Gate, TrainingRecipe, family_from_dict, get_family
 from imagine_assist.home import Home, configure_offline
+from imagine_assist.images import rewrite_wide_samples
 from imagine_assist.models.registry import ModelVersion, Registry
 from imagine_assist.models.store import live_model
 from imagine_assist.training.detector import evaluate_yolo, export_onnx, train_yolo
@@ -191,7 +192,8 @@ _PART_PREFIX = ".part-"  # one export's share of a split, before it is merged in
 def _merge_part(part: Path, out_dir: Path, split: str, prefix: str) -> None:
     """Move one export's images and labels of `split` into the dataset. An image whose name
     another export's image already has is renamed (`prefix`, then a counter), its label
-    with it."""
+    with it. A 16-bit frame is rewritten in 8 bits as the served function decodes it.
+    """
     images, labels = out_dir / "images" / split, out_dir / "labels" / split
     images.mkdir(parents=True, exist_ok=True)
     labels.mkdir(parents=True, exist_ok=True)
@@ -203,6 +205,7 @@ def _merge_part(part: Path, out_dir: Path, split: str, prefix: str) -> None:
             n += 1
         label = part / "labels" / split / f"{image.stem}.txt"
         os.replace(image, images / name)
+        rewrite_wide_samples(images / name)  # trained on what is served, not 1/256 of it
         if label.exists():
             os.replace(label, labels / f"{Path(name).stem}.txt")
     shutil.rmtree(part)
