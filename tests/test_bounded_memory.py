@@ -151,6 +151,42 @@ def test_a_frame_under_the_minimum_size_is_a_400(function_id, side):
     assert status == 400 and "at least 16 pixels on each side" in message
 
 
+@pytest.mark.parametrize(
+    "function_id", ["plankton-separator", "litter-detector", "fish-detector", "burrow-reid"]
+)
+def test_a_strip_far_longer_than_wide_is_a_400_not_gigabytes_or_a_crash(function_id):
+    """16x30000 is 0.5 MP, under every limit, and was a 2.7 GB canvas for the plankton
+    classifier, a crash in the fish letterbox (a side rounded to 0) and in reid's motion
+    estimate, and minutes of empty tiles for litter."""
+    function = load_function(function_id)
+    strip = png_b64(np.full((30000, 16, 3), 230, np.uint8))
+    body = {"image": strip}
+    if function_id == "burrow-reid":
+        body = {"image0": strip, "image1": strip, "boxes0": [], "boxes1": []}
+    with pytest.raises(BadRequest) as refused:
+        answer(function, body)
+    status, message = status_for(refused.value)
+    assert status == 400 and "16x30000" in message and "at most 50 times" in message
+
+
+def test_the_classifier_input_of_a_long_vignette_is_made_without_a_full_size_square():
+    from imagine_assist.models.detector import letterbox
+    from imagine_assist.models.vignette_classifier import PADDED_MAX_SIDE, square_on_white
+
+    strip = np.full((16, 30000, 3), 200, np.uint8)
+    strip[:, 1000:2000] = 0
+    square = square_on_white(strip, 224)
+    assert square.shape == (224, 224, 3)
+    assert (np.delete(square, 111, axis=0) == 255).all()  # one row of picture, centred
+    assert (square[111, 8:14] < 100).all() and (square[111, 20:] == 200).all()
+    small = np.full((300, 200, 3), 90, np.uint8)  # below the bound: padded as trained
+    assert max(small.shape) < PADDED_MAX_SIDE
+    padded = square_on_white(small, 224)
+    assert (padded[:, :36] == 255).all() and (padded[:, 40:180] == 90).all()
+    canvas, scale, _ = letterbox(strip, 384)  # rounded to 0 rows before: a cv2 error
+    assert canvas.shape == (384, 384, 3) and scale == pytest.approx(384 / 30000)
+
+
 def test_predict_and_separate_skip_a_frame_under_the_minimum_size(tmp_path):
     source = tmp_path / "in"
     source.mkdir()

@@ -33,6 +33,10 @@ MIB = 1024 * 1024
 # No function can say anything about a frame smaller than this on a side: a model's letterbox
 # would blow up a few pixels into invented objects (a 1x1 frame got a litter "can" at 0.95).
 MIN_IMAGE_SIDE = 16
+# No camera frame, drone photo or vignette is 50 times longer than wide (a long chaetognath
+# vignette: about 17). A thin strip within the pixel limit would still cost what its long
+# side costs: thousands of mostly empty tiles, or a square canvas of its long side.
+MAX_SIDE_RATIO = 50
 # The plankton separator works at the vignette's own resolution, with one mask per organism:
 # larger frames are refused (413), not downscaled. ZooScan vignettes at 2400 dpi are up to
 # about 1,340 px on a side; this leaves room for 4800 dpi scans (docs/gateway.md).
@@ -97,11 +101,18 @@ class FunctionSpec:
 
     def check_image_size(self, width: int, height: int, name: str = "image") -> None:
         """Refuse a frame this function cannot answer for: a `BadRequest` when a side is under
-        `min_image_side`, `PayloadTooLarge` when it has more than `max_image_pixels`."""
+        `min_image_side` or one side is over `MAX_SIDE_RATIO` times the other,
+        `PayloadTooLarge` when it has more than `max_image_pixels`."""
         if min(width, height) < self.min_image_side:
             raise BadRequest(
                 f"{name} is {width}x{height} pixels; {self.id} needs at least "
                 f"{self.min_image_side} pixels on each side"
+            )
+        long, short = max(width, height), min(width, height)
+        if long > MAX_SIDE_RATIO * short:
+            raise BadRequest(
+                f"{name} is {width}x{height} pixels, a strip {long / short:,.0f} times longer "
+                f"than wide; {self.id} takes frames at most {MAX_SIDE_RATIO} times"
             )
         if width * height > self.max_image_pixels:
             raise PayloadTooLarge(

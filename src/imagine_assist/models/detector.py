@@ -47,7 +47,7 @@ def letterbox(
     the input's size, so its cost and memory do not grow with the frame."""
     height, width = image.shape[:2]
     scale = min(size / height, size / width)
-    new_w, new_h = round(width * scale), round(height * scale)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     resized = colour.normalise(resized, normalisation)
     pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2

@@ -42,7 +42,8 @@ def camera_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, floa
 def small_grey(frame: np.ndarray) -> np.ndarray:
     scale = MOTION_WIDTH / frame.shape[1]
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    size = (MOTION_WIDTH, max(1, round(frame.shape[0] * scale)))
+    small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
     return small.astype(np.float32)
 
 
