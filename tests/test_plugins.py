@@ -194,3 +194,39 @@ def test_user_errors_are_ones_cvat_cli_prints_without_a_traceback(parameters, me
     assert isinstance(raised.value, CriticalError)
     if "unknown" in message:
         assert all(function_id in str(raised.value) for function_id in DETECTION_CASES)
+
+
+@pytest.mark.parametrize("stored", ["on its side, EXIF orientation 6", "16-bit grey"])
+def test_the_module_sees_a_frame_as_the_gateway_does(stored):
+    """cvat-sdk hands the module a PIL image as the frame's bytes decode: a photo stored on
+    its side with an EXIF orientation, or a 16-bit frame, must give the boxes the gateway
+    gives for the same bytes (they came out in the sideways frame, or none on a white page)."""
+    import base64
+    import io
+
+    import numpy as np
+
+    from imagine_assist.functions.catalog import load_function
+    from imagine_assist.nuclio.cvat_requests import answer
+
+    upright = PIL.Image.fromarray(next(iter(generate_fish(1, seed=12))).image)
+    buffer = io.BytesIO()
+    if stored.startswith("on its side"):
+        exif = PIL.Image.Exif()
+        exif[0x0112] = 6  # shown turned a quarter clockwise
+        upright.transpose(PIL.Image.Transpose.ROTATE_90).save(buffer, "JPEG", quality=95, exif=exif)
+    else:
+        grey = np.asarray(upright.convert("L"), np.uint16) * 16  # a 12-bit camera
+        PIL.Image.fromarray(grey).save(buffer, "PNG")
+    data = buffer.getvalue()
+    served = answer(
+        load_function("fish-detector"),
+        {"image": base64.b64encode(data).decode(), "threshold": 0.05},
+    )
+    module = load_plugin("function=str:fish-detector")
+    context = _DetectionFunctionContextImpl(frame_name="f", conf_threshold=0.05)
+    shapes = module.detect(context, PIL.Image.open(io.BytesIO(data)))
+    assert len(served) > 0
+    assert sorted(np.round(s.points, 1).tolist() for s in shapes) == sorted(
+        np.round(s["points"], 1).tolist() for s in served
+    )

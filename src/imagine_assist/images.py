@@ -80,13 +80,21 @@ def decode_image_reduced(
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
         raise BadRequest(f"the image could not be decoded, it may be truncated: {error}") from None
+    rgb = upright_rgb8(image)
+    if _ORIENTATIONS.get(_exif_orientation(image)) in _SWAPS_SIDES:
+        width, height = height, width
+    return rgb, (width, height)
+
+
+def upright_rgb8(image: Image.Image) -> np.ndarray:
+    """A decoded image as every function takes it: RGB, one byte a sample (`_rgb8`), turned
+    upright by its EXIF orientation. For images another library opened, such as the frames
+    cvat-sdk hands its functions, so they see what the gateway sees."""
     transpose = _ORIENTATIONS.get(_exif_orientation(image))
     rgb = _rgb8(image)
     if transpose is not None:
         rgb = np.asarray(Image.fromarray(rgb).transpose(transpose))
-        if transpose in _SWAPS_SIDES:
-            width, height = height, width
-    return rgb, (width, height)
+    return rgb
 
 
 def rewrite_wide_samples(path: Path) -> bool:

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-import numpy as np
 import PIL.Image
 
 from imagine_assist.cvat.sdk_tracking import SdkTrackingFunction
@@ -20,6 +19,7 @@ from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.functions.separator import SeparatorFunction
 from imagine_assist.functions.spec import LabelSpec
 from imagine_assist.functions.tracker import TrackerFunction
+from imagine_assist.images import upright_rgb8
 from imagine_assist.usage.record import record_use
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class SdkDetectionFunction:
 
     def detect(self, context, image: PIL.Image.Image) -> list:
         # conf_threshold is None when the user gave none: the spec's default applies.
-        detections = self.function.detect(np.asarray(image.convert("RGB")), context.conf_threshold)
+        detections = self.function.detect(upright_rgb8(image), context.conf_threshold)
         record_use(self.function.spec.id)
         return to_sdk_annotations(
             detections,
@@ -70,7 +70,7 @@ class SdkSeparatorFunction(SdkDetectionFunction):
         import cvat_sdk.auto_annotation as cvataa
         from cvat_sdk import models
 
-        separation = self.function.split(np.asarray(image.convert("RGB")), self.scale_bar_rows)
+        separation = self.function.split(upright_rgb8(image), self.scale_bar_rows)
         record_use(self.function.spec.id)
         annotations = to_sdk_annotations(
             separation.detections,

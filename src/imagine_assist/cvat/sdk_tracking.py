@@ -13,6 +13,7 @@ import PIL.Image
 from imagine_assist.functions.appearance import grey
 from imagine_assist.functions.tracker import TrackerFunction
 from imagine_assist.functions.tracker_state import TrackState
+from imagine_assist.images import upright_rgb8
 from imagine_assist.usage.record import record_use
 
 
@@ -38,7 +39,7 @@ class SdkTrackingFunction:
         self.spec = cvataa.TrackingFunctionSpec(supported_shape_types={"rectangle"})
 
     def preprocess_image(self, context, image: PIL.Image.Image) -> PreparedFrame:
-        rgb = np.asarray(image.convert("RGB"))
+        rgb = upright_rgb8(image)  # as the gateway decodes it
         record_use(self.tracker.spec.id)  # once per frame, however many tracks it carries
         return PreparedFrame(rgb, grey(rgb))
 
