@@ -279,6 +279,22 @@ def test_oversize_headers_are_refused_and_never_logged(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "framing",
+    ["Content-Length: abc", "Content-Length: -1", "Content-Length: 5\r\nContent-Length: 9"],
+)
+def test_a_bad_head_with_a_long_body_is_a_400_not_headers_too_large(framing):
+    """The head is 150 bytes: what follows it is a body, whatever its size."""
+    with background_server(stand_in_gateway()) as url:
+        sock = connect(port_of(url))
+        head = f"POST {INVOKE} HTTP/1.1\r\nHost: x\r\nx-nuclio-function-name: {DETECTOR}\r\n"
+        sock.sendall(f"{head}{framing}\r\n\r\n".encode() + b"x" * 17_000)
+        status, _, body = read_response(sock)
+        sock.close()
+        assert status == 400 and "not valid HTTP/1.1" in json.loads(body)["message"]
+        assert requests.get(f"{url}/api/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(
     ("method", "path", "status", "fragment"),
     [
         ("GET", "/no/such/thing", 404, "no such endpoint"),

@@ -137,8 +137,10 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
                 )
 
         def send_400_response(self, msg: str) -> None:
+            # Over the limit only while a head is still arriving (`head_seen` > 0): once it
+            # has ended, what h11 holds is the body of a request whose head it refused.
             buffered = len(getattr(self.conn, "_receive_buffer", b""))
-            if buffered > limits.header_bytes:
+            if self.head_seen > 0 and buffered > limits.header_bytes:
                 self.refuse(431, f"the request headers are over {limits.header_bytes:,} bytes")
             else:
                 self.refuse(400, "the request is not valid HTTP/1.1")
