@@ -83,6 +83,9 @@ def test_bad_states_get_400_and_the_tracker_keeps_serving(tracker):
     for bad in bad_states:
         with pytest.raises(BadRequest):
             answer(tracker, {"image": b64(frame), "shapes": [box], "states": [bad]})
+    for not_a_list in (0, "", {}):  # was read as "no states" and every track restarted
+        with pytest.raises(BadRequest, match="'states' must be a list"):
+            answer(tracker, {"image": b64(frame), "shapes": [box], "states": not_a_list})
     again = over_json(tracker, {"image": b64(frame), "shapes": [box], "states": [good]})
     assert len(again["shapes"]) == 1
 

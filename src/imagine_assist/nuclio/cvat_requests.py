@@ -141,7 +141,8 @@ def answer_tracker(function: TrackerFunction, body: dict) -> dict:
         raise BadRequest("the request needs 'shapes': a list of [x1, y1, x2, y2]")
     if len(shapes) > MAX_SHAPES:
         raise BadRequest(f"at most {MAX_SHAPES} shapes per request, got {len(shapes)}")
-    states = body.get("states") or []
+    states = body.get("states")
+    states = [] if states is None else states  # a falsy 0 or "" is a mistake, not "none"
     if not isinstance(states, list):
         raise BadRequest("'states' must be a list (null entries start new tracks)")
     boxes = [_tracker_box(shape) for shape in shapes]
