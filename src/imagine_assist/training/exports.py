@@ -37,6 +37,7 @@ import yaml
 
 from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import UserError
+from imagine_assist.fiftyone_database import keep_to_own_database
 from imagine_assist.home import Home, configure_offline
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def fiftyone():
     configure_offline(Home.resolve())
     import fiftyone as fo
 
+    keep_to_own_database()
     return fo
 
 
