@@ -11,14 +11,13 @@ from imagine_assist.errors import UserError
 from imagine_assist.models.registry import Registry
 from imagine_assist.models.store import BUNDLED_DIR, resolve_model
 
+from .onnx_files import onnx_tag, tiny_onnx
+
 FISH = {"classes": ["fish"]}  # the built-in fish family's label
 
 
-def weights(tmp_path, name="model.onnx", text="weights"):
-    path = tmp_path / f"src-{text}" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+def weights(tmp_path, name="model.onnx", text="weights", names=("fish",)):
+    return tiny_onnx(tmp_path / f"src-{text}" / name, text, names)
 
 
 def test_versions_promote_and_roll_back(tmp_path):
@@ -35,7 +34,7 @@ def test_versions_promote_and_roll_back(tmp_path):
     registry.promote("fish", "v2", "better")
     assert resolve_model("fish", tmp_path / "models") == v2.file()
     assert registry.rollback("fish").name == "v1"
-    assert resolve_model("fish", tmp_path / "models").read_text() == "one"
+    assert onnx_tag(resolve_model("fish", tmp_path / "models")) == "one"
     assert [r["action"] for r in registry.history("fish")] == ["promote", "promote", "rollback"]
     assert [p["reason"] for p in v1.card["promotions"]] == ["first", "rollback from v2"]
     with pytest.raises(UserError, match="no version 'v9'"):
@@ -82,17 +81,19 @@ def test_a_version_with_other_classes_is_never_promoted(tmp_path):
     registry.add("fish", {"model.onnx": weights(tmp_path, text="good")}, FISH)
     registry.promote("fish", "v1", "good")
     registry.add(
-        "fish", {"model.onnx": weights(tmp_path, text="bad")}, {"classes": ["diplodus", "chromis"]}
+        "fish",
+        {"model.onnx": weights(tmp_path, text="bad", names=("diplodus", "chromis"))},
+        {"classes": ["diplodus", "chromis"]},
     )
     for forced in (False, True):
         with pytest.raises(UserError, match="never promoted"):
             registry.promote("fish", "v2", "by hand", forced=forced)
     # a version whose classes nobody can tell is refused too
-    registry.add("fish", {"model.onnx": weights(tmp_path, text="unknown")}, {})
+    registry.add("fish", {"model.onnx": weights(tmp_path, text="unknown", names=None)}, {})
     with pytest.raises(UserError, match="cannot tell which classes"):
         registry.promote("fish", "v3", "by hand", forced=True)
     assert registry.current("fish").name == "v1"
-    assert resolve_model("fish", tmp_path).read_text() == "good"
+    assert onnx_tag(resolve_model("fish", tmp_path)) == "good"
 
 
 def test_a_tampered_current_pointer_is_a_clear_error(tmp_path):
@@ -150,7 +151,7 @@ def test_killing_an_add_or_a_promotion_leaves_the_registry_as_it_was(tmp_path, s
     child.wait(timeout=30)
 
     assert registry.current("fish").name == "v1"
-    assert resolve_model("fish", tmp_path / "models").read_text() == "good"
+    assert onnx_tag(resolve_model("fish", tmp_path / "models")) == "good"
     assert registry.history("fish") == history
     after = sorted(p.relative_to(tmp_path) for p in (tmp_path / "models").rglob("*"))
     new = [str(p) for p in after if p not in before]

@@ -17,6 +17,8 @@ from imagine_assist.app.main import main
 from imagine_assist.models.registry import Registry
 from imagine_assist.models.store import resolve_model
 
+from .onnx_files import onnx_tag, tiny_onnx
+
 LABELS = ["grouper", "bream"]
 REEF = "name: reef\ntitle: Reef fish\nlabels: [grouper, bream]\n"
 
@@ -32,11 +34,10 @@ def models(home):
     """A models directory with reef's installed default model and versions v1..v4."""
     folder = home.parent / "models"
     (folder / "reef").mkdir(parents=True)
-    (folder / "reef" / "model.onnx").write_text("installed")
+    tiny_onnx(folder / "reef" / "model.onnx", "installed", tuple(LABELS))
     registry = Registry(folder)
     for text in ("one", "two", "three", "four"):
-        source = home.parent / f"src-{text}.onnx"
-        source.write_text(text)
+        source = tiny_onnx(home.parent / f"src-{text}.onnx", text, tuple(LABELS))
         registry.add("reef", {"model.onnx": source}, {"classes": LABELS})
     return folder
 
@@ -49,7 +50,7 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
 
 
 def live_text(models) -> str:
-    return resolve_model("reef", models).read_text()
+    return onnx_tag(resolve_model("reef", models))
 
 
 def test_promoting_the_live_version_again_changes_nothing(models, capsys):
@@ -190,3 +191,81 @@ def test_leftovers_of_a_killed_run_are_cleaned_up_at_the_next_start(models, caps
     assert [path for path in stale if path.exists()] == []
     assert fresh.is_dir() and (fresh / "model.onnx").is_file()
     assert [v.name for v in Registry(models).versions("reef")] == ["v1", "v2", "v3", "v4"]
+
+
+@pytest.mark.parametrize("damage", ["deleted", "cut short"])
+def test_a_version_whose_model_is_gone_or_cut_short_is_never_promoted(models, capsys, damage):
+    registry = Registry(models)
+    registry.promote("reef", "v1", "first")
+    model = models / "reef" / "versions" / "v2" / "model.onnx"
+    if damage == "deleted":
+        model.unlink()
+    else:
+        model.write_bytes(model.read_bytes()[:40])
+    code, _, err = cli(
+        capsys, "models", "promote", "reef", "v2", "--force", "--models", str(models)
+    )
+    assert code == 2 and "reef v2 is damaged" in err and "cannot be promoted" in err
+    assert registry.current("reef").name == "v1" and live_text(models) == "one"
+
+
+def test_the_live_versions_lost_model_is_named_and_repaired_not_replaced(models, capsys, tmp_path):
+    """With its model.onnx gone, the live version used to be served silently by the
+    installed or bundled model, and `repair` called CURRENT sound."""
+    registry = Registry(models)
+    registry.promote("reef", "v1", "first")
+    registry.promote("reef", "v2", "better")
+    (models / "reef" / "versions" / "v2" / "model.onnx").unlink()
+    predict = [
+        "predict",
+        str(tmp_path),
+        "--function",
+        "reef-detector",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    code, _, err = cli(capsys, *predict, "--models", str(models))
+    assert code == 2 and "model.onnx is gone" in err and "models repair reef" in err
+    code, out, _ = cli(capsys, "models", "list", "reef", "--models", str(models))
+    assert code == 0 and "v2  damaged: model.onnx is gone" in out and "v1  mAP50" in out
+    code, out, _ = cli(capsys, "models", "repair", "reef", "--models", str(models))
+    assert code == 0 and "reef serves v1" in out and live_text(models) == "one"
+
+
+def test_a_live_model_cut_short_is_found_by_repair(models, capsys):
+    registry = Registry(models)
+    registry.promote("reef", "v1", "first")
+    registry.promote("reef", "v2", "better")
+    model = models / "reef" / "versions" / "v2" / "model.onnx"
+    model.write_bytes(model.read_bytes()[:40])
+    code, out, _ = cli(capsys, "models", "repair", "reef", "--models", str(models))
+    assert code == 0 and "not a readable ONNX model" in out and "reef serves v1" in out
+
+
+@pytest.mark.parametrize("card", ['{"classes": ["gro', "[]", ""])
+def test_a_damaged_card_is_a_clear_error_and_hides_no_other_version(models, capsys, card):
+    registry = Registry(models)
+    registry.promote("reef", "v1", "first")
+    registry.promote("reef", "v3", "better")
+    (models / "reef" / "versions" / "v2" / "card.json").write_text(card)
+    code, out, _ = cli(capsys, "models", "list", "reef", "--models", str(models))
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 4 and "damaged" in lines[1] and lines[2].startswith("* v3")
+    for action in ("show", "promote"):
+        code, _, err = cli(capsys, "models", action, "reef", "v2", "--models", str(models))
+        assert code == 2 and "reef v2 is damaged" in err and "Traceback" not in err
+    # a rollback passes over it, to the version live before
+    (models / "reef" / "versions" / "v1" / "card.json").write_text(card)
+    registry.promote("reef", "v4", "best")
+    code, out, _ = cli(capsys, "models", "rollback", "reef", "--models", str(models))
+    assert code == 0 and out == "rolled reef back to v3\n"
+
+
+def test_the_models_own_classes_decide_not_a_card_edited_by_hand(models, capsys, home):
+    source = tiny_onnx(home.parent / "other.onnx", "other", ("Dentex dentex", "鱼"))
+    registry = Registry(models)
+    registry.add("reef", {"model.onnx": source}, {"classes": LABELS})  # the card lies
+    code, _, err = cli(
+        capsys, "models", "promote", "reef", "v5", "--force", "--models", str(models)
+    )
+    assert code == 2 and "detects ['Dentex dentex', '鱼']" in err

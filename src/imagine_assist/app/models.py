@@ -69,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
         if damage:
             print(f"warning: {damage}", file=sys.stderr)
         for version in versions:
+            mark = "*" if current and current.name == version.name else " "
+            problem = version.problem()
+            if problem is not None:  # one damaged version must not hide the others
+                print(f"{mark} {version.name}  damaged: {problem.split(': ', 1)[-1]}")
+                continue
             card = version.card
             candidate = (card.get("metrics") or {}).get("candidate") or {}
             gate = card.get("gate", {})
@@ -76,7 +81,6 @@ def run(args: argparse.Namespace) -> int:
                 "undecided" if gate.get("decided") is False
                 else "passed" if gate.get("passed") else "failed"
             )  # fmt: skip
-            mark = "*" if current and current.name == version.name else " "
             # a box detector's versions carry mAP50, a separator's its object F1
             separator = card.get("model") == "separator"
             key, shown = ("f1", "F1") if separator else ("mAP50", "mAP50")

@@ -52,6 +52,10 @@ class DamagedCurrent(UserError):
     """CURRENT cannot be followed: not a promotion record, or naming a missing version."""
 
 
+class DamagedVersion(UserError):
+    """A version that cannot be used: its card unreadable, or a model file of it gone."""
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     family: str
@@ -64,25 +68,74 @@ class ModelVersion:
 
     @property
     def card(self) -> dict:
-        return json.loads((self.path / CARD).read_text())
+        path = self.path / CARD
+        try:
+            card = json.loads(path.read_text())
+        except (OSError, ValueError) as error:  # cut short, not JSON, not even text
+            raise DamagedVersion(
+                f"{self.family} {self.name} is damaged: {path} cannot be read ({error})"
+            ) from None
+        if not isinstance(card, dict):
+            raise DamagedVersion(f"{self.family} {self.name} is damaged: {path} is not a card")
+        return card
 
     def file(self, name: str = "model.onnx") -> Path:
         return self.path / name
 
+    def model_files(self) -> list[str]:
+        """The files the version was stored with (its card's `files`). A card written before
+        they were listed: the ONNX export of each .pt checkpoint in the folder, since every
+        version is stored as the pair."""
+        listed = self.card.get("files")
+        if isinstance(listed, list) and all(isinstance(name, str) for name in listed):
+            return [Path(name).name for name in listed]
+        return sorted(
+            {f"{path.stem}.onnx" for path in self.path.glob("*.pt")}
+            | {path.name for path in self.path.glob("*.onnx")}
+        )
+
+    def problem(self) -> str | None:
+        """Why the version cannot be used (an unreadable card, a model file gone), or None."""
+        try:
+            files = self.model_files()
+        except DamagedVersion as error:
+            return str(error)
+        if not any(name.endswith(".onnx") for name in files):
+            return f"{self.family} {self.name} is damaged: it holds no model (.onnx) at {self.path}"
+        missing = [name for name in files if not self.file(name).is_file()]
+        if missing:
+            gone = ", ".join(missing)
+            return f"{self.family} {self.name} is damaged: {gone} is gone from {self.path}"
+        return None
+
+    def unreadable_model(self) -> str | None:
+        """Why one of its ONNX files will not load (cut short, overwritten), or None. Opens
+        each: for a promotion or a repair, not for every request."""
+        from imagine_assist.models.detector import open_onnx
+
+        for name in self.model_files():
+            if name.endswith(".onnx"):
+                try:
+                    open_onnx(self.file(name), threads=1)
+                except UserError as error:
+                    return f"{self.family} {self.name} is damaged: {error}"
+        return None
+
     def classes(self) -> list[str] | None:
-        """The classes the version detects: from its card, else from its ONNX metadata;
-        None when neither can tell (a version of a model without classes, or a damaged one)."""
+        """The classes the version detects: from its model's own metadata, else from its
+        card; None when neither can tell (a version of a model without classes, or a
+        damaged one). The model first: a card edited by hand must not decide what serves."""
+        if self.file("model.onnx").is_file():
+            from imagine_assist.models.detector import open_onnx, ultralytics_metadata
+
+            try:
+                return ultralytics_metadata(open_onnx(self.file("model.onnx")), self.path)[0]
+            except UserError:
+                pass
         recorded = self.card.get("classes")
         if isinstance(recorded, list):
             return [str(name) for name in recorded]
-        if not self.file("model.onnx").is_file():
-            return None
-        from imagine_assist.models.detector import open_onnx, ultralytics_metadata
-
-        try:
-            return ultralytics_metadata(open_onnx(self.file("model.onnx")), self.path)[0]
-        except UserError:
-            return None
+        return None
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -203,12 +256,16 @@ class Registry:
         name = record["version"]
         if name is None:
             return None
-        if not self._complete(family, name):
+        if not self._stored(family, name):
             raise DamagedCurrent(
                 f"{self.family_dir(family) / CURRENT} names {name!r}, which is not a complete "
                 f"version; {_repair(family)}"
             )
-        return ModelVersion(family, name, self.family_dir(family) / "versions" / name)
+        version = ModelVersion(family, name, self.family_dir(family) / "versions" / name)
+        problem = version.problem()
+        if problem is not None:  # the live weights gone: never served by another model silently
+            raise DamagedCurrent(f"{problem}; it is the live version: {_repair(family)}")
+        return version
 
     def damage(self, family: str) -> str | None:
         """What is wrong with the family's CURRENT, or None when it can be followed (or
@@ -229,6 +286,7 @@ class Registry:
         try:
             for name, source in files.items():
                 shutil.copyfile(source, staging / name)
+            card = {**card, "files": sorted(files)}  # what `problem` checks is still there
             while True:
                 existing = [v.number for v in self.versions(family)]
                 name = f"v{max(existing, default=0) + 1}"
@@ -280,6 +338,9 @@ class Registry:
         """Make a version live. `classes`: the labels it must detect, when the caller has
         them (a family being created has no family file yet); else the family file's."""
         version = self.get(family, name)
+        problem = version.problem() or version.unreadable_model()
+        if problem is not None:
+            raise DamagedVersion(f"{problem}; it cannot be promoted")
         self.check_classes(version, classes)
         try:
             record = self.live(family)
@@ -389,6 +450,8 @@ class Registry:
             problem = (
                 f"{self.family_dir(family) / CURRENT} is missing, but {HISTORY} records promotions"
             )
+        if problem is None and (live := self.current(family)) is not None:
+            problem = live.unreadable_model()  # a model file cut short or overwritten
         return problem
 
     def repair(self, family: str, has_default: bool = True) -> ModelVersion | None:
@@ -432,18 +495,26 @@ class Registry:
                 continue
             if not self._complete(family, name):
                 continue
+            version = self.get(family, name)
+            if version.problem() or version.unreadable_model():
+                continue
             try:
-                self.check_classes(self.get(family, name), classes)
+                self.check_classes(version, classes)
             except (UserError, OSError, ValueError):  # other classes, or an unreadable card
                 continue
             return record
         return None
 
-    def _complete(self, family: str, name: str) -> bool:
+    def _stored(self, family: str, name: str) -> bool:
         return (
             bool(_VERSION.match(name))
             and (self.family_dir(family) / "versions" / name / CARD).is_file()
         )
+
+    def _complete(self, family: str, name: str) -> bool:
+        """Stored, with a readable card and every model file it was stored with."""
+        folder = self.family_dir(family) / "versions" / name
+        return self._stored(family, name) and ModelVersion(family, name, folder).problem() is None
 
 
 def _is_record(record: object) -> bool:
