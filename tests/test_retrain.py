@@ -278,7 +278,7 @@ def test_killing_a_training_run_leaves_the_registry_as_it_was(export, tmp_path):
 
 
 @pytest.mark.parametrize("layout", ["COCO 1.0", "Ultralytics YOLO Detection 1.0"])
-def test_coco_and_yolo_exports_import_with_the_same_boxes(export, tmp_path, layout):
+def test_coco_and_yolo_exports_import_with_the_same_boxes(export, tmp_path, layout, monkeypatch):
     fo = fiftyone()
     source = load_export(unpack(export, tmp_path / "source"), name=f"source-{layout[:4]}")
     folder = tmp_path / "layout"
@@ -304,7 +304,8 @@ def test_coco_and_yolo_exports_import_with_the_same_boxes(export, tmp_path, layo
         for path in folder.rglob("*"):
             if path.is_file():
                 zipped.write(path, path.relative_to(folder))
-    info = unpack(archive, tmp_path / "unpacked")
+    monkeypatch.chdir(tmp_path)  # a relative work folder, as `publish card --out pub` gives
+    info = unpack(archive, Path("unpacked"))
     assert info.format == layout
     dataset = load_export(info)
     assert len(dataset) == len(source)

@@ -171,6 +171,39 @@ def test_exports_naming_their_own_images_still_unpack(tmp_path):
     )
 
 
+@pytest.mark.parametrize("kind", ["cvat", "coco"])
+def test_a_declared_size_that_is_not_the_images_own_is_refused(tmp_path, kind):
+    """Boxes are read in the declared size's pixels: a width of 100,000,000 made every box a
+    speck at the corner, trained on without a word. The image's own size is 64x48."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (90, 90, 90)).save(buffer, "PNG")
+    for width, refused in ((64, False), (100_000_000, True)):
+        if kind == "cvat":
+            xml = cvat_xml("a.png").replace('width="64"', f'width="{width}"')
+            members = {"annotations.xml": xml}
+        else:
+            coco = {
+                "images": [{"id": 1, "file_name": "a.png", "width": width, "height": 48}],
+                "annotations": [],
+                "categories": [{"id": 1, "name": "fish"}],
+            }
+            members = {"annotations/instances_default.json": json.dumps(coco)}
+        export = write_zip(
+            tmp_path / f"{kind}-{width}.zip", {**members, "images/a.png": buffer.getvalue()}
+        )
+        if refused:
+            with pytest.raises(
+                UserError, match="a.png is 64x48 pixels, but its annotations declare 100000000x48"
+            ):
+                unpack(export, tmp_path / "work")
+        else:
+            unpack(export, tmp_path / "work")
+
+
 # 2. Limits, checked from the directory before anything is written
 
 

@@ -86,6 +86,19 @@ def decode_image_reduced(
     return rgb, (width, height)
 
 
+def upright_size(path: Path) -> tuple[int, int] | None:
+    """An image file's (width, height) upright, as CVAT sizes it, from its header alone;
+    None when it cannot be read as an image."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if _ORIENTATIONS.get(_exif_orientation(image)) in _SWAPS_SIDES:
+                width, height = height, width
+    except Exception:
+        return None
+    return width, height
+
+
 def upright_rgb8(image: Image.Image) -> np.ndarray:
     """A decoded image as every function takes it: RGB, one byte a sample (`_rgb8`), turned
     upright by its EXIF orientation. For images another library opened, such as the frames

@@ -39,6 +39,7 @@ from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import UserError
 from imagine_assist.fiftyone_database import keep_to_own_database
 from imagine_assist.home import Home, configure_offline
+from imagine_assist.images import upright_size
 
 log = logging.getLogger(__name__)
 GROUND_TRUTH = "ground_truth"
@@ -279,7 +280,8 @@ def unpack(export: str | Path, work_dir: Path, sha256: str | None = None) -> Exp
     declared = _declared_entries(export)
     if declared is not None:
         limits.check_count(export, declared)
-    work_dir = Path(work_dir)
+    # absolute: FiftyOne's YOLO importer joins a relative folder onto itself (publish --out pub)
+    work_dir = Path(work_dir).absolute()
     with _open_zip(export) as archive:
         members = archive.infolist()
         _check_directory(export, members, limits)
@@ -356,12 +358,13 @@ def cvat_image_name(image: ET.Element) -> str:
     return os.path.join(subset, name) if subset else name
 
 
-def _cvat_image_names(xml_path: Path, export: Path) -> Iterator[str]:
+def _cvat_image_names(xml_path: Path, export: Path) -> Iterator[tuple[str, object]]:
+    """Each <image>'s file and its declared (width, height), as written."""
     for image in cvat_images(xml_path, export):
-        yield cvat_image_name(image)
+        yield cvat_image_name(image), (image.get("width"), image.get("height"))
 
 
-def _coco_image_names(root: Path, export: Path) -> Iterator[str]:
+def _coco_image_names(root: Path, export: Path) -> Iterator[tuple[str, object]]:
     labels = sorted(root.glob("annotations/*.json"))[0]  # the file load_export reads
     try:
         data = json.loads(labels.read_bytes())
@@ -370,7 +373,7 @@ def _coco_image_names(root: Path, export: Path) -> Iterator[str]:
     images = data.get("images") if isinstance(data, dict) else None
     for image in images if isinstance(images, list) else []:
         if isinstance(image, dict) and isinstance(image.get("file_name"), str):
-            yield image["file_name"]
+            yield image["file_name"], (image.get("width"), image.get("height"))
 
 
 def _confine_yolo(root: Path, export: Path) -> None:
@@ -427,13 +430,14 @@ def check_image_names(root: Path, export_format: str, export: Path) -> None:
         return
     else:
         return
-    named, missing = 0, []
-    for name in names:
+    named, missing, declared = 0, [], []
+    for name, size in names:
         if not _inside(root, base / name):
             raise _outside(export, name)
         named += 1
         if not (base / name).is_file():
             missing.append(name)
+        declared.append((name, size))
     if named and len(missing) == named:
         raise UserError(
             f"{export} holds the annotations of {named} images but none of the images: "
@@ -443,6 +447,24 @@ def check_image_names(root: Path, export_format: str, export: Path) -> None:
         raise UserError(
             f"{export} lacks {len(missing)} of the {named} images its annotations name, "
             f"{missing[0]!r} first: export the task again with 'Save images'"
+        )
+    for name, size in declared:
+        _check_declared_size(base / name, name, size, export)
+
+
+def _check_declared_size(path: Path, name: str, declared, export: Path) -> None:
+    """Boxes are read in the pixels of the size the annotations declare: a size that is not
+    the image's own would put every box somewhere else (a width of 100,000,000 made each
+    box a speck at the corner, trained on and published without a word)."""
+    try:
+        width, height = (int(value) for value in declared)
+    except (TypeError, ValueError):
+        return  # none declared (FiftyOne reads the image's own), or unreadable: FiftyOne says
+    actual = upright_size(path)
+    if actual is not None and actual != (width, height):
+        raise UserError(
+            f"{export}: {name} is {actual[0]}x{actual[1]} pixels, but its annotations declare "
+            f"{width}x{height}; its boxes would land elsewhere. Export the task again from CVAT"
         )
 
 

@@ -267,7 +267,11 @@ def read_by_trainer(data_yaml: Path, built: dict[str, int]) -> tuple[dict, dict]
         try:
             read = load_dataset_cache_file(cache)
         except (OSError, ValueError) as error:
-            log.warning("no label cache of the %s split (%s): counted from its files", split, error)
+            # none at all is normal (a trainer that is not ultralytics'); a damaged one is not
+            level = logging.INFO if isinstance(error, FileNotFoundError) else logging.WARNING
+            log.log(
+                level, "no label cache of the %s split (%s): counted from its files", split, error
+            )
             images[split], boxes[split] = count, boxes_in_split(data_yaml, split)
             continue
         images[split] = len(read["labels"])
