@@ -23,6 +23,8 @@ from imagine_assist.errors import UserError
 from imagine_assist.home import HOME_ENV
 from imagine_assist.models.registry import Registry
 
+from .onnx_files import tiny_onnx
+
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
@@ -194,8 +196,7 @@ def test_thresholds_follow_the_functions_rule(tmp_path):
 def test_rollback_past_the_first_version_returns_to_the_default_model(tmp_path, capsys):
     models = tmp_path / "models"
     registry = Registry(models)
-    weights = tmp_path / "model.onnx"
-    weights.write_text("stand-in weights")
+    weights = tiny_onnx(tmp_path / "model.onnx", "stand-in weights", tuple(FISH_LABELS))
     version = registry.add("fish", {"model.onnx": weights}, {"classes": FISH_LABELS})
     registry.promote("fish", version.name, "by hand")
     assert main(["models", "rollback", "fish", "--models", str(models)]) == 0

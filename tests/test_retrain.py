@@ -36,6 +36,7 @@ from imagine_assist.training.exports import (
 from imagine_assist.training.retrain import build_dataset, check_gate, load_recipe
 
 from .fish_tasks import FISH_LABELS, fish_samples
+from .onnx_files import tiny_onnx
 from .test_gateway import b64, invoke_headers
 
 
@@ -236,8 +237,7 @@ def test_round_trip_export_train_promote_and_serve_the_new_version(export, tmp_p
 def test_killing_a_training_run_leaves_the_registry_as_it_was(export, tmp_path):
     models = tmp_path / "models"
     registry = Registry(models)
-    good = tmp_path / "good.onnx"
-    good.write_text("the last good model")
+    good = tiny_onnx(tmp_path / "good.onnx", "the last good model")
     registry.add(
         "fish",
         {"model.onnx": good},
