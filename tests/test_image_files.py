@@ -25,7 +25,25 @@ def test_the_commands_own_output_folder_is_not_read_as_input(tmp_path):
     relative = Path(os.path.relpath(tmp_path / "sub" / ".." / "results"))
     assert list_images(tmp_path, outputs=relative) == [first, nested]
     with pytest.raises(UserError, match="no images"):
-        list_images(tmp_path / "results", outputs=tmp_path / "results")
+        list_images(tmp_path / "results", outputs=tmp_path / "results", own_folders=("previews",))
+
+
+def test_an_output_folder_holding_the_source_leaves_out_only_the_commands_own_folders(tmp_path):
+    """`--out` the project folder above the photos, or the photos' folder itself: the photos
+    are read (it said "no images"), the previews the command wrote there are not."""
+    photo = touch(tmp_path / "photos" / "a.jpg")
+    nested = touch(tmp_path / "photos" / "dive2" / "b.jpg")
+    touch(tmp_path / "photos" / "previews" / "a.jpg")  # a run before, --out photos
+    own = ("previews",)
+    assert list_images(tmp_path / "photos", outputs=tmp_path, own_folders=own) == [
+        photo,
+        nested,
+        tmp_path / "photos" / "previews" / "a.jpg",  # under photos/, not the --out's previews/
+    ]
+    assert list_images(tmp_path / "photos", outputs=tmp_path / "photos", own_folders=own) == [
+        photo,
+        nested,
+    ]
 
 
 def test_a_link_in_the_source_to_an_output_is_still_read(tmp_path):

@@ -334,3 +334,21 @@ def test_a_rerun_leaves_only_this_runs_cut_outs_beside_the_tsv(tmp_path):
     assert [p.name for p in (out / "separations").iterdir()] == [
         f"{sorted(source.iterdir())[0].stem}_sep.png"
     ]
+
+
+def test_weights_that_will_not_load_are_one_error_before_anything_is_written(tmp_path):
+    """With worker processes, a model that failed in each worker's start-up made the pool
+    restart its workers for ever, a traceback a second."""
+    import subprocess
+    import sys
+
+    source = tmp_path / "scan"
+    source.mkdir()
+    Image.fromarray(next(generate_plankton(1, seed=8)).image).save(source / "v.png")
+    fish = BUNDLED_DIR / "fish" / "model.onnx"  # not a separator
+    command = [sys.executable, "-m", "imagine_assist.app.main", "separate", str(source)]
+    command += ["--out", str(tmp_path / "out"), "--workers", "2", "--weights", str(fish)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("error:") == 1
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()

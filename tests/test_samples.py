@@ -211,3 +211,19 @@ def check_cvat_shapes(node: ET.Element, sample: Sample) -> None:
             left, top = float(shape.get("left")), float(shape.get("top"))
             got = [left, top, left + float(shape.get("width")), top + float(shape.get("height"))]
         assert got == pytest.approx(obj.xyxy, abs=0.01)
+
+
+def test_the_samples_command_refuses_no_images_and_a_folder_holding_a_dataset(tmp_path, capsys):
+    from imagine_assist.app.main import main
+
+    for count in ("0", "-2"):  # was a traceback: data.yaml written into a folder never made
+        with pytest.raises(SystemExit):
+            main(["samples", "fish", "--out", str(tmp_path / "none"), "-n", count])
+        assert "must be 1 or more" in capsys.readouterr().err
+    out = tmp_path / "fish"
+    assert main(["samples", "fish", "--out", str(out), "-n", "3"]) == 0
+    images = sorted(out.rglob("*.jpg"))
+    # a second, smaller set over it would leave the first one's images beside its labels
+    assert main(["samples", "fish", "--out", str(out), "-n", "1", "--seed", "5"]) == 2
+    assert "already holds a dataset" in capsys.readouterr().err
+    assert sorted(out.rglob("*.jpg")) == images

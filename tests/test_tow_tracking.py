@@ -236,6 +236,11 @@ def test_track_preview_refuses_what_it_cannot_write(tmp_path):
     video = grey_video(tmp_path / "tow.mp4", frames=3)
     with pytest.raises(UserError, match=".mp4 or a .gif"):
         write_track_preview(video, [], tmp_path / "p.avi", first=0, count=3)
+    # a video shorter than its header says: no frame there, and no empty .mp4 called a preview
+    for name in ("p.mp4", "p.gif"):
+        with pytest.raises(UserError, match="has no frames from 0.5 s on"):
+            write_track_preview(video, [], tmp_path / name, first=5, count=3)
+        assert not (tmp_path / name).exists()
 
 
 @pytest.mark.parametrize(
@@ -332,6 +337,8 @@ def test_only_burrow_openings_are_grouped_into_systems(tmp_path, label, counted,
     assert sum(n for _, n in report.counts) == count
     density = json.loads((tmp_path / "out" / "density.json").read_text())
     assert density[counted.replace(" ", "_")] == count
+    track_to_files(video.path, function, tmp_path / "out", preview_seconds=0)  # no survey
+    assert not (tmp_path / "out" / "density.json").exists()  # not the run before's
     groups = {t.group_id for t in report.tracks.tracks}
     assert groups == ({1} if label == "burrow" else {None})  # no CVAT group for fish
     if label != "burrow":

@@ -25,37 +25,48 @@ from imagine_assist.images import readable_name
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-def list_images(source: str | Path, outputs: str | Path | None = None) -> list[Path]:
+def list_images(
+    source: str | Path, outputs: str | Path | None = None, own_folders: tuple[str, ...] = ()
+) -> list[Path]:
     """The image paths under `source`, by suffix, sorted. What each file really is (a
     regular file, not a FIFO or a device) and its size are checked when it is read
     (`images.read_image`).
 
     Files under `outputs`, the command's own output folder, are left out: with `--out`
     inside the source folder, a second run would otherwise read the first run's previews
-    and cut-outs as new images."""
+    and cut-outs as new images. When `outputs` holds the source itself (`--out` the
+    project folder above the photos, or the photos' own folder), only the folders the
+    command writes images into (`own_folders`, under `outputs`) are left out."""
     source = Path(source)
     if source.is_file():
         return [source]
     if not source.is_dir():
         raise UserError(f"{source} is neither an image nor a directory")
-    skip = Path(outputs).resolve() if outputs is not None else None
+    skips: list[Path] = []
+    if outputs is not None:
+        out = Path(outputs).resolve()
+        holds_source = source.resolve().is_relative_to(out)
+        skips = [out / folder for folder in own_folders] if holds_source else [out]
     inside: dict[Path, bool] = {}  # per folder: one resolve for a folder of 10,000 vignettes
     images = sorted(
         p
         for p in source.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and not (skip and _is_under(p.parent, skip, inside))
+        if p.suffix.lower() in IMAGE_SUFFIXES and not _is_under(p.parent, skips, inside)
     )
     if not images:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {source}")
     return images
 
 
-def _is_under(parent: Path, folder: Path, known: dict[Path, bool]) -> bool:
-    """Whether files in `parent` lie under `folder`. The file's own place counts, not a
-    link's target: a link into the outputs that lives in the source is the user's."""
+def _is_under(parent: Path, folders: list[Path], known: dict[Path, bool]) -> bool:
+    """Whether files in `parent` lie under one of `folders`. The file's own place counts,
+    not a link's target: a link into the outputs that lives in the source is the user's."""
+    if not folders:
+        return False
     if parent not in known:
         try:
-            known[parent] = parent.resolve().is_relative_to(folder)
+            where = parent.resolve()
+            known[parent] = any(where.is_relative_to(folder) for folder in folders)
         except OSError:  # a symlink loop among the parents: not ours to judge here
             known[parent] = False
     return known[parent]

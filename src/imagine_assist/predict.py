@@ -122,7 +122,7 @@ def predict_to_files(
     in `report.skipped`. Names in every output follow `readable_name`."""
     source = Path(source)
     out_dir = Path(out_dir)
-    paths = list_images(source, outputs=out_dir)
+    paths = list_images(source, outputs=out_dir, own_folders=("previews",))
     base = source if source.is_dir() else source.parent
     stems = output_stems(paths, base, with_folders=True)  # a.jpg, a.png: two previews
     labels = function.spec.label_names

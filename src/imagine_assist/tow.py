@@ -272,6 +272,8 @@ def track_to_files(
         }
         (out / "density.json").write_text(json.dumps(report.density, indent=2))
         title += f", {systems / area:.3f} per m²"
+    else:  # an earlier run's density would contradict these counts
+        (out / "density.json").unlink(missing_ok=True)
     plot_counts_per_minute(counts, report.plot, title, report.counted)
     if preview_seconds > 0:
         report.preview = write_track_preview(
@@ -327,11 +329,16 @@ def write_track_preview(
     writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), video.fps, size)
     if not writer.isOpened():
         raise UserError(f"OpenCV cannot write {target} with the mp4v codec; try a .gif")
+    written = 0
     try:
         for frame in drawn:
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            written += 1
     finally:
         writer.release()
+    if not written:  # a video shorter than its header says: no empty file called a preview
+        target.unlink(missing_ok=True)
+        raise UserError(f"{video.path} has no frames from {first / video.fps:.1f} s on")
     return target
 
 

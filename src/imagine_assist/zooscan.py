@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import logging
 import multiprocessing
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,7 @@ MARGIN = 4  # pixels of background kept around each cut-out organism
 # The cut-outs and the TSV share one folder: EcoTaxa looks for each `img_file_name` beside
 # the TSV, so a TSV one folder up from its images imports no image at all.
 ECOTAXA_FOLDER = "ecotaxa"
+OUTPUT_FOLDERS = (ECOTAXA_FOLDER, "separations")  # what `separate` writes images into
 
 
 @dataclass
@@ -162,6 +164,8 @@ _worker_function: SeparatorFunction | None = None
 
 def _start_worker(source: SeparatorSource) -> None:
     global _worker_function  # one model per worker process, loaded once
+    # Ctrl-C is the parent's to handle: it ends the pool; a worker's own traceback is noise
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_function = source.load(threads=1)
 
 
@@ -181,14 +185,19 @@ def separate_to_files(
     small CPU that beats one process whose model uses every core (the separation's own
     steps are single-threaded)."""
     source, out = Path(source), Path(out_dir)
-    paths = list_images(source, outputs=out)
+    paths = list_images(source, outputs=out, own_folders=OUTPUT_FOLDERS)
     base = source if source.is_dir() else source.parent
     stems = output_stems(paths, base)
+    separator = separator or SeparatorSource()
+    # Loaded here first, whatever the workers: weights that will not load are one error
+    # before anything is written; in a worker's start-up they made the pool restart its
+    # workers for ever.
+    threads = 1 if workers > 1 else None
+    function = separator.load(threads) if isinstance(separator, SeparatorSource) else separator
     (out / ECOTAXA_FOLDER).mkdir(parents=True, exist_ok=True)
     (out / "separations").mkdir(parents=True, exist_ok=True)
     report = SeparationReport(out, out / ECOTAXA_FOLDER / "ecotaxa_import.tsv")
-    written = OutputFiles(out, "separate", (ECOTAXA_FOLDER, "separations"))
-    separator = separator or SeparatorSource()
+    written = OutputFiles(out, "separate", OUTPUT_FOLDERS)
     jobs = [
         _Job(path, stems[path], readable_name(path.relative_to(base).as_posix()), out)
         for path in paths
@@ -197,6 +206,7 @@ def separate_to_files(
     if workers > 1:
         if not isinstance(separator, SeparatorSource):
             raise ValueError("worker processes need a SeparatorSource to load the model")
+        del function  # each worker loads its own
         context = multiprocessing.get_context("spawn")  # no forked ONNX Runtime threads
         with context.Pool(workers, _start_worker, (separator,)) as pool:
             results = [
@@ -204,7 +214,6 @@ def separate_to_files(
                 for r in pool.imap(_separate_in_worker, jobs, 4)
             ]
     else:
-        function = separator.load() if isinstance(separator, SeparatorSource) else separator
         results = [
             _collect(_separate_one(function, job), report, progress, written) for job in jobs
         ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from imagine_assist.app.common import family_help
+from imagine_assist.app.common import family_help, positive_int
 from imagine_assist.errors import UserError
 
 
@@ -20,7 +21,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
         + "; tow: a synthetic UWTV tow video with its tracks",
     )
     parser.add_argument("--out", required=True, help="a folder for the dataset")
-    parser.add_argument("-n", type=int, default=20, help="number of images")
+    parser.add_argument("-n", type=positive_int, default=20, help="number of images")
     parser.add_argument("--seconds", type=float, default=60.0, help="tow: length of the video")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.set_defaults(run=run, out_is_folder=True)
@@ -45,6 +46,12 @@ def run(args: argparse.Namespace) -> int:
     from imagine_assist.samples import family_samples
 
     family = get_family(args.family)
+    held = [name for name in ("data.yaml", "annotations.xml", "images", "labels")
+            if (Path(args.out) / name).exists()]  # fmt: skip
+    if held:  # a smaller set written over a larger one would leave the larger one's images
+        raise UserError(
+            f"--out {args.out} already holds a dataset ({', '.join(held)}): name a new folder"
+        )
     generated = family_samples(family, args.n, seed=args.seed)
     labels = family.labels or SAMPLE_FAMILIES[family.synthetic].labels
     samples = tqdm(generated, total=args.n, unit="image")
