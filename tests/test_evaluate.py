@@ -150,6 +150,29 @@ def test_the_command_on_a_yolo_folder_and_a_cvat_export(tmp_path, capsys):
     assert facts["threshold"] == 0.3 and facts["format"] == "CVAT for images 1.1"
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("5 0.5 0.5 0.1 0.1", "line 2 has class 5, but data.yaml names 1 classes"),
+        ("garbage line", "line 2 is not a YOLO box"),
+        ("0 0.5 nan 0.1 0.1", "line 2 is not a YOLO box"),
+    ],
+)
+def test_a_yolo_box_of_an_unknown_class_or_unreadable_is_refused_not_dropped(
+    tmp_path, capsys, line, message
+):
+    """FiftyOne's importer passed over such a line without a word: the figures were those
+    of a set without that box."""
+    folder = tmp_path / "yolo"
+    write_dataset(folder, fish_samples(2, 131), FISH_LABELS)
+    label = sorted(folder.rglob("labels/*/*.txt"))[0]
+    label.write_text(label.read_text().splitlines()[0] + f"\n{line}\n")
+    argv = ["evaluate", str(folder), "--function", "fish-detector", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert label.name in err and message in err
+
+
 @pytest.mark.slow  # seconds of work: the full tier
 def test_map_renames_labels_before_matching(tmp_path):
     source = write_case(tmp_path / "case")

@@ -39,6 +39,7 @@ from imagine_assist.review.review import AGNOSTIC_LABEL, draw_box
 from imagine_assist.training.exports import (
     GROUND_TRUTH,
     check_export,
+    check_yolo_labels,
     fiftyone,
     labels_in,
     load_export,
@@ -130,6 +131,7 @@ def load_yolo_folder(root: Path, work_dir: Path, names: list[str], name: str):
             f"{root} is not a YOLO folder: give one with a data.yaml, or with images/ and "
             "labels/ side by side"
         )
+    check_yolo_labels(folders, len(names), root)
     # FiftyOne's importer reads one split of one yaml: ours names every folder found
     work_dir.mkdir(parents=True, exist_ok=True)
     yaml_path = work_dir / f"{name}.yaml"

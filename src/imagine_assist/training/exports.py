@@ -39,7 +39,7 @@ from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import UserError
 from imagine_assist.fiftyone_database import keep_to_own_database
 from imagine_assist.home import Home, configure_offline
-from imagine_assist.images import upright_size
+from imagine_assist.images import readable_name, upright_size
 
 log = logging.getLogger(__name__)
 GROUND_TRUTH = "ground_truth"
@@ -735,10 +735,56 @@ def split_key(sample, digest: str) -> str:
     return hashlib.sha256(group.encode()).hexdigest() if group else digest
 
 
+def yolo_labels_folder(images: Path) -> Path | None:
+    """Where Ultralytics looks for an image folder's labels: its last `images` part turned
+    into `labels` (None: a folder with no such part)."""
+    parts = list(images.parts)
+    if "images" not in parts:
+        return None
+    at = len(parts) - 1 - parts[::-1].index("images")
+    return Path(*parts[:at], "labels", *parts[at + 1 :])
+
+
+def check_yolo_labels(image_folders, class_count: int, where: Path) -> None:
+    """Every line of the label files of these image folders is a box or polygon of a class
+    the data names. FiftyOne's importer passes over a line with another class id, or one
+    it cannot parse, without a word: an evaluation or a training would quietly lack those
+    boxes, where a CVAT or COCO export with an unknown label is refused."""
+    for images in image_folders:
+        labels = yolo_labels_folder(Path(images))
+        if labels is None or not labels.is_dir():
+            continue
+        for path in sorted(labels.rglob("*.txt")):
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            for number, line in enumerate(lines, start=1):
+                fields = line.split()
+                if not fields:
+                    continue
+                try:
+                    label, values = int(fields[0]), [float(v) for v in fields[1:]]
+                except ValueError:
+                    values, label = [], -1
+                shape = len(values) in (4, 5) or (len(values) >= 6 and len(values) % 2 == 0)
+                if not shape or not all(math.isfinite(v) for v in values):
+                    raise UserError(
+                        f"{where}: {readable_name(path)} line {number} is not a YOLO box "
+                        f"(class x y width height): {readable_name(line[:80])!r}"
+                    )
+                if not 0 <= label < class_count:
+                    raise UserError(
+                        f"{where}: {readable_name(path)} line {number} has class {label}, but "
+                        f"data.yaml names {class_count} classes (0 to {class_count - 1})"
+                    )
+
+
 def _load_yolo(fo, root: Path, common: dict):
     import yaml
 
     config = yaml.safe_load((root / "data.yaml").read_text()) or {}
+    names = config.get("names") if isinstance(config, dict) else None
+    if isinstance(names, list | dict):
+        folders = [root / "images" / split for split in YOLO_SPLITS]
+        check_yolo_labels([f for f in folders if f.is_dir()], len(names), root)
     dataset = fo.Dataset(common["name"])
     for split in YOLO_SPLITS:
         if (root / "images" / split).is_dir():
