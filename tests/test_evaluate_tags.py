@@ -73,7 +73,7 @@ def test_the_tag_is_scored_against_the_sorted_folders(sorted_folder, tmp_path, c
     tagged = sum(c["tag"] == "multiple" for c in calls)
     assert facts["tagged_multiple"] == tagged
     assert facts["recall_multiple"] == pytest.approx(tp / 6)
-    assert facts["precision_multiple"] == pytest.approx(tp / max(tagged, 1))
+    assert facts["precision_multiple"] == (pytest.approx(tp / tagged) if tagged else None)
     for call in calls:
         assert (call["tag"] == "multiple") == (call["p_multiple"] >= facts["threshold"])
         if call["tag"] == "single":
@@ -114,3 +114,17 @@ def test_a_stricter_threshold_tags_fewer_multiples(sorted_folder, tmp_path):
 def test_options_that_do_not_apply_are_refused(sorted_folder, tmp_path, capsys, extra, says):
     assert evaluate(sorted_folder, tmp_path / "o", *extra) == 2
     assert says in capsys.readouterr().err
+
+
+@pytest.mark.slow  # the bundled models on 6 vignettes: the full tier
+def test_undefined_figures_are_none_not_zero(sorted_folder, tmp_path, capsys):
+    """Singles only: no multiple to find, so recall is not 0 but undefined."""
+    import shutil
+
+    folder = tmp_path / "singles-only"
+    shutil.copytree(sorted_folder / "single", folder / "single")
+    (folder / "single" / "broken.png").unlink()
+    assert evaluate(folder, tmp_path / "out") == 0
+    facts = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert facts["multiples"] == 0 and facts["recall_multiple"] is None
+    assert "recall n/a" in capsys.readouterr().out

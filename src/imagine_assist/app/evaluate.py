@@ -135,13 +135,17 @@ def separation_summary_lines(facts: dict) -> str:
                 f"under-split {scores['under_split_rate']:.3f}"
             )
     lines.append(
-        f'tag "multiple": precision {facts["precision_multiple"]:.3f}, recall '
-        f"{facts['recall_multiple']:.3f}; singles cut into several objects: "
+        f'tag "multiple": precision {_ratio(facts["precision_multiple"])}, recall '
+        f"{_ratio(facts['recall_multiple'])}; singles cut into several objects: "
         f"{facts['singles_cut_apart']} of {facts['singles']}"
     )
     if facts["unreadable"]:
         lines.append(f"unreadable, left out: {len(facts['unreadable'])} (in summary.json)")
     return "\n".join(lines)
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def tag_summary_lines(facts: dict) -> str:
@@ -153,8 +157,8 @@ def tag_summary_lines(facts: dict) -> str:
     lines = [
         f"{facts['function']} on {facts['vignettes']} vignettes ({facts['multiples']} multiple, "
         f"{facts['singles']} single), tagged multiple at {by}",
-        f'"multiple": precision {facts["precision_multiple"]:.3f}, recall '
-        f"{facts['recall_multiple']:.3f}; {facts['tagged_multiple']} tagged multiple "
+        f'"multiple": precision {_ratio(facts["precision_multiple"])}, recall '
+        f"{_ratio(facts['recall_multiple'])}; {facts['tagged_multiple']} tagged multiple "
         f"({facts['tagged_multiple_share']:.1%}); singles cut into several objects: "
         f"{facts['singles_cut_apart']} of {facts['singles']}",
     ]

@@ -190,12 +190,14 @@ def _plots(calls: list[TagCall], facts: dict, root: Path, out_dir: Path) -> list
         axis.plot(
             recall, precision, ".-", label=f"each threshold (AP {facts['average_precision']:.3f})"
         )
-    axis.plot(
-        [facts["recall_multiple"]],
-        [facts["precision_multiple"]],
-        "ko",
-        label=f"as served: P {facts['precision_multiple']:.2f}, R {facts['recall_multiple']:.2f}",
-    )
+    if facts["recall_multiple"] is not None and facts["precision_multiple"] is not None:
+        axis.plot(
+            [facts["recall_multiple"]],
+            [facts["precision_multiple"]],
+            "ko",
+            label=f"as served: P {facts['precision_multiple']:.2f}, "
+            f"R {facts['recall_multiple']:.2f}",
+        )
     auc = facts["roc_auc"]
     axis.set(
         xlabel='recall of "multiple"',

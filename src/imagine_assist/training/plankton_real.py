@@ -73,8 +73,9 @@ def tag_scores(calls: dict[str, tuple[str, int]], labels: dict[str, str]) -> dic
         "vignettes": len(judged),
         "multiples": tp + fn,
         "tagged_multiple": tp + fp,
-        "recall_multiple": tp / max(tp + fn, 1),
-        "precision_multiple": tp / max(tp + fp, 1),
+        # None where nothing can be said (no multiples; none tagged), not a 0 that reads as one
+        "recall_multiple": tp / (tp + fn) if tp + fn else None,
+        "precision_multiple": tp / (tp + fp) if tp + fp else None,
         "singles_cut_apart": sum(calls[n][1] > 1 for n in singles),
         "singles": len(singles),
         "false_multiples": sorted(n for n in singles if calls[n][0] == MULTIPLE),
