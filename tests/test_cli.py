@@ -14,6 +14,7 @@ import types
 
 import pytest
 import yaml
+from PIL import Image
 
 import imagine_assist
 from imagine_assist.app import train as train_command
@@ -389,3 +390,13 @@ def test_a_reload_on_a_gateway_that_does_not_serve_the_family_says_so(tmp_path, 
     captured = capsys.readouterr()
     assert "reloaded" not in captured.out
     assert f"{url} does not serve fish-detector: nothing reloaded there" in captured.err
+
+
+def test_a_family_of_ones_own_without_a_model_is_told_to_train_from_an_export(home, capsys):
+    """`train reef` alone refuses (no synthetic scenes for it): the advice names --from."""
+    images = home.parent / "photos"
+    images.mkdir()
+    Image.new("RGB", (64, 48)).save(images / "a.png")
+    argv = ["predict", str(images), "--function", "reef-detector", "--out", str(home.parent / "o")]
+    assert main([*argv, "--home", str(home)]) == 2
+    assert "imagine-assist train reef --from export.zip" in capsys.readouterr().err

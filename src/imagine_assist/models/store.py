@@ -61,8 +61,9 @@ def live_model(
         log.info("no %s model in %s: using the bundled default", family, installed.parent)
         return LiveModel(bundled, "bundled")
     raise ModelNotFound(
-        f"no {family} model in {installed.parent}. Train one with `imagine-assist train {family}` "
-        "or pass --weights"
+        f"no {family} model in {installed.parent}. Train one from a CVAT export with "
+        f"`imagine-assist train {family} --from export.zip` (a built-in family also on "
+        f"synthetic scenes: `imagine-assist train {family}`), or pass --weights"
     )
 
 
