@@ -413,3 +413,33 @@ def test_an_export_saved_without_its_images_says_how_to_export_it(tmp_path):
     with pytest.raises(UserError, match="lacks 1 of the 2 images.*'b.jpg'"):
         unpack(partial, tmp_path / "work")
     assert left_in(tmp_path / "work") == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('width="64" ', ""), "<image> 'a.jpg' has no width, where CVAT writes a number"),
+        (('xtl="1" ', ""), "a <box> of 'a.jpg' has no xtl"),
+        (('ybr="40"', 'ybr="forty"'), "a <box> of 'a.jpg' has ybr='forty'"),
+        (('label="fish" ', ""), "a <box> of 'a.jpg' has no label"),
+    ],
+)
+def test_a_cvat_image_or_box_missing_a_field_is_named(tmp_path, change, message):
+    xml = cvat_xml("a.jpg").replace(*change)
+    export = write_zip(tmp_path / "t.zip", {"annotations.xml": xml, "images/a.jpg": IMAGE})
+    with pytest.raises(UserError, match=message.replace("<", ".").replace(">", ".")):
+        unpack(export, tmp_path / "work")
+
+
+def test_a_coco_annotation_of_an_undeclared_category_is_named(tmp_path):
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
+        "annotations": [{"id": 3, "image_id": 1, "category_id": 7, "bbox": [1, 2, 3, 4]}],
+        "categories": [{"id": 1, "name": "fish"}],
+    }
+    export = write_zip(
+        tmp_path / "coco.zip",
+        {"annotations/instances_default.json": json.dumps(coco), "images/a.jpg": IMAGE},
+    )
+    with pytest.raises(UserError, match="annotation .id 3. of category 7, which its categories"):
+        unpack(export, tmp_path / "work")

@@ -359,9 +359,30 @@ def cvat_image_name(image: ET.Element) -> str:
 
 
 def _cvat_image_names(xml_path: Path, export: Path) -> Iterator[tuple[str, object]]:
-    """Each <image>'s file and its declared (width, height), as written."""
+    """Each <image>'s file and its declared (width, height), as written. An image without
+    its size, or a box without its label or a corner, is refused by name: FiftyOne's
+    importer says only `'@width'`."""
     for image in cvat_images(xml_path, export):
-        yield cvat_image_name(image), (image.get("width"), image.get("height"))
+        name = cvat_image_name(image)
+        for key in ("width", "height"):
+            _number_attribute(image, key, f"<image> {name!r}", export)
+        for box in image.iter("box"):
+            if not box.get("label"):
+                raise UserError(f"{export}: a <box> of {name!r} has no label")
+            for key in ("xtl", "ytl", "xbr", "ybr"):
+                _number_attribute(box, key, f"a <box> of {name!r}", export)
+        yield name, (image.get("width"), image.get("height"))
+
+
+def _number_attribute(element: ET.Element, key: str, what: str, export: Path) -> None:
+    try:
+        if math.isfinite(float(element.get(key))):
+            return
+    except (TypeError, ValueError):
+        pass
+    value = element.get(key)
+    said = "no " + key if value is None else f"{key}={readable_name(value[:40])!r}"
+    raise UserError(f"{export}: {what} has {said}, where CVAT writes a number")
 
 
 def _coco_image_names(root: Path, export: Path) -> Iterator[tuple[str, object]]:
@@ -371,9 +392,30 @@ def _coco_image_names(root: Path, export: Path) -> Iterator[tuple[str, object]]:
     except (OSError, ValueError) as error:
         raise UserError(f"{export}: {labels.name} is not readable JSON: {error}") from None
     images = data.get("images") if isinstance(data, dict) else None
+    _check_coco_categories(data, labels.name, export)
     for image in images if isinstance(images, list) else []:
         if isinstance(image, dict) and isinstance(image.get("file_name"), str):
             yield image["file_name"], (image.get("width"), image.get("height"))
+
+
+def _check_coco_categories(data, name: str, export: Path) -> None:
+    """Every annotation's category is one the file declares: FiftyOne's importer says only
+    the number (`7`)."""
+    if not isinstance(data, dict):
+        return
+    categories = data.get("categories")
+    known = (
+        {c.get("id") for c in categories if isinstance(c, dict)}
+        if isinstance(categories, list)
+        else set()
+    )
+    annotations = data.get("annotations")
+    for annotation in annotations if isinstance(annotations, list) else []:
+        if isinstance(annotation, dict) and annotation.get("category_id") not in known:
+            raise UserError(
+                f"{export}: {name} has an annotation (id {annotation.get('id')!r}) of category "
+                f"{annotation.get('category_id')!r}, which its categories do not declare"
+            )
 
 
 def _confine_yolo(root: Path, export: Path) -> None:
