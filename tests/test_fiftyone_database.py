@@ -46,9 +46,9 @@ def finished(process: subprocess.Popen, log, timeout: float = 120) -> str:
     return output
 
 
-def test_a_silent_service_of_another_home_is_neither_joined_nor_waited_on(tmp_path):
-    # A process that looks like another home's database service to FiftyOne's search, and
-    # accepts connections without ever answering (as a service stuck after a killed run).
+def silent_service(db_dir) -> subprocess.Popen:
+    """A process that looks like a database service of `db_dir` to FiftyOne's search, and
+    accepts connections without ever answering (as a service stuck after a killed run)."""
     silent = subprocess.Popen(
         [
             sys.executable,
@@ -60,13 +60,18 @@ def test_a_silent_service_of_another_home_is_neither_joined_nor_waited_on(tmp_pa
             "--multi",
             "mongod",
             "--dbpath",
-            str(tmp_path / "other-home-db"),
+            str(db_dir),
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
+    silent.stdout.readline()  # listening
+    return silent
+
+
+def test_a_silent_service_of_another_home_is_neither_joined_nor_waited_on(tmp_path):
+    silent = silent_service(tmp_path / "other-home-db")
     try:
-        silent.stdout.readline()  # listening
         with open(tmp_path / "mine.log", "w") as log:
             output = finished(client(tmp_path / "own-db", "mine", log), log)
     finally:
@@ -87,3 +92,19 @@ def test_commands_of_one_home_started_together_share_its_database(tmp_path):
     for i, output in enumerate(outputs):
         assert f"'d{i}'" in output, output  # each made its dataset; none failed on a lock
     assert (db_dir / "WiredTiger").exists()
+
+
+def test_a_silent_service_of_the_same_home_is_named_not_waited_on(tmp_path):
+    """Its MongoDB holds the folder: a second could not start, so the command stops with
+    the process to end, after a bounded wait (FiftyOne waited for ever)."""
+    silent = silent_service(tmp_path / "db")
+    try:
+        with open(tmp_path / "c.log", "w") as log:
+            process = client(tmp_path / "db", "mine", log)
+            process.wait(timeout=120)
+    finally:
+        silent.kill()
+        silent.wait()
+    output = (tmp_path / "c.log").read_text()
+    assert process.returncode != 0
+    assert f"(process {silent.pid}) does not answer; end it (`kill {silent.pid}`)" in output

@@ -179,3 +179,21 @@ def test_old_promotion_records_and_promoting_the_live_version_again(tmp_path):
     assert registry.rollback("fish") is None
     (tmp_path / "fish" / "CURRENT").write_text('{"version": "v2", "previous": 3}\n')
     assert registry.rollback("fish") is None  # a damaged entry is not followed
+
+
+def test_a_live_version_without_its_checkpoint_serves_but_is_not_retrained_from(tmp_path):
+    """Its .pt deleted to save disk: the ONNX still serves; a retraining, which starts from
+    the live .pt, is told so rather than quietly starting from the bundled weights."""
+    from imagine_assist.errors import ModelNotFound
+
+    registry = Registry(tmp_path)
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"a checkpoint")
+    registry.add(
+        "fish", {"model.onnx": weights(tmp_path, text="one"), "model.pt": checkpoint}, FISH
+    )
+    registry.promote("fish", "v1", "first")
+    (tmp_path / "fish" / "versions" / "v1" / "model.pt").unlink()
+    assert onnx_tag(resolve_model("fish", tmp_path)) == "one"
+    with pytest.raises(ModelNotFound, match="v1, the live version, no longer holds model.pt"):
+        resolve_model("fish", tmp_path, fmt="pt")

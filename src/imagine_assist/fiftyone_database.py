@@ -9,8 +9,11 @@ command of every home, since FiftyOne waits for the service's answer without a t
 
 `keep_to_own_database()` makes FiftyOne attach only to a service of this process's own
 database directory (`FIFTYONE_DATABASE_DIR`, the home's `fiftyone/db`), waits a bounded
-time for its answer, and otherwise starts one of its own, as FiftyOne would; the processes
-of one home take turns at this, so two commands started at once share one MongoDB.
+time for its answer (a service of its own that does not answer is an error naming the
+process to end, since its MongoDB holds the directory), and otherwise starts one of its
+own, as FiftyOne would. The processes of one home take turns at this, so two commands
+started at once share one MongoDB. A database port inherited from a parent process (a
+notebook's FiftyOne) is dropped, since it may be another home's.
 """
 
 from __future__ import annotations
@@ -20,14 +23,28 @@ import logging
 import os
 import pickle
 import socket
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from imagine_assist.errors import UserError
 
 log = logging.getLogger(__name__)
 
 # How long a running service may take to accept this process as a client.
 REGISTER_TIMEOUT_S = 10.0
+# How long a command waits for another of its home to start MongoDB (FiftyOne itself waits
+# up to 60 s for it to listen).
+START_WAIT_S = 120.0
+
+
+def forget_inherited_port() -> None:
+    """Before FiftyOne is imported: a `FIFTYONE_PRIVATE_DATABASE_PORT` set now came from a
+    parent process, and FiftyOne would connect to it without looking at whose it is."""
+    if "fiftyone" not in sys.modules:
+        os.environ.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
 
 
 def keep_to_own_database() -> None:
@@ -45,11 +62,16 @@ def keep_to_own_database() -> None:
             for process in fosu.find_processes_by_args(service._service_args):
                 if not _serves(process, own):
                     continue  # another home's database
-                if _register(process, fosu):
-                    service.attached = True
-                    service.child = process
-                    return
-            fos.Service.start(service)  # none of ours answers: start one, as FiftyOne does
+                if not _register(process, fosu):
+                    # its MongoDB holds the directory's lock: a second one could not start
+                    raise UserError(
+                        f"FiftyOne's database service for {own} (process {process.pid}) does "
+                        f"not answer; end it (`kill {process.pid}`) and run the command again"
+                    )
+                service.attached = True
+                service.child = process
+                return
+            fos.Service.start(service)  # none of ours runs: start one, as FiftyOne does
             service.port  # noqa: B018 -- held until MongoDB listens: the next one attaches
 
     start.keeps_to_own_database = True
@@ -62,9 +84,26 @@ def _starting(database_dir: str) -> Iterator[None]:
     commands started together would otherwise both start MongoDB on the same directory,
     and the second MongoDB fail on the first's lock (exit 100)."""
     folder = Path(database_dir)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.start.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # bounded: a start waits at most FiftyOne's 60 s
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(folder.parent / f".{folder.name}.start.lock", "a")  # noqa: SIM115
+    except OSError as error:  # a database folder of the user's, its parent not writable
+        log.info("no start lock beside %s (%s): starting without one", folder, error)
+        yield
+        return
+    with handle:
+        deadline = time.monotonic() + START_WAIT_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:  # its holder stopped (Ctrl-Z) or hangs
+                    raise UserError(
+                        f"another command of this home has been starting FiftyOne's database "
+                        f"({folder}) for over {START_WAIT_S:.0f} s; let it finish or end it"
+                    ) from None
+                time.sleep(0.2)
         try:
             yield
         finally:

@@ -84,9 +84,11 @@ def run(args: argparse.Namespace) -> int:
             # a box detector's versions carry mAP50, a separator's its object F1
             separator = card.get("model") == "separator"
             key, shown = ("f1", "F1") if separator else ("mAP50", "mAP50")
+            gone = [name for name in version.model_files() if not version.file(name).is_file()]
             print(
                 f"{mark} {version.name}  {shown} {candidate.get(key, float('nan')):.3f}  "
                 f"gate {verdict}  {len(card.get('data', {}).get('exports', []))} export(s)"
+                + (f"  ({', '.join(gone)} gone: serves, cannot be retrained from)" if gone else "")
             )
         return 0
     if args.action == "show":

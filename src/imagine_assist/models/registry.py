@@ -95,18 +95,27 @@ class ModelVersion:
         )
 
     def problem(self) -> str | None:
-        """Why the version cannot be used (an unreadable card, a model file gone), or None."""
+        """Why the version cannot serve (an unreadable card, an ONNX file gone), or None. Its
+        .pt checkpoints only matter to a retraining that starts from it (`missing_file`):
+        deleting them to save disk must not stop serving."""
         try:
             files = self.model_files()
         except DamagedVersion as error:
             return str(error)
         if not any(name.endswith(".onnx") for name in files):
             return f"{self.family} {self.name} is damaged: it holds no model (.onnx) at {self.path}"
-        missing = [name for name in files if not self.file(name).is_file()]
+        missing = [n for n in files if n.endswith(".onnx") and not self.file(n).is_file()]
         if missing:
             gone = ", ".join(missing)
             return f"{self.family} {self.name} is damaged: {gone} is gone from {self.path}"
         return None
+
+    def missing_file(self, name: str) -> bool:
+        """Whether `name` is a file the version was stored with and no longer holds."""
+        try:
+            return name in self.model_files() and not self.file(name).is_file()
+        except DamagedVersion:
+            return False  # `problem` names that
 
     def unreadable_model(self) -> str | None:
         """Why one of its ONNX files will not load (cut short, overwritten), or None. Opens
@@ -129,7 +138,8 @@ class ModelVersion:
             from imagine_assist.models.detector import open_onnx, ultralytics_metadata
 
             try:
-                return ultralytics_metadata(open_onnx(self.file("model.onnx")), self.path)[0]
+                session = open_onnx(self.file("model.onnx"), threads=1)
+                return ultralytics_metadata(session, self.path)[0]
             except UserError:
                 pass
         recorded = self.card.get("classes")
@@ -496,7 +506,7 @@ class Registry:
             if not self._complete(family, name):
                 continue
             version = self.get(family, name)
-            if version.problem() or version.unreadable_model():
+            if version.unreadable_model():  # `_complete` has checked the files are there
                 continue
             try:
                 self.check_classes(version, classes)

@@ -53,6 +53,12 @@ def live_model(
     promoted = Registry(root).current(family)
     if promoted is not None and promoted.file(f"{name}.{fmt}").is_file():
         return LiveModel(promoted.file(f"{name}.{fmt}"), promoted.name)
+    if promoted is not None and promoted.missing_file(f"{name}.{fmt}"):
+        # a retraining would start from other weights than the live ones it is gated against
+        raise ModelNotFound(
+            f"{family} {promoted.name}, the live version, no longer holds {name}.{fmt} "
+            f"({promoted.path}): restore it, or promote a version that has it"
+        )
     installed = model_path(family, models_dir, fmt, name)
     if installed.is_file():
         return LiveModel(installed, "installed")

@@ -37,7 +37,7 @@ import yaml
 
 from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import UserError
-from imagine_assist.fiftyone_database import keep_to_own_database
+from imagine_assist.fiftyone_database import forget_inherited_port, keep_to_own_database
 from imagine_assist.home import Home, configure_offline
 from imagine_assist.images import readable_name, upright_size
 
@@ -77,6 +77,7 @@ _DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError)
 def fiftyone():
     """Import FiftyOne only after its database directory and telemetry are set."""
     configure_offline(Home.resolve())
+    forget_inherited_port()
     import fiftyone as fo
 
     keep_to_own_database()
