@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from imagine_assist.errors import UserError
-from imagine_assist.image_files import OutputFiles, list_images, output_stems
+from imagine_assist.image_files import OutputFiles, list_images, list_output, output_stems
 
 
 def touch(path: Path) -> Path:
@@ -125,3 +125,28 @@ def test_a_tampered_list_cannot_remove_files_outside_the_commands_folders(tmp_pa
     )
     OutputFiles(out, "predict", ("previews",)).finish()
     assert precious.exists() and elsewhere.exists() and deep.exists()
+
+
+def test_escaped_names_and_a_stale_entry_that_cannot_go_do_not_stop_a_rerun(tmp_path):
+    out = tmp_path / "out"
+    first = OutputFiles(out, "predict", ("previews",))
+    escaped = touch(out / "previews" / "ph\\xffoto.jpg")  # readable_name of b"ph\xffoto"
+    first.wrote(escaped)
+    first.wrote(touch(out / "previews" / "b.jpg"))
+    first.finish()
+    (out / "previews" / "b.jpg").unlink()
+    (out / "previews" / "b.jpg").mkdir()  # a folder there now: not removable as a file
+    assert OutputFiles(out, "predict", ("previews",)).finish() == [
+        "previews/b.jpg",
+        "previews/ph\\xffoto.jpg",
+    ]
+    assert not escaped.exists() and (out / "previews" / "b.jpg").is_dir()
+
+
+def test_what_a_worker_listed_before_a_run_died_is_cleaned_up_next(tmp_path):
+    out = tmp_path / "out"
+    run = OutputFiles(out, "separate", ("ecotaxa",))
+    cut = touch(out / "ecotaxa" / "v_1.png")
+    list_output(run.listing, out, cut)  # a worker listed and wrote it; never collected
+    rerun = OutputFiles(out, "separate", ("ecotaxa",))
+    assert rerun.finish() == ["ecotaxa/v_1.png"] and not cut.exists()

@@ -15,12 +15,15 @@ output folders, so the next run removes what it does not write again, and nothin
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from imagine_assist.errors import UserError
 from imagine_assist.images import readable_name
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -140,13 +143,16 @@ class OutputFiles:
             len(path.parts) == 2
             and path.parts[0] in self.folders
             and path.name not in ("", ".", "..")
-            and "\\" not in line
         )
 
-    def wrote(self, path: Path) -> None:
-        """Record `path`, a file under one of the folders, as written by this run."""
+    def wrote(self, path: Path, listed: bool = False) -> None:
+        """Record `path`, a file under one of the folders, as written by this run; `listed`:
+        a worker process has put it in the list already (`list_output`)."""
         line = path.relative_to(self.out).as_posix()
         if line in self.written:
+            return
+        if listed:
+            self.written.add(line)
             return
         if self._handle is None:
             self._handle = self.listing.open("a", encoding="utf-8")
@@ -162,9 +168,21 @@ class OutputFiles:
             self._handle = None
         stale = sorted(self.earlier - self.written)
         for line in stale:
-            (self.out / line).unlink(missing_ok=True)
+            try:
+                (self.out / line).unlink(missing_ok=True)
+            except OSError as error:  # a folder there now, or not ours to remove: leave it
+                log.warning("left %s: %s", self.out / line, error)
         partial = self.listing.with_name(self.listing.name + ".part")
         partial.write_text("".join(f"{line}\n" for line in sorted(self.written)), "utf-8")
         os.replace(partial, self.listing)
         self.earlier = set(self.written)
         return stale
+
+
+def list_output(listing: Path, out: Path, path: Path) -> None:
+    """`OutputFiles.wrote` for a worker process: `path` (under `out`) put in the list before
+    it is written, so a run killed with results not yet collected still names it. One short
+    line per write, appended: lines of several workers do not mix."""
+    line = path.relative_to(out).as_posix() + "\n"
+    with open(listing, "a", encoding="utf-8") as handle:
+        handle.write(line)

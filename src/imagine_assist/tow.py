@@ -39,7 +39,8 @@ DEFAULT_SYSTEM_RADIUS_WIDTHS = 0.3
 # counts_per_minute.csv (docs/tracking.md). Minutes are numbered as the tow's own timeline:
 # minute 0 holds the frames of its first 60 s, as in the ground truth of a tow.
 COUNT_COLUMNS = ("station", "counter", "minute", "count")
-# Only burrow openings are grouped into systems; any other tracked label counts its tracks.
+# Only burrow openings are grouped into systems (a label naming a burrow, in any case:
+# `burrow`, `Burrow`, `nephrops_burrow`); any other tracked label counts its tracks.
 GROUPED_LABEL = "burrow"
 PREVIEW_SECONDS = 20.0
 PREVIEW_MAX_SIDE = 640  # the preview is for checking ids, not for measuring
@@ -200,7 +201,7 @@ def track_to_files(
     ):
         raise UserError(f"--system-radius-px must be a positive number, got {system_radius_px:g}")
     label = function.spec.label_names[0]
-    grouped = label == GROUPED_LABEL
+    grouped = GROUPED_LABEL in label.lower()
     if system_radius_px is not None and not grouped:
         raise UserError(
             f"--system-radius-px groups burrow openings into systems; {function.spec.name} "

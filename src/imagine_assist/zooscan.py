@@ -30,6 +30,7 @@ from imagine_assist.functions.separator import SeparatorFunction
 from imagine_assist.image_files import (
     OutputFiles,
     list_images,
+    list_output,
     none_could_be_read,
     output_stems,
 )
@@ -116,6 +117,7 @@ class _Job:
     stem: str  # unique within the run: object ids and file names start with it
     source_name: str  # the vignette as the TSV names it: its path under the folder given
     out: Path
+    listing: Path  # OutputFiles' list: each file goes in before it is written
 
 
 def _separate_one(function: SeparatorFunction, job: _Job) -> _Separated:
@@ -132,12 +134,14 @@ def _separate_one(function: SeparatorFunction, job: _Job) -> _Separated:
     lines = separation_lines(masks, image.shape[:2])
     stem = job.stem
     lines_file = out / "separations" / f"{stem}_sep.png"
+    list_output(job.listing, out, lines_file)
     Image.fromarray(lines).save(lines_file)
     result = _Separated(path, tag=separation.tag, separation_lines=lines_file)
     for index, mask in enumerate(masks, start=1):
         object_id = f"{stem}_{index}"
         crop, (x1, y1, x2, y2) = cut_out(image, mask)
         name = f"{object_id}.png"
+        list_output(job.listing, out, out / ECOTAXA_FOLDER / name)
         Image.fromarray(crop).save(out / ECOTAXA_FOLDER / name)
         ys, xs = np.nonzero(mask.crop)
         result.rows.append(
@@ -199,7 +203,13 @@ def separate_to_files(
     report = SeparationReport(out, out / ECOTAXA_FOLDER / "ecotaxa_import.tsv")
     written = OutputFiles(out, "separate", OUTPUT_FOLDERS)
     jobs = [
-        _Job(path, stems[path], readable_name(path.relative_to(base).as_posix()), out)
+        _Job(
+            path,
+            stems[path],
+            readable_name(path.relative_to(base).as_posix()),
+            out,
+            written.listing,
+        )
         for path in paths
     ]
     progress = tqdm(total=len(paths), desc="separating", unit="vignette")
@@ -247,10 +257,10 @@ def _collect(
         log.warning("skipped %s", result.error)
         report.skipped.append((result.path, result.error))
         return result
-    if result.separation_lines is not None:
-        written.wrote(result.separation_lines)
+    if result.separation_lines is not None:  # listed by the worker before it wrote them
+        written.wrote(result.separation_lines, listed=True)
     for row in result.rows:
-        written.wrote(report.tsv.parent / row[0])
+        written.wrote(report.tsv.parent / row[0], listed=True)
     report.vignettes += 1
     report.multiples += result.tag == "multiple"
     report.objects += len(result.rows)
