@@ -79,8 +79,9 @@ def test_a_scale_bar_strip_as_tall_as_the_vignette_is_refused_not_kept_whole(tmp
     is refused, and `separate` skips that vignette with the reason and goes on."""
     function = load_function("plankton-separator")
     short = np.full((100, 120, 3), 250, np.uint8)
-    with pytest.raises(BadRequest, match="strip of 100 rows is as tall as the vignette"):
-        answer(function, {"image": png_b64(short), "scale_bar_rows": 100})  # a 400 to CVAT
+    for rows, left in ((100, 0), (95, 5)):  # none left, or a 5-row sliver
+        with pytest.raises(BadRequest, match=f"strip of {rows} rows leaves {left} of the"):
+            answer(function, {"image": png_b64(short), "scale_bar_rows": rows})  # a 400
     source = tmp_path / "scan"
     source.mkdir()
     tall = next(generate_plankton(1, seed=5)).image
@@ -103,7 +104,7 @@ def test_a_scale_bar_strip_as_tall_as_the_vignette_is_refused_not_kept_whole(tmp
         == 0
     )
     captured = capsys.readouterr()
-    assert "short.png" in captured.err and "is as tall as the vignette (100 rows)" in captured.err
+    assert "short.png" in captured.err and "leaves 0 of the vignette's 100 rows" in captured.err
     assert "tall.png" not in captured.err
     assert (tmp_path / "out" / "separations" / "tall_sep.png").exists()
 

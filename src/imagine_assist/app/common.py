@@ -331,3 +331,8 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
+
+
+def ratio_text(value: float | None) -> str:
+    """A precision, recall or share to three places; "n/a" where it is undefined (0/0)."""
+    return "n/a" if value is None else f"{value:.3f}"

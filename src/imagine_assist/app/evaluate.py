@@ -13,6 +13,7 @@ from imagine_assist.app.common import (
     MODELS_HELP,
     add_export_options,
     checked_threshold,
+    ratio_text,
     threshold_value,
 )
 from imagine_assist.home import Home
@@ -135,17 +136,13 @@ def separation_summary_lines(facts: dict) -> str:
                 f"under-split {scores['under_split_rate']:.3f}"
             )
     lines.append(
-        f'tag "multiple": precision {_ratio(facts["precision_multiple"])}, recall '
-        f"{_ratio(facts['recall_multiple'])}; singles cut into several objects: "
+        f'tag "multiple": precision {ratio_text(facts["precision_multiple"])}, recall '
+        f"{ratio_text(facts['recall_multiple'])}; singles cut into several objects: "
         f"{facts['singles_cut_apart']} of {facts['singles']}"
     )
     if facts["unreadable"]:
         lines.append(f"unreadable, left out: {len(facts['unreadable'])} (in summary.json)")
     return "\n".join(lines)
-
-
-def _ratio(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def tag_summary_lines(facts: dict) -> str:
@@ -157,8 +154,8 @@ def tag_summary_lines(facts: dict) -> str:
     lines = [
         f"{facts['function']} on {facts['vignettes']} vignettes ({facts['multiples']} multiple, "
         f"{facts['singles']} single), tagged multiple at {by}",
-        f'"multiple": precision {_ratio(facts["precision_multiple"])}, recall '
-        f"{_ratio(facts['recall_multiple'])}; {facts['tagged_multiple']} tagged multiple "
+        f'"multiple": precision {ratio_text(facts["precision_multiple"])}, recall '
+        f"{ratio_text(facts['recall_multiple'])}; {facts['tagged_multiple']} tagged multiple "
         f"({facts['tagged_multiple_share']:.1%}); singles cut into several objects: "
         f"{facts['singles_cut_apart']} of {facts['singles']}",
     ]

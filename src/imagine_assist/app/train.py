@@ -14,6 +14,7 @@ from imagine_assist.app.common import (
     add_export_options,
     family_help,
     positive_int,
+    ratio_text,
     reload_gateway,
 )
 from imagine_assist.errors import UserError
@@ -261,8 +262,8 @@ def _train_plankton(args: argparse.Namespace, target: Path, work: Path) -> int:
     if "classifier" in test:
         scores = test["classifier"]
         print(
-            f"classifier: recall(multiple) {scores['recall_multiple']:.3f}, "
-            f"precision(multiple) {scores['precision_multiple']:.3f}"
+            f"classifier: recall(multiple) {ratio_text(scores['recall_multiple'])}, "
+            f"precision(multiple) {ratio_text(scores['precision_multiple'])}"
         )
     print(f"installed the plankton models in {target}")
     return 0

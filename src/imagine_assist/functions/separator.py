@@ -94,11 +94,13 @@ class SeparatorFunction:
     def split(self, image: np.ndarray, scale_bar_rows: int | None = None) -> Separation:
         self.spec.check_image_size(image.shape[1], image.shape[0])
         rows = self.scale_bar_rows if scale_bar_rows is None else scale_bar_rows
-        if rows is not None and rows >= image.shape[0]:
-            # kept whole, the vignette's scale bar would go to EcoTaxa as an organism
+        if rows is not None and image.shape[0] - rows < self.spec.min_image_side:
+            # kept whole, the vignette's scale bar would go to EcoTaxa as an organism; a
+            # sliver left above it is under what any function answers for
             raise BadRequest(
-                f"the scale-bar strip of {rows} rows is as tall as the vignette "
-                f"({image.shape[0]} rows): nothing is left to separate"
+                f"the scale-bar strip of {rows} rows leaves {max(image.shape[0] - rows, 0)} "
+                f"of the vignette's {image.shape[0]} rows, under the "
+                f"{self.spec.min_image_side} needed to separate anything"
             )
         cropped = cut_scale_bar(image, rows)  # rows None: the strip is found in the vignette
         if self.classifier is None:

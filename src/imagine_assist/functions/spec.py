@@ -33,10 +33,13 @@ MIB = 1024 * 1024
 # No function can say anything about a frame smaller than this on a side: a model's letterbox
 # would blow up a few pixels into invented objects (a 1x1 frame got a litter "can" at 0.95).
 MIN_IMAGE_SIDE = 16
-# No camera frame, drone photo or vignette is 50 times longer than wide (a long chaetognath
-# vignette: about 17). A thin strip within the pixel limit would still cost what its long
-# side costs: thousands of mostly empty tiles, or a square canvas of its long side.
+# No camera frame or vignette is 50 times longer than wide (a long chaetognath vignette:
+# about 17). A thin strip within the pixel limit would still cost what its long side costs:
+# a square canvas of its long side, or thousands of mostly empty tiles. A tiled function
+# reads a drone transect strip tile by tile, so it takes strips up to 200 tiles long: no
+# more tiles than a frame at its pixel limit has.
 MAX_SIDE_RATIO = 50
+MAX_TILED_SIDE_RATIO = 200
 # The plankton separator works at the vignette's own resolution, with one mask per organism:
 # larger frames are refused (413), not downscaled. ZooScan vignettes at 2400 dpi are up to
 # about 1,340 px on a side; this leaves room for 4800 dpi scans (docs/gateway.md).
@@ -109,10 +112,16 @@ class FunctionSpec:
                 f"{self.min_image_side} pixels on each side"
             )
         long, short = max(width, height), min(width, height)
-        if long > MAX_SIDE_RATIO * short:
+        if self.tile_size is None:
+            longest = MAX_SIDE_RATIO * short
+            limit = f"frames at most {MAX_SIDE_RATIO} times longer than wide"
+        else:
+            longest = MAX_TILED_SIDE_RATIO * max(short, self.tile_size)
+            limit = f"strips this wide at most {longest:,} pixels long"
+        if long > longest:
             raise BadRequest(
                 f"{name} is {width}x{height} pixels, a strip {long / short:,.0f} times longer "
-                f"than wide; {self.id} takes frames at most {MAX_SIDE_RATIO} times"
+                f"than wide; {self.id} takes {limit}"
             )
         if width * height > self.max_image_pixels:
             raise PayloadTooLarge(

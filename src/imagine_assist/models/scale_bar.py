@@ -58,7 +58,8 @@ def scale_bar_rows(image: np.ndarray) -> int:
 
 def cut_scale_bar(image: np.ndarray, rows: int | None = None) -> np.ndarray:
     """The vignette without its scale-bar strip, `rows` high or found (`scale_bar_rows`).
-    A vignette no taller than the strip is kept whole: it has no bar to cut. What the served
+    A vignette no taller than the strip is kept whole here (the served separator refuses a
+    fixed strip that leaves too little, `SeparatorFunction.split`). What the served
     separator sees, and what it is trained and gated on."""
     rows = scale_bar_rows(image) if rows is None else rows
     if rows <= 0 or rows >= image.shape[0]:

@@ -64,8 +64,9 @@ def _multiple_scores(said: list[bool], truth: list[bool]) -> dict:
     fn = sum(t and not s for s, t in zip(said, truth, strict=True))
     correct = sum(s == t for s, t in zip(said, truth, strict=True))
     return {
-        "recall_multiple": tp / max(tp + fn, 1),
-        "precision_multiple": tp / max(tp + fp, 1),
+        # None where nothing can be said (no multiples; none called), as `tag_scores` gives
+        "recall_multiple": tp / (tp + fn) if tp + fn else None,
+        "precision_multiple": tp / (tp + fp) if tp + fp else None,
         "accuracy": correct / max(len(truth), 1),
     }
 
