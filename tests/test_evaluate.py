@@ -138,6 +138,10 @@ def test_the_command_on_a_yolo_folder_and_a_cvat_export(tmp_path, capsys):
     facts = check_summary(out, 12, class_agnostic=False)
     assert set(facts["per_class"]) <= set(FISH_LABELS)
     assert facts["boxes"] == sum(len(s.objects) for s in samples)
+    # nothing sent at a threshold of 1: precision is undefined, not 0 ("every box wrong")
+    assert main([*argv[:-1], str(tmp_path / "none-sent"), "--threshold", "1"]) == 0
+    assert "precision n/a, recall 0.000 (TP 0, FP 0" in capsys.readouterr().out
+    assert json.loads((tmp_path / "none-sent" / "summary.json").read_text())["precision"] is None
 
     # the same scenes labelled by species: other labels than the function's, compared as boxes
     species = list(generate_fish(12, seed=131))

@@ -131,3 +131,23 @@ def test_an_export_of_boxes_only_is_refused_with_what_to_give(tmp_path, capsys):
                  "--out", str(tmp_path / "o")])  # fmt: skip
     error = capsys.readouterr().err
     assert code == 2 and "CVAT for images 1.1" in error and "single/ and multiple/" in error
+
+
+def test_an_export_with_nothing_drawn_is_refused_not_scored_as_singles(tmp_path, capsys):
+    """Boxes only, or vignettes nobody drew on: scored, they read as single vignettes of no
+    organism (F1 0.000), where the truth was never given."""
+    samples = list(generate_plankton(3, seed=41, max_size=300))
+    export = write_cvat_export(tmp_path / "boxes.zip", samples, PLANKTON_LABELS, masks=False)
+    argv = [
+        "evaluate",
+        str(export),
+        "--function",
+        "plankton-separator",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert main(argv) == 2
+    assert (
+        "no organism drawn as a mask or polygon on any of its 3 vignettes"
+        in capsys.readouterr().err
+    )

@@ -150,6 +150,10 @@ def test_the_gate_refuses_to_decide_on_too_little_evidence_and_on_a_tie():
     few = check_gate(better, live, gate, heldout_boxes=18)
     assert not few["passed"] and not few["decided"]
     assert "not enough held-out data" in few["reasons"][0] and "18" in few["reasons"][0]
+    assert "or name a fixed validation export with --val" in few["reasons"][0]
+    # with --val given, the advice is a larger one, not the option already used
+    fixed = check_gate(better, live, gate, heldout_boxes=18, fixed_validation=True)
+    assert "Give a larger validation export with --val" in fixed["reasons"][0]
     assert check_gate(better, live, gate, heldout_boxes=50)["passed"]
     tie = check_gate({**better, "mAP50": 0.6}, live, gate, heldout_boxes=80)
     assert not tie["passed"] and tie["decided"] and "does not beat" in tie["reasons"][0]

@@ -108,11 +108,12 @@ def output_stems(paths: list[Path], base: Path, with_folders: bool = False) -> d
 
 
 def none_could_be_read(source: str | Path, skipped: list[tuple[Path, str]]) -> UserError:
-    """The error when not one image under `source` could be read, with the reasons: the
+    """The error when not one image under `source` could be used (unreadable, too small,
+    too large, a scale-bar strip that leaves nothing...), with the reasons: the
     first few, and how many more, so the user sees why without rerunning with -v."""
     reasons = [reason for _, reason in skipped]
     shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
-    return UserError(f"none of the {len(skipped)} images under {source} could be read: {shown}")
+    return UserError(f"none of the {len(skipped)} images under {source} could be used: {shown}")
 
 
 class OutputFiles:

@@ -140,6 +140,8 @@ def separation_summary_lines(facts: dict) -> str:
         f"{ratio_text(facts['recall_multiple'])}; singles cut into several objects: "
         f"{facts['singles_cut_apart']} of {facts['singles']}"
     )
+    if facts.get("undrawn"):
+        lines.append(f"nothing drawn, left out: {len(facts['undrawn'])} (in summary.json)")
     if facts["unreadable"]:
         lines.append(f"unreadable, left out: {len(facts['unreadable'])} (in summary.json)")
     return "\n".join(lines)
@@ -177,8 +179,9 @@ def summary_lines(facts: dict) -> str:
     lines = [
         f"{facts['function']} on {facts['images']} images, {facts['boxes']} boxes ({mode}, "
         f"IoU {facts['iou']:g}): AP50 {facts['AP50']:.3f}, AP50-95 {facts['AP50-95']:.3f}",
-        f"at threshold {facts['threshold']:g}: precision {facts['precision']:.3f}, recall "
-        f"{facts['recall']:.3f} (TP {facts['tp']}, FP {facts['fp']}, FN {facts['fn']})",
+        f"at threshold {facts['threshold']:g}: precision {ratio_text(facts['precision'])}, "
+        f"recall {ratio_text(facts['recall'])} (TP {facts['tp']}, FP {facts['fp']}, "
+        f"FN {facts['fn']})",
     ]
     if facts["empty_images"]:
         lines.append(

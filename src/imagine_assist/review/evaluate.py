@@ -271,8 +271,9 @@ def ap_facts(evaluation: metrics.Evaluation, classes: list[str]) -> dict:
 def _threshold_facts(sent: metrics.Served, boxes: int) -> dict:
     tp, fp, fn, empty = sent.tp, sent.fp, sent.fn, sent.empty_images
     return {
-        "precision": tp / (tp + fp) if tp + fp else 0.0,
-        "recall": tp / boxes if boxes else 0.0,
+        # None where it is 0/0 (no box sent; none labelled): a 0 would say all were wrong
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "recall": tp / boxes if boxes else None,
         "tp": tp,
         "fp": fp,
         "fn": fn,
@@ -309,13 +310,14 @@ def _plots(evaluation, facts, sent: metrics.Served, images: _Images, out_dir: Pa
                 np.clip(evaluation.precision[at_half][index], 0, None),
                 label=f"{label} (AP50 {facts['per_class'][label]['AP50']:.3f})",
             )
-    axis.plot(
-        [facts["recall"]],
-        [facts["precision"]],
-        "ko",
-        label=f"threshold {facts['threshold']:g}: P {facts['precision']:.2f}, "
-        f"R {facts['recall']:.2f}",
-    )
+    if facts["recall"] is not None and facts["precision"] is not None:
+        axis.plot(
+            [facts["recall"]],
+            [facts["precision"]],
+            "ko",
+            label=f"threshold {facts['threshold']:g}: P {facts['precision']:.2f}, "
+            f"R {facts['recall']:.2f}",
+        )
     axis.set(
         xlabel="recall",
         ylabel="precision",

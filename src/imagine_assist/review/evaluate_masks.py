@@ -76,16 +76,27 @@ def evaluate_separation(
             )
         base = images_dir(info.root)
         vignettes = read_cvat_organisms(info.root / "annotations.xml", Path(source))
+        undrawn: list[str] = []
         for vignette in tqdm(vignettes, desc="separating vignettes", unit="vignette"):
+            if not vignette.organisms:  # nobody drew it: no truth to score against
+                undrawn.append(vignette.name)
+                continue
             call = _call(function, base / vignette.name, vignette)
             if call is None:
                 unreadable.append(vignette.name)
             else:
                 calls.append(call)
+        if not calls and undrawn and not unreadable:
+            raise UserError(
+                f"{source} has no organism drawn as a mask or polygon on any of its "
+                f"{len(undrawn)} vignettes: draw them in CVAT, or evaluate the tag alone on "
+                "vignettes sorted into single/ and multiple/ folders"
+            )
         if not calls:
             raise UserError(f"no vignette of {source} could be read")
         facts = separation_facts(calls, function)
         facts |= {"source": str(source), "format": info.format, "unreadable": unreadable}
+        facts["undrawn"] = undrawn
         facts["calls"] = [asdict(call) for call in calls]
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "summary.json"
@@ -99,7 +110,9 @@ def _call(function, path: Path, vignette: DrawnVignette) -> SeparationCall | Non
         image = read_drawn_image(path, vignette)
         separation = function.split(image)
     except BadRequest as error:
-        log.warning("left out: %s", error)
+        message = str(error)
+        where = message if vignette.name in message else f"{vignette.name}: {message}"
+        log.warning("left out: %s", where)
         return None
     shape = (vignette.height, vignette.width)
     truth = [organism.full(shape) for organism in vignette.organisms]

@@ -134,7 +134,8 @@ def evaluate_tags(
             image = read_image(path)
             separation = function.split(image)  # refuses a vignette too small or too large
         except BadRequest as error:
-            log.warning("left out: %s", error)
+            message = str(error)
+            log.warning("left out: %s", message if name in message else f"{name}: {message}")
             unreadable.append(name)
             continue
         height, width = image.shape[:2]

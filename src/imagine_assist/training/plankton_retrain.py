@@ -231,10 +231,15 @@ def separation_f1(separator_onnx: Path, held_out: HeldOut) -> dict:
 
 
 def check_gate(
-    candidate: dict, live: dict | None, recipe: SeparatorRetrainRecipe, drawn: int
+    candidate: dict,
+    live: dict | None,
+    recipe: SeparatorRetrainRecipe,
+    drawn: int,
+    fixed_validation: bool = False,
 ) -> dict:
     if drawn < recipe.min_heldout_organisms:
-        return undecided_gate(drawn, recipe.min_heldout_organisms, "organisms", "vignettes")
+        minimum = recipe.min_heldout_organisms
+        return undecided_gate(drawn, minimum, "organisms", "vignettes", fixed_validation)
     if live is None:
         return {"passed": True, "decided": True, "reasons": ["no live separator to compare with"]}
     wanted = live["f1"] + recipe.min_f1_gain
@@ -309,7 +314,7 @@ def retrain_separator(
     onnx = export_onnx(best, recipe.imgsz, "segment")
     candidate = separation_f1(onnx, held_out) if held_out.images else {}
     live = separation_f1(live_onnx, held_out) if held_out.images else None
-    gate = check_gate(candidate, live, recipe, held_out.drawn)
+    gate = check_gate(candidate, live, recipe, held_out.drawn, bool(val_exports))
     card = {
         "classes": list(classes),
         "architecture": "yolov8n-seg",

@@ -298,12 +298,17 @@ def deployed_weights(registry: Registry, family: str) -> tuple[Path | None, str]
 
 
 def check_gate(
-    candidate: dict, deployed: dict | None, gate: Gate, heldout_boxes: int | None = None
+    candidate: dict,
+    deployed: dict | None,
+    gate: Gate,
+    heldout_boxes: int | None = None,
+    fixed_validation: bool = False,
 ) -> dict:
     """Whether the candidate may replace the live model. `decided` is False when there is
     too little held-out evidence to compare them at all."""
     if heldout_boxes is not None and heldout_boxes < gate.min_heldout_boxes:
-        return undecided_gate(heldout_boxes, gate.min_heldout_boxes, "boxes", "images")
+        minimum = gate.min_heldout_boxes
+        return undecided_gate(heldout_boxes, minimum, "boxes", "images", fixed_validation)
     if deployed is None:
         return {"passed": True, "decided": True, "reasons": ["no live model to compare with"]}
     reasons = []
@@ -322,15 +327,21 @@ def check_gate(
     return {"passed": not reasons, "decided": True, "reasons": reasons or ["passed every rule"]}
 
 
-def undecided_gate(found: int, minimum: int, things: str, items: str) -> dict:
+def undecided_gate(
+    found: int, minimum: int, things: str, items: str, fixed_validation: bool = False
+) -> dict:
     """The gate's answer when too little is held out to compare two models at all."""
+    more = (
+        f"Give a larger validation export with --val (more corrected {items})"
+        if fixed_validation
+        else f"Export more corrected {items}, or name a fixed validation export with --val"
+    )
     return {
         "passed": False,
         "decided": False,
         "reasons": [
             f"not enough held-out data: {found} held-out {things}, the recipe asks for at "
-            f"least {minimum}. Export more corrected {items}, or name a fixed validation "
-            "export with --val"
+            f"least {minimum}. {more}"
         ],
     }
 
@@ -549,7 +560,7 @@ def retrain(
     # every split has been read by now: train and val in training, test in evaluation
     images, boxes = read_by_trainer(data_yaml, counts)
     heldout_boxes = boxes[eval_split] if eval_split != "train" else 0
-    gate = check_gate(candidate, deployed, recipe.gate, heldout_boxes)
+    gate = check_gate(candidate, deployed, recipe.gate, heldout_boxes, bool(val_exports))
     card = {
         "classes": list(recipe.classes),
         "architecture": "centernet-mobilenetv3" if from_centernet else "yolov8",
