@@ -124,6 +124,15 @@ def test_card_after_a_loop_round_fills_what_the_registry_knows_and_names_the_res
     # v1 started from the bundled fish model: the real sets it learned from are credited
     assert "DeepFish" in model["Training data"] and "CC BY 4.0" in model["Training data"]
     assert "zenodo would refuse the deposit: creators" in out
+    # the training that ran: a CenterNet's own trainer, not the YOLO recipe's ultralytics
+    # arguments (mosaic, freeze) it never used; the split the metrics came from
+    assert _card(root)["architecture"] == "centernet-mobilenetv3"
+    assert "CenterNet fine-tuner" in model["Training"]
+    assert "ultralytics arguments" not in model["Training"] and "mosaic" not in card
+    split = _card(root)["evaluated_on"]["split"]
+    assert (
+        "are on the training images" if split == "train" else f"the {split} split gave the"
+    ) in found["Data splitting"]
 
 
 def test_filled_metadata_completes_the_card_and_the_deposit_meets_zenodo_rules(

