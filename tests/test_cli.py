@@ -281,7 +281,13 @@ def test_long_synthetic_training_says_how_long_and_asks_at_a_terminal(monkeypatc
         ["separate", "scan"],
         ["track", "tow.mp4"],
         ["evaluate", "task.zip", "--function", "fish-detector"],
+        ["publish", "card", "fish"],
+        ["deploy", "fish-detector"],
+        ["functions", "render", "--builtin"],
+        ["bundle", "--functions", "fish-detector"],
+        ["demo"],
     ],
+    ids=lambda argv: argv[0],
 )
 def test_an_out_that_cannot_be_a_folder_is_one_line_before_any_work(tmp_path, capsys, argv):
     """--out names a file, or sits under one: refused at once, one line, no traceback

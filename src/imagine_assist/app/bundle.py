@@ -39,7 +39,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     parser.add_argument(
         "--wheelhouse", help="use these wheels instead of downloading (default: download)"
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, out_is_folder=True)
     return parser
 
 

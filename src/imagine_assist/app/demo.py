@@ -18,7 +18,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", default="demo-output", help="folder for the demo's results")
     parser.add_argument("--models", help=MODELS_HELP)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, out_is_folder=True)
     return parser
 
 

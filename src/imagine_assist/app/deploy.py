@@ -36,7 +36,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     )
     parser.add_argument("--kafka-brokers", help="comma-separated: add a Kafka trigger")
     parser.add_argument("--kafka-topics", help="comma-separated topics for the Kafka trigger")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, out_is_folder=True)
     return parser
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from imagine_assist.app.common import check_output_folder
+
 
 def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         if stale:
             print("run `imagine-assist functions render` and commit the result", file=sys.stderr)
         return 1 if stale else 0
+    check_output_folder(args.out)  # only here: list and --check write nothing
     for path in render(specs, args.out):
         print(path)
     return 0

@@ -43,7 +43,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     parser.add_argument(
         "--publish", action="store_true", help="publish the draft (a DOI cannot be taken back)"
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, out_is_folder=True)
     return parser
 
 
