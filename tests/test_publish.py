@@ -208,7 +208,15 @@ def test_deposit_rules_name_what_zenodo_would_refuse(change, problem):
 
 def test_the_dataset_zip_is_the_training_split_with_a_checksum_manifest(loop_round, tmp_path):
     root, _, boxes = loop_round
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "fish-v9-dataset.zip").write_bytes(b"an earlier card's")
+    (tmp_path / "out" / "fish-notes.zip").write_bytes(b"the user's")
     assert publish_card(root, tmp_path / "out") == 0
+    # one publication per folder: the earlier card's zip goes (upload refuses two), not theirs
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.zip")) == [
+        "fish-notes.zip",
+        "fish-v1-dataset.zip",
+    ]
     card = _card(root)
     with zipfile.ZipFile(tmp_path / "out" / "fish-v1-dataset.zip") as archive:
         archive.extractall(tmp_path / "unzipped")
@@ -439,6 +447,8 @@ def test_template_is_written_once_and_read_back_empty(tmp_path, capsys):
         ("spatial_coverage: {place: x, lat: north}\n", "lat and lon must be numbers"),
         ("contact: {name: J, email: jane-at-example}\n", "is not an address"),
         ("creators:\n  - {name: 'Doe, Jane', orcid: 1234}\n", "is not an ORCID iD"),
+        # the right shape, a digit off: its check digit (ISO 7064 11,2) says so
+        ("creators:\n  - {name: 'Doe, Jane', orcid: 0000-0002-1825-0098}\n", "check digit"),
         ("title: [\n", "is not valid YAML"),
     ],
 )

@@ -8,7 +8,9 @@ imagine-assist publish upload publish/fish-v3 --token-env ZENODO_TOKEN [--sandbo
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -33,6 +35,8 @@ from imagine_assist.publish.zenodo import (
 
 DATASET_CARD = "dataset-card.md"
 MODEL_CARD = "model-card.md"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,6 +76,14 @@ def write_publication(
         target = out_dir / f"{folder.name}-dataset.zip"
         zip_folder(folder, target)
         shutil.rmtree(folder)
+    # A folder is one publication: an earlier card's zip of another version beside this one
+    # would be deposited with it (and `publish upload` refuses a folder of two).
+    for earlier in out_dir.glob(f"{family}-v*-dataset.zip"):
+        if earlier != target and re.fullmatch(
+            rf"{re.escape(family)}-v\d+-dataset\.zip", earlier.name
+        ):
+            earlier.unlink()
+            log.info("removed %s, the dataset of an earlier card in %s", earlier.name, out_dir)
     (out_dir / DATASET_CARD).write_text(dataset_markdown)
     (out_dir / MODEL_CARD).write_text(to_markdown(model_card(version, facts, meta)))
     keywords = [

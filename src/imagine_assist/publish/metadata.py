@@ -16,6 +16,20 @@ import yaml
 from imagine_assist.errors import UserError
 
 _ORCID = re.compile(r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$")
+
+
+def is_orcid(text: str) -> bool:
+    """An ORCID iD: four groups of four, the last character its ISO 7064 11,2 check digit
+    (Zenodo checks it; a typo in a digit would pass the pattern alone)."""
+    if not _ORCID.match(text):
+        return False
+    total = 0
+    for digit in text.replace("-", "")[:-1]:
+        total = (total + int(digit)) * 2
+    check = (12 - total % 11) % 11
+    return text[-1] == ("X" if check == 10 else str(check))
+
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 TEMPLATE = """\
@@ -182,8 +196,11 @@ def load_metadata(path: Path | None, family: str) -> PublishMetadata:
         if "," not in name:
             raise UserError(f'{path}: creator {name!r} must be written "Family name, Given names"')
         orcid = str(entry.get("orcid") or "").strip()
-        if orcid and not _ORCID.match(orcid):
-            raise UserError(f"{path}: {orcid!r} is not an ORCID iD (0000-0000-0000-0000)")
+        if orcid and not is_orcid(orcid):
+            raise UserError(
+                f"{path}: {orcid!r} is not an ORCID iD (0000-0000-0000-0000, its last "
+                "character the check digit of the others)"
+            )
         creators.append(Creator(name, str(entry.get("affiliation") or "").strip(), orcid))
     contact = {k: str(v).strip() for k, v in _mapping(raw, "contact", path).items() if v}
     if contact.get("email") and not _EMAIL.match(contact["email"]):

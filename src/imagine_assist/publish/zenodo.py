@@ -11,13 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from imagine_assist.errors import UserError
 from imagine_assist.publish.cards import GRANT, LICENSE
-from imagine_assist.publish.metadata import PublishMetadata
+from imagine_assist.publish.metadata import PublishMetadata, is_orcid
 
 ZENODO_URL = "https://zenodo.org"
 SANDBOX_URL = "https://sandbox.zenodo.org"
@@ -97,7 +96,6 @@ KNOWN_FIELDS = {
     "dates",
     "method",
 }
-_ORCID = re.compile(r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$")
 
 
 def deposit_metadata(
@@ -196,7 +194,7 @@ def check_deposit(deposit: dict) -> list[str]:
             problems.append(f'creator {name!r} must be "Family name, Given names"')
         if set(creator) - {"name", "affiliation", "orcid", "gnd"}:
             problems.append(f"creator {name!r} has fields Zenodo does not know")
-        if creator.get("orcid") and not _ORCID.match(str(creator["orcid"])):
+        if creator.get("orcid") and not is_orcid(str(creator["orcid"])):
             problems.append(f"creator {name!r}: {creator['orcid']!r} is not an ORCID iD")
     access = metadata.get("access_right", "open")
     if access not in ACCESS_RIGHTS:
