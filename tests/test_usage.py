@@ -157,7 +157,7 @@ def test_months_since_and_countries_from_an_offline_geoip_file(gateway_log, tmp_
 def test_bad_report_arguments_are_clear(tmp_path, capsys):
     missing = tmp_path / "none.jsonl"
     assert main(["usage", "report", "--log", str(missing), "--out", str(tmp_path)]) == 2
-    assert "no usage logs" in capsys.readouterr().err
+    assert "no usage log at" in capsys.readouterr().err
     missing.write_text("")
     argv = ["usage", "report", "--log", str(missing), "--since", "last week"]
     assert main([*argv, "--out", str(tmp_path)]) == 2
@@ -234,3 +234,24 @@ def test_counters_of_a_gateway_with_a_token(tmp_path, monkeypatch):
             read_counters(url)
         monkeypatch.setenv("IMAGINE_ASSIST_TOKEN", "t0k")
         assert read_counters(url) == {}
+
+
+def test_a_mistyped_log_a_log_given_twice_and_a_forged_count(tmp_path, capsys):
+    """A typo left that log's uses out without a word, a log given twice counted twice, and
+    a line of -50 images took 50 from the year."""
+    log = tmp_path / "cvat-cli-usage.jsonl"
+    line = {"source": "cvat-cli", "time": "2026-01-10T10:00:00+00:00", "status": 200,
+            "function": "fish-detector", "images": 2, "user": "jane"}  # fmt: skip
+    forged = {**line, "time": "2026-09-10T10:00:00+00:00", "images": -50}
+    late = {**line, "time": "2026-09-11T10:00:00+00:00", "images": 3}
+    log.write_text("".join(json.dumps(r) + "\n" for r in (line, forged, late)))
+    argv = ["usage", "report", "--out", str(tmp_path / "out")]
+    assert main([*argv, "--log", str(log), "--log", str(tmp_path / "typo.jsonl")]) == 2
+    assert "no usage log at" in capsys.readouterr().err
+    assert main([*argv, "--log", str(log), "--log", str(log)]) == 0
+    printed = capsys.readouterr().out
+    assert "2026: 5 images" in printed and "fish-detector: 5 images" in printed
+    from imagine_assist.usage.report import _every_month
+
+    assert _every_month(["2026-01", "2026-09"])[:3] == ["2026-01", "2026-02", "2026-03"]
+    assert len(_every_month(["2025-11", "2026-02"])) == 4  # across the new year

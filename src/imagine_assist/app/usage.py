@@ -49,7 +49,10 @@ def run(args: argparse.Namespace) -> int:
 
     home = Home.resolve()
     if args.log:
-        logs = [Path(path) for path in args.log]
+        logs = list(dict.fromkeys(Path(path).resolve() for path in args.log))  # once each
+        absent = [str(path) for path in logs if not path.is_file()]
+        if absent:  # a typo must not quietly leave a log's uses out of the report
+            raise UserError(f"no usage log at {', '.join(absent)}")
     else:  # the current logs and what logrotate kept of them (.1, .2.gz, ...)
         cvat_cli_log = usage_log_path(home)
         logs = sorted((home.root / "logs").glob("gateway-access.jsonl*"))

@@ -87,6 +87,11 @@ def read_uses(paths: Iterable[Path]) -> tuple[list[Use], int]:
     return uses, skipped
 
 
+# One log line is one request or one cvat-cli run; a task of a million frames is beyond
+# any run here, and a negative count is no count.
+MAX_IMAGES_PER_LINE = 1_000_000
+
+
 def _read_log(path: Path, uses: list[Use]) -> int:
     skipped = 0
     opener = gzip.open if path.suffix == ".gz" else open  # logrotate's compressed files
@@ -100,12 +105,15 @@ def _read_log(path: Path, uses: list[Use]) -> int:
                     raise ValueError("not a record")
                 if "source" not in record and record.get("path") != INVOCATIONS:
                     continue  # health checks, listings, metrics: no image processed
+                images = int(record.get("images", 1))
+                if not 0 <= images <= MAX_IMAGES_PER_LINE:
+                    raise ValueError(f"{images} images")  # a damaged or forged line
                 uses.append(
                     Use(
                         time=_parse_time(record["time"]),
                         function=str(record.get("function") or "?"),
                         status=int(record["status"]),
-                        images=int(record.get("images", 1)),
+                        images=images,
                         client=str(record.get("client") or ""),
                         user=str(record.get("user") or ""),
                         server=str(record.get("server") or ""),
@@ -290,13 +298,26 @@ def write_report(report: UsageReport, out_dir: Path) -> list[Path]:
     return written
 
 
+def _every_month(months: list[str]) -> list[str]:
+    """Every "YYYY-MM" from the first to the last: an idle month is a bar of 0, not a gap
+    closed up."""
+    if not months:
+        return []
+    year, month = map(int, months[0].split("-"))
+    every = []
+    while f"{year:04d}-{month:02d}" <= months[-1]:
+        every.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return every
+
+
 def plot_monthly(report: UsageReport, path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    months = sorted({row["month"] for row in report.monthly})
+    months = _every_month(sorted({row["month"] for row in report.monthly}))
     functions = sorted({row["function"] for row in report.monthly})
     figure, axes = plt.subplots(figsize=(max(6, len(months) * 0.6 + 3), 4))
     bottom = [0] * len(months)
