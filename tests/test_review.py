@@ -160,3 +160,31 @@ def test_mistakes_are_ranked_by_disagreement_when_the_brain_names_none(monkeypat
         assert dataset.load_saved_view(MISTAKES_VIEW).first()[MISTAKENNESS] > 0
     finally:
         dataset.delete()
+
+
+def test_tied_mistakes_are_listed_in_one_order_everywhere():
+    """Ties broken by path: the first few (the terminal, worst.png) and the whole list
+    (summary.json) were ordered differently."""
+    from pathlib import Path
+
+    from imagine_assist.review.review import EVAL_KEY, MISTAKENNESS, MISTAKES_VIEW, flag_mistakes
+
+    fo = fiftyone()
+    dataset = fo.Dataset()
+    names = [f"tie_{i:02d}.jpg" for i in (7, 3, 9, 1, 5, 0, 8, 2)]
+    samples = []
+    for name in names:  # one class: the (FP + FN) share ranks; every sample ties at 0.5
+        sample = fo.Sample(filepath=f"/nowhere/{name}")
+        for key, value in (("tp", 1), ("fp", 1), ("fn", 0)):
+            sample[f"{EVAL_KEY}_{key}"] = value
+        samples.append(sample)
+    dataset.add_samples(samples)
+    try:
+        flag_mistakes(dataset, ["fish"])
+        view = dataset.load_saved_view(MISTAKES_VIEW)
+        whole = [Path(s.filepath).name for s in view]
+        assert whole == sorted(names)
+        assert [Path(s.filepath).name for s in view.limit(3)] == whole[:3]
+        assert len({s[MISTAKENNESS] for s in view}) == 1
+    finally:
+        dataset.delete()

@@ -122,7 +122,9 @@ def flag_mistakes(dataset, classes: list[str]) -> str:
     else:
         _disagreement_share(dataset)
         method = rule if fob is None else f"{rule} (one class: nothing for mistakenness to flip)"
-    dataset.save_view(MISTAKES_VIEW, dataset.sort_by(MISTAKENNESS, reverse=True), overwrite=True)
+    # ties broken by file path: the terminal, worst.png and summary.json list alike
+    ranked = dataset.sort_by([(MISTAKENNESS, -1), ("filepath", 1)])
+    dataset.save_view(MISTAKES_VIEW, ranked, overwrite=True)
     return method
 
 
