@@ -60,6 +60,7 @@ def test_demo_writes_every_output_for_both_functions(tmp_path, capsys, monkeypat
     dataset_card = (loop / "publish" / "dataset-card.md").read_text()
     assert "## Training dataset" in dataset_card and "Missing: fill `contact`" in dataset_card
     assert (loop / "publish" / "zenodo-deposit.json").is_file()
+    assert "zenodo would refuse the deposit: creators" in printed  # what the list cannot name
     card = json.loads((models / "fish" / "versions" / "v1" / "card.json").read_text())
     assert card["data"]["exports"][0]["format"] == "CVAT for images 1.1"
     assert ("promoted v1" in printed) == card["gate"]["passed"]

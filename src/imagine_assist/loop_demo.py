@@ -117,6 +117,8 @@ def run_loop_demo(out: Path, models_dir: str | None = None, images: int = 40) ->
         "(`imagine-assist publish template fish`): "
         + ", ".join(gap.field for gap in publication.missing)
     )
+    for problem in publication.deposit_problems:  # creators, above all: Zenodo requires them
+        print(f"zenodo would refuse the deposit: {problem}")
 
     print("== 6. bring your own labels: a task labelled by species starts a family")
     own = bring_own_labels(loop, samples, models_dir)
