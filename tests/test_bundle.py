@@ -64,3 +64,12 @@ def test_bundle_refuses_a_folder_in_use_and_verify_a_non_bundle(tmp_path, capsys
     assert "not empty" in capsys.readouterr().err
     assert main(["bundle", "verify", str(used)]) == 2
     assert "has no MANIFEST.sha256" in capsys.readouterr().err
+
+
+def test_a_bundle_that_did_not_finish_is_named_as_one(tmp_path, capsys):
+    """Interrupted while it gathered wheels: the rerun said only "not empty"."""
+    partial = tmp_path / "bundle"
+    (partial / "wheels").mkdir(parents=True)
+    (partial / "wheels" / "numpy.whl").write_bytes(b"half")
+    assert main(["bundle", "--out", str(partial), "--wheelhouse", str(tmp_path)]) == 2
+    assert "a bundle that did not finish (no MANIFEST.sha256)" in capsys.readouterr().err

@@ -123,6 +123,12 @@ def build_bundle(
     wheelhouse: Path | None = None,
 ) -> BundleReport:
     if out.exists() and any(out.iterdir()):
+        if (out / "wheels").is_dir() and not (out / "MANIFEST.sha256").exists():
+            # the manifest is written last: without it, a bundle that never finished
+            raise UserError(
+                f"{out} holds a bundle that did not finish (no MANIFEST.sha256): delete the "
+                "folder and run again, or give a new one"
+            )
         raise UserError(f"{out} is not empty; give a new folder for the bundle")
     specs = [get_spec(function_id) for function_id in function_ids]
     extras = [
