@@ -165,6 +165,10 @@ def test_cvat_server_and_login_are_asked_for_by_name(monkeypatch, capsys):
     assert main([*argv, "--send-to-cvat", "--cvat", "https://cvat.example"]) == 2
     err = capsys.readouterr().err
     assert "CVAT_USER and CVAT_PASSWORD" in err and "no-such-export" not in err
+    # without a server either: the advice is the backend's login, not "a token, or..."
+    assert main([*argv, "--send-to-cvat"]) == 2
+    err = capsys.readouterr().err
+    assert "--cvat URL" in err and "takes no token" in err and "CVAT_ACCESS_TOKEN" not in err
 
 
 def test_review_sets_fiftyones_cvat_login_from_ours(monkeypatch):

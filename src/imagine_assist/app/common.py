@@ -146,10 +146,16 @@ def add_cvat_option(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def cvat_url(given: str | None) -> str:
+# review --send-to-cvat goes through FiftyOne's CVAT backend, which takes no token
+FIFTYONE_CVAT_LOGIN = (
+    "log in with CVAT_USER and CVAT_PASSWORD (FiftyOne's CVAT backend takes no token)"
+)
+
+
+def cvat_url(given: str | None, login: str = CVAT_LOGIN) -> str:
     url = given or os.environ.get("CVAT_HOST")
     if not url:
-        raise UserError(f"name the CVAT server with --cvat URL (or CVAT_HOST), and {CVAT_LOGIN}")
+        raise UserError(f"name the CVAT server with --cvat URL (or CVAT_HOST), and {login}")
     return url
 
 

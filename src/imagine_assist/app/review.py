@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from imagine_assist.app.common import (
+    FIFTYONE_CVAT_LOGIN,
     MODELS_HELP,
     add_cvat_option,
     add_export_options,
@@ -67,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
     threshold = checked_threshold(spec, args.threshold)
     url = None
     if args.send_to_cvat:  # the login is checked before the review, not after it
-        url = args.send_to_cvat if isinstance(args.send_to_cvat, str) else cvat_url(args.cvat)
+        url = (
+            args.send_to_cvat
+            if isinstance(args.send_to_cvat, str)
+            else cvat_url(args.cvat, FIFTYONE_CVAT_LOGIN)
+        )
         fiftyone_cvat_login(url)
     out = Path(args.out)
     work = Home.resolve().root / "runs" / "review"
