@@ -268,6 +268,12 @@ def ap_facts(evaluation: metrics.Evaluation, classes: list[str]) -> dict:
     return {"AP50": mean("AP50"), "AP50-95": mean("AP50-95"), "per_class": per_class}
 
 
+def served_point(axis, precision: float | None, recall: float | None, what: str) -> None:
+    """The served threshold's point on a precision-recall plot; none where either is 0/0."""
+    if precision is not None and recall is not None:
+        axis.plot([recall], [precision], "ko", label=f"{what}: P {precision:.2f}, R {recall:.2f}")
+
+
 def _threshold_facts(sent: metrics.Served, boxes: int) -> dict:
     tp, fp, fn, empty = sent.tp, sent.fp, sent.fn, sent.empty_images
     return {
@@ -310,14 +316,7 @@ def _plots(evaluation, facts, sent: metrics.Served, images: _Images, out_dir: Pa
                 np.clip(evaluation.precision[at_half][index], 0, None),
                 label=f"{label} (AP50 {facts['per_class'][label]['AP50']:.3f})",
             )
-    if facts["recall"] is not None and facts["precision"] is not None:
-        axis.plot(
-            [facts["recall"]],
-            [facts["precision"]],
-            "ko",
-            label=f"threshold {facts['threshold']:g}: P {facts['precision']:.2f}, "
-            f"R {facts['recall']:.2f}",
-        )
+    served_point(axis, facts["precision"], facts["recall"], f"threshold {facts['threshold']:g}")
     axis.set(
         xlabel="recall",
         ylabel="precision",

@@ -33,7 +33,12 @@ from imagine_assist.errors import BadRequest, UserError
 from imagine_assist.functions.separator import MULTIPLE, SINGLE
 from imagine_assist.image_files import IMAGE_SUFFIXES
 from imagine_assist.images import read_image
-from imagine_assist.review.evaluate import GALLERY_SIZE, EvaluationSummary, gallery
+from imagine_assist.review.evaluate import (
+    GALLERY_SIZE,
+    EvaluationSummary,
+    gallery,
+    served_point,
+)
 from imagine_assist.training.plankton_real import tag_scores
 
 log = logging.getLogger(__name__)
@@ -191,14 +196,7 @@ def _plots(calls: list[TagCall], facts: dict, root: Path, out_dir: Path) -> list
         axis.plot(
             recall, precision, ".-", label=f"each threshold (AP {facts['average_precision']:.3f})"
         )
-    if facts["recall_multiple"] is not None and facts["precision_multiple"] is not None:
-        axis.plot(
-            [facts["recall_multiple"]],
-            [facts["precision_multiple"]],
-            "ko",
-            label=f"as served: P {facts['precision_multiple']:.2f}, "
-            f"R {facts['recall_multiple']:.2f}",
-        )
+    served_point(axis, facts["precision_multiple"], facts["recall_multiple"], "as served")
     auc = facts["roc_auc"]
     axis.set(
         xlabel='recall of "multiple"',
