@@ -269,3 +269,22 @@ def test_the_models_own_classes_decide_not_a_card_edited_by_hand(models, capsys,
         capsys, "models", "promote", "reef", "v5", "--force", "--models", str(models)
     )
     assert code == 2 and "detects ['Dentex dentex', '鱼']" in err
+
+
+def test_rollback_and_repair_pass_over_a_version_whose_model_no_longer_loads(models, capsys):
+    registry = Registry(models)
+    for name in ("v1", "v2", "v3"):
+        registry.promote("reef", name, "better")
+    model = models / "reef" / "versions" / "v2" / "model.onnx"
+    model.write_bytes(model.read_bytes()[:40])  # cut short: there, but it does not load
+    code, out, _ = cli(capsys, "models", "list", "reef", "--models", str(models))
+    assert "v2  damaged:" in out and "not a readable ONNX model" in out
+    code, out, _ = cli(capsys, "models", "rollback", "reef", "--models", str(models))
+    assert (code, out) == (0, "rolled reef back to v1\n") and live_text(models) == "one"
+
+
+def test_a_version_whose_card_is_gone_is_listed_as_damaged(models, capsys):
+    Registry(models).promote("reef", "v1", "first")
+    (models / "reef" / "versions" / "v3" / "card.json").unlink()
+    code, out, _ = cli(capsys, "models", "list", "reef", "--models", str(models))
+    assert code == 0 and "v3  damaged: its card.json is gone" in out and "* v1" in out

@@ -68,9 +68,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"no {family} versions in {registry.root}")
         if damage:
             print(f"warning: {damage}", file=sys.stderr)
+        for name in registry.unlisted(family):
+            print(f"  {name}  damaged: its card.json is gone")
         for version in versions:
             mark = "*" if current and current.name == version.name else " "
-            problem = version.problem()
+            problem = version.problem() or version.unreadable_model()
             if problem is not None:  # one damaged version must not hide the others
                 print(f"{mark} {version.name}  damaged: {problem.split(': ', 1)[-1]}")
                 continue

@@ -437,7 +437,7 @@ class Registry:
             earlier = earlier[: len(earlier) - earlier[::-1].index(to)]
             reason += f" to {to}"
         # versions deleted by hand since are skipped, not resurrected
-        while earlier and earlier[-1] is not None and not self._complete(family, earlier[-1]):
+        while earlier and earlier[-1] is not None and not self._usable(family, earlier[-1]):
             earlier.pop()
         if earlier and earlier[-1] is not None:
             version = self.get(family, earlier[-1])
@@ -483,7 +483,7 @@ class Registry:
             self._switch(family, None, f"repair: no good entry in {HISTORY}", [], action="repair")
             return None
         version = self.get(family, good["version"]) if good["version"] else None
-        earlier = [v for v in _earlier(good) if v is None or self._complete(family, v)]
+        earlier = [v for v in _earlier(good) if v is None or self._usable(family, v)]
         reason = f"repair: as {HISTORY} last had it"
         forced = good.get("forced") is True
         self._switch(family, version, reason, earlier, forced, action="repair")
@@ -525,6 +525,30 @@ class Registry:
         """Stored, with a readable card and every model file it was stored with."""
         folder = self.family_dir(family) / "versions" / name
         return self._stored(family, name) and ModelVersion(family, name, folder).problem() is None
+
+    def _usable(self, family: str, name: str) -> bool:
+        """Complete, and its ONNX files load: what a rollback or a repair may return to (it
+        opens them, so it is for those, not for every lookup)."""
+        folder = self.family_dir(family) / "versions" / name
+        return (
+            self._complete(family, name)
+            and ModelVersion(family, name, folder).unreadable_model() is None
+        )
+
+    def unlisted(self, family: str) -> list[str]:
+        """Version folders whose card is gone: not versions any more, but shown as damaged
+        so that a user sees why one is missing (CURRENT may name it)."""
+        folder = self.family_dir(family) / "versions"
+        if not folder.is_dir():
+            return []
+        return sorted(
+            (
+                e.name
+                for e in folder.iterdir()
+                if _VERSION.match(e.name) and not (e / CARD).exists()
+            ),
+            key=lambda name: int(name[1:]),
+        )
 
 
 def _is_record(record: object) -> bool:
