@@ -263,6 +263,13 @@ def test_failed_reload_keeps_the_previous_model(tmp_path):
             headers=invoke_headers("fish-detector"),
         )
         assert ok.status_code == 200
+        # healthz says the model serving is not the one asked for, and why
+        served = requests.get(f"{url}/api/healthz").json()["models"]["fish-detector"]
+        assert "not a readable ONNX model" in served["reload_error"]
+        model["path"] = None  # a reload that works clears it
+        assert requests.post(f"{url}/api/functions/fish-detector/reload").status_code == 200
+        served = requests.get(f"{url}/api/healthz").json()["models"]["fish-detector"]
+        assert "reload_error" not in served
 
 
 def test_503_while_loading_and_after_a_failed_load(tmp_path):

@@ -307,7 +307,12 @@ def create_app(gateway: Gateway, load_on_start: bool = True) -> Starlette:
         statuses = {name: host.status for name, host in gateway.hosts.items()}
         states = {name: status.state for name, status in statuses.items()}
         models = {
-            name: {"model": status.model, "version": model_version(status.model)}
+            name: {
+                "model": status.model,
+                "version": model_version(status.model),
+                # the last reload failed: this model serves on, not the one asked for
+                **({"reload_error": status.reload_error} if status.reload_error else {}),
+            }
             for name, status in statuses.items()
         }
         ready = all(state == "ready" for state in states.values())

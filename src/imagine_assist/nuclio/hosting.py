@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from imagine_assist.functions.spec import FunctionSpec
@@ -27,6 +27,9 @@ class HostStatus:
     message: str = ""
     model: str = ""
     loaded_at: float | None = None
+    # why the last reload failed while this model kept serving: it is then not the model
+    # the registry names (healthz says so)
+    reload_error: str = ""
 
 
 def model_path_of(function) -> str:
@@ -81,6 +84,8 @@ class FunctionHost:
                 with self._lock:
                     if self._function is None:
                         self._status = HostStatus("failed", f"the model failed to load: {error}")
+                    else:
+                        self._status = replace(self._status, reload_error=str(error))
                     return HostStatus("failed", str(error))
             model = model_path_of(function)
             log.info("%s: loaded %s in %.1f s", self.spec.id, model, time.perf_counter() - started)
