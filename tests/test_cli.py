@@ -410,3 +410,17 @@ def test_a_family_of_ones_own_without_a_model_is_told_to_train_from_an_export(ho
     argv = ["predict", str(images), "--function", "reef-detector", "--out", str(home.parent / "o")]
     assert main([*argv, "--home", str(home)]) == 2
     assert "imagine-assist train reef --from export.zip" in capsys.readouterr().err
+
+
+def test_a_gpu_this_machine_lacks_is_one_line_before_any_data_is_made(capsys, monkeypatch):
+    """`train fish --device 0` on a CPU machine made the data, then died in ultralytics
+    with a traceback."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "fish", "--device", "0", "--yes"]) == 2
+    assert "asks for a GPU this machine lacks (no CUDA GPU); use --device cpu" in (
+        capsys.readouterr().err
+    )
+    assert main(["train", "fish", "--device", "gpu", "--yes"]) == 2
+    assert "--device is cpu or a CUDA device number" in capsys.readouterr().err

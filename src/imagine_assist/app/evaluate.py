@@ -30,7 +30,9 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
         "source",
         help="for a detector: a YOLO folder (data.yaml, or images/ and labels/ side by side) "
         "or a CVAT export zip (images 1.1, video 1.1, COCO 1.0, Ultralytics YOLO); for "
-        "plankton-separator: a folder of vignettes sorted into single/ and multiple/",
+        "plankton-separator: a folder of vignettes sorted into single/ and multiple/ (the "
+        "tag), or a CVAT for images 1.1 export zip with the organisms drawn as masks or "
+        "polygons (the separation)",
     )
     parser.add_argument(
         "--function",
