@@ -157,7 +157,7 @@ def test_the_command_on_a_yolo_folder_and_a_cvat_export(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("5 0.5 0.5 0.1 0.1", "line 2 has class 5, but data.yaml names 1 classes"),
+        ("5 0.5 0.5 0.1 0.1", "line 2 has class 5, but data.yaml names 1 classes (0)"),
         ("garbage line", "line 2 is not a YOLO box"),
         ("0 0.5 nan 0.1 0.1", "line 2 is not a YOLO box"),
     ],
@@ -234,3 +234,18 @@ def test_a_data_yaml_naming_missing_split_folders_reads_images_and_labels_beside
     (source / "data.yaml").write_text("names: [fish]\ntrain: ../train/images\ntest: images/test\n")
     result = evaluate_function(source, stub_function(0.75), tmp_path / "out", tmp_path / "work")
     assert result.facts["AP50"] == pytest.approx(56 / 101, abs=1e-3)
+
+
+def test_yolo_class_ids_are_the_names_keys_which_need_not_run_in_order(tmp_path):
+    from imagine_assist.errors import UserError
+    from imagine_assist.training.exports import check_yolo_labels, yolo_class_ids
+
+    labels = tmp_path / "labels" / "train"
+    labels.mkdir(parents=True)
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (labels / "a.txt").write_text("5 0.5 0.5 0.2 0.2\n0 0.1 0.1 0.05 0.05\n")
+    ids = yolo_class_ids({0: "fish", 5: "shark"})
+    check_yolo_labels([tmp_path / "images" / "train"], ids, tmp_path)  # 5 is declared
+    (labels / "a.txt").write_text("3 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(UserError, match=r"class 3, but data.yaml names 2 classes \(0, 5\)"):
+        check_yolo_labels([tmp_path / "images" / "train"], ids, tmp_path)

@@ -45,6 +45,7 @@ from imagine_assist.training.exports import (
     load_export,
     relabel,
     unpacked,
+    yolo_class_ids,
 )
 
 PREDICTION_FLOOR = 0.001
@@ -131,7 +132,7 @@ def load_yolo_folder(root: Path, work_dir: Path, names: list[str], name: str):
             f"{root} is not a YOLO folder: give one with a data.yaml, or with images/ and "
             "labels/ side by side"
         )
-    check_yolo_labels(folders, len(names), root)
+    check_yolo_labels(folders, yolo_class_ids(names), root)
     # FiftyOne's importer reads one split of one yaml: ours names every folder found
     work_dir.mkdir(parents=True, exist_ok=True)
     yaml_path = work_dir / f"{name}.yaml"

@@ -788,7 +788,15 @@ def yolo_labels_folder(images: Path) -> Path | None:
     return Path(*parts[:at], "labels", *parts[at + 1 :])
 
 
-def check_yolo_labels(image_folders, class_count: int, where: Path) -> None:
+def yolo_class_ids(names) -> set[int]:
+    """The class ids a data.yaml's `names` declares: a list's positions, or a mapping's keys
+    (which need not run 0, 1, 2...)."""
+    if isinstance(names, dict):
+        return {int(key) for key in names if str(key).lstrip("-").isdigit()}
+    return set(range(len(names or [])))
+
+
+def check_yolo_labels(image_folders, class_ids: set[int], where: Path) -> None:
     """Every line of the label files of these image folders is a box or polygon of a class
     the data names. FiftyOne's importer passes over a line with another class id, or one
     it cannot parse, without a word: an evaluation or a training would quietly lack those
@@ -813,10 +821,11 @@ def check_yolo_labels(image_folders, class_count: int, where: Path) -> None:
                         f"{where}: {readable_name(path)} line {number} is not a YOLO box "
                         f"(class x y width height): {readable_name(line[:80])!r}"
                     )
-                if not 0 <= label < class_count:
+                if label not in class_ids:
+                    known = ", ".join(map(str, sorted(class_ids))) or "none"
                     raise UserError(
                         f"{where}: {readable_name(path)} line {number} has class {label}, but "
-                        f"data.yaml names {class_count} classes (0 to {class_count - 1})"
+                        f"data.yaml names {len(class_ids)} classes ({known})"
                     )
 
 
@@ -827,7 +836,7 @@ def _load_yolo(fo, root: Path, common: dict):
     names = config.get("names") if isinstance(config, dict) else None
     if isinstance(names, list | dict):
         folders = [root / "images" / split for split in YOLO_SPLITS]
-        check_yolo_labels([f for f in folders if f.is_dir()], len(names), root)
+        check_yolo_labels([f for f in folders if f.is_dir()], yolo_class_ids(names), root)
     dataset = fo.Dataset(common["name"])
     for split in YOLO_SPLITS:
         if (root / "images" / split).is_dir():
