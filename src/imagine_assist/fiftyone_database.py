@@ -122,6 +122,11 @@ def _serves(process, database_dir: str) -> bool:
     return False
 
 
+# FiftyOne's service answers a registration with a pickled True. The answer is compared as
+# bytes, never unpickled: whatever listens on that port is not trusted to run code here.
+_YES = {pickle.dumps(True, protocol) for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1)}
+
+
 def _register(process, fosu) -> bool:
     """FiftyOne's "register" message to the service, answered within `REGISTER_TIMEOUT_S`."""
     try:
@@ -129,9 +134,12 @@ def _register(process, fosu) -> bool:
         with socket.create_connection(("localhost", port), timeout=REGISTER_TIMEOUT_S) as sock:
             with sock.makefile("wb") as out:
                 pickle.dump(("register", os.getpid()), out)
-            with sock.makefile("rb") as answer:
-                # the service is this user's own FiftyOne process (found by its owner)
-                return pickle.load(answer) is True  # noqa: S301
+            answer = b""
+            while len(answer) < 16 and (chunk := sock.recv(16)):
+                answer += chunk
+                if answer in _YES:
+                    return True
+            return False
     except Exception as error:  # no port, refused, a timeout, a garbled answer
         log.warning("FiftyOne's database service %s did not answer: %s", process.pid, error)
         return False
