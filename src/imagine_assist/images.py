@@ -81,7 +81,7 @@ def decode_image_reduced(
     except (OSError, SyntaxError, ValueError) as error:
         raise BadRequest(f"the image could not be decoded, it may be truncated: {error}") from None
     rgb = upright_rgb8(image)
-    if _ORIENTATIONS.get(_exif_orientation(image)) in _SWAPS_SIDES:
+    if _turned_on_its_side(image):
         width, height = height, width
     return rgb, (width, height)
 
@@ -92,7 +92,7 @@ def upright_size(path: Path) -> tuple[int, int] | None:
     try:
         with Image.open(path) as image:
             width, height = image.size
-            if _ORIENTATIONS.get(_exif_orientation(image)) in _SWAPS_SIDES:
+            if _turned_on_its_side(image):
                 width, height = height, width
     except Exception:
         return None
@@ -150,6 +150,11 @@ _SWAPS_SIDES = {
     Image.Transpose.TRANSVERSE,
     Image.Transpose.ROTATE_90,
 }
+
+
+def _turned_on_its_side(image: Image.Image) -> bool:
+    """Whether showing the image upright swaps its width and height."""
+    return _ORIENTATIONS.get(_exif_orientation(image)) in _SWAPS_SIDES
 
 
 def _exif_orientation(image: Image.Image) -> int:

@@ -26,7 +26,6 @@ from imagine_assist.models.track import (
     TowTracks,
     Track,
     group_systems,
-    one_group_per_track,
     track_video,
 )
 
@@ -235,10 +234,8 @@ def track_to_files(
         label=label,
         frame_count=video.frame_count,
     )
-    if grouped:
+    if grouped:  # otherwise each track counts on its own, with no group (as tracked)
         group_systems(result, system_radius_px)
-    else:
-        one_group_per_track(result)
     counts = result.counts_per_minute()
     report = TowReport(
         out,

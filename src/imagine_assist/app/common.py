@@ -342,3 +342,20 @@ def positive_int(text: str) -> int:
 def ratio_text(value: float | None) -> str:
     """A precision, recall or share to three places; "n/a" where it is undefined (0/0)."""
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def check_device(device: str) -> None:
+    """`cpu`, or CUDA devices this machine has (`0`, `0,1`, `cuda:0`)."""
+    if device == "cpu":
+        return
+    indices = device.removeprefix("cuda:").split(",")
+    if not all(index.strip().isdigit() for index in indices):
+        raise UserError(f"--device is cpu or a CUDA device number such as 0, not {device!r}")
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    missing = [i for i in indices if int(i) >= count]
+    if missing:
+        have = f"GPUs 0-{count - 1}" if count else "no CUDA GPU"
+        raise UserError(f"--device {device} asks for a GPU this machine lacks ({have}); "
+                        "use --device cpu")  # fmt: skip

@@ -6,7 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from imagine_assist.app.common import MODELS_HELP, HelpFormatter, add_export_options, positive_int
+from imagine_assist.app.common import (
+    MODELS_HELP,
+    HelpFormatter,
+    add_export_options,
+    check_device,
+    positive_int,
+)
 from imagine_assist.errors import UserError
 from imagine_assist.home import Home, work_folder_held
 
@@ -79,6 +85,7 @@ def _create(args: argparse.Namespace) -> int:
     check_new_name(args.name)  # before the work folder is named after it
     home = Home.resolve()
     work = Path(args.work) if args.work else home.root / "runs" / f"{args.name}-create"
+    check_device(args.device)  # before the export is read, not a trainer's traceback
     with work_folder_held(work, f"creation of {args.name}"):
         created = create_family(
             args.name,

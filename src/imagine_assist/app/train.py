@@ -12,6 +12,7 @@ from pathlib import Path
 from imagine_assist.app.common import (
     MODELS_HELP,
     add_export_options,
+    check_device,
     family_help,
     positive_int,
     ratio_text,
@@ -227,23 +228,6 @@ def training_estimate(
         f" (about {round(kept)} of {windows} windows each)" if windows > 1 else ""
     )
     return Estimate(seconds, f"{what} x {recipe.epochs} epochs", device, recipe)
-
-
-def check_device(device: str) -> None:
-    """`cpu`, or CUDA devices this machine has (`0`, `0,1`, `cuda:0`)."""
-    if device == "cpu":
-        return
-    indices = device.removeprefix("cuda:").split(",")
-    if not all(index.strip().isdigit() for index in indices):
-        raise UserError(f"--device is cpu or a CUDA device number such as 0, not {device!r}")
-    import torch
-
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    missing = [i for i in indices if int(i) >= count]
-    if missing:
-        have = f"GPUs 0-{count - 1}" if count else "no CUDA GPU"
-        raise UserError(f"--device {device} asks for a GPU this machine lacks ({have}); "
-                        "use --device cpu")  # fmt: skip
 
 
 def confirm(estimate: Estimate, yes: bool, stdin=None) -> bool:

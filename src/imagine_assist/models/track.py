@@ -139,16 +139,6 @@ def track_video(
     return TowTracks(tracks, frame_total, size, fps, np.array(offsets).reshape(-1, 2))
 
 
-def one_group_per_track(result: TowTracks) -> dict[int, int]:
-    """Each track counted on its own, with no group in the CVAT XML or the preview: what is
-    counted when the objects are not burrow openings (two fish close together are two)."""
-    systems = {track.track_id: index for index, track in enumerate(result.tracks, start=1)}
-    for track in result.tracks:
-        track.group_id = None
-    result.systems = systems
-    return systems
-
-
 def group_systems(result: TowTracks, radius_px: float) -> dict[int, int]:
     """Openings closer than `radius_px` on the seabed (single linkage) form one system."""
     from scipy.cluster.hierarchy import fcluster, linkage
