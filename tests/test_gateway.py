@@ -410,3 +410,65 @@ def test_tracker_states_through_the_gateway(gateway_url):
         json={"image": frame, "shapes": [[100, 100, 140, 130]], "states": [state]},
     )
     assert again.status_code == 200 and len(again.json()["shapes"]) == 1
+
+
+def wait_for_version(url: str, function_id: str, version: str, timeout_s: float = 30) -> dict:
+    deadline = time.time() + timeout_s
+    while True:
+        served = requests.get(f"{url}/api/healthz").json()["models"][function_id]
+        if served["version"] == version or time.time() > deadline:
+            return served
+        time.sleep(0.05)
+
+
+def test_a_promotion_by_another_process_serves_without_a_reload(tmp_path):
+    """`models promote` without --gateway (or the loop) rewrites CURRENT; the gateway sees
+    it at its next look and serves the new version, then the bundled one after a rollback."""
+    from imagine_assist.models.registry import Registry
+    from imagine_assist.models.store import BUNDLED_DIR
+
+    models = tmp_path / "models"
+    gateway = Gateway(build_hosts(["fish-detector"], models), watch_models_s=0.05)
+    with running(gateway) as url:
+        assert wait_for_version(url, "fish-detector", "bundled")["version"] == "bundled"
+        registry = Registry(models)
+        registry.add("fish", {"model.onnx": BUNDLED_DIR / "fish" / "model.onnx"}, {})
+        registry.promote("fish", "v1", "corrected frames")
+        served = wait_for_version(url, "fish-detector", "v1")
+        assert served["version"] == "v1" and served["model"].endswith("v1/model.onnx")
+        answer = requests.post(
+            f"{url}/api/function_invocations",
+            json={"image": b64(FISH)},
+            headers=invoke_headers("fish-detector"),
+        )
+        assert answer.status_code == 200
+        registry.rollback("fish")
+        assert wait_for_version(url, "fish-detector", "bundled")["version"] == "bundled"
+
+
+def test_the_model_watch_reloads_once_per_change_and_not_a_failed_load_again(tmp_path):
+    from imagine_assist.nuclio.hosting import ModelWatch
+
+    stamp_file = tmp_path / "CURRENT"
+    stamp_file.write_text("v1")
+    loads = {"count": 0, "fail": False}
+
+    def loader():
+        loads["count"] += 1
+        if loads["fail"]:
+            raise ValueError("cut short")
+        return load_function("fish-detector")
+
+    host = FunctionHost(get_spec("fish-detector"), loader, lambda: stamp_file.read_text())
+    watch = ModelWatch([host], interval_s=60)
+    assert watch.look() == []  # never loaded: the first load is the gateway's, not the watch's
+    host.load()
+    assert watch.look() == [] and loads["count"] == 1
+    stamp_file.write_text("v2")
+    assert watch.look() == ["fish-detector"] and loads["count"] == 2
+    assert watch.look() == []
+    loads["fail"] = True
+    stamp_file.write_text("v3")
+    assert watch.look() == ["fish-detector"] and loads["count"] == 3
+    assert host.status.state == "ready" and "cut short" in host.status.reload_error
+    assert watch.look() == [] and loads["count"] == 3  # a broken version is not retried

@@ -416,6 +416,8 @@ def test_a_500_logs_one_traceback(monkeypatch):
         (["--max-connections", "0"], "--max-connections must be at least 1"),
         (["--body-timeout", "0"], "--body-timeout must be a positive number"),
         (["--timeout", "inf"], "--timeout must be a positive number"),
+        (["--watch-models", "-1"], "--watch-models must be 0 or a number of seconds"),
+        (["--watch-models", "nan"], "--watch-models must be 0 or a number of seconds"),
     ],
 )
 def test_serve_refuses_admission_settings_that_cannot_work(flags, message, capsys, tmp_path):

@@ -30,6 +30,14 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     parser.add_argument(
         "--access-log", help="JSON-lines access log (default: <home>/logs/gateway-access.jsonl)"
     )
+    parser.add_argument(
+        "--watch-models",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="look this often for a live model promoted, rolled back or installed by another "
+        "process, and reload it (0: only on POST .../reload or SIGHUP)",
+    )
     admission = parser.add_argument_group(
         "admission", "what clients may hold of the gateway (docs/gateway.md, Admission)"
     )
@@ -70,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     for flag, seconds in (("--timeout", args.timeout), ("--body-timeout", args.body_timeout)):
         if seconds is not None and not 0 < seconds < float("inf"):
             raise UserError(f"{flag} must be a positive number of seconds, not {seconds}")
+    if not 0 <= args.watch_models < float("inf"):
+        raise UserError(f"--watch-models must be 0 or a number of seconds, not {args.watch_models}")
 
     # a server's log is its record: model choices, loads and requests are worth seeing
     logging.getLogger("imagine_assist").setLevel(logging.INFO)
@@ -85,5 +95,6 @@ def run(args: argparse.Namespace) -> int:
         ConnectionLimits(connections=args.max_connections, per_client=args.per_client),
         queue=args.queue,
         body_timeout_s=args.body_timeout,
+        watch_models_s=args.watch_models or None,
     )
     return 0

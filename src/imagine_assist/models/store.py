@@ -80,6 +80,24 @@ def resolve_model(
     return live_model(family, models_dir, fmt, name).path
 
 
+def live_model_stamp(family: str, models_dir: str | Path | None = None) -> tuple:
+    """What changes when another process changes which weights serve the family: the
+    registry's CURRENT (rewritten by promote and rollback) and the models installed directly
+    in the family's directory, by name, inode, size and time. Only stats, no reads: a gateway
+    asks this every few seconds to notice a promotion that did not tell it."""
+    from imagine_assist.models.registry import CURRENT
+
+    folder = family_dir(family, models_dir)
+    stamps = []
+    for path in [folder / CURRENT, *sorted(folder.glob("*.onnx"))]:
+        try:
+            stat = path.stat()
+        except OSError:  # not there (yet), or gone between the listing and the stat
+            continue
+        stamps.append((path.name, stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(stamps)
+
+
 def has_default_model(family: str, models_dir: str | Path | None = None) -> bool:
     """Whether something serves the family without a promoted version (what a rollback past
     the first version returns to)."""

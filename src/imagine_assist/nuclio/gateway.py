@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from imagine_assist.functions.render import function_config
 from imagine_assist.nuclio.cvat_requests import answer
-from imagine_assist.nuclio.hosting import FunctionHost, model_version
+from imagine_assist.nuclio.hosting import FunctionHost, ModelWatch, model_version
 from imagine_assist.nuclio.metrics import GatewayMetrics
 from imagine_assist.nuclio.protocol import (
     CLIENT_GONE,
@@ -165,8 +165,11 @@ class Gateway:
         body_timeout_s: float = BODY_TIMEOUT_S,
         body_budget_bytes: int = BODY_BUDGET_BYTES,
         access_log: Path | None = None,
+        watch_models_s: float | None = None,
     ) -> None:
         self.hosts = dict(hosts)
+        # seconds between looks for a live model changed on disk (None: only reloads asked for)
+        self.watch_models_s = watch_models_s
         self.port = port
         self.token = token
         self.timeout_s = timeout_s
@@ -379,7 +382,12 @@ def create_app(gateway: Gateway, load_on_start: bool = True) -> Starlette:
             )
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread (tests) or not a POSIX platform
+        watch = None
+        if gateway.watch_models_s:
+            watch = ModelWatch(list(gateway.hosts.values()), gateway.watch_models_s).start()
         yield
+        if watch is not None:
+            watch.stop()
         gateway.close()
 
     async def answer_error(request: Request, failure: Exception) -> Response:

@@ -19,6 +19,8 @@ from imagine_assist.nuclio.protocol import Unavailable
 log = logging.getLogger(__name__)
 
 Loader = Callable[[], object]  # returns a function object that `cvat_requests.answer` takes
+Stamp = Callable[[], object]  # what changes on disk when the model to load changes
+_UNSEEN = object()
 
 
 @dataclass
@@ -53,9 +55,11 @@ def model_version(model: str) -> str:
 
 
 class FunctionHost:
-    def __init__(self, spec: FunctionSpec, loader: Loader) -> None:
+    def __init__(self, spec: FunctionSpec, loader: Loader, stamp: Stamp | None = None) -> None:
         self.spec = spec
         self._loader = loader
+        self._stamp = stamp
+        self._loaded_stamp: object = _UNSEEN  # the stamp read just before the last load
         self._lock = threading.Lock()
         self._function = None
         self._status = HostStatus("loading", "the model is loading")
@@ -77,6 +81,8 @@ class FunctionHost:
         """Load (or reload) the model; on failure keep serving the previous one, if any."""
         with self._reloading:
             started = time.perf_counter()
+            # read before loading: a change during the load is seen at the next look
+            self._loaded_stamp = self._read_stamp()
             try:
                 function = self._loader()
             except Exception as error:  # any failure must leave the gateway serving
@@ -94,7 +100,61 @@ class FunctionHost:
                 self._status = HostStatus("ready", "", model, time.time())
                 return self._status
 
+    def _read_stamp(self) -> object:
+        if self._stamp is None:
+            return None
+        try:
+            return self._stamp()
+        except Exception as error:  # an unreadable models folder must not stop the watch
+            return f"unreadable: {error}"
+
+    def changed_on_disk(self) -> bool:
+        """Whether the model to load has changed since the last load began (a promotion or
+        rollback by another process). A failed load counts as seen, so a broken version is
+        not retried until it changes again."""
+        seen = self._loaded_stamp
+        return seen is not _UNSEEN and self._read_stamp() != seen
+
     def load_in_background(self) -> threading.Thread:
         thread = threading.Thread(target=self.load, name=f"load-{self.spec.id}", daemon=True)
         thread.start()
         return thread
+
+
+class ModelWatch:
+    """Reloads a function whose live model changed on disk, looking every `interval_s`: a
+    version promoted or rolled back without `--gateway`, or a model installed by hand,
+    serves without a restart. Loads run in this thread, one at a time; requests keep the
+    previous model until the new one is ready (`FunctionHost.load`)."""
+
+    def __init__(self, hosts: list[FunctionHost], interval_s: float) -> None:
+        self.hosts, self.interval_s = hosts, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="model-watch", daemon=True)
+
+    def start(self) -> ModelWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def look(self) -> list[str]:
+        """Reload every function whose model changed; the ids reloaded."""
+        reloaded = []
+        for host in self.hosts:
+            if self._stop.is_set():
+                break
+            if host.changed_on_disk():
+                log.info("%s: its live model changed on disk; reloading", host.spec.id)
+                host.load()
+                reloaded.append(host.spec.id)
+        return reloaded
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.look()
+            except Exception:  # the watch must outlive any one bad look
+                log.exception("watching the models failed; trying again")

@@ -27,6 +27,7 @@ from pathlib import Path
 from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import FUNCTIONS, get_spec, load_function
 from imagine_assist.home import Home
+from imagine_assist.models.store import live_model_stamp
 from imagine_assist.nuclio.gateway import BODY_TIMEOUT_S, TOKEN_ENV, Gateway, create_app
 from imagine_assist.nuclio.hosting import FunctionHost
 from imagine_assist.nuclio.protocol import error_body
@@ -34,6 +35,9 @@ from imagine_assist.nuclio.protocol import error_body
 log = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# A promotion by another process (`models promote` without --gateway, the loop) serves within
+# this many seconds; each look is a few stats per family
+WATCH_MODELS_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -187,12 +191,13 @@ def uvicorn_config(app, host: str, port: int, limits: ConnectionLimits, **option
 
 def build_hosts(function_ids: list[str] | None, models_dir: str | Path | None) -> dict:
     """One host per function; each load resolves the model anew, so a reload picks up a
-    newly installed version."""
+    newly installed version, and the stamp of its family's models folder says when one was."""
     ids = function_ids or list(FUNCTIONS)
     return {
         function_id: FunctionHost(
             get_spec(function_id),
             functools.partial(load_function, function_id, None, models_dir),
+            functools.partial(live_model_stamp, get_spec(function_id).family, models_dir),
         )
         for function_id in ids
     }
@@ -245,6 +250,7 @@ def serve(
     limits: ConnectionLimits | None = None,
     queue: int = 16,
     body_timeout_s: float = BODY_TIMEOUT_S,
+    watch_models_s: float | None = WATCH_MODELS_S,
 ) -> None:
     import uvicorn
 
@@ -269,6 +275,7 @@ def serve(
         timeout_s=timeout_s,
         body_timeout_s=body_timeout_s,
         access_log=access_log,
+        watch_models_s=watch_models_s,
     )
     print(
         f"imagine-assist gateway on http://{host}:{port} serving {', '.join(gateway.hosts)}; "
