@@ -353,3 +353,21 @@ def test_weights_that_will_not_load_are_one_error_before_anything_is_written(tmp
     assert done.returncode == 2 and done.stderr.count("error:") == 1
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("broken", ["separator.onnx", "classifier.onnx"])
+def test_a_live_plankton_version_that_does_not_load_says_how_to_go_back(tmp_path, broken):
+    from imagine_assist.models.registry import Registry
+
+    models = tmp_path / "models"
+    bundled = BUNDLED_DIR / "plankton"
+    files = {name: bundled / name for name in ("separator.onnx", "classifier.onnx")}
+    registry = Registry(models)
+    from imagine_assist.families import get_family
+
+    registry.add("plankton", files, {"classes": list(get_family("plankton").labels)})
+    registry.promote("plankton", "v1", "real organisms")
+    model = models / "plankton" / "versions" / "v1" / broken
+    model.write_bytes(model.read_bytes()[:100])
+    with pytest.raises(UserError, match="live version v1: `imagine-assist models repair plankton`"):
+        load_function("plankton-separator", models_dir=models)

@@ -232,12 +232,17 @@ def test_the_live_versions_lost_model_is_named_and_repaired_not_replaced(models,
     assert code == 0 and "reef serves v1" in out and live_text(models) == "one"
 
 
-def test_a_live_model_cut_short_is_found_by_repair(models, capsys):
+def test_a_live_model_cut_short_is_found_by_repair(models, capsys, tmp_path):
     registry = Registry(models)
     registry.promote("reef", "v1", "first")
     registry.promote("reef", "v2", "better")
     model = models / "reef" / "versions" / "v2" / "model.onnx"
     model.write_bytes(model.read_bytes()[:40])
+    # what serves it (predict, the gateway's 503, a Nuclio function) says the way back
+    function = ["--function", "reef-detector", "--out", str(tmp_path / "o")]
+    code, _, err = cli(capsys, "predict", str(tmp_path), *function, "--models", str(models))
+    assert code == 2 and "not a readable ONNX model" in err
+    assert "reef's live version v2: `imagine-assist models repair reef`" in err
     code, out, _ = cli(capsys, "models", "repair", "reef", "--models", str(models))
     assert code == 0 and "not a readable ONNX model" in out and "reef serves v1" in out
 

@@ -28,7 +28,7 @@ from imagine_assist.functions.spec import (
 from imagine_assist.functions.tracker import TrackerFunction
 from imagine_assist.functions.tracker_state import state_key
 from imagine_assist.models.detector import load_detector
-from imagine_assist.models.store import resolve_model
+from imagine_assist.models.store import LiveModel, live_model, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -184,12 +184,20 @@ def load_plankton_separator(
         except ModelNotFound as error:
             log.warning("%s: serving the watershed baseline instead", error)
             return SeparatorFunction(spec)
+        except UserError as error:
+            live = live_model(spec.family, models_dir, name="separator")
+            raise with_repair_advice(error, spec.family, live) from None
         classifier_path = None
     try:
         classifier = load_classifier(classifier_path, models_dir, threads)
     except ModelNotFound as error:
         log.warning("%s: the single/multiple tag comes from the number of organisms", error)
         classifier = None
+    except UserError as error:
+        if classifier_path is not None:
+            raise
+        live = live_model(spec.family, models_dir, name="classifier")
+        raise with_repair_advice(error, spec.family, live) from None
     # A classifier carries the threshold it was validated with (models.vignette_classifier).
     threshold = MULTIPLE_THRESHOLD if classifier is None else classifier.multiple_threshold
     return SeparatorFunction(spec, None, separator, classifier, threshold)
@@ -211,8 +219,24 @@ def load_function(
         return load_plankton_separator(spec, weights, models_dir)
     if function.runtime == "reid":
         return ReidFunction(spec)  # motion and appearance only: no model to load
-    path = Path(weights) if weights else resolve_model(spec.family, models_dir)
+    live = None if weights else live_model(spec.family, models_dir)
+    path = Path(weights) if weights else live.path
+    try:
+        detector = load_detector(path)
+    except UserError as error:
+        raise with_repair_advice(error, spec.family, live) from None
     if function.runtime == "tracker":
-        return TrackerFunction(spec, load_detector(path), state_key())
+        return TrackerFunction(spec, detector, state_key())
     merge_labels = family.training is not None and family.training.class_agnostic_nms
-    return DetectorFunction(spec, load_detector(path), tile_size, tile_overlap, merge_labels)
+    return DetectorFunction(spec, detector, tile_size, tile_overlap, merge_labels)
+
+
+def with_repair_advice(error: UserError, family: str, live: LiveModel | None) -> UserError:
+    """A live registry version that does not load (cut short, overwritten) says how to get
+    back to one that does; a model asked for by name, installed or bundled is left as it is."""
+    if live is None or live.source in ("installed", "bundled"):
+        return error
+    return type(error)(
+        f"{error}. It is {family}'s live version {live.source}: `imagine-assist models repair "
+        f"{family}` goes back to the last version that loads"
+    )
