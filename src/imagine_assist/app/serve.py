@@ -33,10 +33,9 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     parser.add_argument(
         "--watch-models",
         type=float,
-        default=5.0,
         metavar="SECONDS",
-        help="look this often for a live model promoted, rolled back or installed by another "
-        "process, and reload it (0: only on POST .../reload or SIGHUP)",
+        help="look this often (default 5) for a live model promoted, rolled back or installed "
+        "by another process, and reload it (0: only on POST .../reload or SIGHUP)",
     )
     admission = parser.add_argument_group(
         "admission", "what clients may hold of the gateway (docs/gateway.md, Admission)"
@@ -65,7 +64,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from imagine_assist.errors import UserError
-    from imagine_assist.nuclio.serve import ConnectionLimits, serve
+    from imagine_assist.nuclio.serve import WATCH_MODELS_S, ConnectionLimits, serve
 
     for flag, value, least in (
         ("--workers", args.workers, 1),
@@ -78,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
     for flag, seconds in (("--timeout", args.timeout), ("--body-timeout", args.body_timeout)):
         if seconds is not None and not 0 < seconds < float("inf"):
             raise UserError(f"{flag} must be a positive number of seconds, not {seconds}")
-    if not 0 <= args.watch_models < float("inf"):
-        raise UserError(f"--watch-models must be 0 or a number of seconds, not {args.watch_models}")
+    watch = WATCH_MODELS_S if args.watch_models is None else args.watch_models
+    if not 0 <= watch < float("inf"):
+        raise UserError(f"--watch-models must be 0 or a number of seconds, not {watch}")
 
     # a server's log is its record: model choices, loads and requests are worth seeing
     logging.getLogger("imagine_assist").setLevel(logging.INFO)
@@ -95,6 +95,6 @@ def run(args: argparse.Namespace) -> int:
         ConnectionLimits(connections=args.max_connections, per_client=args.per_client),
         queue=args.queue,
         body_timeout_s=args.body_timeout,
-        watch_models_s=args.watch_models or None,
+        watch_models_s=watch or None,
     )
     return 0
