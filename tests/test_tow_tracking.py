@@ -243,6 +243,35 @@ def test_track_preview_refuses_what_it_cannot_write(tmp_path):
         assert not (tmp_path / name).exists()
 
 
+class StoppedVideo(Video):
+    """A tow whose reading is stopped (Ctrl-C) after a few frames."""
+
+    def frames(self):
+        for index, frame in enumerate(super().frames()):
+            if index == 3:
+                raise KeyboardInterrupt
+            yield frame
+
+
+@pytest.mark.parametrize("name", ["p.mp4", "p.gif"])
+def test_a_preview_stopped_halfway_leaves_the_earlier_one_and_no_part(tmp_path, name):
+    video = grey_video(tmp_path / "tow.mp4", frames=10)
+    earlier = write_track_preview(video, [], tmp_path / name, first=0, count=10)
+    stopped = StoppedVideo(video.path, video.fps, video.frame_count, video.size)
+    with pytest.raises(KeyboardInterrupt):
+        write_track_preview(stopped, [], tmp_path / name, first=0, count=10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["tow.mp4", name])
+    if name.endswith(".gif"):
+        from PIL import Image
+
+        with Image.open(earlier) as animation:
+            assert animation.n_frames == 10
+    else:
+        capture = cv2.VideoCapture(str(earlier))
+        assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 10  # not cut at the 3rd
+        capture.release()
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
@@ -254,6 +283,11 @@ def test_track_preview_refuses_what_it_cannot_write(tmp_path):
         (["--camera-height-m", "0"], "--camera-height-m must be a positive number"),
         (["--fov-deg", "180"], "--fov-deg must lie in (0, 180)"),
         (["--system-radius-px", "-5"], "--system-radius-px must be a positive number"),
+        (["--preview-from", "nan"], "--preview-from must be 0 or more seconds"),
+        (["--preview-from", "inf"], "--preview-from must be 0 or more seconds"),
+        (["--preview-from", "-1"], "--preview-from must be 0 or more seconds"),
+        (["--preview-seconds", "nan"], "--preview-seconds must be 0 or more"),
+        (["--preview-seconds", "-3"], "--preview-seconds must be 0 or more"),
     ],
 )
 def test_a_survey_value_no_tow_has_is_refused_before_the_video_is_read(
@@ -339,6 +373,22 @@ def test_only_burrow_openings_are_grouped_into_systems(tmp_path, label, counted,
     )
     assert len(report.tracks.tracks) == 2
     assert report.counted == counted
+    # the rest of the tow (inf), drawn whole: then a run without a preview leaves none of it
+    report = track_to_files(
+        video.path, function, tmp_path / "out", survey=survey, preview_seconds=float("inf")
+    )
+    capture = cv2.VideoCapture(str(report.preview))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == video.frame_count
+    capture.release()
+    report = track_to_files(
+        video.path, function, tmp_path / "out", survey=survey, preview_seconds=0
+    )
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "annotations.xml",
+        "counts_per_minute.csv",
+        "counts_per_minute.png",
+        "density.json",
+    ]
     assert sum(n for _, n in report.counts) == count
     density = json.loads((tmp_path / "out" / "density.json").read_text())
     assert density[counted.replace(" ", "_")] == count

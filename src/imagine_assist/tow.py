@@ -42,6 +42,7 @@ COUNT_COLUMNS = ("station", "counter", "minute", "count")
 # `burrow`, `Burrow`, `nephrops_burrow`); any other tracked label counts its tracks.
 GROUPED_LABEL = "burrow"
 PREVIEW_SECONDS = 20.0
+DEFAULT_PREVIEW = "track_preview.mp4"  # in the output folder
 PREVIEW_MAX_SIDE = 640  # the preview is for checking ids, not for measuring
 GIF_MAX_FPS = 10.0  # GIF frames are kept at most this often (a GIF of every frame is huge)
 
@@ -206,10 +207,14 @@ def track_to_files(
             f"--system-radius-px groups burrow openings into systems; {function.spec.name} "
             f"tracks '{label}', and each of its tracks counts on its own"
         )
+    # the preview's settings are checked before the long tracking, not after it
+    if not (math.isfinite(preview_from_s) and preview_from_s >= 0):
+        raise UserError(f"--preview-from must be 0 or more seconds, got {preview_from_s:g}")
+    if not preview_seconds >= 0:  # NaN too; inf is the rest of the tow
+        raise UserError(f"--preview-seconds must be 0 or more, got {preview_seconds:g}")
     video = open_video(video_path)
     out = Path(out_dir)
-    # the preview's settings are checked before the long tracking, not after it
-    preview_path = Path(preview) if preview else out / "track_preview.mp4"
+    preview_path = Path(preview) if preview else out / DEFAULT_PREVIEW
     check_preview_path(preview_path)
     first_previewed = round(preview_from_s * video.fps)
     if preview_seconds > 0 and first_previewed >= video.frame_count:
@@ -217,6 +222,11 @@ def track_to_files(
             f"the preview starts at {preview_from_s:g} s, after the tow's end "
             f"({video.frame_count / video.fps:.1f} s)"
         )
+    previewed = (
+        video.frame_count - first_previewed
+        if math.isinf(preview_seconds)
+        else max(1, round(preview_seconds * video.fps))
+    )
     out.mkdir(parents=True, exist_ok=True)
     width_m = survey.ground_width_m()
     if system_radius_px is None:
@@ -236,6 +246,9 @@ def track_to_files(
     )
     if grouped:  # otherwise each track counts on its own, with no group (as tracked)
         group_systems(result, system_radius_px)
+    # an earlier run's preview in the default place would show another tow's tracks beside
+    # these counts (this run's own is written whole, then put there)
+    (out / DEFAULT_PREVIEW).unlink(missing_ok=True)
     counts = result.counts_per_minute()
     report = TowReport(
         out,
@@ -279,7 +292,7 @@ def track_to_files(
             result.tracks,
             preview_path,
             first_previewed,
-            max(1, round(preview_seconds * video.fps)),
+            previewed,
         )
     return report
 
@@ -306,6 +319,9 @@ def write_track_preview(
     size = (round(video.size[0] * scale), round(video.size[1] * scale))
     step = max(1, round(video.fps / GIF_MAX_FPS)) if suffix == ".gif" else 1
     target.parent.mkdir(parents=True, exist_ok=True)
+    # written beside the target, then put in its place: a run stopped while writing leaves
+    # no cut-short preview under the preview's name
+    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
     drawn = (
         _track_frame(image, by_frame.get(index, []), scale, size, index / video.fps)
         for index, image in islice(enumerate(video.frames()), first, first + count, step)
@@ -316,28 +332,35 @@ def write_track_preview(
         pictures = [Image.fromarray(frame) for frame in drawn]
         if not pictures:
             raise UserError(f"{video.path} has no frames from {first / video.fps:.1f} s on")
-        pictures[0].save(
-            target,
-            save_all=True,
-            append_images=pictures[1:],
-            duration=round(1000 * step / video.fps),
-            loop=0,
-        )
-        return target
-    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), video.fps, size)
+        try:
+            pictures[0].save(
+                partial,
+                format="GIF",
+                save_all=True,
+                append_images=pictures[1:],
+                duration=round(1000 * step / video.fps),
+                loop=0,
+            )
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return partial.replace(target)
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), video.fps, size)
     if not writer.isOpened():
         raise UserError(f"OpenCV cannot write {target} with the mp4v codec; try a .gif")
-    written = 0
+    written, complete = 0, False
     try:
         for frame in drawn:
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             written += 1
+        complete = written > 0  # none: a video shorter than its header says
     finally:
         writer.release()
-    if not written:  # a video shorter than its header says: no empty file called a preview
-        target.unlink(missing_ok=True)
+        if not complete:
+            partial.unlink(missing_ok=True)
+    if not written:
         raise UserError(f"{video.path} has no frames from {first / video.fps:.1f} s on")
-    return target
+    return partial.replace(target)
 
 
 def _track_frame(

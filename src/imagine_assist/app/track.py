@@ -69,7 +69,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
         type=float,
         default=20.0,
         metavar="SECONDS",
-        help="how long the preview runs; 0: no preview (default: 20)",
+        help="how long the preview runs; 0: no preview, inf: to the tow's end (default: 20)",
     )
     parser.add_argument(
         "--upload-to-task",
@@ -87,8 +87,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.every < 1:
         raise UserError("--every must be 1 or more")
-    if args.preview_from < 0 or args.preview_seconds < 0:
-        raise UserError("--preview-from and --preview-seconds must be 0 or more")
     url = None
     if args.upload_to_task is not None:  # checked before the long tracking, not after it
         url = cvat_url(args.cvat)
