@@ -124,6 +124,33 @@ def test_predict_gives_each_image_its_preview_and_skips_its_own_outputs(fish_mod
     assert previews == ["a_jpg.jpg", "a_png.jpg", "sub__x.jpg"]  # sub/x.jpg's, now unshared
 
 
+def test_outputs_in_the_photos_folder_or_below_the_project_are_never_read_as_photos(
+    fish_model, tmp_path
+):
+    """`--out` the photos' own folder, then the project above it: the plot and the
+    previews the first run wrote there were read as photos and counted again."""
+    project = tmp_path / "project"
+    photos = project / "photos"
+    photos.mkdir(parents=True)
+    for sample in generate_fish(3, seed=23):
+        Image.fromarray(sample.image).save(photos / sample.name)
+    (photos / "my_own_plot.png").write_bytes((photos / sample.name).read_bytes())  # a photo
+
+    def names(out):
+        with (out / "counts.csv").open() as handle:
+            return sorted(row["image"] for row in csv.DictReader(handle))
+
+    options = ["--function", "fish-detector", "--weights", str(fish_model.onnx)]
+    for _ in range(2):
+        assert main(["predict", str(photos), "--out", str(photos), *options]) == 0
+        assert (photos / "counts.png").is_file()
+        assert names(photos) == sorted(
+            [*(p.name for p in photos.glob("fish_*")), "my_own_plot.png"]
+        )
+    assert main(["predict", str(project), "--out", str(project), *options]) == 0
+    assert names(project) == [f"photos/{name}" for name in names(photos)]
+
+
 def test_when_no_image_can_be_read_the_error_says_why(tmp_path, capsys):
     folder = tmp_path / "broken"
     folder.mkdir()

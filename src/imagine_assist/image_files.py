@@ -10,7 +10,9 @@ run has.
 A rerun into the same `--out` on fewer images (or with another model, cutting fewer
 organisms) would leave the earlier run's previews and cut-outs beside the new ones, where
 they read as results of this run. `OutputFiles` lists what a command writes in its own
-output folders, so the next run removes what it does not write again, and nothing else.
+output folders, so the next run removes what it does not write again, and nothing else;
+and `list_images` never reads a file such a list names as an input image, wherever under
+the source the earlier run wrote it.
 """
 
 from __future__ import annotations
@@ -51,14 +53,55 @@ def list_images(
         holds_source = source.resolve().is_relative_to(out)
         skips = [out / folder for folder in own_folders] if holds_source else [out]
     inside: dict[Path, bool] = {}  # per folder: one resolve for a folder of 10,000 vignettes
+    listed: dict[Path, frozenset[str]] = {}  # per folder: the outputs its listings name
     images = sorted(
         p
         for p in source.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and not _is_under(p.parent, skips, inside)
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and not _is_under(p.parent, skips, inside)
+        and not _written_by_a_run(p, listed)
     )
     if not images:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {source}")
     return images
+
+
+def _written_by_a_run(path: Path, listed: dict[Path, frozenset[str]]) -> bool:
+    """Whether an earlier run of any command wrote `path` into its output folder, as that
+    folder's `OutputFiles` listing says: a preview, a plot, a cut-out. Such a folder may lie
+    anywhere under the source (`predict photos --out photos`, then `predict .`), and its
+    images are never inputs. Only files a listing names are left out, never the user's."""
+    for folder, line in (
+        (path.parent, path.name),
+        (path.parent.parent, f"{path.parent.name}/{path.name}"),
+    ):
+        if folder not in listed:
+            listed[folder] = listed_outputs(folder)
+        if line in listed[folder]:
+            return True
+    return False
+
+
+def listed_outputs(folder: Path) -> frozenset[str]:
+    """Every output the listings in `folder` (`.<command>-outputs`) name, as `name` or
+    `folder/name` under it; a line that is anything else is not an output of ours."""
+    lines: set[str] = set()
+    try:
+        listings = [p for p in folder.glob(".*-outputs") if p.is_file()]
+    except OSError:
+        return frozenset()
+    for listing in listings:
+        try:
+            text = listing.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        lines.update(line for line in text.splitlines() if _an_output_line(line))
+    return frozenset(lines)
+
+
+def _an_output_line(line: str) -> bool:
+    parts = PurePosixPath(line).parts
+    return 1 <= len(parts) <= 2 and all(part not in ("", ".", "..", "/") for part in parts)
 
 
 def _is_under(parent: Path, folders: list[Path], known: dict[Path, bool]) -> bool:
@@ -117,15 +160,19 @@ def none_could_be_read(source: str | Path, skipped: list[tuple[Path, str]]) -> U
 
 
 class OutputFiles:
-    """The files one run of a command writes into `folders` under `out`, listed as they are
-    written in `out/.<command>-outputs`. `finish()` removes those an earlier run listed that
-    this one did not write. A run that dies halfway has listed what it wrote, so the next
-    one cleans it up; a file the command never wrote (the user's own) is never touched, and
-    a line of a tampered list that is not a plain file name in one of `folders` is ignored."""
+    """The files one run of a command writes into `folders` under `out` (and the `files` it
+    writes in `out` itself), listed as they are written in `out/.<command>-outputs`.
+    `finish()` removes those an earlier run listed that this one did not write. A run that
+    dies halfway has listed what it wrote, so the next one cleans it up; a file the command
+    never wrote (the user's own) is never touched, and a line of a tampered list that is not
+    a plain file name in one of `folders` (or one of `files`) is ignored."""
 
-    def __init__(self, out: Path, command: str, folders: tuple[str, ...]) -> None:
+    def __init__(
+        self, out: Path, command: str, folders: tuple[str, ...], files: tuple[str, ...] = ()
+    ) -> None:
         self.out = out
         self.folders = folders
+        self.files = files  # names the command writes directly in `out` (a plot)
         self.listing = out / f".{command}-outputs"
         self.earlier = self._read()
         self.written: set[str] = set()
@@ -140,6 +187,8 @@ class OutputFiles:
 
     def _ours(self, line: str) -> bool:
         path = PurePosixPath(line)
+        if len(path.parts) == 1:
+            return path.name in self.files
         return (
             len(path.parts) == 2
             and path.parts[0] in self.folders

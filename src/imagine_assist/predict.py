@@ -28,6 +28,7 @@ from imagine_assist.images import read_image, readable_name
 
 log = logging.getLogger(__name__)
 
+PLOT = "counts.png"  # the counts per label, a bar chart in the output folder
 PREVIEW_MAX_SIDE = 2048
 # boxes.csv: one row per box, corners in the image's own pixels, score in [0, 1]
 BOX_COLUMNS = ("image", "label", "score", "x1", "y1", "x2", "y2")
@@ -128,14 +129,14 @@ def predict_to_files(
     labels = function.spec.label_names
     preview_dir = out_dir / "previews"
     preview_dir.mkdir(parents=True, exist_ok=True)
-    written = OutputFiles(out_dir, "predict", ("previews",))
+    written = OutputFiles(out_dir, "predict", ("previews",), files=(PLOT,))
     report = PredictReport(
         out_dir,
         out_dir / "annotations.xml",
         out_dir / "boxes.csv",
         out_dir / "counts.csv",
         out_dir / "counts_total.csv",
-        out_dir / "counts.png",
+        out_dir / PLOT,
     )
     results: list[tuple[str, int, int, sv.Detections]] = []
     for path in tqdm(paths, desc=f"{function.spec.id}", unit="image"):
@@ -158,6 +159,7 @@ def predict_to_files(
 
     if not results:
         raise none_could_be_read(source, report.skipped)
+    written.wrote(report.plot)  # listed before it is written: never read as a photo
     written.finish()  # an earlier run's previews of images not in this one
     write_cvat_images_xml(report.cvat_xml, results, labels, label_type="rectangle", scores=True)
     write_boxes_csv(report.boxes_csv, results)
