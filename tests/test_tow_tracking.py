@@ -243,6 +243,41 @@ def test_track_preview_refuses_what_it_cannot_write(tmp_path):
         assert not (tmp_path / name).exists()
 
 
+def seabed_video(path, frames=12, size=(640, 480), fps=10.0) -> Video:
+    """Mud in the greens of a lit seabed, textured and drifting: most of a GIF's 256 colours
+    go to it."""
+    rng = np.random.default_rng(5)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for _ in range(frames):
+        noise = cv2.GaussianBlur(rng.normal(0, 1, size[::-1]).astype(np.float32), (0, 0), 3)
+        light = (noise - noise.min()) / (noise.max() - noise.min())
+        bgr = np.stack([20 + 60 * light, 50 + 150 * light, 40 + 110 * light], -1)
+        writer.write(bgr.astype(np.uint8))
+    writer.release()
+    return Video(path, fps, frames, size)
+
+
+def test_a_gif_preview_keeps_the_ids_white_whatever_the_tracks_colour(tmp_path):
+    """Pillow's own palette once merged the few white pixels of an id with its bar's colour
+    on a green seabed: the bar was there, the id was not."""
+    from PIL import Image
+
+    from imagine_assist.tow import _track_frame
+
+    video = seabed_video(tmp_path / "tow.mp4")
+    for track_id in (0, 7, 14):  # three of supervision's colours: purple, green, blue
+        track = Track(track_id, "burrow", {f: (300, 200, 360, 260) for f in range(12)}, 1)
+        gif = write_track_preview(video, [track], tmp_path / "p.gif", first=0, count=12)
+        with Image.open(gif) as animation:
+            for index, image in enumerate(video.frames()):
+                drawn = _track_frame(image, [(track, track.boxes[index])], 1.0, video.size, 0)
+                animation.seek(index)
+                shown = np.asarray(animation.convert("RGB"))
+                text = drawn.min(axis=2) >= 230  # the id and the time, white
+                assert text.sum() > 30
+                assert (shown[text].min(axis=1) >= 200).mean() > 0.9  # 0 before
+
+
 class StoppedVideo(Video):
     """A tow whose reading is stopped (Ctrl-C) after a few frames."""
 

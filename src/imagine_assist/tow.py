@@ -327,9 +327,7 @@ def write_track_preview(
         for index, image in islice(enumerate(video.frames()), first, first + count, step)
     )
     if suffix == ".gif":
-        from PIL import Image
-
-        pictures = [Image.fromarray(frame) for frame in drawn]
+        pictures = [gif_picture(frame) for frame in drawn]
         if not pictures:
             raise UserError(f"{video.path} has no frames from {first / video.fps:.1f} s on")
         try:
@@ -361,6 +359,27 @@ def write_track_preview(
     if not written:
         raise UserError(f"{video.path} has no frames from {first / video.fps:.1f} s on")
     return partial.replace(target)
+
+
+def gif_picture(frame: np.ndarray):
+    """An RGB frame in a GIF's 256 colours, with the drawing's own colours kept exact: the
+    white of the ids, black, and every track colour. Left to Pillow's adaptive palette, a
+    few hundred white text pixels on a seabed of greens were merged with the label's bar
+    colour, and the ids vanished from the bar."""
+    import supervision as sv
+    from PIL import Image
+
+    drawing = [(255, 255, 255), (0, 0, 0)]
+    drawing += [colour.as_rgb() for colour in sv.ColorPalette.DEFAULT.colors]
+    picture = Image.fromarray(frame)
+    free = 256 - len(drawing)
+    adaptive = picture.quantize(free, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    palette = (adaptive.getpalette() or [])[: 3 * free]
+    palette += [0] * (3 * free - len(palette))  # a frame of few colours fills fewer entries
+    palette += [channel for colour in drawing for channel in colour]
+    holder = Image.new("P", (1, 1))
+    holder.putpalette(palette)
+    return picture.quantize(palette=holder, dither=Image.Dither.NONE)
 
 
 def _track_frame(
