@@ -109,6 +109,46 @@ def test_ap_and_the_figures_at_the_threshold_match_a_hand_count(tmp_path):
     assert lower.facts["empty_with_box_share"] == pytest.approx(0.5)
 
 
+class DenseDetector:
+    """A litter frame's worth: every one of 144 labelled boxes found, surely, plus 40
+    unsure boxes on nothing."""
+
+    class_names = ["fish"]
+    input_size = 480
+    boxes = [(x, y, x + 20, y + 20) for x in range(10, 480, 40) for y in range(10, 480, 40)]
+    unsure = [(x + 20, y + 20, x + 30, y + 30) for x, y, *_ in boxes[:40]]
+
+    def __call__(self, image, threshold):
+        scored = [(b, 0.9 - 0.001 * i) for i, b in enumerate(self.boxes)]
+        scored += [(b, 0.2) for b in self.unsure]
+        kept = [(box, score) for box, score in scored if score >= threshold]
+        return sv.Detections(
+            xyxy=np.array([box for box, _ in kept], dtype=np.float32).reshape(-1, 4),
+            confidence=np.array([score for _, score in kept], dtype=np.float32),
+            class_id=np.zeros(len(kept), dtype=int),
+            data={"class_name": np.array(["fish"] * len(kept))},
+        )
+
+
+@pytest.mark.slow  # seconds of FiftyOne work: the full tier
+def test_an_image_with_more_boxes_than_coco_keeps_is_scored_on_all_that_are_sent(tmp_path):
+    """Only the 100 most confident boxes of an image were kept: a drone frame with 144
+    objects, every one of them sent, scored recall 0.69."""
+    root = tmp_path / "dense"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    Image.fromarray(np.full((480, 480, 3), 90, np.uint8)).save(root / "images/frame.png")
+    lines = [
+        f"0 {(x1 + x2) / 960} {(y1 + y2) / 960} {(x2 - x1) / 480} {(y2 - y1) / 480}\n"
+        for x1, y1, x2, y2 in DenseDetector.boxes
+    ]
+    (root / "labels/frame.txt").write_text("".join(lines))
+    function = DetectorFunction(stub_function(0.5).spec, DenseDetector())
+    facts = evaluate_function(root, function, tmp_path / "out", tmp_path / "work").facts
+    assert (facts["tp"], facts["fp"], facts["fn"]) == (144, 0, 0)
+    assert facts["recall"] == 1.0 and facts["AP50"] == pytest.approx(1.0)
+
+
 def check_summary(out, images, class_agnostic):
     for name in ("pr_curve.png", "worst_false_positives.png", "misses.png"):
         assert (out / name).stat().st_size > 1000, name

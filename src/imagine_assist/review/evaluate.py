@@ -49,7 +49,9 @@ from imagine_assist.training.exports import (
 )
 
 PREDICTION_FLOOR = 0.001
-MAX_PER_IMAGE = 100  # as COCO's AP: the 100 most confident boxes of each image
+# As COCO's AP, the 100 most confident boxes of each image; and never fewer than the function
+# sends at the served threshold, or a litter frame's figures would not be what CVAT gets
+MAX_PER_IMAGE = 100
 IOU = 0.5
 GALLERY_SIZE = 12
 _SPLIT_KEYS = ("train", "val", "valid", "test")
@@ -174,19 +176,27 @@ def ground_truth(dataset, classes: list[str], class_agnostic: bool) -> list[Boxe
 
 
 def predict(
-    function, filepaths: list[str], classes: list[str], class_agnostic: bool
+    function,
+    filepaths: list[str],
+    classes: list[str],
+    class_agnostic: bool,
+    threshold: float | None = None,
 ) -> list[Boxes]:
-    """The function's boxes on each image at the confidence floor, the MAX_PER_IMAGE most
-    confident kept, as relative [x, y, w, h]. Class ids index `classes` (-1: a label not in
-    them, which can match nothing; all 0 when class-agnostic)."""
+    """The function's boxes on each image at the confidence floor, as relative [x, y, w, h]:
+    every box at `threshold` or above (what the function sends; a drone frame may hold a
+    thousand), and below it the most confident up to MAX_PER_IMAGE in all. Class ids index
+    `classes` (-1: a label not in them, which can match nothing; all 0 when
+    class-agnostic)."""
     ids = {label: index for index, label in enumerate(classes)}
     predicted = []
     for filepath in tqdm(filepaths, desc="predicting"):
         image = read_image(filepath)
         height, width = image.shape[:2]
         detections = function.detect(image, PREDICTION_FLOOR)
-        if len(detections) > MAX_PER_IMAGE:
-            detections = detections[np.argsort(-detections.confidence)[:MAX_PER_IMAGE]]
+        sent = 0 if threshold is None else int(np.count_nonzero(detections.confidence >= threshold))
+        kept = max(MAX_PER_IMAGE, sent)
+        if len(detections) > kept:
+            detections = detections[np.argsort(-detections.confidence, kind="stable")[:kept]]
         x1, y1, x2, y2 = detections.xyxy.T
         xywh = np.stack([x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height], axis=1)
         names = detections.data.get("class_name", [])
@@ -227,7 +237,7 @@ def evaluate_function(
         filepaths = dataset.values("filepath")
         source_format = dataset.info.get("export", {}).get("format")
         truth = ground_truth(dataset, classes, class_agnostic)
-        predicted = predict(function, filepaths, classes, class_agnostic)
+        predicted = predict(function, filepaths, classes, class_agnostic, threshold)
         evaluation = metrics.evaluate(truth, predicted, len(classes))
         sent = metrics.served(evaluation, truth, predicted, threshold, IOU)
         cost = annotator_time(evaluation, truth, predicted, threshold, IOU)
