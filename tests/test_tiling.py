@@ -90,3 +90,22 @@ def test_merge_keeps_different_classes_apart():
         class_id=np.array([0, 1]),
     )
     assert len(merge_tiles(dets, np.array([False, True]))) == 2
+
+
+def test_a_cut_part_given_another_label_joins_its_whole_object():
+    """A window shown the lower quarter of a textile called it polystyrene: both were
+    reported. A whole item lying on a larger cut one keeps its own box."""
+    dets = sv.Detections(
+        xyxy=np.array([[0, 0, 50, 100], [2, 78, 48, 100]], dtype=np.float32),
+        confidence=np.array([0.85, 0.24], dtype=np.float32),
+        class_id=np.array([7, 5]),
+    )
+    merged = merge_tiles(dets, np.array([False, True]))
+    assert len(merged) == 1 and merged.class_id[0] == 7
+    np.testing.assert_allclose(merged.xyxy[0], [0, 0, 50, 100])
+    bottle_on_a_bag = sv.Detections(
+        xyxy=np.array([[0, 0, 200, 100], [20, 20, 60, 50]], dtype=np.float32),
+        confidence=np.array([0.9, 0.8], dtype=np.float32),
+        class_id=np.array([1, 0]),
+    )
+    assert len(merge_tiles(bottle_on_a_bag, np.array([True, False]))) == 2

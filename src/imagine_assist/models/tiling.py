@@ -82,7 +82,10 @@ def merge_tiles(
     containment: float = 0.6,
     aligned: float = 0.8,
 ) -> sv.Detections:
-    """Merge detections gathered from overlapping windows (frame coordinates)."""
+    """Merge detections gathered from overlapping windows (frame coordinates). Boxes merge
+    under one label; and a part cut by a window's edge that lies in a larger box merges
+    with it whatever the label each window gave (a model shown half a bottle may call it a
+    fragment), so an object cut by a window border is reported once."""
     if len(detections) == 0:
         return detections
     order = np.argsort(-detections.confidence)
@@ -99,15 +102,21 @@ def merge_tiles(
         group, box, box_clipped = [i], xyxy[i], bool(clipped[i])
         while True:  # a part joined to a clipped box can bring the next part in reach
             rest = order[~taken[order]]
-            rest = rest[class_id[rest] == class_id[i]]
             if len(rest) == 0:
                 break
             iou, ios, axis_iou = _pair_overlaps(box, xyxy[rest])
-            same = (
+            same_label = class_id[rest] == class_id[i]
+            # of each pair, whether the smaller box is the one cut by a window's edge: a cut
+            # part of the other's object, not a whole item lying on a cut larger one
+            areas = (xyxy[rest, 2] - xyxy[rest, 0]) * (xyxy[rest, 3] - xyxy[rest, 1])
+            smaller_cut = np.where(
+                areas < (box[2] - box[0]) * (box[3] - box[1]), clipped[rest], box_clipped
+            )
+            same = same_label & (
                 (iou > iou_threshold)
                 | ((box_clipped | clipped[rest]) & (ios > containment))
                 | (box_clipped & clipped[rest] & (axis_iou > aligned))
-            )
+            ) | (~same_label & smaller_cut & (ios > containment))
             if not same.any():
                 break
             taken[rest[same]] = True
