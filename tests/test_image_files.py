@@ -150,3 +150,15 @@ def test_what_a_worker_listed_before_a_run_died_is_cleaned_up_next(tmp_path):
     list_output(run.listing, out, cut)  # a worker listed and wrote it; never collected
     rerun = OutputFiles(out, "separate", ("ecotaxa",))
     assert rerun.finish() == ["ecotaxa/v_1.png"] and not cut.exists()
+
+
+def test_images_in_a_linked_folder_are_read_and_a_link_loop_is_walked_once(tmp_path):
+    """A flight linked in from another disk was passed over without a word."""
+    disk, survey = tmp_path / "disk" / "flight2", tmp_path / "survey"
+    disk.mkdir(parents=True)
+    (survey / "flight1").mkdir(parents=True)
+    (disk / "b.jpg").write_bytes(b"x")
+    (survey / "flight1" / "a.jpg").write_bytes(b"x")
+    (survey / "flight2").symlink_to(disk)
+    (survey / "flight1" / "back").symlink_to(survey)  # a loop: survey/flight1/back/flight1/...
+    assert list_images(survey) == [survey / "flight1" / "a.jpg", survey / "flight2" / "b.jpg"]

@@ -56,7 +56,7 @@ def list_images(
     listed: dict[Path, frozenset[str]] = {}  # per folder: the outputs its listings name
     images = sorted(
         p
-        for p in source.rglob("*")
+        for p in _files_under(source)
         if p.suffix.lower() in IMAGE_SUFFIXES
         and not _is_under(p.parent, skips, inside)
         and not _written_by_a_run(p, listed)
@@ -64,6 +64,26 @@ def list_images(
     if not images:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {source}")
     return images
+
+
+def _files_under(source: Path):
+    """Every file path under `source`, through linked folders too (a survey's flights linked
+    in from another disk; `rglob` passes them over in silence), each real folder once: a
+    link back up the tree is not followed round."""
+    seen: set[tuple[int, int]] = set()
+    for folder, folders, files in os.walk(source, followlinks=True):
+        try:
+            stat = os.stat(folder)
+        except OSError:  # a dangling link or a folder gone meanwhile
+            folders[:] = []
+            continue
+        if (stat.st_dev, stat.st_ino) in seen:
+            folders[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        folders.sort()
+        for name in files:
+            yield Path(folder) / name
 
 
 def _written_by_a_run(path: Path, listed: dict[Path, frozenset[str]]) -> bool:
