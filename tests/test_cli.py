@@ -311,8 +311,10 @@ def test_an_out_that_cannot_be_a_folder_is_one_line_before_any_work(tmp_path, ca
         (["--tile-size", "0"], "--tile-size must be at least 64 pixels, got 0"),
         (["--tile-size", "-5"], "--tile-size must be at least 64 pixels, got -5"),
         # the user set only the size: the overlap they never chose is named as the family's
-        (["--tile-size", "96"], "litter-detector's tile overlap 160 must lie in [0, 96)"),
+        (["--tile-size", "96"], "litter-detector's tile overlap 160 must lie in [0, 48]"),
         (["--tile-size", "320", "--tile-overlap", "400"], "--tile-overlap 400 must lie in"),
+        # a 1 px stride: millions of windows, a run that looked hung
+        (["--tile-size", "64", "--tile-overlap", "63"], "--tile-overlap 63 must lie in [0, 32]"),
     ],
 )
 def test_tile_settings_are_refused_in_the_users_words(tmp_path, capsys, options, message):

@@ -37,7 +37,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     parser.add_argument(
         "--tile-overlap",
         type=int,
-        help="pixels shared by neighbouring tiles (default: the function's)",
+        help="pixels shared by neighbouring tiles, at most half a tile (default: the function's)",
     )
     parser.add_argument("--no-previews", action="store_true", help="skip the preview images")
     parser.set_defaults(run=run, out_is_folder=True)
