@@ -80,6 +80,14 @@ def test_unknown_function_and_bad_threshold_are_clear_errors(tmp_path, capsys, f
         )
 
 
+def test_a_video_given_to_predict_points_to_track(tmp_path, capsys):
+    video = tmp_path / "dive.MP4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    argv = ["predict", str(video), "--function", "fish-detector", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert f"`imagine-assist track {video} --function fish-detector`" in capsys.readouterr().err
+
+
 def test_missing_model_tells_how_to_get_one(tmp_path, capsys, fish_images):
     code = main(
         [

@@ -28,6 +28,7 @@ from imagine_assist.images import read_image, readable_name
 
 log = logging.getLogger(__name__)
 
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv"}
 PLOT = "counts.png"  # the counts per label, a bar chart in the output folder
 PREVIEW_MAX_SIDE = 2048
 # boxes.csv: one row per box, corners in the image's own pixels, score in [0, 1]
@@ -123,6 +124,11 @@ def predict_to_files(
     in `report.skipped`. Names in every output follow `readable_name`."""
     source = Path(source)
     out_dir = Path(out_dir)
+    if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
+        raise UserError(
+            f"{source} is a video; predict reads images. `imagine-assist track {source} "
+            f"--function {function.spec.id}` follows objects through a video"
+        )
     paths = list_images(source, outputs=out_dir, own_folders=("previews",))
     base = source if source.is_dir() else source.parent
     stems = output_stems(paths, base, with_folders=True)  # a.jpg, a.png: two previews
