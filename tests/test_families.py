@@ -267,3 +267,93 @@ def test_a_family_takes_every_label_its_task_declares_not_only_those_with_boxes(
     assert export_labels([export], tmp_path / "work") == ("chromis", "sarpa", "tuna")
     mapped = export_labels([export], tmp_path / "work", {"tuna": "thunnus"})
     assert mapped == ("chromis", "sarpa", "thunnus")
+
+
+def _rezip(source, target, edit):
+    """`source` zip again as `target`, its annotations.xml passed through `edit`."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for name in old.namelist():
+            data = old.read(name)
+            new.writestr(name, edit(data.decode()).encode() if name == "annotations.xml" else data)
+    return target
+
+
+@pytest.mark.slow  # FiftyOne reads the exports: the full tier
+def test_declared_labels_keep_the_tasks_order_and_come_from_jobs_but_never_tags(home, tmp_path):
+    """CVAT shows a task's labels in its own order; a job export declares them under
+    <job>; a tag label ("no fish") can never be a box."""
+    from imagine_assist.samples import write_cvat_export
+    from imagine_assist.training.new_family import export_labels
+
+    declared = ["Diplodus vulgaris", "Chromis chromis", "Sarpa salpa", "Coris julis"]
+    first_round = with_labels(generate_fish(2, seed=3), lambda fish: "Sarpa salpa")
+    task = write_cvat_export(tmp_path / "task.zip", first_round, declared)
+    assert export_labels([task], tmp_path / "work") == tuple(declared)
+    tag = "<label><name>no fish</name><type>tag</type><attributes></attributes></label></labels>"
+    tagged = _rezip(task, tmp_path / "tagged.zip", lambda xml: xml.replace("</labels>", tag, 1))
+    assert export_labels([tagged], tmp_path / "work") == tuple(declared)
+    job = _rezip(
+        task,
+        tmp_path / "job.zip",
+        lambda xml: xml.replace("<task>", "<job>").replace("</task>", "</job>"),
+    )
+    assert export_labels([job], tmp_path / "work") == tuple(declared)
+
+
+def _yolo_export(path, names, images: int, kept: int):
+    """An Ultralytics YOLO Detection 1.0 export as CVAT writes it: one label file per
+    image; only the first `kept` images inside."""
+    import zipfile
+
+    from PIL import Image
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(
+            "data.yaml", yaml.safe_dump({"path": ".", "train": "images/train", "names": names})
+        )
+        for index, sample in enumerate(generate_fish(images, seed=9)):
+            archive.writestr(f"labels/train/f{index}.txt", "0 0.5 0.5 0.2 0.1\n")
+            if index < kept:
+                Image.fromarray(sample.image).save(tmp := path.parent / f"f{index}.jpg")
+                archive.write(tmp, f"images/train/f{index}.jpg")
+    return path
+
+
+@pytest.mark.slow  # FiftyOne reads the exports: the full tier
+def test_a_yolo_export_keeps_its_declared_names_and_is_refused_without_its_images(home, tmp_path):
+    from imagine_assist.training.new_family import export_labels
+
+    names = {0: "Zebra", 1: "apple", 2: "Mango"}  # Mango has no box yet
+    whole = _yolo_export(tmp_path / "whole.zip", names, images=3, kept=3)
+    assert export_labels([whole], tmp_path / "work") == ("Zebra", "apple", "Mango")
+    part = _yolo_export(tmp_path / "part.zip", names, images=3, kept=2)
+    with pytest.raises(UserError, match="part.zip lacks 1 of the 3 images"):
+        export_labels([part], tmp_path / "work")
+    none = _yolo_export(tmp_path / "none.zip", names, images=3, kept=0)
+    with pytest.raises(UserError, match="none.zip holds the annotations of 3 images but none"):
+        export_labels([none], tmp_path / "work")
+
+
+@pytest.mark.slow  # FiftyOne reads the exports: the full tier
+def test_the_labels_of_a_fixed_validation_export_are_the_familys_too(home, tmp_path, monkeypatch):
+    """`families create --from a.zip --val b.zip`: b's species was refused as unknown to
+    the family, with advice to run the command being run."""
+    from imagine_assist.samples import write_cvat_export
+    from imagine_assist.training import new_family
+
+    train = with_labels(generate_fish(2, seed=3), lambda fish: "Sarpa salpa")
+    val = with_labels(generate_fish(2, seed=4), lambda fish: "Sparus aurata")
+    exports = [write_cvat_export(tmp_path / "a.zip", train, ["Sarpa salpa"])]
+    vals = [write_cvat_export(tmp_path / "b.zip", val, ["Sarpa salpa", "Sparus aurata"])]
+    made = {}
+
+    def stop_before_training(name, labels, base):
+        made["labels"] = labels
+        raise RuntimeError("stopped before training")
+
+    monkeypatch.setattr(new_family, "new_family", stop_before_training)
+    with pytest.raises(RuntimeError, match="stopped before training"):
+        new_family.create_family("reef", exports, tmp_path / "work", val_exports=vals)
+    assert made["labels"] == ("Sarpa salpa", "Sparus aurata")

@@ -39,6 +39,7 @@ from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import UserError
 from imagine_assist.fiftyone_database import forget_inherited_port, keep_to_own_database
 from imagine_assist.home import Home, configure_offline
+from imagine_assist.image_files import IMAGE_SUFFIXES
 from imagine_assist.images import readable_name, upright_size
 
 log = logging.getLogger(__name__)
@@ -470,6 +471,7 @@ def check_image_names(root: Path, export_format: str, export: Path) -> None:
         names, base = _coco_image_names(root, export), images_dir(root)
     elif export_format == "Ultralytics YOLO Detection 1.0":
         _confine_yolo(root, export)
+        _refuse_missing(export, *_yolo_missing_images(root))
         return
     else:
         return
@@ -481,6 +483,12 @@ def check_image_names(root: Path, export_format: str, export: Path) -> None:
         if not (base / name).is_file():
             missing.append(name)
         declared.append((name, size))
+    _refuse_missing(export, named, missing)
+    for name, size in declared:
+        _check_declared_size(base / name, name, size, export)
+
+
+def _refuse_missing(export: Path, named: int, missing: list[str]) -> None:
     if named and len(missing) == named:
         raise UserError(
             f"{export} holds the annotations of {named} images but none of the images: "
@@ -491,8 +499,27 @@ def check_image_names(root: Path, export_format: str, export: Path) -> None:
             f"{export} lacks {len(missing)} of the {named} images its annotations name, "
             f"{missing[0]!r} first: export the task again with 'Save images'"
         )
-    for name, size in declared:
-        _check_declared_size(base / name, name, size, export)
+
+
+def _yolo_missing_images(root: Path) -> tuple[int, list[str]]:
+    """How many images a YOLO export's label files stand for (CVAT writes one per image,
+    empty for an image without boxes), and those whose image is not in `images/`."""
+    labels_root = root / "labels"
+    stems: dict[Path, set[str]] = {}  # per image folder: the stems of its images
+    named, missing = 0, []
+    for label in sorted(labels_root.rglob("*.txt")) if labels_root.is_dir() else []:
+        relative = label.relative_to(labels_root)
+        folder = root / "images" / relative.parent
+        if folder not in stems:
+            stems[folder] = (
+                {p.stem for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+                if folder.is_dir()
+                else set()
+            )
+        named += 1
+        if label.stem not in stems[folder]:
+            missing.append(str(Path("images") / relative.with_suffix("")))
+    return named, missing
 
 
 def _check_declared_size(path: Path, name: str, declared, export: Path) -> None:
@@ -566,8 +593,73 @@ def load_export(info: ExportInfo, name: str | None = None):
         shutil.rmtree(info.root, ignore_errors=True)
         raise
     dataset.info["export"] = {"path": str(info.path), "sha256": info.sha256, "format": info.format}
+    dataset.info["declared_labels"] = export_declared_labels(info)
     dataset.save()
     return dataset
+
+
+# CVAT label types that can never be a box: a family's detector would offer CVAT a box label
+# that no box ever teaches
+_NOT_BOX_LABEL_TYPES = {"tag", "points", "polyline", "skeleton", "cuboid"}
+
+
+def export_declared_labels(info: ExportInfo) -> list[str]:
+    """The labels an export declares, in its own order, whether or not a box uses them:
+    a CVAT task's, job's or project's `<meta>` labels (not those that can never be a box,
+    such as tags), a COCO file's categories, a YOLO data.yaml's names. A task's label set is
+    the user's: the first 50 images of a 14-species task may hold boxes of only five."""
+    names: list[object] = []
+    try:
+        if info.format.startswith("CVAT for"):
+            names = _cvat_meta_labels(info.root / "annotations.xml")
+        elif info.format == "COCO 1.0":
+            path = sorted(info.root.glob("annotations/*.json"))[0]  # the file it reads
+            categories = json.loads(path.read_text(errors="replace")).get("categories")
+            names = [c.get("name") for c in categories or [] if isinstance(c, dict)]
+        elif (info.root / "data.yaml").is_file():
+            config = yaml.safe_load((info.root / "data.yaml").read_text(errors="replace"))
+            declared = config.get("names") if isinstance(config, dict) else None
+            if isinstance(declared, dict):
+                declared = [declared[key] for key in sorted(declared, key=_yolo_key)]
+            names = list(declared) if isinstance(declared, list) else []
+    except (OSError, ValueError, AttributeError, IndexError, ET.ParseError, yaml.YAMLError):
+        return []  # what the importer made of it stands; it refuses what it cannot read
+    ordered: list[str] = []
+    for name in names:
+        if isinstance(name, str) and name.strip() and name.strip() not in ordered:
+            ordered.append(name.strip())
+    return ordered
+
+
+def _yolo_key(key) -> int:
+    try:
+        return int(key)
+    except (TypeError, ValueError):
+        return 1 << 30
+
+
+def _cvat_meta_labels(xml_path: Path) -> list[str]:
+    """The box-able labels of a CVAT export's `<meta>` (task, job or project), read up to
+    the first annotation: the meta comes first, the annotations after it may be long."""
+    names: list[str] = []
+    path: list[str] = []
+    for event, element in ET.iterparse(str(xml_path), events=("start", "end")):
+        if event == "start":
+            path.append(element.tag)
+            if element.tag in ("image", "track"):
+                break
+            continue
+        path.pop()
+        if (
+            element.tag == "label"
+            and path[-3:-1] in (["meta", "task"], ["meta", "job"], ["meta", "project"])
+            and path[-1] == "labels"
+        ):
+            kind = (element.findtext("type") or "").strip()
+            if kind not in _NOT_BOX_LABEL_TYPES:
+                names.append(element.findtext("name") or "")
+            element.clear()
+    return names
 
 
 def _read_export(info: ExportInfo, name: str):
@@ -859,15 +951,11 @@ def labels_in(dataset) -> set[str]:
     return set(dataset.distinct(f"{GROUND_TRUTH}.detections.label"))
 
 
-def declared_labels(dataset) -> set[str]:
-    """The labels the export declares, whether or not a box uses them: a CVAT task's labels
-    (its `<meta>`, which FiftyOne keeps as `task_labels`) and a COCO file's categories. A
-    task's label set is the user's: the first 50 images of a 14-species task may hold boxes
-    of only five."""
-    info = dataset.info or {}
-    declared = [*(info.get("task_labels") or []), *(info.get("categories") or [])]
-    names = {entry.get("name") for entry in declared if isinstance(entry, dict)}
-    return {name for name in names if isinstance(name, str) and name.strip()}
+def declared_labels(dataset) -> list[str]:
+    """The labels the export declares, in its order (`export_declared_labels`, recorded
+    when it was loaded)."""
+    declared = (dataset.info or {}).get("declared_labels") or []
+    return [name for name in declared if isinstance(name, str)]
 
 
 def check_export(dataset, classes: tuple[str, ...], export: Path) -> None:

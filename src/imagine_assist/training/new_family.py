@@ -51,24 +51,28 @@ class CreatedFamily:
 def export_labels(
     exports: list[str | Path], work_dir: Path, label_map: dict[str, str] | None = None
 ) -> tuple[str, ...]:
-    """The labels of the exports (CVAT images/video 1.1, COCO, YOLO): those people drew
-    boxes with, and those the task declares without a box yet (`exports.declared_labels`),
-    so that a later round's first box of a rare species is not refused. Only the labels are
-    read: each export's unpacked folder is removed straight after."""
-    labels: set[str] = set()
+    """The labels of the exports (CVAT images/video 1.1, COCO, YOLO): those the task declares,
+    with or without a box yet (`exports.declared_labels`), so that a later round's first box
+    of a rare species is not refused, in the task's order; then any drawn that no task
+    declares. Only the labels are read: each export's unpacked folder is removed straight
+    after."""
+    declared: list[str] = []  # in the task's own order, as CVAT will show them
+    drawn: set[str] = set()
     rename = label_map or {}
     for export in exports:
         with unpacked(export, work_dir) as info:
             dataset = load_export(info)
             try:
                 relabel(dataset, GROUND_TRUTH, label_map)
-                labels |= labels_in(dataset)
-                labels |= {rename.get(name, name) for name in declared_labels(dataset)}
+                drawn |= labels_in(dataset)
+                for name in declared_labels(dataset):
+                    if rename.get(name, name) not in declared:
+                        declared.append(rename.get(name, name))
             finally:
                 dataset.delete()
-    if not labels:
+    if not drawn and not declared:
         raise UserError(f"{', '.join(map(str, exports))}: no boxes with labels to learn from")
-    return tuple(sorted(labels))
+    return (*declared, *sorted(drawn - set(declared)))
 
 
 def closest_base(labels: tuple[str, ...]) -> str:
@@ -128,7 +132,8 @@ def create_family(
     if not exports:
         raise UserError("give the export to start from with --from")
     work_dir = Path(work_dir).resolve()
-    labels = export_labels(exports, work_dir / "labels", label_map)
+    # the fixed validation export is of the same task: its labels are the family's too
+    labels = export_labels([*exports, *(val_exports or [])], work_dir / "labels", label_map)
     base_name = base or closest_base(labels)
     builtin = builtin_families()
     if base_name not in builtin:
