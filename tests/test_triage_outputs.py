@@ -153,3 +153,24 @@ def test_preview_labels_at_the_top_edge_stay_inside_the_image():
 
     # the label drawn in full, whether the box touches the top edge or lies lower
     assert drawn_pixels(0) == pytest.approx(drawn_pixels(40), rel=0.05)
+
+
+def test_a_rerun_stopped_halfway_leaves_no_earlier_counts_beside_its_previews(frames, tmp_path):
+    out = tmp_path / "o"
+    predict_to_files(species_function(), frames, out)
+    assert (out / "counts.csv").is_file()
+
+    class StoppedAtTheSecondFrame(TwoSpeciesOnOneFish):
+        calls = 0
+
+        def __call__(self, image, threshold):
+            StoppedAtTheSecondFrame.calls += 1
+            if StoppedAtTheSecondFrame.calls == 2:
+                raise KeyboardInterrupt
+            return super().__call__(image, threshold)
+
+    stopped = DetectorFunction(species_function().spec, StoppedAtTheSecondFrame())
+    with pytest.raises(KeyboardInterrupt):
+        predict_to_files(stopped, frames, out)
+    left = sorted(p.name for p in out.iterdir())
+    assert left == [".predict-outputs", "previews"]  # no counts of the run before
