@@ -215,3 +215,35 @@ def test_body_must_be_a_json_object(raw):
 def test_body_bytes_and_dict_are_accepted():
     assert parse_body(b'{"image": "x"}') == {"image": "x"}
     assert parse_body({"image": "x"}) == {"image": "x"}
+
+
+def test_a_deployed_function_follows_a_promotion_without_a_redeploy(tmp_path, monkeypatch):
+    """The mounted models folder gets a new CURRENT (`models promote`, the loop): the
+    function serves it at its next look, and a version that does not load leaves the one
+    serving."""
+    from imagine_assist.models.registry import Registry
+    from imagine_assist.models.store import BUNDLED_DIR
+    from imagine_assist.nuclio import adapter
+
+    models = tmp_path / "models"
+    monkeypatch.delenv("IMAGINE_ASSIST_MODEL", raising=False)
+    monkeypatch.setenv("IMAGINE_ASSIST_MODELS", str(models))
+    monkeypatch.setattr(adapter, "WATCH_MODELS_S", 0.0)  # look before every request
+    platform, module = Platform(), load_main("fish-detector")
+    image = {"image": b64(next(iter(generate_fish(1, seed=7))).image)}
+
+    def served():
+        status, _ = call(platform, module, image)
+        assert status == 200
+        context = platform._get_handler_context(module.handler)
+        return str(context.user_data.function.detector.path)
+
+    assert served() == str(BUNDLED_DIR / "fish" / "model.onnx")
+    registry = Registry(models)
+    registry.add("fish", {"model.onnx": BUNDLED_DIR / "fish" / "model.onnx"}, {})
+    registry.promote("fish", "v1", "corrected frames")
+    assert served() == str(models / "fish" / "versions" / "v1" / "model.onnx")
+    registry.add("fish", {"model.onnx": BUNDLED_DIR / "fish" / "model.onnx"}, {})
+    registry.promote("fish", "v2", "more frames")
+    (models / "fish" / "versions" / "v2" / "model.onnx").write_bytes(b"cut short")
+    assert served().endswith("v1/model.onnx")  # v2 does not load: v1 serves on

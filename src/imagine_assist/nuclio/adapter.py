@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import traceback
 from pathlib import Path
 
 from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import get_spec, load_function
 from imagine_assist.functions.render import MODEL_ENV, MODELS_ENV, MODELS_MOUNT
-from imagine_assist.models.store import live_model
+from imagine_assist.models.store import live_model, live_model_stamp
 from imagine_assist.nuclio.cvat_requests import answer
+from imagine_assist.nuclio.hosting import WATCH_MODELS_S
 from imagine_assist.nuclio.protocol import error_body, parse_body, status_for
 
 
@@ -27,12 +29,49 @@ class NuclioFunction:
     def init_context(self, context) -> None:
         weights = os.environ.get(MODEL_ENV) or None
         models_dir = os.environ.get(MODELS_ENV, MODELS_MOUNT)
+        # the live model is followed (a promotion serves without a redeploy); one named is not
+        context.user_data.models_dir = None if weights else models_dir
+        context.user_data.stamp = None if weights else self._stamp(models_dir)
+        context.user_data.looked = time.monotonic()
         function = load_function(self.spec.id, weights=weights, models_dir=models_dir)
         context.user_data.function = function
         model = weights or live_model_name(self.spec, models_dir)
         context.logger.info_with("model loaded", function=self.spec.id, model=model)
 
+    def _stamp(self, models_dir: str) -> object:
+        try:
+            return live_model_stamp(self.spec.family, models_dir)
+        except OSError as error:
+            return f"unreadable: {error}"
+
+    def follow_the_live_model(self, context) -> None:
+        """Every WATCH_MODELS_S, before a request: if the mounted models folder names another
+        live model (a promotion or rollback since this worker loaded), load it; a model that
+        fails to load leaves the one serving, logged, and is not tried again until the
+        folder changes again."""
+        data = context.user_data
+        models_dir = getattr(data, "models_dir", None)
+        if models_dir is None or time.monotonic() - data.looked < WATCH_MODELS_S:
+            return
+        data.looked = time.monotonic()
+        stamp = self._stamp(models_dir)
+        if stamp == data.stamp:
+            return
+        data.stamp = stamp
+        try:
+            data.function = load_function(self.spec.id, models_dir=models_dir)
+        except Exception as error:  # the worker serves on with the model it has
+            context.logger.error_with(
+                "the new live model did not load; serving the previous one",
+                function=self.spec.id,
+                error=str(error),
+            )
+            return
+        model = live_model_name(self.spec, models_dir)
+        context.logger.info_with("model reloaded", function=self.spec.id, model=model)
+
     def handler(self, context, event):
+        self.follow_the_live_model(context)
         try:
             body = parse_body(event.body)
             result = answer(context.user_data.function, body)

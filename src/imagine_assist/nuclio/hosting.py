@@ -18,6 +18,10 @@ from imagine_assist.nuclio.protocol import Unavailable
 
 log = logging.getLogger(__name__)
 
+# A promotion by another process (`models promote` without --gateway, the loop) serves within
+# this many seconds, in the gateway and in a Nuclio function; a look is a few stats per family
+WATCH_MODELS_S = 5.0
+
 Loader = Callable[[], object]  # returns a function object that `cvat_requests.answer` takes
 Stamp = Callable[[], object]  # what changes on disk when the model to load changes
 _UNSEEN = object()

@@ -29,15 +29,12 @@ from imagine_assist.functions.catalog import FUNCTIONS, get_spec, load_function
 from imagine_assist.home import Home
 from imagine_assist.models.store import live_model_stamp
 from imagine_assist.nuclio.gateway import BODY_TIMEOUT_S, TOKEN_ENV, Gateway, create_app
-from imagine_assist.nuclio.hosting import FunctionHost
+from imagine_assist.nuclio.hosting import WATCH_MODELS_S, FunctionHost
 from imagine_assist.nuclio.protocol import error_body
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-# A promotion by another process (`models promote` without --gateway, the loop) serves within
-# this many seconds; each look is a few stats per family
-WATCH_MODELS_S = 5.0
 
 
 @dataclass(frozen=True)
