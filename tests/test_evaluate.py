@@ -289,3 +289,13 @@ def test_yolo_class_ids_are_the_names_keys_which_need_not_run_in_order(tmp_path)
     (labels / "a.txt").write_text("3 0.5 0.5 0.2 0.2\n")
     with pytest.raises(UserError, match=r"class 3, but data.yaml names 2 classes \(0, 5\)"):
         check_yolo_labels([tmp_path / "images" / "train"], ids, tmp_path)
+
+
+@pytest.mark.slow  # seconds of FiftyOne work: the full tier
+def test_labels_whose_image_is_gone_are_named_not_passed_over(tmp_path, caplog):
+    source = write_case(tmp_path / "case")
+    (source / "labels" / "gone.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    with caplog.at_level("WARNING", logger="imagine_assist"):
+        facts = evaluate_function(source, stub_function(0.75), tmp_path / "out", tmp_path / "w")
+    assert facts.facts["boxes"] == 3  # the case's own
+    assert "1 of the 5 label files" in caplog.text and "(gone first)" in caplog.text

@@ -20,6 +20,7 @@ frames) took ten times as long as the detector itself (docs/evaluate.md).
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,7 +47,11 @@ from imagine_assist.training.exports import (
     relabel,
     unpacked,
     yolo_class_ids,
+    yolo_images_of_labels,
+    yolo_labels_folder,
 )
+
+log = logging.getLogger(__name__)
 
 PREDICTION_FLOOR = 0.001
 # As COCO's AP, the 100 most confident boxes of each image; and never fewer than the function
@@ -135,6 +140,19 @@ def load_yolo_folder(root: Path, work_dir: Path, names: list[str], name: str):
             "labels/ side by side"
         )
     check_yolo_labels(folders, yolo_class_ids(names), root)
+    for folder in folders:  # FiftyOne passes over them without a word: their boxes unscored
+        labels = yolo_labels_folder(Path(folder))
+        named, missing = yolo_images_of_labels(labels, Path(folder)) if labels else (0, [])
+        if missing:
+            log.warning(
+                "%d of the %d label files in %s have no image in %s (%s first): their boxes "
+                "are not scored",
+                len(missing),
+                named,
+                labels,
+                folder,
+                missing[0],
+            )
     # FiftyOne's importer reads one split of one yaml: ours names every folder found
     work_dir.mkdir(parents=True, exist_ok=True)
     yaml_path = work_dir / f"{name}.yaml"

@@ -504,12 +504,18 @@ def _refuse_missing(export: Path, named: int, missing: list[str]) -> None:
 def _yolo_missing_images(root: Path) -> tuple[int, list[str]]:
     """How many images a YOLO export's label files stand for (CVAT writes one per image,
     empty for an image without boxes), and those whose image is not in `images/`."""
-    labels_root = root / "labels"
+    named, missing = yolo_images_of_labels(root / "labels", root / "images")
+    return named, [str(Path("images") / name) for name in missing]
+
+
+def yolo_images_of_labels(labels_root: Path, images_root: Path) -> tuple[int, list[str]]:
+    """How many label files lie under `labels_root`, and (as paths under `images_root`,
+    without suffix) those with no image of their name where Ultralytics looks for it."""
     stems: dict[Path, set[str]] = {}  # per image folder: the stems of its images
     named, missing = 0, []
     for label in sorted(labels_root.rglob("*.txt")) if labels_root.is_dir() else []:
         relative = label.relative_to(labels_root)
-        folder = root / "images" / relative.parent
+        folder = images_root / relative.parent
         if folder not in stems:
             stems[folder] = (
                 {p.stem for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
@@ -518,7 +524,7 @@ def _yolo_missing_images(root: Path) -> tuple[int, list[str]]:
             )
         named += 1
         if label.stem not in stems[folder]:
-            missing.append(str(Path("images") / relative.with_suffix("")))
+            missing.append(str(relative.with_suffix("")))
     return named, missing
 
 
