@@ -28,6 +28,17 @@ CASE = {
 }
 
 
+def fish_at_or_above(scored, threshold) -> sv.Detections:
+    """The (box, score) pairs at `threshold` or above, as a detector's `fish`."""
+    kept = [(box, score) for box, score in scored if score >= threshold]
+    return sv.Detections(
+        xyxy=np.array([box for box, _ in kept], dtype=np.float32).reshape(-1, 4),
+        confidence=np.array([score for _, score in kept], dtype=np.float32),
+        class_id=np.zeros(len(kept), dtype=int),
+        data={"class_name": np.array(["fish"] * len(kept))},
+    )
+
+
 class StubDetector:
     """Fixed boxes per image, found by the image's grey level."""
 
@@ -37,13 +48,7 @@ class StubDetector:
     def __call__(self, image, threshold):
         level = int(image[0, 0, 0])
         _, _, predicted = next(v for v in CASE.values() if abs(v[0] - level) < 5)
-        kept = [(box, score) for box, score in predicted if score >= threshold]
-        return sv.Detections(
-            xyxy=np.array([box for box, _ in kept], dtype=np.float32).reshape(-1, 4),
-            confidence=np.array([score for _, score in kept], dtype=np.float32),
-            class_id=np.zeros(len(kept), dtype=int),
-            data={"class_name": np.array(["fish"] * len(kept))},
-        )
+        return fish_at_or_above(predicted, threshold)
 
 
 def stub_function(threshold=0.75):
@@ -121,13 +126,7 @@ class DenseDetector:
     def __call__(self, image, threshold):
         scored = [(b, 0.9 - 0.001 * i) for i, b in enumerate(self.boxes)]
         scored += [(b, 0.2) for b in self.unsure]
-        kept = [(box, score) for box, score in scored if score >= threshold]
-        return sv.Detections(
-            xyxy=np.array([box for box, _ in kept], dtype=np.float32).reshape(-1, 4),
-            confidence=np.array([score for _, score in kept], dtype=np.float32),
-            class_id=np.zeros(len(kept), dtype=int),
-            data={"class_name": np.array(["fish"] * len(kept))},
-        )
+        return fish_at_or_above(scored, threshold)
 
 
 @pytest.mark.slow  # seconds of FiftyOne work: the full tier
