@@ -371,3 +371,59 @@ def test_a_live_plankton_version_that_does_not_load_says_how_to_go_back(tmp_path
     model.write_bytes(model.read_bytes()[:100])
     with pytest.raises(UserError, match="live version v1: `imagine-assist models repair plankton`"):
         load_function("plankton-separator", models_dir=models)
+
+
+def _tsv_records(out):
+    with (out / "ecotaxa" / "ecotaxa_import.tsv").open() as handle:
+        rows = list(csv.reader(handle, delimiter="\t"))
+    return [dict(zip(rows[0], row, strict=True)) for row in rows[2:]]
+
+
+@pytest.mark.slow  # seconds of work: the full tier
+def test_the_tsv_gives_each_organisms_own_box_and_names_vignettes_with_none(tmp_path, capsys):
+    """object_bx/by/width/height were the cut-out's, 4 px of margin each side; and a blank
+    or faint vignette had no row and no word."""
+    source = tmp_path / "scan"
+    source.mkdir()
+    vignette = np.full((200, 240), 240, np.uint8)
+    vignette[50:70, 100:140] = 40  # 40 x 20 px, away from the edges
+    vignette[150:160, 0:30] = 40  # 30 x 10 px, touching the left edge
+    Image.fromarray(vignette).save(source / "rect.png")
+    Image.fromarray(np.full((200, 240), 240, np.uint8)).save(source / "blank.png")
+    out = tmp_path / "out"
+    argv = ["separate", str(source), "--out", str(out), "--scale-bar-rows", "0", "--workers", "1"]
+    assert main(argv) == 0
+    boxes = sorted(
+        tuple(int(float(r[k])) for k in ("object_bx", "object_by", "object_width", "object_height"))
+        for r in _tsv_records(out)
+    )
+    assert boxes == [(0, 150, 30, 10), (100, 50, 40, 20)]
+    err = capsys.readouterr().err
+    assert "no organism found in 1 vignettes" in err and "blank.png" in err
+
+
+@pytest.mark.slow  # seconds of work: the full tier
+def test_a_rerun_stopped_halfway_leaves_no_tsv_of_the_run_before(tmp_path, monkeypatch):
+    """A stopped rerun had rewritten cut-outs under the names the old TSV gave other
+    organisms: zipped for EcoTaxa, images and measurements no longer matched."""
+    from imagine_assist import zooscan
+
+    source = tmp_path / "scan"
+    source.mkdir()
+    for sample in generate_plankton(4, seed=73, multiple_share=0.5):
+        Image.fromarray(sample.image).save(source / sample.name.replace(".jpg", ".png"))
+    out = tmp_path / "out"
+    argv = ["separate", str(source), "--out", str(out), "--workers", "1"]
+    assert main(argv) == 0 and _tsv_records(out)
+    separate_one, calls = zooscan._separate_one, []
+
+    def stopped_at_the_third(function, job):
+        calls.append(job)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return separate_one(function, job)
+
+    monkeypatch.setattr(zooscan, "_separate_one", stopped_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        zooscan.separate_to_files(source, out, workers=1)
+    assert not (out / "ecotaxa" / "ecotaxa_import.tsv").exists()

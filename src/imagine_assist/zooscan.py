@@ -71,6 +71,8 @@ class SeparationReport:
     multiples: int = 0
     objects: int = 0
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    # read, but no organism found (a faint gelatinous one, or a blank vignette): not in the TSV
+    no_organism: list[Path] = field(default_factory=list)
 
 
 def cut_out(image: np.ndarray, mask: BoxMask) -> tuple[np.ndarray, tuple[int, int, int, int]]:
@@ -139,7 +141,9 @@ def _separate_one(function: SeparatorFunction, job: _Job) -> _Separated:
     result = _Separated(path, tag=separation.tag, separation_lines=lines_file)
     for index, mask in enumerate(masks, start=1):
         object_id = f"{stem}_{index}"
-        crop, (x1, y1, x2, y2) = cut_out(image, mask)
+        crop, _ = cut_out(image, mask)
+        # the organism's own box, as ZooProcess gives it, not the cut-out's with its margin
+        x1, y1, x2, y2 = mask.xyxy
         name = f"{object_id}.png"
         list_output(job.listing, out, out / ECOTAXA_FOLDER / name)
         Image.fromarray(crop).save(out / ECOTAXA_FOLDER / name)
@@ -153,8 +157,8 @@ def _separate_one(function: SeparatorFunction, job: _Job) -> _Separated:
                 round(float((ys + mask.y).mean()), 2),
                 x1,
                 y1,
-                x2 - x1,
-                y2 - y1,
+                x2 - x1 + 1,
+                y2 - y1 + 1,
                 job.source_name,
                 separation.tag,
                 "" if separation.p_multiple is None else round(separation.p_multiple, 4),
@@ -201,6 +205,9 @@ def separate_to_files(
     (out / ECOTAXA_FOLDER).mkdir(parents=True, exist_ok=True)
     (out / "separations").mkdir(parents=True, exist_ok=True)
     report = SeparationReport(out, out / ECOTAXA_FOLDER / "ecotaxa_import.tsv")
+    # An earlier run's TSV goes before this run rewrites cut-outs under the same names: a
+    # run stopped halfway leaves no TSV whose rows describe other organisms' images
+    report.tsv.unlink(missing_ok=True)
     written = OutputFiles(out, "separate", OUTPUT_FOLDERS)
     jobs = [
         _Job(
@@ -264,4 +271,7 @@ def _collect(
     report.vignettes += 1
     report.multiples += result.tag == "multiple"
     report.objects += len(result.rows)
+    if not result.rows:  # faint or blank: the TSV has no row for it, and the user is told
+        log.warning("no organism found in %s: it has no row in the TSV", readable_name(result.path))
+        report.no_organism.append(result.path)
     return result

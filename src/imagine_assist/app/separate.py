@@ -36,6 +36,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from imagine_assist.images import readable_name
     from imagine_assist.zooscan import SeparatorSource, separate_to_files
 
     if args.scale_bar_rows is not None and args.scale_bar_rows < 0:
@@ -50,4 +51,12 @@ def run(args: argparse.Namespace) -> int:
     )
     for _, reason in report.skipped:  # one line each, naming the file as the outputs do
         print(f"skipped: {reason}", file=sys.stderr)
+    if report.no_organism:
+        names = ", ".join(readable_name(p) for p in report.no_organism[:5])
+        more = f" and {len(report.no_organism) - 5} more" if len(report.no_organism) > 5 else ""
+        print(
+            f"no organism found in {len(report.no_organism)} vignettes ({names}{more}), "
+            "faint or blank: they have no row in the TSV; look at them before the import",
+            file=sys.stderr,
+        )
     return 0
