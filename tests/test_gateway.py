@@ -316,6 +316,8 @@ def test_503_while_loading_and_after_a_failed_load(tmp_path):
         assert failed.status_code == 503 and "failed to load" in failed.json()["message"]
         listed = requests.get(f"{url}/api/functions/{failing.id}").json()
         assert listed["status"]["state"] == "error"
+        health = requests.get(f"{url}/api/healthz").json()["models"][failing.id]
+        assert "not a readable ONNX model" in health["error"]  # healthz says why, too
 
 
 def test_body_over_the_limit_is_413():
@@ -472,3 +474,29 @@ def test_the_model_watch_reloads_once_per_change_and_not_a_failed_load_again(tmp
     assert watch.look() == ["fish-detector"] and loads["count"] == 3
     assert host.status.state == "ready" and "cut short" in host.status.reload_error
     assert watch.look() == [] and loads["count"] == 3  # a broken version is not retried
+
+
+def test_the_stamp_follows_the_live_versions_own_files(tmp_path):
+    """A live model cut short, then restored by hand: CURRENT did not change, so the watch
+    never reloaded and healthz kept a reload_error that `models repair` called sound."""
+    from imagine_assist.models.registry import Registry
+    from imagine_assist.models.store import BUNDLED_DIR, live_model_stamp
+
+    models = tmp_path / "models"
+    registry = Registry(models)
+    registry.add("fish", {"model.onnx": BUNDLED_DIR / "fish" / "model.onnx"}, {})
+    registry.promote("fish", "v1", "corrected frames")
+    model = models / "fish" / "versions" / "v1" / "model.onnx"
+    host = FunctionHost(
+        get_spec("fish-detector"),
+        lambda: load_function("fish-detector", models_dir=models),
+        lambda: live_model_stamp("fish", models),
+    )
+    from imagine_assist.nuclio.hosting import ModelWatch
+
+    good = model.read_bytes()
+    model.write_bytes(good[:1000])
+    assert host.load().state == "failed"
+    model.write_bytes(good)  # restored by hand
+    assert ModelWatch([host], 60).look() == ["fish-detector"]
+    assert host.status.state == "ready" and not host.status.reload_error

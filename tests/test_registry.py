@@ -105,6 +105,36 @@ def test_a_tampered_current_pointer_is_a_clear_error(tmp_path):
     (tmp_path / "fish" / "CURRENT").write_text("v1 and some noise")
     with pytest.raises(UserError, match="not a promotion record"):
         registry.current("fish")
+    (tmp_path / "fish" / "CURRENT").write_text("{}")  # JSON naming nothing: a KeyError once
+    with pytest.raises(UserError, match="not a promotion record"):
+        registry.current("fish")
+
+
+def test_a_current_gone_while_a_version_was_live_is_damage_not_the_default(tmp_path):
+    """CURRENT deleted by hand: the bundled model served in its place, and healthz,
+    `models list` and the gateway all called that normal."""
+    registry = Registry(tmp_path / "models")
+    registry.add("fish", {"model.onnx": weights(tmp_path)}, FISH)
+    registry.promote("fish", "v1", "first")
+    (tmp_path / "models" / "fish" / "CURRENT").unlink()
+    with pytest.raises(UserError, match="CURRENT is missing, but history.jsonl records v1"):
+        resolve_model("fish", tmp_path / "models")
+    assert registry.repair("fish").name == "v1"
+    registry.rollback("fish")  # to the default: then a missing CURRENT is the default
+    (tmp_path / "models" / "fish" / "CURRENT").unlink()
+    assert resolve_model("fish", tmp_path / "models") == BUNDLED_DIR / "fish" / "model.onnx"
+
+
+def test_a_rollback_to_a_damaged_version_named_is_refused_not_passed(tmp_path):
+    registry = Registry(tmp_path / "models")
+    for text in ("one", "two", "three"):
+        version = registry.add("fish", {"model.onnx": weights(tmp_path, text=text)}, FISH)
+        registry.promote("fish", version.name, "better")
+    model = tmp_path / "models" / "fish" / "versions" / "v2" / "model.onnx"
+    model.write_bytes(model.read_bytes()[:40])
+    with pytest.raises(UserError, match="v2/model.onnx is not a readable ONNX model"):
+        registry.rollback("fish", to="v2")
+    assert registry.current("fish").name == "v3"  # nothing switched
 
 
 # A child process that adds and promotes a version, sleeping inside the step we kill it in.

@@ -247,9 +247,17 @@ class Registry:
         raise UserError(f"{family} has no version {name!r} in {self.root} (versions: {known})")
 
     def live(self, family: str) -> dict | None:
-        """The CURRENT record, or None when nothing was promoted."""
+        """The CURRENT record, or None when nothing was promoted. CURRENT gone while
+        history.jsonl records a version live is damage: serving the default model instead
+        would change the model in silence."""
         pointer = self.family_dir(family) / CURRENT
         if not pointer.is_file():
+            last = next((r for r in reversed(self.history(family)) if _is_record(r)), None)
+            if last is not None and last["version"] is not None:
+                raise DamagedCurrent(
+                    f"{pointer} is missing, but {HISTORY} records {last['version']} live; "
+                    f"{_repair(family)}"
+                )
             return None
         try:
             record = json.loads(pointer.read_text())
@@ -434,6 +442,12 @@ class Registry:
                     f"{family} {to} was not live before {record['version']} (before it: {went}); "
                     f"to make it live, promote it: `imagine-assist models promote {family} {to}`"
                 )
+            if not self._usable(family, to):  # asked for by name: not passed over for another
+                target = self.get(family, to)
+                raise DamagedVersion(
+                    f"{target.problem() or target.unreadable_model()}; it cannot be rolled back "
+                    f"to. `imagine-assist models list {family}` shows the versions that can"
+                )
             earlier = earlier[: len(earlier) - earlier[::-1].index(to)]
             reason += f" to {to}"
         # versions deleted by hand since are skipped, not resurrected
@@ -551,10 +565,26 @@ class Registry:
         )
 
 
+def live_version_name(pointer: Path) -> str | None:
+    """The version a CURRENT file names, read as little as a watch can afford (the first
+    4 KiB); None for none, or for anything that is not a plain version name."""
+    try:
+        with pointer.open("rb") as handle:
+            record = json.loads(handle.read(4096))
+    except (OSError, ValueError):
+        return None
+    name = record.get("version") if isinstance(record, dict) else None
+    return name if isinstance(name, str) and _VERSION.match(name) else None
+
+
 def _is_record(record: object) -> bool:
     """A promotion record names a version, or None: rolled back past the first version, to
     the installed or bundled default."""
-    return isinstance(record, dict) and isinstance(record.get("version"), str | None)
+    return (
+        isinstance(record, dict)
+        and "version" in record  # `{}` names nothing: damaged, not "the default"
+        and isinstance(record["version"], str | None)
+    )
 
 
 def _repair(family: str) -> str:

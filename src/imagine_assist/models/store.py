@@ -81,20 +81,25 @@ def resolve_model(
 
 
 def live_model_stamp(family: str, models_dir: str | Path | None = None) -> tuple:
-    """What changes when another process changes which weights serve the family: the
-    registry's CURRENT (rewritten by promote and rollback) and the models installed directly
-    in the family's directory, by name, inode, size and time. Only stats, no reads: a gateway
-    asks this every few seconds to notice a promotion that did not tell it."""
-    from imagine_assist.models.registry import CURRENT
+    """What changes when another process changes the weights that serve the family: the
+    registry's CURRENT (rewritten by promote, rollback and repair), the live version's model
+    files (restored by hand after a damage), and the models installed directly in the
+    family's directory; each by name, inode, size and time. A gateway asks this every few
+    seconds to notice a change that did not tell it: stats and one small read."""
+    from imagine_assist.models.registry import CURRENT, live_version_name
 
     folder = family_dir(family, models_dir)
+    paths = [folder / CURRENT, *sorted(folder.glob("*.onnx"))]
+    live = live_version_name(folder / CURRENT)
+    if live is not None:
+        paths += sorted((folder / "versions" / live).glob("*.onnx"))
     stamps = []
-    for path in [folder / CURRENT, *sorted(folder.glob("*.onnx"))]:
+    for path in paths:
         try:
             stat = path.stat()
         except OSError:  # not there (yet), or gone between the listing and the stat
             continue
-        stamps.append((path.name, stat.st_ino, stat.st_size, stat.st_mtime_ns))
+        stamps.append((str(path.relative_to(folder)), stat.st_ino, stat.st_size, stat.st_mtime_ns))
     return tuple(stamps)
 
 

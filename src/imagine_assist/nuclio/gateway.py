@@ -315,6 +315,8 @@ def create_app(gateway: Gateway, load_on_start: bool = True) -> Starlette:
                 "version": model_version(status.model),
                 # the last reload failed: this model serves on, not the one asked for
                 **({"reload_error": status.reload_error} if status.reload_error else {}),
+                # no model at all: why, with the way out the error names
+                **({"error": status.message} if status.state == "failed" else {}),
             }
             for name, status in statuses.items()
         }
