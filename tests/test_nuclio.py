@@ -217,6 +217,21 @@ def test_body_bytes_and_dict_are_accepted():
     assert parse_body({"image": "x"}) == {"image": "x"}
 
 
+def test_a_body_of_millions_of_tiny_values_is_refused_before_it_is_parsed():
+    """11 million `{}` fit the 32 MiB body limit and took 860 MB once parsed."""
+    import tracemalloc
+
+    bomb = b'{"image": "x", "pad": [' + b"{}," * 2_000_000 + b"{}]}"
+    tracemalloc.start()
+    with pytest.raises(BadRequest, match="holds about 4,000,006 JSON values"):
+        parse_body(bomb)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 20e6  # bytes: nothing was parsed
+    boxes = {"image": "x", "boxes": [[1.0, 2.0, 3.0, 4.0]] * 5000}  # a real reid request
+    assert parse_body(json.dumps(boxes).encode()) == boxes
+
+
 def test_a_deployed_function_follows_a_promotion_without_a_redeploy(tmp_path, monkeypatch):
     """The mounted models folder gets a new CURRENT (`models promote`, the loop): the
     function serves it at its next look, and a version that does not load leaves the one
