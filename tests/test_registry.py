@@ -108,6 +108,12 @@ def test_a_tampered_current_pointer_is_a_clear_error(tmp_path):
     (tmp_path / "fish" / "CURRENT").write_text("{}")  # JSON naming nothing: a KeyError once
     with pytest.raises(UserError, match="not a promotion record"):
         registry.current("fish")
+    (tmp_path / "fish" / "CURRENT").write_text("[" * 5000)  # a RecursionError traceback once
+    with pytest.raises(UserError, match="not a promotion record"):
+        registry.current("fish")
+    (tmp_path / "fish" / "history.jsonl").write_text("[" * 5000 + "\n{}\n")
+    assert registry.history("fish") == [{}] and registry.needs_repair("fish")
+    assert registry.repair("fish") is None  # nothing good in history: the default model
 
 
 def test_a_current_gone_while_a_version_was_live_is_damage_not_the_default(tmp_path):

@@ -443,3 +443,61 @@ def test_a_coco_annotation_of_an_undeclared_category_is_named(tmp_path):
     )
     with pytest.raises(UserError, match="annotation .id 3. of category 7, which its categories"):
         unpack(export, tmp_path / "work")
+
+
+def yaml_bomb(levels: int = 10) -> str:
+    """9 ** levels strings in a few hundred bytes: each list names the one before 9 times."""
+    lines = ['a: &a ["lol"]']
+    for level in range(1, levels):
+        lines.append(
+            f"l{level}: &l{level} ["
+            + ", ".join(["*" + (f"l{level - 1}" if level > 1 else "a")] * 9)
+            + "]"
+        )
+    lines.append(f"train: *l{levels - 1}")
+    lines.append("names: {0: fish}")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_yaml_bomb_in_data_yaml_is_refused_at_once_in_little_memory(tmp_path):
+    """A 927-byte zip took 6.3 GB and ended in a MemoryError traceback."""
+    members = {"data.yaml": yaml_bomb(), "images/train/a.jpg": IMAGE, "labels/train/a.txt": ""}
+    export = write_zip(tmp_path / "bomb.zip", members)
+    tracemalloc.start()
+    with pytest.raises(UserError, match="holds over 100,000 values once its aliases"):
+        unpack(export, tmp_path / "work")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 50e6 and left_in(tmp_path / "work") == []
+
+
+def test_a_yolo_split_that_is_not_a_folder_name_is_named(tmp_path):
+    members = {"data.yaml": "train: [[a, b]]\nnames: {0: fish}\n", "images/train/a.jpg": IMAGE}
+    with pytest.raises(UserError, match="data.yaml's train names .'a', 'b'., not a folder"):
+        unpack(write_zip(tmp_path / "odd.zip", members), tmp_path / "work")
+
+
+@pytest.mark.parametrize("kind", ["coco json", "data.yaml"])
+def test_annotations_nested_past_the_parsers_depth_are_one_line(tmp_path, kind):
+    if kind == "coco json":
+        members = {"annotations/instances_default.json": "[" * 100_000, "images/a.jpg": IMAGE}
+        says = "is JSON nested too deeply"
+    else:
+        members = {"data.yaml": "train: " + "[" * 20_000, "images/train/a.jpg": IMAGE}
+        says = "data.yaml is (YAML nested too deeply|not readable YAML)"
+    with pytest.raises(UserError, match=says):
+        unpack(write_zip(tmp_path / "deep.zip", members), tmp_path / "work")
+
+
+def test_a_coco_bbox_that_is_not_four_finite_numbers_is_named(tmp_path):
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
+        "annotations": [{"id": 3, "image_id": 1, "category_id": 1, "bbox": [1, 1, 1e309, 10]}],
+        "categories": [{"id": 1, "name": "fish"}],
+    }
+    text = json.dumps(coco).replace("Infinity", "1e309")
+    export = write_zip(
+        tmp_path / "coco.zip", {"annotations/instances_default.json": text, "images/a.jpg": IMAGE}
+    )
+    with pytest.raises(UserError, match=r"id 3\) whose bbox is not four finite numbers"):
+        unpack(export, tmp_path / "work")

@@ -71,7 +71,7 @@ class ModelVersion:
         path = self.path / CARD
         try:
             card = json.loads(path.read_text())
-        except (OSError, ValueError) as error:  # cut short, not JSON, not even text
+        except (OSError, ValueError, RecursionError) as error:  # cut short, not JSON, not even text
             raise DamagedVersion(
                 f"{self.family} {self.name} is damaged: {path} cannot be read ({error})"
             ) from None
@@ -261,7 +261,8 @@ class Registry:
             return None
         try:
             record = json.loads(pointer.read_text())
-        except (OSError, ValueError):  # unreadable, cut short, not JSON, not even text
+        # unreadable, cut short, not JSON, not even text, or nested past the parser's depth
+        except (OSError, ValueError, RecursionError):
             record = None
         if not _is_record(record):
             raise DamagedCurrent(f"{pointer} is not a promotion record; {_repair(family)}")
@@ -411,7 +412,7 @@ class Registry:
         for line in path.read_text(errors="replace").splitlines():
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue  # a line cut short by a kill: the switch itself is in CURRENT
             if isinstance(record, dict):
                 records.append(record)
@@ -571,7 +572,7 @@ def live_version_name(pointer: Path) -> str | None:
     try:
         with pointer.open("rb") as handle:
             record = json.loads(handle.read(4096))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     name = record.get("version") if isinstance(record, dict) else None
     return name if isinstance(name, str) and _VERSION.match(name) else None

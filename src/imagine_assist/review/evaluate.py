@@ -44,6 +44,7 @@ from imagine_assist.training.exports import (
     fiftyone,
     labels_in,
     load_export,
+    read_yaml,
     relabel,
     unpacked,
     yolo_class_ids,
@@ -99,10 +100,7 @@ def load_source(source: str | Path, work_dir: Path, names: list[str], name: str)
 def _yolo_splits(root: Path) -> tuple[dict, list[Path]]:
     """data.yaml's content and its image folders, found the ways Ultralytics finds them:
     under `path`, beside the yaml, or (Roboflow's `../train/images`) inside the folder."""
-    try:
-        config = yaml.safe_load((root / "data.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise UserError(f"{root / 'data.yaml'} is not readable YAML: {error}") from None
+    config = read_yaml(root / "data.yaml", root) or {}
     if not isinstance(config, dict):
         raise UserError(f"{root / 'data.yaml'}: expected a mapping with names and image folders")
     base = Path(config.get("path") or root)

@@ -47,6 +47,7 @@ GROUND_TRUTH = "ground_truth"
 SPLIT_GROUP = "split_group"
 # 100 video frames, 4 s at 25 fps: the camera has moved on by more than a frame's height
 VIDEO_SEGMENT_FRAMES = 100
+MAX_YAML_NODES = 100_000  # a data.yaml of 10,000 class names is a tenth of it
 _FRAME = re.compile(r"^frame_(\d+)$")  # CVAT's names for video frames: frame_000123.PNG
 FORMATS = (
     "CVAT for images 1.1",
@@ -391,6 +392,8 @@ def _coco_image_names(root: Path, export: Path) -> Iterator[tuple[str, object]]:
     labels = sorted(root.glob("annotations/*.json"))[0]  # the file load_export reads
     try:
         data = json.loads(labels.read_bytes())
+    except RecursionError:
+        raise UserError(f"{export}: {labels.name} is JSON nested too deeply") from None
     except (OSError, ValueError) as error:
         raise UserError(f"{export}: {labels.name} is not readable JSON: {error}") from None
     images = data.get("images") if isinstance(data, dict) else None
@@ -413,11 +416,60 @@ def _check_coco_categories(data, name: str, export: Path) -> None:
     )
     annotations = data.get("annotations")
     for annotation in annotations if isinstance(annotations, list) else []:
-        if isinstance(annotation, dict) and annotation.get("category_id") not in known:
+        if not isinstance(annotation, dict):
+            continue
+        if annotation.get("category_id") not in known:
             raise UserError(
                 f"{export}: {name} has an annotation (id {annotation.get('id')!r}) of category "
                 f"{annotation.get('category_id')!r}, which its categories do not declare"
             )
+        box = annotation.get("bbox")
+        if box is not None and not _finite_box(box):
+            # CVAT's XML is held to the same: 1e309 is read as infinity, and scored as a miss
+            raise UserError(
+                f"{export}: {name} has an annotation (id {annotation.get('id')!r}) whose bbox "
+                f"is not four finite numbers: {readable_name(repr(box)[:80])}"
+            )
+
+
+def _finite_box(box: object) -> bool:
+    return (
+        isinstance(box, list)
+        and len(box) == 4
+        and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in box
+        )
+    )
+
+
+def read_yaml(path: Path, where: object) -> object:
+    """A YAML file that came from outside (an export's data.yaml), or a UserError naming
+    `where`: unreadable, not YAML, nested past the parser's depth, or larger, its anchors'
+    aliases followed, than any data.yaml could be. (A 1 KB file of nested aliases, a "YAML
+    bomb", loads cheaply as shared lists and grows to gigabytes the moment it is walked.)"""
+    try:
+        value = yaml.safe_load(path.read_text(errors="replace"))
+    except OSError as error:
+        raise UserError(f"{where}: {path.name} cannot be read: {error}") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"{where}: {path.name} is not readable YAML: {error}") from None
+    except RecursionError:
+        raise UserError(f"{where}: {path.name} is YAML nested too deeply") from None
+    stack, seen = [value], 0
+    while stack:  # every node as often as it is reached: what a walk of it would cost
+        item = stack.pop()
+        seen += 1
+        if seen > MAX_YAML_NODES:
+            raise UserError(
+                f"{where}: {path.name} holds over {MAX_YAML_NODES:,} values once its aliases "
+                "are followed; a data.yaml names some folders and classes"
+            )
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
 
 
 def _confine_yolo(root: Path, export: Path) -> None:
@@ -426,10 +478,7 @@ def _confine_yolo(root: Path, export: Path) -> None:
     replaced by the folder data.yaml is in. A split folder or image list outside the
     export, or an image a list names outside it, is refused."""
     data_yaml = root / "data.yaml"
-    try:
-        config = yaml.safe_load(data_yaml.read_text(errors="replace"))
-    except yaml.YAMLError as error:
-        raise UserError(f"{export}: data.yaml is not readable YAML: {error}") from None
+    config = read_yaml(data_yaml, export)
     if not isinstance(config, dict):
         return
     base = root
@@ -448,7 +497,12 @@ def _confine_yolo(root: Path, export: Path) -> None:
         for entry in (
             [value] if isinstance(value, str) else value if isinstance(value, list) else []
         ):
-            where = base / str(entry)
+            if not isinstance(entry, str):
+                raise UserError(
+                    f"{export}: data.yaml's {split} names {readable_name(repr(entry)[:80])}, "
+                    "not a folder or a list of images"
+                )
+            where = base / entry
             if not _inside(root, where):
                 raise _outside(export, f"{entry} (data.yaml's {split})")
             if where.suffix == ".txt" and where.is_file():
@@ -623,12 +677,14 @@ def export_declared_labels(info: ExportInfo) -> list[str]:
             categories = json.loads(path.read_text(errors="replace")).get("categories")
             names = [c.get("name") for c in categories or [] if isinstance(c, dict)]
         elif (info.root / "data.yaml").is_file():
-            config = yaml.safe_load((info.root / "data.yaml").read_text(errors="replace"))
+            config = read_yaml(info.root / "data.yaml", info.path)
             declared = config.get("names") if isinstance(config, dict) else None
             if isinstance(declared, dict):
                 declared = [declared[key] for key in sorted(declared, key=_yolo_key)]
             names = list(declared) if isinstance(declared, list) else []
-    except (OSError, ValueError, AttributeError, IndexError, ET.ParseError, yaml.YAMLError):
+    except (OSError, ValueError, AttributeError, IndexError, RecursionError, ET.ParseError):
+        return []
+    except UserError:
         return []  # what the importer made of it stands; it refuses what it cannot read
     ordered: list[str] = []
     for name in names:
@@ -928,9 +984,8 @@ def check_yolo_labels(image_folders, class_ids: set[int], where: Path) -> None:
 
 
 def _load_yolo(fo, root: Path, common: dict):
-    import yaml
 
-    config = yaml.safe_load((root / "data.yaml").read_text()) or {}
+    config = read_yaml(root / "data.yaml", root) or {}
     names = config.get("names") if isinstance(config, dict) else None
     if isinstance(names, list | dict):
         folders = [root / "images" / split for split in YOLO_SPLITS]
