@@ -10,6 +10,7 @@ import supervision as sv
 from PIL import Image
 
 from imagine_assist.app.main import main
+from imagine_assist.errors import UserError
 from imagine_assist.families import get_family
 from imagine_assist.functions.detector import DetectorFunction
 from imagine_assist.functions.spec import FunctionSpec, LabelSpec
@@ -298,3 +299,12 @@ def test_labels_whose_image_is_gone_are_named_not_passed_over(tmp_path, caplog):
         facts = evaluate_function(source, stub_function(0.75), tmp_path / "out", tmp_path / "w")
     assert facts.facts["boxes"] == 3  # the case's own
     assert "1 of the 5 label files" in caplog.text and "(gone first)" in caplog.text
+
+
+@pytest.mark.slow  # seconds of FiftyOne work: the full tier
+def test_an_image_the_function_refuses_is_named(tmp_path):
+    """A 1x1 image among thousands said only "image is 1x1 pixels"."""
+    source = write_case(tmp_path / "case")
+    Image.fromarray(np.full((1, 1, 3), 90, np.uint8)).save(source / "images" / "speck.png")
+    with pytest.raises(UserError, match=r"speck.png: image is 1x1 pixels"):
+        evaluate_function(source, stub_function(0.75), tmp_path / "out", tmp_path / "w")

@@ -32,7 +32,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from imagine_assist.errors import UserError
-from imagine_assist.images import read_image
+from imagine_assist.images import read_image, readable_name
 from imagine_assist.models import detection_metrics as metrics
 from imagine_assist.models.detection_metrics import Boxes
 from imagine_assist.review.annotator_time import annotator_time
@@ -208,7 +208,10 @@ def predict(
     for filepath in tqdm(filepaths, desc="predicting"):
         image = read_image(filepath)
         height, width = image.shape[:2]
-        detections = function.detect(image, PREDICTION_FLOOR)
+        try:
+            detections = function.detect(image, PREDICTION_FLOOR)
+        except UserError as error:  # a 1x1 frame, a strip: which file, among thousands
+            raise UserError(f"{readable_name(filepath)}: {error}") from None
         sent = 0 if threshold is None else int(np.count_nonzero(detections.confidence >= threshold))
         kept = max(MAX_PER_IMAGE, sent)
         if len(detections) > kept:
