@@ -170,9 +170,12 @@ def test_bodies_held_at_once_are_bounded(monkeypatch):
     gateway = stand_in_gateway(body_budget_bytes=10_000)
     with background_server(gateway) as url:
         port = port_of(url)
+        promise = [connect(port, "127.0.0.3") for _ in range(3)]
+        for sock in promise:  # a length declared, nothing sent: nothing held
+            sock.sendall(post_head(length=9_000))
         slow = connect(port, "127.0.0.2")
-        slow.sendall(post_head(length=8_000) + b'{"n": ')
-        wait_until(lambda: gateway.bodies.held == 8_000)
+        slow.sendall(post_head(length=8_000) + b'{"n": ' + b" " * 7_990)
+        wait_until(lambda: gateway.bodies.held == 7_996)
         padded = {"n": 1, "pad": "x" * 4_000}
         refused = requests.post(f"{url}{INVOKE}", json=padded, headers=invoke_headers())
         assert refused.status_code == 503 and "Retry-After" in refused.headers
@@ -180,7 +183,9 @@ def test_bodies_held_at_once_are_bounded(monkeypatch):
         slow.close()
         wait_until(lambda: gateway.bodies.held == 0)
         accepted = requests.post(f"{url}{INVOKE}", json=padded, headers=invoke_headers())
-        assert accepted.status_code == 200
+        assert accepted.status_code == 200  # with the three promises still open
+        for sock in promise:
+            sock.close()
 
 
 def test_a_full_queue_is_a_fast_503_with_retry_after(monkeypatch):

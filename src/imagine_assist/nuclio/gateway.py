@@ -226,8 +226,8 @@ class Gateway:
     # --- invocation ---------------------------------------------------------------------
     async def read_body(self, request: Request, limit: int, taken: list[int]) -> bytes:
         """The whole body within `body_timeout_s`, or a 408, 413 or 503 that closes the
-        connection (the rest of the body is never read). The bytes it holds are added to
-        `taken[0]`, and to the gateway's body budget."""
+        connection (the rest of the body is never read). The bytes it holds, as they
+        arrive, are added to `taken[0]` and to the gateway's body budget."""
         close = {"Connection": "close"}
         retry_after_s = self.admission.retry_after_s()
         declared = request.headers.get("content-length", "")
@@ -239,8 +239,8 @@ class Gateway:
                     f"{limit:,}; send a smaller image",
                     close,
                 )
-            self.bodies.take(int(declared), retry_after_s)
-            taken[0] = int(declared)
+            # nothing is taken from the budget for a length only declared: headers that
+            # promise 32 MiB and send nothing would hold it for nobody
         chunks, size = [], 0
         try:
             async with asyncio.timeout(self.body_timeout_s):
@@ -250,9 +250,9 @@ class Gateway:
                         raise HTTPError(
                             413, f"the body is over the limit of {limit:,} bytes", close
                         )
-                    if size > taken[0]:  # no length declared, or more sent than declared
-                        self.bodies.take(size - taken[0], retry_after_s)
-                        taken[0] = size
+                    # the budget counts the bytes held, as they arrive
+                    self.bodies.take(size - taken[0], retry_after_s)
+                    taken[0] = size
                     chunks.append(chunk)
         except TimeoutError:
             raise HTTPError(
