@@ -357,3 +357,16 @@ def test_the_labels_of_a_fixed_validation_export_are_the_familys_too(home, tmp_p
     with pytest.raises(RuntimeError, match="stopped before training"):
         new_family.create_family("reef", exports, tmp_path / "work", val_exports=vals)
     assert made["labels"] == ("Sarpa salpa", "Sparus aurata")
+
+
+def test_a_family_file_with_a_tile_overlap_over_half_a_tile_is_refused_when_read():
+    """Read as valid, it made the function fail only when the gateway loaded it."""
+    from imagine_assist.families import family_from_dict
+
+    raw = {
+        "name": "shore",
+        "labels": ["bottle"],
+        "functions": [{"kind": "detector", "tile_size": 640, "tile_overlap": 400}],
+    }
+    with pytest.raises(UserError, match="tile_overlap 400 must lie in .0, 320. for tile_size 640"):
+        family_from_dict(raw)

@@ -162,3 +162,13 @@ def test_images_in_a_linked_folder_are_read_and_a_link_loop_is_walked_once(tmp_p
     (survey / "flight2").symlink_to(disk)
     (survey / "flight1" / "back").symlink_to(survey)  # a loop: survey/flight1/back/flight1/...
     assert list_images(survey) == [survey / "flight1" / "a.jpg", survey / "flight2" / "b.jpg"]
+
+
+def test_an_earlier_runs_output_folder_named_as_the_source_is_read(tmp_path):
+    """`separate vignettes --out sep`, then any command on `sep/ecotaxa`: its cut-outs are
+    what the user asks for, though the run's listing names them."""
+    cut_out = touch(tmp_path / "sep" / "ecotaxa" / "v_1.png")
+    (tmp_path / "sep" / ".separate-outputs").write_text("ecotaxa/v_1.png\n")
+    assert list_images(tmp_path / "sep" / "ecotaxa") == [cut_out]
+    with pytest.raises(UserError, match="no images"):  # from above, they are outputs
+        list_images(tmp_path / "sep")

@@ -233,3 +233,28 @@ def test_a_live_version_without_its_checkpoint_serves_but_is_not_retrained_from(
     assert onnx_tag(resolve_model("fish", tmp_path)) == "one"
     with pytest.raises(ModelNotFound, match="v1, the live version, no longer holds model.pt"):
         resolve_model("fish", tmp_path, fmt="pt")
+
+
+def test_a_retraining_never_starts_afresh_over_a_live_model_it_cannot_read(tmp_path):
+    """With CURRENT deleted, a retraining found no live model, trained from the bare
+    architecture, passed the gate with nothing to beat and replaced the live model."""
+    from imagine_assist.errors import ModelNotFound
+    from imagine_assist.training.retrain import deployed_weights
+
+    registry = Registry(tmp_path)
+    assert deployed_weights(registry, "reef") == (None, "none")  # a new family
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"a checkpoint")
+    files = {"model.onnx": weights(tmp_path, text="one"), "model.pt": checkpoint}
+    registry.add("fish", files, FISH)
+    registry.promote("fish", "v1", "first")
+    assert deployed_weights(registry, "fish")[1] == "v1"
+    current = tmp_path / "fish" / "CURRENT"
+    kept = current.read_bytes()
+    current.unlink()
+    with pytest.raises(UserError, match="CURRENT is missing"):
+        deployed_weights(registry, "fish")
+    current.write_bytes(kept)
+    (tmp_path / "fish" / "versions" / "v1" / "model.pt").unlink()
+    with pytest.raises(ModelNotFound, match="no longer holds model.pt"):
+        deployed_weights(registry, "fish")

@@ -103,6 +103,14 @@ def test_a_cut_part_given_another_label_joins_its_whole_object():
     merged = merge_tiles(dets, np.array([False, True]))
     assert len(merged) == 1 and merged.class_id[0] == 7
     np.testing.assert_allclose(merged.xyxy[0], [0, 0, 50, 100])
+    surer_half = sv.Detections(  # the cut half is surer of its (wrong) label
+        xyxy=np.array([[100, 100, 200, 150], [150, 100, 200, 150]], dtype=np.float32),
+        confidence=np.array([0.8, 0.9], dtype=np.float32),
+        class_id=np.array([0, 4]),
+    )
+    merged = merge_tiles(surer_half, np.array([False, True]))
+    assert len(merged) == 1 and merged.class_id[0] == 0 and merged.confidence[0] == 0.9
+    np.testing.assert_allclose(merged.xyxy[0], [100, 100, 200, 150])
     bottle_on_a_bag = sv.Detections(
         xyxy=np.array([[0, 0, 200, 100], [20, 20, 60, 50]], dtype=np.float32),
         confidence=np.array([0.9, 0.8], dtype=np.float32),

@@ -435,3 +435,26 @@ def test_only_burrow_openings_are_grouped_into_systems(tmp_path, label, counted,
     if not grouped:
         with pytest.raises(UserError, match="--system-radius-px groups burrow openings"):
             track_to_files(video.path, function, tmp_path / "out2", system_radius_px=10)
+
+
+def test_a_gif_preview_longer_than_its_cap_is_refused_before_tracking(tmp_path):
+    """`--preview-seconds inf --preview tow.gif` on a long tow held every frame in memory."""
+    from types import SimpleNamespace
+
+    from imagine_assist.errors import UserError
+    from imagine_assist.tow import track_to_files
+
+    video = grey_video(tmp_path / "long.mp4", frames=1300)  # 130 s at 10 frames/s
+
+    def never(frame):
+        raise AssertionError("tracked before the preview was checked")
+
+    function = SimpleNamespace(spec=SimpleNamespace(name="b", label_names=["burrow"]), detect=never)
+    with pytest.raises(UserError, match=r"a .gif preview runs at most 120 s \(130 s asked\)"):
+        track_to_files(
+            video.path,
+            function,
+            tmp_path / "o",
+            preview=tmp_path / "o" / "p.gif",
+            preview_seconds=float("inf"),
+        )

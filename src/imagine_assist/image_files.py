@@ -59,7 +59,7 @@ def list_images(
         for p in _files_under(source)
         if p.suffix.lower() in IMAGE_SUFFIXES
         and not _is_under(p.parent, skips, inside)
-        and not _written_by_a_run(p, listed)
+        and not _written_by_a_run(p, source, listed)
     )
     if not images:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {source}")
@@ -86,15 +86,17 @@ def _files_under(source: Path):
             yield Path(folder) / name
 
 
-def _written_by_a_run(path: Path, listed: dict[Path, frozenset[str]]) -> bool:
+def _written_by_a_run(path: Path, source: Path, listed: dict[Path, frozenset[str]]) -> bool:
     """Whether an earlier run of any command wrote `path` into its output folder, as that
     folder's `OutputFiles` listing says: a preview, a plot, a cut-out. Such a folder may lie
     anywhere under the source (`predict photos --out photos`, then `predict .`), and its
-    images are never inputs. Only files a listing names are left out, never the user's."""
-    for folder, line in (
-        (path.parent, path.name),
-        (path.parent.parent, f"{path.parent.name}/{path.name}"),
-    ):
+    images are never inputs. Only files a listing names are left out, never the user's; and
+    only listings inside the source count: `separate` run on an earlier run's `ecotaxa/`
+    cut-outs, named as the source, reads them."""
+    places = [(path.parent, path.name)]
+    if path.parent != source:
+        places.append((path.parent.parent, f"{path.parent.name}/{path.name}"))
+    for folder, line in places:
         if folder not in listed:
             listed[folder] = listed_outputs(folder)
         if line in listed[folder]:

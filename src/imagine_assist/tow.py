@@ -44,6 +44,7 @@ GROUPED_LABEL = "burrow"
 PREVIEW_SECONDS = 20.0
 DEFAULT_PREVIEW = "track_preview.mp4"  # in the output folder
 PREVIEW_MAX_SIDE = 640  # the preview is for checking ids, not for measuring
+GIF_MAX_SECONDS = 120.0  # 1,200 frames of 640 px held at once: about 400 MB
 GIF_MAX_FPS = 10.0  # GIF frames are kept at most this often (a GIF of every frame is huge)
 
 
@@ -227,6 +228,13 @@ def track_to_files(
         if math.isinf(preview_seconds)
         else max(1, round(preview_seconds * video.fps))
     )
+    if preview_seconds > 0 and preview_path.suffix.lower() == ".gif":
+        shown = min(previewed, video.frame_count - first_previewed) / video.fps
+        if shown > GIF_MAX_SECONDS:  # a GIF is made whole in memory, then written
+            raise UserError(
+                f"a .gif preview runs at most {GIF_MAX_SECONDS:g} s ({shown:.0f} s asked): "
+                "give a shorter --preview-seconds, or an .mp4 preview for a longer stretch"
+            )
     out.mkdir(parents=True, exist_ok=True)
     width_m = survey.ground_width_m()
     if system_radius_px is None:

@@ -168,7 +168,14 @@ def _function(raw: dict, family: str, where: str) -> FunctionDef:
             )
             for label in raw["labels"]
         )
-    tile_size = raw.get("tile_size")
+    tile_size = int(raw.get("tile_size") or 0) or None
+    tile_overlap = int(raw.get("tile_overlap", 0))
+    if tile_size is not None and not 0 <= tile_overlap <= tile_size // 2:
+        # as a served function checks it (functions.detector), but when the file is read
+        raise UserError(
+            f"{where}: tile_overlap {tile_overlap} must lie in [0, {tile_size // 2}] for "
+            f"tile_size {tile_size} (at most half a tile)"
+        )
     return FunctionDef(
         id=function_id,
         kind=kind,
@@ -178,8 +185,8 @@ def _function(raw: dict, family: str, where: str) -> FunctionDef:
         threshold=float(raw.get("threshold", 0.35 if kind == "detector" else 0.5)),
         timeout_s=int(raw.get("timeout_s", 30)),
         max_body_mib=int(raw.get("max_body_mib", 32)),
-        tile_size=int(tile_size) if tile_size else None,
-        tile_overlap=int(raw.get("tile_overlap", 0)),
+        tile_size=tile_size,
+        tile_overlap=tile_overlap,
         model=str(raw.get("model", "model.onnx")),
         labels=labels,
     )

@@ -567,11 +567,12 @@ class Registry:
 
 
 def live_version_name(pointer: Path) -> str | None:
-    """The version a CURRENT file names, read as little as a watch can afford (the first
-    4 KiB); None for none, or for anything that is not a plain version name."""
+    """The version a CURRENT file names, for a watch that asks every few seconds: at most
+    its first MiB (it grows by a version name per promotion: some KiB after years of a
+    nightly loop). None for none, or for anything that is not a plain version name."""
     try:
         with pointer.open("rb") as handle:
-            record = json.loads(handle.read(4096))
+            record = json.loads(handle.read(1 << 20))
     except (OSError, ValueError, RecursionError):
         return None
     name = record.get("version") if isinstance(record, dict) else None

@@ -99,7 +99,7 @@ def merge_tiles(
         if taken[i]:
             continue
         taken[i] = True
-        group, box, box_clipped = [i], xyxy[i], bool(clipped[i])
+        group, box, box_clipped, named = [i], xyxy[i], bool(clipped[i]), int(i)
         while True:  # a part joined to a clipped box can bring the next part in reach
             rest = order[~taken[order]]
             if len(rest) == 0:
@@ -124,11 +124,14 @@ def merge_tiles(
             members = np.array(group)
             whole = members[~clipped[members]]
             if len(whole):
-                box = xyxy[whole[np.argmax(detections.confidence[whole])]]
+                # the whole box, and its label: a window shown half a bottle may have called
+                # it a fragment, however sure it was
+                named = int(whole[np.argmax(detections.confidence[whole])])
+                box = xyxy[named]
                 break
             # seen only in parts: the object is larger than the overlap
             box = np.concatenate([xyxy[members, :2].min(axis=0), xyxy[members, 2:].max(axis=0)])
-        keep_index.append(int(i))
+        keep_index.append(named)
         keep_box.append(box)
         keep_conf.append(float(detections.confidence[np.array(group)].max()))
     merged = detections[np.array(keep_index)]

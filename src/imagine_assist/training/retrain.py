@@ -19,7 +19,7 @@ import yaml
 
 import imagine_assist
 from imagine_assist.checksums import file_sha256
-from imagine_assist.errors import UserError
+from imagine_assist.errors import ModelNotFound, UserError
 from imagine_assist.families import Family, Gate, TrainingRecipe, family_from_dict, get_family
 from imagine_assist.home import Home, configure_offline
 from imagine_assist.images import rewrite_wide_samples
@@ -289,10 +289,16 @@ def read_by_trainer(data_yaml: Path, built: dict[str, int]) -> tuple[dict, dict]
 
 def deployed_weights(registry: Registry, family: str) -> tuple[Path | None, str]:
     """The live model's .pt (what retraining fine-tunes and gates against) and where it
-    comes from, by the one rule of `models.store.live_model`."""
+    comes from, by the one rule of `models.store.live_model`; (None, "none") only when
+    nothing serves the family yet. A damaged CURRENT, or a live version without its .pt,
+    stops the run with its own error: starting from scratch instead, with no live model to
+    beat, would pass the gate and replace the live model unchecked."""
+    if registry.current(family) is not None:  # raises DamagedCurrent itself
+        live = live_model(family, registry.root, fmt="pt")
+        return live.path, live.source
     try:
         live = live_model(family, registry.root, fmt="pt")
-    except UserError:
+    except ModelNotFound:  # a new family: nothing to start from, nothing to beat
         return None, "none"
     return live.path, live.source
 
