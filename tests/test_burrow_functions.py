@@ -184,3 +184,25 @@ def test_reid_threshold_is_a_minimum_similarity_in_0_1():
     assert sum(m >= 0 for m in strict) < sum(m >= 0 for m in loose)
     # a box is as similar as can be to itself
     assert matched(before.image, boxes0, 0.99) == list(range(len(boxes0)))
+
+
+def test_a_template_of_a_huge_box_looks_as_the_full_average_does():
+    """A box the size of a 60 MP frame is thinned before it is averaged (it took 170 ms a
+    box, and a reid request of 500 held its worker for minutes): the template keeps what
+    the full average shows."""
+    import cv2
+
+    from imagine_assist.functions.appearance import TEMPLATE_SIZE, similarity, template
+
+    rng = np.random.default_rng(4)
+    seabed = cv2.resize(
+        rng.integers(0, 255, (60, 100), dtype=np.uint8),
+        (10000, 6000),
+        interpolation=cv2.INTER_CUBIC,
+    )
+    fast = template(seabed, (2000, 1000, 8000, 5000))
+    x1, y1, x2, y2 = 500, 0, 9500, 6000  # the same box with its 25 % margin, cut to the frame
+    full = cv2.resize(
+        seabed[y1:y2, x1:x2], (TEMPLATE_SIZE, TEMPLATE_SIZE), interpolation=cv2.INTER_AREA
+    )
+    assert fast.shape == full.shape and similarity(fast, full) > 0.98
