@@ -501,3 +501,14 @@ def test_a_coco_bbox_that_is_not_four_finite_numbers_is_named(tmp_path):
     )
     with pytest.raises(UserError, match=r"id 3\) whose bbox is not four finite numbers"):
         unpack(export, tmp_path / "work")
+
+
+def test_a_shape_of_millions_of_points_is_refused_before_fiftyone_reads_it(tmp_path):
+    """8.6 KB zipped, it took FiftyOne 64 s and 2.6 GB before it refused the sample."""
+    points = ";".join(["1.00,2.00"] * 200_000)
+    xml = cvat_xml("a.jpg").replace(
+        "</image>", f'<polygon label="fish" points="{points}" z_order="0"/></image>'
+    )
+    export = write_zip(tmp_path / "task.zip", {"annotations.xml": xml, "images/a.jpg": IMAGE})
+    with pytest.raises(UserError, match="a <polygon> of 'a.jpg' has about 200,000 points"):
+        unpack(export, tmp_path / "work")

@@ -47,6 +47,7 @@ GROUND_TRUTH = "ground_truth"
 SPLIT_GROUP = "split_group"
 # 100 video frames, 4 s at 25 fps: the camera has moved on by more than a frame's height
 VIDEO_SEGMENT_FRAMES = 100
+MAX_POINTS_CHARS = 1_000_000  # a shape's `points`: some 50,000 points of "x.xx,y.yy;"
 MAX_YAML_NODES = 100_000  # a data.yaml of 10,000 class names is a tenth of it
 _FRAME = re.compile(r"^frame_(\d+)$")  # CVAT's names for video frames: frame_000123.PNG
 FORMATS = (
@@ -374,6 +375,15 @@ def _cvat_image_names(xml_path: Path, export: Path) -> Iterator[tuple[str, objec
                 raise UserError(f"{export}: a <box> of {name!r} has no label")
             for key in ("xtl", "ytl", "xbr", "ybr"):
                 _number_attribute(box, key, f"a <box> of {name!r}", export)
+        for shape in image:
+            points = shape.get("points") or ""
+            if len(points) > MAX_POINTS_CHARS:
+                # FiftyOne took a minute and 2.6 GB on one polygon of 2 million points before
+                # it refused the sample; CVAT's own tools draw some hundreds
+                raise UserError(
+                    f"{export}: a <{shape.tag}> of {name!r} has about {points.count(';') + 1:,} "
+                    f"points; at most {MAX_POINTS_CHARS // 20:,} are read"
+                )
         yield name, (image.get("width"), image.get("height"))
 
 
