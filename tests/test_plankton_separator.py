@@ -26,6 +26,15 @@ from imagine_assist.samples import generate_plankton
 from .test_nuclio import call, load_main
 
 
+def scan_of(tmp_path, n: int, **options):
+    """A folder of `n` generated vignettes, as PNG files."""
+    source = tmp_path / "scan"
+    source.mkdir()
+    for sample in generate_plankton(n, **options):
+        Image.fromarray(sample.image).save(source / sample.name.replace(".jpg", ".png"))
+    return source
+
+
 def png_b64(image: np.ndarray) -> str:
     import io
 
@@ -316,10 +325,7 @@ def test_a_vignette_the_separator_leaves_whole_is_a_single():
 def test_a_rerun_leaves_only_this_runs_cut_outs_beside_the_tsv(tmp_path):
     """EcoTaxa imports the folder the TSV is in: cut-outs of a vignette that is no longer
     in the scan must not be there, while a file of the user's own stays."""
-    source = tmp_path / "scan"
-    source.mkdir()
-    for sample in generate_plankton(2, seed=31, multiple_share=1.0):
-        Image.fromarray(sample.image).save(source / sample.name.replace(".jpg", ".png"))
+    source = scan_of(tmp_path, 2, seed=31, multiple_share=1.0)
     out = tmp_path / "out"
     command = ["separate", str(source), "--out", str(out), "--workers", "1"]
     assert main(command) == 0
@@ -408,10 +414,7 @@ def test_a_rerun_stopped_halfway_leaves_no_tsv_of_the_run_before(tmp_path, monke
     organisms: zipped for EcoTaxa, images and measurements no longer matched."""
     from imagine_assist import zooscan
 
-    source = tmp_path / "scan"
-    source.mkdir()
-    for sample in generate_plankton(4, seed=73, multiple_share=0.5):
-        Image.fromarray(sample.image).save(source / sample.name.replace(".jpg", ".png"))
+    source = scan_of(tmp_path, 4, seed=73, multiple_share=0.5)
     out = tmp_path / "out"
     argv = ["separate", str(source), "--out", str(out), "--workers", "1"]
     assert main(argv) == 0 and _tsv_records(out)
