@@ -208,14 +208,10 @@ class OutputFiles:
         return {line for line in text.splitlines() if self._ours(line)}
 
     def _ours(self, line: str) -> bool:
-        path = PurePosixPath(line)
-        if len(path.parts) == 1:
-            return path.name in self.files
-        return (
-            len(path.parts) == 2
-            and path.parts[0] in self.folders
-            and path.name not in ("", ".", "..")
-        )
+        if not _an_output_line(line):
+            return False
+        parts = PurePosixPath(line).parts
+        return parts[0] in self.files if len(parts) == 1 else parts[0] in self.folders
 
     def wrote(self, path: Path, listed: bool = False) -> None:
         """Record `path`, a file under one of the folders, as written by this run; `listed`:

@@ -146,9 +146,9 @@ def predict_to_files(
     )
     # An earlier run's results go before this one's previews come: a run stopped halfway
     # leaves previews and no counts, never the earlier counts beside this run's previews
-    for result in (report.cvat_xml, report.boxes_csv, report.counts_csv, report.totals_csv):
+    results_before = (report.cvat_xml, report.boxes_csv, report.counts_csv, report.totals_csv)
+    for result in (*results_before, report.plot):
         result.unlink(missing_ok=True)
-    report.plot.unlink(missing_ok=True)
     results: list[tuple[str, int, int, sv.Detections]] = []
     for path in tqdm(paths, desc=f"{function.spec.id}", unit="image"):
         try:

@@ -663,7 +663,7 @@ def load_export(info: ExportInfo, name: str | None = None):
         shutil.rmtree(info.root, ignore_errors=True)
         raise
     dataset.info["export"] = {"path": str(info.path), "sha256": info.sha256, "format": info.format}
-    dataset.info["declared_labels"] = export_declared_labels(info)
+    dataset.info["declared_labels"] = export_declared_labels(info, dataset.info)
     dataset.save()
     return dataset
 
@@ -673,19 +673,20 @@ def load_export(info: ExportInfo, name: str | None = None):
 _NOT_BOX_LABEL_TYPES = {"tag", "points", "polyline", "skeleton", "cuboid"}
 
 
-def export_declared_labels(info: ExportInfo) -> list[str]:
+def export_declared_labels(info: ExportInfo, read: dict) -> list[str]:
     """The labels an export declares, in its own order, whether or not a box uses them:
     a CVAT task's, job's or project's `<meta>` labels (not those that can never be a box,
-    such as tags), a COCO file's categories, a YOLO data.yaml's names. A task's label set is
-    the user's: the first 50 images of a 14-species task may hold boxes of only five."""
+    such as tags), a COCO file's categories (as the importer keeps them in `read`, the
+    dataset's info: the JSON is not parsed again), a YOLO data.yaml's names. A task's label
+    set is the user's: the first 50 images of a 14-species task may hold boxes of only five."""
     names: list[object] = []
     try:
         if info.format.startswith("CVAT for"):
+            # FiftyOne keeps a task's labels without their types, and a job's not at all
             names = _cvat_meta_labels(info.root / "annotations.xml")
         elif info.format == "COCO 1.0":
-            path = sorted(info.root.glob("annotations/*.json"))[0]  # the file it reads
-            categories = json.loads(path.read_text(errors="replace")).get("categories")
-            names = [c.get("name") for c in categories or [] if isinstance(c, dict)]
+            categories = read.get("categories") or []
+            names = [c.get("name") for c in categories if isinstance(c, dict)]
         elif (info.root / "data.yaml").is_file():
             config = read_yaml(info.root / "data.yaml", info.path)
             declared = config.get("names") if isinstance(config, dict) else None
