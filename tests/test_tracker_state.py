@@ -72,3 +72,35 @@ def test_the_key_persists_in_the_home_directory(tmp_path, monkeypatch):
     assert len(first) == 32 and state_key(tmp_path) == first
     monkeypatch.setenv("IMAGINE_ASSIST_STATE_KEY", "from-env")
     assert state_key(tmp_path) == b"from-env"
+
+
+def javascript_json(value):
+    """What a browser's JSON.parse then JSON.stringify makes of Python's JSON: whole
+    floats lose their '.0', and -0.0 becomes 0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [javascript_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: javascript_json(v) for k, v in value.items()}
+    return value
+
+
+def test_a_state_survives_the_browsers_json():
+    # a new track: no motion yet, and a box on the frame's edge
+    template = np.zeros((24, 24), np.uint8)
+    fresh = encode_state(
+        TrackState(np.array([0.0, 0.0, 640.0, 22.5]), np.array([-0.0, 0.0]), template), KEY
+    )
+    rewritten = json.loads(json.dumps(javascript_json(fresh)))
+    assert rewritten["box"][:3] == [0, 0, 640] and rewritten["velocity"] == [0, 0]
+    decoded = decode_state(rewritten, KEY)
+    assert decoded.box.tolist() == [0, 0, 640, 22.5]
+    assert decoded.velocity.tolist() == [0, 0]
+
+
+def test_a_state_with_a_number_past_any_frame_is_refused():
+    bad = state()
+    bad["box"][2] = 1e308
+    with pytest.raises(BadRequest, match="finite numbers under"):
+        decode_state(bad, KEY)

@@ -24,7 +24,9 @@ import numpy as np
 from imagine_assist.errors import BadRequest
 from imagine_assist.functions.appearance import TEMPLATE_SIZE
 
-STATE_VERSION = 1
+# 2: the signature covers the numbers as whole hundredths (box) and thousandths
+# (velocity), so a state whose JSON a browser rewrote (640.0 -> 640) still verifies.
+STATE_VERSION = 2
 MAX_STATE_BYTES = 4096  # a real state is about 1.1 kB
 KEY_ENV = "IMAGINE_ASSIST_STATE_KEY"
 _FIELDS = {"v", "box", "velocity", "template", "sig"}
@@ -53,30 +55,44 @@ def state_key(home: Path | None = None) -> bytes:
     return path.read_bytes()
 
 
-def _payload(state: dict) -> bytes:
+# Box corners are kept to a hundredth of a pixel, velocities to a thousandth.
+_BOX_STEPS, _VELOCITY_STEPS = 100, 1000
+
+
+def _payload(box: list[int], velocity: list[int], template: object) -> bytes:
+    """What is signed. The numbers go in as whole steps, not as JSON text: JavaScript
+    writes 640.0 as 640 and -0.0 as 0, so text signed in Python would not survive the
+    browser's JSON.parse and JSON.stringify, while the values do."""
     return json.dumps(
-        {k: state[k] for k in sorted(state) if k != "sig"}, separators=(",", ":")
+        {"box": box, "template": template, "v": STATE_VERSION, "velocity": velocity},
+        separators=(",", ":"),
     ).encode()
 
 
+def _steps(values: np.ndarray, steps: int) -> list[int]:
+    return [round(float(v) * steps) for v in values]
+
+
 def encode_state(state: TrackState, key: bytes) -> dict:
-    encoded = {
+    box, velocity = _steps(state.box, _BOX_STEPS), _steps(state.velocity, _VELOCITY_STEPS)
+    template = base64.b64encode(state.template.astype(np.uint8).tobytes()).decode()
+    return {
         "v": STATE_VERSION,
-        "box": [round(float(v), 2) for v in state.box],
-        "velocity": [round(float(v), 3) for v in state.velocity],
-        "template": base64.b64encode(state.template.astype(np.uint8).tobytes()).decode(),
+        "box": [v / _BOX_STEPS for v in box],
+        "velocity": [v / _VELOCITY_STEPS for v in velocity],
+        "template": template,
+        "sig": hmac.new(key, _payload(box, velocity, template), hashlib.sha256).hexdigest(),
     }
-    encoded["sig"] = hmac.new(key, _payload(encoded), hashlib.sha256).hexdigest()
-    return encoded
 
 
 def _numbers(value, count: int, name: str) -> np.ndarray:
     if not isinstance(value, list) or len(value) != count:
         raise BadRequest(f"tracker state: '{name}' must be a list of {count} numbers")
     if not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and abs(v) < 1e9
+        for v in value
     ):
-        raise BadRequest(f"tracker state: '{name}' must hold finite numbers")
+        raise BadRequest(f"tracker state: '{name}' must hold finite numbers under 1e9")
     return np.array(value, dtype=np.float64)
 
 
@@ -94,14 +110,17 @@ def decode_state(state: object, key: bytes) -> TrackState:
         )
     if set(state) != _FIELDS:
         raise BadRequest(f"tracker state has fields {sorted(state)}, expected {sorted(_FIELDS)}")
+    box = _steps(_numbers(state["box"], 4, "box"), _BOX_STEPS)
+    velocity = _steps(_numbers(state["velocity"], 2, "velocity"), _VELOCITY_STEPS)
     signature = state["sig"]
-    expected = hmac.new(key, _payload(state), hashlib.sha256).hexdigest()
-    if not isinstance(signature, str) or not hmac.compare_digest(signature, expected):
+    expected = hmac.new(key, _payload(box, velocity, state["template"]), hashlib.sha256)
+    if not isinstance(signature, str) or not hmac.compare_digest(signature, expected.hexdigest()):
         raise BadRequest(
             "tracker state was altered or signed by another installation; "
             "restart tracking of this object (send null)"
         )
-    box = _numbers(state["box"], 4, "box")
+    # the tracker goes on from exactly what was signed
+    box = np.array(box, dtype=np.float64) / _BOX_STEPS
     if not (box[0] < box[2] and box[1] < box[3]):
         raise BadRequest("tracker state: 'box' must be x1 < x2, y1 < y2")
     try:
@@ -111,4 +130,4 @@ def decode_state(state: object, key: bytes) -> TrackState:
     if len(raw) != TEMPLATE_SIZE * TEMPLATE_SIZE:
         raise BadRequest("tracker state: 'template' has the wrong size")
     template = np.frombuffer(raw, dtype=np.uint8).reshape(TEMPLATE_SIZE, TEMPLATE_SIZE)
-    return TrackState(box, _numbers(state["velocity"], 2, "velocity"), template.copy())
+    return TrackState(box, np.array(velocity, dtype=np.float64) / _VELOCITY_STEPS, template.copy())
