@@ -156,6 +156,39 @@ def test_threshold_out_of_range_is_400_saying_what_it_means():
     assert call(platform, module, body) == (200, [])  # CVAT may leave it out
 
 
+@pytest.mark.parametrize(
+    "points", [[float("nan"), 0, 10, 10], [0, 0, float("inf"), 10], [0, 0, 1e300, 1e300]]
+)
+def test_a_number_past_any_frame_is_a_400_from_nuclio_as_from_the_gateway(points):
+    """Nuclio hands over JSON it parsed itself, NaN and 1e300 included; it was a 500 (or a
+    200 from numbers that overflowed) where the gateway said 400."""
+    platform, module = Platform(), load_main("burrow-reid")
+    frame = b64(np.zeros((48, 64, 3), np.uint8))
+    shape = {"type": "rectangle", "points": points}
+    body = {"image0": frame, "image1": frame, "boxes0": [shape], "boxes1": [shape]}
+    status, payload = call(platform, module, body)
+    assert status == 400, payload
+    assert "numbers are at most" in payload["message"]
+    clean = {"type": "rectangle", "points": [0, 0, 10, 10]}
+    as_text = {**body, "boxes0": [{"points": [str(v) for v in points]}], "boxes1": [clean]}
+    status, payload = call(platform, module, as_text)
+    assert status == 400 and "finite numbers" in payload["message"]
+
+
+def test_reid_across_frames_of_different_sizes_matches_nothing():
+    """An image task of mixed cameras: CVAT's automatic annotation sends consecutive frames
+    of different sizes, and one 400 would end its whole request."""
+    platform, module = Platform(), load_main("burrow-reid")
+    shape = {"type": "rectangle", "points": [4, 4, 20, 20]}
+    body = {
+        "image0": b64(np.full((48, 64, 3), 90, np.uint8)),
+        "image1": b64(np.full((96, 128, 3), 90, np.uint8)),
+        "boxes0": [shape, shape],
+        "boxes1": [shape],
+    }
+    assert call(platform, module, body) == (200, [-1, -1])
+
+
 class Failing(ReidFunction):
     def __init__(self) -> None:
         super().__init__(get_spec("burrow-reid"))

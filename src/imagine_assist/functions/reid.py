@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from imagine_assist.errors import BadRequest
 from imagine_assist.functions.appearance import grey, similarity, template
 from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.models.track import MOTION_WIDTH, camera_shift, small_grey
@@ -35,9 +34,10 @@ class ReidFunction:
         taken out."""
         from scipy.optimize import linear_sum_assignment
 
-        if image0.shape != image1.shape:
-            raise BadRequest("image0 and image1 must be frames of the same size")
-        if len(boxes0) == 0 or len(boxes1) == 0:
+        # Frames of different sizes are different images (an image task of mixed
+        # cameras), not one video: nothing tracks across them. A 400 here would end
+        # CVAT's whole automatic-annotation request, which does not retry.
+        if len(boxes0) == 0 or len(boxes1) == 0 or image0.shape[:2] != image1.shape[:2]:
             return [-1] * len(boxes0)
         dx, dy = camera_shift(small_grey(image0), small_grey(image1))
         scale = image0.shape[1] / MOTION_WIDTH

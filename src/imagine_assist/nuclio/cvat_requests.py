@@ -19,6 +19,7 @@ from imagine_assist.functions.separator import MULTIPLE, SeparatorFunction
 from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.functions.tracker import TrackerFunction
 from imagine_assist.images import decode_base64, decode_image
+from imagine_assist.nuclio.protocol import MAX_MAGNITUDE
 
 MAX_SHAPES = 200  # tracker: more boxes than a frame can hold, someone is testing the limits
 MAX_BOXES = 500  # reid: boxes per frame
@@ -95,6 +96,8 @@ def _reid_boxes(value, name: str) -> np.ndarray:
             xs, ys = [float(v) for v in points[0::2]], [float(v) for v in points[1::2]]
         except (TypeError, ValueError):
             raise BadRequest(f"'points' in '{name}' must be numbers") from None
+        if not all(abs(v) <= MAX_MAGNITUDE for v in xs + ys):  # False for NaN too
+            raise BadRequest(f"'points' in '{name}' must be finite numbers")
         boxes.append([min(xs), min(ys), max(xs), max(ys)])
     return np.array(boxes, dtype=np.float64).reshape(-1, 4)
 

@@ -97,6 +97,22 @@ def _real(text: str) -> float:
     return value
 
 
+def _check_parsed_numbers(body: dict) -> None:
+    """The bounds `_integer` and `_real` set while parsing, on a body parsed elsewhere.
+    Walked with a list, not recursion: the body may be nested as deep as the parser let it."""
+    pending: list = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, float) and (not math.isfinite(value) or abs(value) > MAX_MAGNITUDE):
+            _real(repr(value))
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_MAGNITUDE:
+            _integer(str(value))
+
+
 def _no_constant(name: str) -> float:
     raise BadRequest(f"the request holds {name}, which is not a JSON number")
 
@@ -138,6 +154,9 @@ def parse_body(raw: Any) -> dict:
             raise BadRequest(f"the request body is not valid JSON: {error}") from None
         except RecursionError:
             raise BadRequest("the request body is JSON nested too deeply") from None
+    elif isinstance(raw, dict):
+        # Nuclio parsed it already, with a plain json.loads: NaN and 1e300 got through
+        _check_parsed_numbers(raw)
     if not isinstance(raw, dict):
         raise BadRequest('the request body must be a JSON object such as {"image": "<base64>"}')
     return raw
