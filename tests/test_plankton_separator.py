@@ -76,6 +76,32 @@ def test_masks_reach_cvat_exactly_with_polygons_and_a_tag(monkeypatch):
             np.testing.assert_array_equal(from_nuclio_mask(item["mask"], width, height), full)
 
 
+def test_cvats_threshold_is_the_p_multiple_threshold(monkeypatch):
+    """CVAT's dialog offers one threshold: for the separator it moves the single/multiple
+    call, as `evaluate --threshold` does. It used to change nothing."""
+    from nuclio_sdk.test import Platform
+
+    monkeypatch.setenv("IMAGINE_ASSIST_MODEL", str(BUNDLED_DIR / "plankton" / "separator.onnx"))
+    module, platform = load_main("plankton-separator"), Platform()
+    description = load_function("plankton-separator").spec.cvat_description
+    assert "Threshold: the P(multiple) at or above which a vignette is cut" in description
+    assert "(default the classifier's own" in description
+    vignettes = [png_b64(s.image) for s in generate_plankton(4, seed=72, multiple_share=1.0)]
+
+    def answers(threshold):
+        body = {} if threshold is None else {"threshold": threshold}
+        replies = [call(platform, module, {"image": v, **body}) for v in vignettes]
+        assert all(status == 200 for status, _ in replies)
+        return [items for _, items in replies]
+
+    never_cut = answers(1.0)  # no P(multiple) reaches 1: every vignette is one organism
+    assert all(sum(i["type"] == "mask" for i in items) == 1 for items in never_cut)
+    assert all(items[-1]["label"] == "single" for items in never_cut)
+    always_cut = answers(0.0)  # every vignette goes to the separator
+    assert sum(items[-1]["label"] == "multiple" for items in always_cut) >= 3
+    assert answers(None) == answers("")  # left out: the classifier's own threshold
+
+
 def test_scale_bar_rows_are_validated():
     function = load_function("plankton-separator")
     image = encode_jpeg(np.full((100, 120, 3), 250, np.uint8))

@@ -138,6 +138,23 @@ def test_plankton_tag_carries_p_multiple():
     assert shapes and {s.label_id for s in shapes} == {100}
 
 
+def test_conf_threshold_from_cvat_cli_moves_the_plankton_tag():
+    function = load_plugin("function=str:plankton-separator")
+    mapper = mapper_for(function)
+    images = [s.image for s in generate_plankton(3, seed=79, multiple_share=1.0)]
+
+    def tags_at(conf):
+        context = _DetectionFunctionContextImpl(frame_name="v.png", conf_threshold=conf)
+        found = [
+            mapper.validate_and_remap(function.detect(context, PIL.Image.fromarray(i)), 0)
+            for i in images
+        ]
+        return [(tags[0].label_id, len(shapes)) for tags, shapes in found]
+
+    assert tags_at(1.0) == [(101, 1)] * 3  # never cut: single, one organism
+    assert sum(label == 102 and count >= 2 for label, count in tags_at(0.0)) >= 2
+
+
 def test_scale_bar_rows_reaches_the_separator():
     function = load_plugin("function=str:plankton-separator", "scale_bar_rows=int:0")
     assert function.scale_bar_rows == 0

@@ -70,7 +70,10 @@ class SdkSeparatorFunction(SdkDetectionFunction):
         import cvat_sdk.auto_annotation as cvataa
         from cvat_sdk import models
 
-        separation = self.function.split(upright_rgb8(image), self.scale_bar_rows)
+        # --conf-threshold is the P(multiple) threshold, as the spec's threshold_on says
+        separation = self.function.split(
+            upright_rgb8(image), self.scale_bar_rows, context.conf_threshold
+        )
         record_use(self.function.spec.id)
         annotations = to_sdk_annotations(
             separation.detections,

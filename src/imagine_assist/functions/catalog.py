@@ -78,7 +78,11 @@ def _spec(family: Family, function: FunctionDef, labels: tuple[LabelSpec, ...]) 
         tile_size=function.tile_size,
         tile_overlap=function.tile_overlap,
         model_file=function.model,
-        **({"max_image_pixels": SEPARATOR_MAX_PIXELS} if function.runtime == "separator" else {}),
+        **(
+            {"max_image_pixels": SEPARATOR_MAX_PIXELS, "threshold_on": "p_multiple"}
+            if function.runtime == "separator"
+            else {}
+        ),
     )
 
 

@@ -91,8 +91,16 @@ class SeparatorFunction:
         self.classifier = classifier
         self.multiple_threshold = multiple_threshold
 
-    def split(self, image: np.ndarray, scale_bar_rows: int | None = None) -> Separation:
+    def split(
+        self,
+        image: np.ndarray,
+        scale_bar_rows: int | None = None,
+        multiple_threshold: float | None = None,
+    ) -> Separation:
+        """The vignette's organisms and tag. `multiple_threshold` (None: the function's own)
+        is the P(multiple) at or above which the vignette is cut."""
         self.spec.check_image_size(image.shape[1], image.shape[0])
+        threshold = self.multiple_threshold if multiple_threshold is None else multiple_threshold
         rows = self.scale_bar_rows if scale_bar_rows is None else scale_bar_rows
         if rows is not None and image.shape[0] - rows < self.spec.min_image_side:
             # kept whole, the vignette's scale bar would go to EcoTaxa as an organism; a
@@ -107,7 +115,7 @@ class SeparatorFunction:
             detections = as_detections(self.separate(cropped))
             return Separation(detections, MULTIPLE if len(detections) >= 2 else SINGLE, None)
         p_multiple = self.classifier.p_multiple(cropped)
-        if p_multiple < self.multiple_threshold:
+        if p_multiple < threshold:
             # A single stays one object: the separator's cut of a single (an appendage, a
             # gut) would go to EcoTaxa as organisms that do not exist.
             whole = organism_box_mask(cropped)

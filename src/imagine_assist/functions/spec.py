@@ -26,6 +26,9 @@ THRESHOLD_MEANINGS = {
     "tracker": "the minimum confidence of a detection the tracker snaps a box to",
     "reid": "the minimum appearance similarity (template correlation) of two matched boxes",
 }
+# The plankton separator keeps every organism it finds: its threshold is the classifier's,
+# as in `evaluate --threshold`, so the one number CVAT's dialog offers moves the tag.
+P_MULTIPLE_MEANING = "the P(multiple) at or above which a vignette is cut into organisms"
 THRESHOLD_RANGE = (0.0, 1.0)
 LABEL_TYPES = ("rectangle", "polygon", "mask", "polyline", "points", "ellipse", "tag", "any")
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]*$")  # a CVAT function id and a DNS-safe name
@@ -83,6 +86,9 @@ class FunctionSpec:
     model_file: str = "model.onnx"  # in <models dir>/<family>/; others may sit beside it
     tile_overlap: int = 0  # pixels; larger than the largest expected object
     framework: str = "onnxruntime"
+    # "confidence": the threshold drops detections; "p_multiple": it is the classifier's
+    # P(multiple) threshold, and left out it is the one written in the classifier's file
+    threshold_on: str = "confidence"
 
     def __post_init__(self) -> None:
         if not _ID_PATTERN.match(self.id):
@@ -94,6 +100,8 @@ class FunctionSpec:
         names = [label.name for label in self.labels]
         if len(set(names)) != len(names) or len({label.id for label in self.labels}) != len(names):
             raise ValueError(f"{self.id}: label names and ids must be unique, got {names}")
+        if self.threshold_on not in ("confidence", "p_multiple"):
+            raise ValueError(f"{self.id}: threshold_on {self.threshold_on!r} is not known")
         low, high = self.threshold_range
         if not low <= self.default_threshold <= high:
             raise ValueError(f"{self.id}: default_threshold must lie in [{low:g}, {high:g}]")
@@ -135,15 +143,20 @@ class FunctionSpec:
 
     @property
     def threshold_meaning(self) -> str:
+        if self.threshold_on == "p_multiple":
+            return P_MULTIPLE_MEANING
         return THRESHOLD_MEANINGS[self.kind]
 
     @property
     def threshold_help(self) -> str:
         """What the threshold means, its range and default, e.g. for a `--threshold` help."""
         low, high = self.threshold_range
-        return (
-            f"{self.threshold_meaning}, in [{low:g}, {high:g}] (default {self.default_threshold:g})"
+        default = (
+            "the classifier's own, written in its model file"
+            if self.threshold_on == "p_multiple"
+            else f"{self.default_threshold:g}"
         )
+        return f"{self.threshold_meaning}, in [{low:g}, {high:g}] (default {default})"
 
     @property
     def cvat_description(self) -> str:

@@ -116,18 +116,23 @@ def answer_separator(function: SeparatorFunction, body: dict) -> list[dict]:
     rows = body.get("scale_bar_rows")
     if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
         raise BadRequest(f"'scale_bar_rows' must be a whole number >= 0, got {rows!r}")
-    # The organisms carry no confidence, so none is dropped; a threshold out of range is
-    # still the client's mistake, refused as by every other detector.
-    function.spec.check_threshold(body.get("threshold"))
+    # Every organism found is sent: the threshold is the classifier's P(multiple) threshold
+    # (spec.threshold_on), and CVAT sends one only when the user set it.
+    value = body.get("threshold")
+    threshold = (
+        function.multiple_threshold
+        if value is None or value == ""
+        else function.spec.check_threshold(value)
+    )
     image = parse_image(body, function.spec)
-    separation = function.split(image, rows)
+    separation = function.split(image, rows, threshold)
     height, width = image.shape[:2]
     tag: dict = {"label": separation.tag}
     if separation.p_multiple is not None:
         p = separation.p_multiple
         if separation.tag == MULTIPLE:
             tag["confidence"] = f"{p:.4f}"
-        elif p < function.multiple_threshold:
+        elif p < threshold:
             tag["confidence"] = f"{1 - p:.4f}"
         # else the classifier said multiple and the cut left one organism: no probability
         # speaks for "single", so the tag carries none (P(multiple) stays an attribute)
