@@ -2,7 +2,7 @@
 
     cvat-cli --server-host https://cvat.example --auth user task auto-annotate <task id> \
         --function-file cvat-plugins/imagine_assist_function.py -p function=str:fish-detector \
-        [-p weights=str:/path/to/model.onnx] [-p tile_size=int:640] \
+        [-p weights=str:/path/to/model.onnx] [-p tile_size=int:640] [-p tile_overlap=int:64] \
         [--conf-threshold 0.4] [--conv-mask-to-poly]
 
 `function` is a function id: fish-detector, litter-detector, burrow-detector,
@@ -18,11 +18,21 @@ agents (cvat-cli >= 2.42):
         --function-file cvat-plugins/imagine_assist_function.py -p function=str:burrow-tracker
 """
 
-from imagine_assist.cvat.sdk_function import sdk_function_for, shown_by_cvat_cli
+from imagine_assist.cvat.sdk_function import (
+    cvat_cli_parameters,
+    sdk_function_for,
+    shown_by_cvat_cli,
+)
 from imagine_assist.functions.catalog import load_function
 
 
-def create(function: str = "", weights: str = "", tile_size: int = 0, scale_bar_rows: int = -1):
+def create(**parameters):
     with shown_by_cvat_cli():
-        loaded = load_function(function, weights or None, tile_size=tile_size or None)
-        return sdk_function_for(loaded, scale_bar_rows if scale_bar_rows >= 0 else None)
+        given = cvat_cli_parameters(parameters)
+        loaded = load_function(
+            given.function,
+            given.weights,
+            tile_size=given.tile_size,
+            tile_overlap=given.tile_overlap,
+        )
+        return sdk_function_for(loaded, given.scale_bar_rows)

@@ -202,6 +202,11 @@ def test_wrong_model_says_so():
         (["function=str:sea-monster-detector"], "unknown function 'sea-monster-detector'"),
         ([], "unknown function ''"),
         (["function=str:burrow-reid"], "burrow-reid .reid. has no cvat-sdk form"),
+        (["function=str:fish-detector", "threshold=float:0.3"], "no parameter 'threshold'"),
+        (["function=str:litter-detector", "tile_size=str:640"], "tile_size=int:..., not '640'"),
+        (["function=int:5"], "function=str:..., not 5"),
+        (["function=str:fish-detector", "weights=int:5"], "weights=str:..., not 5"),
+        (["function=str:plankton-separator", "scale_bar_rows=int:-3"], "0 or more, not -3"),
     ],
 )
 def test_user_errors_are_ones_cvat_cli_prints_without_a_traceback(parameters, message):
@@ -211,6 +216,37 @@ def test_user_errors_are_ones_cvat_cli_prints_without_a_traceback(parameters, me
     assert isinstance(raised.value, CriticalError)
     if "unknown" in message:
         assert all(function_id in str(raised.value) for function_id in DETECTION_CASES)
+
+
+def test_small_tiles_for_litter_take_their_own_overlap():
+    """litter's overlap of 160 px is over half a 256 px tile: without tile_overlap the
+    error pointed to a flag the module did not take."""
+    with pytest.raises(UserError, match="overlap 160"):
+        load_plugin("function=str:litter-detector", "tile_size=int:256")
+    function = load_plugin(
+        "function=str:litter-detector", "tile_size=int:256", "tile_overlap=int:64"
+    )
+    assert (function.function.tile_size, function.function.tile_overlap) == (256, 64)
+
+
+def test_a_frame_the_function_refuses_is_skipped_not_the_whole_task(caplog):
+    """cvat-cli uploads after the last frame: one frame too small (or a vignette too large)
+    used to end the run with a traceback and upload nothing."""
+    import numpy as np
+
+    function = load_plugin("function=str:plankton-separator")
+    context = _DetectionFunctionContextImpl(frame_name="tiny.png", conf_threshold=None)
+    with caplog.at_level("WARNING"):
+        assert function.detect(context, PIL.Image.new("RGB", (12, 40), "white")) == []
+    assert "frame tiny.png skipped" in caplog.text and "16 pixels" in caplog.text
+    sample = next(iter(generate_plankton(1, seed=80))).image
+    assert function.detect(context, PIL.Image.fromarray(np.ascontiguousarray(sample)))
+
+
+def test_the_tracker_under_auto_annotate_says_how_to_run_it(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["cvat-cli", "task", "auto-annotate", "42"])
+    with pytest.raises(CriticalError, match="tracking function, for CVAT's agents"):
+        load_plugin("function=str:burrow-tracker")
 
 
 @pytest.mark.parametrize("stored", ["on its side, EXIF orientation 6", "16-bit grey"])

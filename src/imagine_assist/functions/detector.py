@@ -54,7 +54,8 @@ class DetectorFunction:
             who = "--tile-overlap" if tile_overlap is not None else f"{spec.id}'s tile overlap"
             raise UserError(
                 f"{who} {self.tile_overlap} must lie in [0, {self.tile_size // 2}] for tiles "
-                f"of {self.tile_size} px (at most half a tile); give a smaller --tile-overlap"
+                f"of {self.tile_size} px (at most half a tile); give a smaller --tile-overlap "
+                "(cvat-cli: -p tile_overlap=int:N)"
             )
         self.class_agnostic_nms = class_agnostic_nms
 
