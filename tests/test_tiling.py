@@ -117,3 +117,78 @@ def test_a_cut_part_given_another_label_joins_its_whole_object():
         class_id=np.array([1, 0]),
     )
     assert len(merge_tiles(bottle_on_a_bag, np.array([True, False]))) == 2
+
+
+def test_a_part_cut_twice_joins_the_whole_box_it_lies_in():
+    """Litter's 640/160 windows saw one object whole, cut at the bottom, cut at the left,
+    and cut at both: the left-cut sliver overlapped only the first part and was counted
+    as a second object."""
+    whole, bottom, corner, left = (
+        [1267, 2530, 1554, 2772],
+        [1267, 2530, 1554, 2560],
+        [1440, 2530, 1554, 2560],
+        [1440, 2530, 1554, 2772],
+    )
+    dets = sv.Detections(
+        xyxy=np.array([whole, bottom, corner, left], dtype=np.float32),
+        confidence=np.array([0.6, 0.9, 0.5, 0.55], dtype=np.float32),
+        class_id=np.zeros(4, dtype=int),
+    )
+    merged = merge_tiles(dets, np.array([False, True, True, True]))
+    assert len(merged) == 1 and merged.confidence[0] == pytest.approx(0.9)
+    np.testing.assert_allclose(merged.xyxy[0], whole)
+
+
+@pytest.mark.parametrize("surest", ["bottle", "bag"])
+def test_a_bottle_on_a_bag_at_a_window_border_stays_two_objects(surest):
+    """Each was seen whole by one window and cut by the other; when the bottle's cut part
+    was the surest box, bag and bottle were one group and the less sure one was lost."""
+    boxes = [[500, 100, 800, 400], [620, 200, 660, 240], [620, 200, 640, 240], [500, 100, 640, 400]]
+    bottle = 0.55 if surest == "bottle" else 0.45
+    dets = sv.Detections(
+        xyxy=np.array(boxes, dtype=np.float32),
+        confidence=np.array([0.5, bottle, 0.6, 0.4], dtype=np.float32),
+        class_id=np.array([1, 0, 0, 1]),  # bag, bottle, bottle cut, bag cut
+    )
+    merged = merge_tiles(dets, np.array([False, False, True, True]))
+    assert sorted(merged.class_id.tolist()) == [0, 1]
+    by_label = dict(zip(merged.class_id.tolist(), merged.xyxy.tolist(), strict=True))
+    assert by_label == {1: boxes[0], 0: boxes[1]}
+
+
+def test_every_object_is_found_once_however_sure_each_window_is():
+    """A detector that boxes an object in every window showing more than 30 % of it, at a
+    confidence that has nothing to do with how much it sees (as a real model's does not)."""
+    rng = np.random.default_rng(11)
+    width, height, tile, overlap = 4000, 3000, 640, 160
+    windows = tile_windows(width, height, tile, overlap)
+    for _ in range(60):
+        objects: list[list[int]] = []
+        while len(objects) < 6:
+            w, h = (int(v) for v in rng.integers(10, 400, size=2))
+            x, y = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
+            box = [x, y, x + w, y + h]
+            if all(
+                box[2] + 5 < o[0] or o[2] + 5 < box[0] or box[3] + 5 < o[1] or o[3] + 5 < box[1]
+                for o in objects
+            ):
+                objects.append(box)
+        seen, flags = [], []
+        for x1, y1, x2, y2 in windows:
+            for box in objects:
+                cut = [max(box[0], x1), max(box[1], y1), min(box[2], x2), min(box[3], y2)]
+                area = (box[2] - box[0]) * (box[3] - box[1])
+                if (
+                    cut[0] < cut[2]
+                    and cut[1] < cut[3]
+                    and ((cut[2] - cut[0]) * (cut[3] - cut[1]) > 0.3 * area)
+                ):
+                    seen.append(cut)
+                    flags.append(cut != box)
+        dets = sv.Detections(
+            xyxy=np.array(seen, dtype=np.float32),
+            confidence=rng.uniform(0.5, 0.9, len(seen)).astype(np.float32),
+            class_id=np.zeros(len(seen), dtype=int),
+        )
+        merged = merge_tiles(dets, np.array(flags))
+        assert sorted(map(tuple, merged.xyxy.astype(int).tolist())) == sorted(map(tuple, objects))

@@ -3,8 +3,8 @@
 The frame is cut into overlapping windows, each window is detected on its own, and the
 results are merged so that an object cut by a window border is reported once:
 - a box touching a window's inner border is *clipped* (it may show only part of the object);
-- a clipped box lying mostly inside a same-class box from another window is dropped in
-  favour of that whole view;
+- a clipped box lying mostly inside a whole box from another window is dropped in favour
+  of that whole view (`merge_tiles` says when labels differ);
 - two clipped parts of an object larger than the overlap are joined into their union.
 The tiler knows nothing about models: it takes a callback, like supervision's slicer.
 """
@@ -82,62 +82,93 @@ def merge_tiles(
     containment: float = 0.6,
     aligned: float = 0.8,
 ) -> sv.Detections:
-    """Merge detections gathered from overlapping windows (frame coordinates). Boxes merge
-    under one label; and a part cut by a window's edge that lies in a larger box merges
-    with it whatever the label each window gave (a model shown half a bottle may call it a
-    fragment), so an object cut by a window border is reported once."""
+    """Merge detections gathered from overlapping windows (frame coordinates), so that an
+    object cut by a window border is reported once, in three steps:
+    1. whole boxes (cut by no window's edge) seen by two windows merge under one label;
+    2. each cut part joins the whole box it overlaps most, when it lies in it under the
+       same label, or is the smaller box under another label (a model shown half a bottle
+       may call it a fragment); the whole box gives the object's box and label;
+    3. parts no whole box took (an object larger than the overlap) join into their union.
+    Two whole boxes never merge across labels, so a bottle lying on a bag stays two
+    objects whichever window was surest of a part."""
     if len(detections) == 0:
         return detections
-    order = np.argsort(-detections.confidence)
+    confidence = detections.confidence
     xyxy = detections.xyxy.astype(np.float64)
     class_id = detections.class_id
-    taken = np.zeros(len(detections), dtype=bool)
-    keep_index: list[int] = []
-    keep_box: list[np.ndarray] = []
-    keep_conf: list[float] = []
-    for i in order:
-        if taken[i]:
-            continue
-        taken[i] = True
-        group, box, box_clipped, named = [i], xyxy[i], bool(clipped[i]), int(i)
-        while True:  # a part joined to a clipped box can bring the next part in reach
-            rest = order[~taken[order]]
-            if len(rest) == 0:
-                break
-            iou, ios, axis_iou = _pair_overlaps(box, xyxy[rest])
-            same_label = class_id[rest] == class_id[i]
-            # of each pair, whether the smaller box is the one cut by a window's edge: a cut
-            # part of the other's object, not a whole item lying on a cut larger one
-            areas = (xyxy[rest, 2] - xyxy[rest, 0]) * (xyxy[rest, 3] - xyxy[rest, 1])
-            smaller_cut = np.where(
-                areas < (box[2] - box[0]) * (box[3] - box[1]), clipped[rest], box_clipped
+    order = np.argsort(-confidence, kind="stable")
+    objects: list[list[int]] = []  # members, the first being the whole box that names it
+    for i in order[~clipped[order]]:
+        if objects:
+            leaders = np.array([members[0] for members in objects])
+            iou, _, _ = _pair_overlaps(xyxy[i], xyxy[leaders])
+            same = (class_id[leaders] == class_id[i]) & (iou > iou_threshold)
+            if same.any():
+                objects[int(np.argmax(np.where(same, iou, -1.0)))].append(int(i))
+                continue
+        objects.append([int(i)])
+    leftover: list[int] = []
+    for i in order[clipped[order]]:
+        if objects:
+            leaders = np.array([members[0] for members in objects])
+            iou, ios, _ = _pair_overlaps(xyxy[i], xyxy[leaders])
+            same_label = class_id[leaders] == class_id[i]
+            area = (xyxy[i, 2] - xyxy[i, 0]) * (xyxy[i, 3] - xyxy[i, 1])
+            areas = (xyxy[leaders, 2] - xyxy[leaders, 0]) * (xyxy[leaders, 3] - xyxy[leaders, 1])
+            fits = (same_label & ((iou > iou_threshold) | (ios > containment))) | (
+                ~same_label & (area < areas) & (ios > containment)
             )
-            same = same_label & (
-                (iou > iou_threshold)
-                | ((box_clipped | clipped[rest]) & (ios > containment))
-                | (box_clipped & clipped[rest] & (axis_iou > aligned))
-            ) | (~same_label & smaller_cut & (ios > containment))
-            if not same.any():
-                break
-            taken[rest[same]] = True
-            group.extend(rest[same].tolist())
-            members = np.array(group)
-            whole = members[~clipped[members]]
-            if len(whole):
-                # the whole box, and its label: a window shown half a bottle may have called
-                # it a fragment, however sure it was
-                named = int(whole[np.argmax(detections.confidence[whole])])
-                box = xyxy[named]
-                break
-            # seen only in parts: the object is larger than the overlap
-            box = np.concatenate([xyxy[members, :2].min(axis=0), xyxy[members, 2:].max(axis=0)])
+            if fits.any():
+                # the tightest whole box it lies in: a bottle's part, not the bag under it
+                objects[int(np.argmax(np.where(fits, iou + 1e-6 * same_label, -1.0)))].append(
+                    int(i)
+                )
+                continue
+        leftover.append(int(i))
+    keep_index = [members[0] for members in objects]
+    keep_box = [xyxy[members[0]] for members in objects]
+    keep_conf = [float(confidence[members].max()) for members in objects]
+    for named, box, members in _parts_joined(xyxy, class_id, leftover, containment, aligned):
         keep_index.append(named)
         keep_box.append(box)
-        keep_conf.append(float(detections.confidence[np.array(group)].max()))
+        keep_conf.append(float(confidence[members].max()))
     merged = detections[np.array(keep_index)]
     merged.xyxy = np.array(keep_box, dtype=np.float32)
     merged.confidence = np.array(keep_conf, dtype=np.float32)
     return merged
+
+
+def _parts_joined(
+    xyxy: np.ndarray, class_id: np.ndarray, parts: list[int], containment: float, aligned: float
+) -> list[tuple[int, np.ndarray, list[int]]]:
+    """Cut parts of objects no window saw whole, joined into their union: the surest part
+    (first in `parts`) names each object, and a part joined can bring the next in reach."""
+    taken = dict.fromkeys(parts, False)
+    joined = []
+    for i in parts:
+        if taken[i]:
+            continue
+        taken[i] = True
+        members, box = [i], xyxy[i]
+        while True:
+            rest = np.array([j for j in parts if not taken[j]], dtype=int)
+            if len(rest) == 0:
+                break
+            same_label = class_id[rest] == class_id[i]
+            # a part in a larger part under another label: a model shown less of the
+            # object may have named it otherwise
+            iou, ios, axis_iou = _pair_overlaps(box, xyxy[rest])
+            same = (same_label & ((iou > 0.5) | (ios > containment) | (axis_iou > aligned))) | (
+                ~same_label & (ios > containment)
+            )
+            if not same.any():
+                break
+            for j in rest[same]:
+                taken[int(j)] = True
+            members.extend(int(j) for j in rest[same])
+            box = np.concatenate([xyxy[members, :2].min(axis=0), xyxy[members, 2:].max(axis=0)])
+        joined.append((i, box, members))
+    return joined
 
 
 def detect_tiled(
