@@ -9,6 +9,7 @@ import pytest
 import supervision as sv
 from PIL import Image
 
+from imagine_assist.app.evaluate import summary_lines
 from imagine_assist.app.main import main
 from imagine_assist.errors import UserError
 from imagine_assist.families import get_family
@@ -277,7 +278,6 @@ def test_a_data_yaml_naming_missing_split_folders_reads_images_and_labels_beside
 
 
 def test_yolo_class_ids_are_the_names_keys_which_need_not_run_in_order(tmp_path):
-    from imagine_assist.errors import UserError
     from imagine_assist.training.exports import check_yolo_labels, yolo_class_ids
 
     labels = tmp_path / "labels" / "train"
@@ -302,9 +302,22 @@ def test_labels_whose_image_is_gone_are_named_not_passed_over(tmp_path, caplog):
 
 
 @pytest.mark.slow  # seconds of FiftyOne work: the full tier
-def test_an_image_the_function_refuses_is_named(tmp_path):
-    """A 1x1 image among thousands said only "image is 1x1 pixels"."""
+def test_an_image_unreadable_or_refused_is_left_out_and_named(tmp_path, caplog, capsys):
+    """One cut-short file or 1x1 speck among thousands ended the whole evaluation, where
+    predict, next and separate go on. Each is left out with its labels, and named."""
     source = write_case(tmp_path / "case")
     Image.fromarray(np.full((1, 1, 3), 90, np.uint8)).save(source / "images" / "speck.png")
-    with pytest.raises(UserError, match=r"speck.png: image is 1x1 pixels"):
-        evaluate_function(source, stub_function(0.75), tmp_path / "out", tmp_path / "w")
+    (source / "labels" / "speck.txt").write_text("0 0.5 0.5 1 1\n")
+    whole = (source / "images" / "a.png").read_bytes()
+    (source / "images" / "cut.png").write_bytes(whole[: len(whole) // 2])
+    (source / "labels" / "cut.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    with caplog.at_level("WARNING", logger="imagine_assist"):
+        result = evaluate_function(source, stub_function(0.75), tmp_path / "out", tmp_path / "w")
+    facts = result.facts
+    assert sorted(facts["unreadable"]) == ["cut.png", "speck.png"]
+    assert "speck.png: image is 1x1 pixels" in caplog.text
+    assert "cut.png: the image could not be decoded" in caplog.text
+    # the figures of the four readable images, as the hand count above
+    assert (facts["images"], facts["boxes"]) == (4, 3)
+    assert facts["AP50"] == pytest.approx(56 / 101, abs=1e-3)
+    assert "unreadable or refused, left out with their labels: 2" in summary_lines(facts)

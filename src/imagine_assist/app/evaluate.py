@@ -202,4 +202,9 @@ def summary_lines(facts: dict) -> str:
     if not facts["class_agnostic"] and len(facts["per_class"]) > 1:
         for label, scores in facts["per_class"].items():
             lines.append(f"  {label}: AP50 {scores['AP50']:.3f}, AP50-95 {scores['AP50-95']:.3f}")
+    if facts.get("unreadable"):
+        lines.append(
+            f"unreadable or refused, left out with their labels: {len(facts['unreadable'])} "
+            "(in summary.json)"
+        )
     return "\n".join(lines)

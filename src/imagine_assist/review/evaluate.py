@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +32,7 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
-from imagine_assist.errors import UserError
+from imagine_assist.errors import BadRequest, UserError
 from imagine_assist.images import read_image, readable_name
 from imagine_assist.models import detection_metrics as metrics
 from imagine_assist.models.detection_metrics import Boxes
@@ -197,21 +198,26 @@ def predict(
     classes: list[str],
     class_agnostic: bool,
     threshold: float | None = None,
-) -> list[Boxes]:
+) -> list[Boxes | None]:
     """The function's boxes on each image at the confidence floor, as relative [x, y, w, h]:
     every box at `threshold` or above (what the function sends; a drone frame may hold a
     thousand), and below it the most confident up to MAX_PER_IMAGE in all. Class ids index
     `classes` (-1: a label not in them, which can match nothing; all 0 when
-    class-agnostic)."""
+    class-agnostic). None for an image that cannot be read or that the function refuses
+    (a 1x1 frame, a strip), with a warning that names it."""
     ids = {label: index for index, label in enumerate(classes)}
-    predicted = []
+    predicted: list[Boxes | None] = []
     for filepath in tqdm(filepaths, desc="predicting"):
-        image = read_image(filepath)
-        height, width = image.shape[:2]
         try:
+            image = read_image(filepath)
             detections = function.detect(image, PREDICTION_FLOOR)
-        except UserError as error:  # a 1x1 frame, a strip: which file, among thousands
-            raise UserError(f"{readable_name(filepath)}: {error}") from None
+        except BadRequest as error:
+            # as predict, next and separate do: one file does not end a long evaluation
+            name, message = readable_name(filepath), str(error)
+            log.warning("left out: %s", message if name in message else f"{name}: {message}")
+            predicted.append(None)
+            continue
+        height, width = image.shape[:2]
         sent = 0 if threshold is None else int(np.count_nonzero(detections.confidence >= threshold))
         kept = max(MAX_PER_IMAGE, sent)
         if len(detections) > kept:
@@ -257,6 +263,20 @@ def evaluate_function(
         source_format = dataset.info.get("export", {}).get("format")
         truth = ground_truth(dataset, classes, class_agnostic)
         predicted = predict(function, filepaths, classes, class_agnostic, threshold)
+        # named under the images' common folder: an export's is a temporary one
+        root = os.path.commonpath([os.path.dirname(path) for path in filepaths])
+        unreadable = [
+            readable_name(os.path.relpath(path, root))
+            for path, boxes in zip(filepaths, predicted, strict=True)
+            if boxes is None
+        ]
+        if len(unreadable) == len(filepaths):
+            raise UserError(f"no image of {source} could be read or evaluated (see the warnings)")
+        if unreadable:  # their labelled boxes leave with them: the figures cover the rest
+            read = [i for i, boxes in enumerate(predicted) if boxes is not None]
+            filepaths = [filepaths[i] for i in read]
+            truth = [truth[i] for i in read]
+            predicted = [predicted[i] for i in read]
         evaluation = metrics.evaluate(truth, predicted, len(classes))
         sent = metrics.served(evaluation, truth, predicted, threshold, IOU)
         cost = annotator_time(evaluation, truth, predicted, threshold, IOU)
@@ -271,6 +291,7 @@ def evaluate_function(
             "prediction_floor": PREDICTION_FLOOR,
             "threshold": threshold,
             "images": len(filepaths),
+            "unreadable": unreadable,
             "boxes": boxes,
             **ap_facts(evaluation, classes),
             **_threshold_facts(sent, boxes),
