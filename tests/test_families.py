@@ -7,9 +7,11 @@ import base64
 import json
 import shutil
 
+import numpy as np
 import pytest
 import requests
 import yaml
+from PIL import Image
 
 from imagine_assist.app.main import main
 from imagine_assist.errors import UserError
@@ -138,6 +140,22 @@ def test_labels_can_come_from_the_model(home):
     (home / "models" / "obsea").mkdir(parents=True)
     shutil.copyfile(BUNDLED_DIR / "fish" / "model.onnx", home / "models" / "obsea" / "model.onnx")
     assert get_spec("obsea-detector").label_names == ["fish"]
+
+
+def test_a_family_whose_labels_are_its_models_serves_the_weights_given(home, tmp_path, capsys):
+    """With no model installed yet, `--weights` (cvat-cli: -p weights) was refused: the
+    labels came from the live model only, and there was none."""
+    from imagine_assist.functions.catalog import load_function
+
+    (home / "families" / "obsea.yaml").write_text("name: obsea\nlabels: from-model\n")
+    weights = BUNDLED_DIR / "fish" / "model.onnx"
+    function = load_function("obsea-detector", weights)
+    assert function.spec.label_names == ["fish"]
+    frame = tmp_path / "photos" / "f.png"
+    frame.parent.mkdir()
+    Image.fromarray(np.full((240, 320, 3), 120, np.uint8)).save(frame)
+    argv = ["predict", str(frame.parent), "--function", "obsea-detector", "--weights", str(weights)]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().err
 
 
 def test_the_gate_refuses_to_decide_on_too_little_evidence_and_on_a_tie():

@@ -46,16 +46,23 @@ def family_labels(family: Family, models_dir: str | Path | None = None) -> tuple
 
 
 def spec_of(
-    family: Family, function: FunctionDef, models_dir: str | Path | None = None
+    family: Family,
+    function: FunctionDef,
+    models_dir: str | Path | None = None,
+    model_classes: tuple[str, ...] | None = None,
 ) -> FunctionSpec:
-    """The CVAT-facing spec of one function of a family."""
+    """The CVAT-facing spec of one function of a family. `model_classes`: the classes of
+    the model it will serve, for a family that takes its labels from its model."""
     if function.labels is not None:
         labels = tuple(
             LabelSpec(index, label.name, label.type, label.text_attributes)
             for index, label in enumerate(function.labels)
         )
     elif function.kind == "detector":
-        labels = labels_of(family_labels(family, models_dir))
+        if family.labels is None and model_classes is not None:
+            labels = labels_of(model_classes)
+        else:
+            labels = labels_of(family_labels(family, models_dir))
     else:  # trackers and re-identification follow the shapes they are given
         labels = ()
     try:
@@ -218,7 +225,14 @@ def load_function(
     `models.store.live_model`). CVAT's requests reach it through
     `nuclio.cvat_requests.answer`."""
     family, function = family_of_function(function_id)
-    spec = spec_of(family, function, models_dir)
+    detector = None
+    if weights and family.labels is None and function.runtime in ("detector", "tracker"):
+        # a family whose labels are its model's: those of the model given, not the live one
+        # (which a new family does not have yet)
+        detector = load_detector(Path(weights))
+        spec = spec_of(family, function, models_dir, tuple(detector.class_names))
+    else:
+        spec = spec_of(family, function, models_dir)
     if function.runtime == "separator":
         return load_plankton_separator(spec, weights, models_dir)
     if function.runtime == "reid":
@@ -226,7 +240,7 @@ def load_function(
     live = None if weights else live_model(spec.family, models_dir)
     path = Path(weights) if weights else live.path
     try:
-        detector = load_detector(path)
+        detector = detector or load_detector(path)
     except UserError as error:
         raise with_repair_advice(error, spec.family, live) from None
     if function.runtime == "tracker":
