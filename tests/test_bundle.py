@@ -73,3 +73,22 @@ def test_a_bundle_that_did_not_finish_is_named_as_one(tmp_path, capsys):
     (partial / "wheels" / "numpy.whl").write_bytes(b"half")
     assert main(["bundle", "--out", str(partial), "--wheelhouse", str(tmp_path)]) == 2
     assert "a bundle that did not finish (no MANIFEST.sha256)" in capsys.readouterr().err
+
+
+def test_a_bundle_built_with_no_network_says_so(tmp_path):
+    """Offline, pip retried for two minutes and the error blamed platform tags."""
+    import sys
+
+    import pytest
+
+    from imagine_assist.bundle import _run_pip
+    from imagine_assist.errors import UserError
+
+    pip = [sys.executable, "-m", "pip", "--isolated", "download", "--quiet", "--no-deps"]
+    unreachable = ["--retries", "1", "--timeout", "2", "--index-url", "http://127.0.0.1:9/simple"]
+    with pytest.raises(UserError, match="pip could not reach the package index"):
+        _run_pip([*pip, *unreachable, "-d", str(tmp_path), "requests"])
+    empty_index = tmp_path / "index"
+    empty_index.mkdir()
+    with pytest.raises(UserError, match="pip found no wheel for some dependency"):
+        _run_pip([*pip, "--no-index", "--find-links", str(empty_index), "-d", str(tmp_path), "x"])

@@ -71,7 +71,9 @@ def test_a_wheelhouse_without_the_package_is_refused(tmp_path, capsys):
     (folder / "numpy-2.4.6-cp311-manylinux.whl").write_bytes(b"wheel")
     argv = ["deploy", "fish-detector", "--wheelhouse", str(folder), "--out", str(tmp_path / "b")]
     assert main(argv) == 2
-    assert "lacks wheels for imagine_assist, onnxruntime" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "lacks wheels for imagine_assist, onnxruntime" in err
+    assert "imagine-assist bundle --out DIR" in err
 
 
 def test_without_a_wheelhouse_the_build_says_it_needs_a_network(tmp_path, capsys):

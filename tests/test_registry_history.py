@@ -293,3 +293,16 @@ def test_a_version_whose_card_is_gone_is_listed_as_damaged(models, capsys):
     (models / "reef" / "versions" / "v3" / "card.json").unlink()
     code, out, _ = cli(capsys, "models", "list", "reef", "--models", str(models))
     assert code == 0 and "v3  damaged: its card.json is gone" in out and "* v1" in out
+
+
+def test_models_list_marks_the_default_model_live_when_no_version_is(models, capsys):
+    """README: `models list` shows which one is live (*). With the installed model serving,
+    after a rollback past every version, no line had the mark."""
+    code, out, _ = cli(capsys, "models", "list", "reef", "--models", str(models))
+    assert code == 0
+    marked = [line for line in out.splitlines() if line.startswith("*")]
+    installed = models / "reef" / "model.onnx"
+    assert marked == [f"* default  the model installed by hand ({installed}), no version promoted"]
+    Registry(models).promote("reef", "v2", "better")
+    out = cli(capsys, "models", "list", "reef", "--models", str(models))[1]
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("*")] == ["v2"]

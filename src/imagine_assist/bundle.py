@@ -70,6 +70,37 @@ def _family_files(family: str, models_dir: str | Path | None) -> dict[str, Path]
     return files
 
 
+# what pip prints when it cannot reach the package index at all
+_NO_NETWORK = (
+    "NewConnectionError",
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+    "Name or service not known",
+    "Network is unreachable",
+    "ConnectTimeoutError",
+    "ProxyError",
+)
+
+
+def _run_pip(command: list[str]) -> None:
+    """Run pip; its errors are shown, and a failure says whether the index was out of reach
+    (a bundle needs the network, ashore) or a wheel was missing for the target."""
+    done = subprocess.run(command, stderr=subprocess.PIPE, text=True, errors="replace")
+    if done.returncode == 0:
+        return
+    sys.stderr.write(done.stderr)
+    if any(sign in done.stderr for sign in _NO_NETWORK):
+        raise UserError(
+            "pip could not reach the package index (see above): a bundle is built ashore, "
+            "on a machine with the network, and then carried to the vessel"
+        )
+    raise UserError(
+        "pip found no wheel for some dependency on that Python and platform (see above). "
+        "Give every platform tag the target accepts, e.g. --platform manylinux_2_28_x86_64 "
+        "--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64"
+    )
+
+
 def download_wheels(target: Path, extras: str, python: str, platforms: list[str]) -> None:
     """The project's wheel, and every dependency's for the target, from the package index."""
     if not (REPO / "pyproject.toml").is_file():
@@ -78,9 +109,7 @@ def download_wheels(target: Path, extras: str, python: str, platforms: list[str]
         )
     target.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip"]
-    subprocess.run(
-        [*pip, "wheel", "--no-deps", "--quiet", "-w", str(target), str(REPO)], check=True
-    )
+    _run_pip([*pip, "wheel", "--no-deps", "--quiet", "-w", str(target), str(REPO)])
     constraints = target.parent / ".constraints.txt"
     constraints.write_text("\n".join(CONSTRAINTS) + "\n")
     command = [
@@ -99,13 +128,9 @@ def download_wheels(target: Path, extras: str, python: str, platforms: list[str]
     for platform in platforms:  # pip matches tags exactly: give every one the target accepts
         command += ["--platform", platform]
     try:
-        subprocess.run(command, check=True)
-    except subprocess.CalledProcessError:
-        raise UserError(
-            "pip found no wheel for some dependency on that Python and platform (see above). "
-            "Give every platform tag the target accepts, e.g. --platform manylinux_2_28_x86_64 "
-            "--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64"
-        ) from None
+        # pip retries an unreachable index for minutes by default: a bundle is built ashore,
+        # where a failed connection is worth saying at once
+        _run_pip([*command[:3], "--retries", "1", "--timeout", "20", *command[3:]])
     finally:
         constraints.unlink(missing_ok=True)
     for own in target.glob("imagine_assist-*.tar.gz"):  # pip download keeps an sdist of ours

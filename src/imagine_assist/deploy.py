@@ -114,8 +114,9 @@ def check_wheelhouse(wheelhouse: Path, gpu: bool) -> list[Path]:
     missing = [name for name in wanted if name not in names]
     if missing:
         raise UserError(
-            f"{wheelhouse} lacks wheels for {', '.join(missing)}. Build it ashore with "
-            "`pip wheel . -w DIR` and `pip download -d DIR onnxruntime ...` (docs/install.md)"
+            f"{wheelhouse} lacks wheels for {', '.join(missing)}. Build one ashore: the "
+            "wheels/ folder of `imagine-assist bundle --out DIR` (docs/vessel.md), with "
+            "onnxruntime-gpu added by `pip download -d DIR/wheels onnxruntime-gpu` for --gpu"
         )
     return wheels
 

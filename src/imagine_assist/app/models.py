@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from imagine_assist.app.common import MODELS_HELP, family_help, reload_gateway
 from imagine_assist.errors import UserError
@@ -92,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
                 f"gate {verdict}  {len(card.get('data', {}).get('exports', []))} export(s)"
                 + (f"  ({', '.join(gone)} gone: serves, cannot be retrained from)" if gone else "")
             )
+        if current is None and not damage:
+            print(f"* {_default_model(family, args.models)}")
         return 0
     if args.action == "show":
         version = registry.get(family, args.version) if args.version else current
@@ -139,3 +142,18 @@ def run(args: argparse.Namespace) -> int:
 
 def current_name(version) -> str:
     return version.name if version else "its default model"
+
+
+def _default_model(family: str, models_dir) -> str:
+    """What serves a family with no version promoted, for `models list`'s live mark."""
+    from imagine_assist.families import get_family
+    from imagine_assist.models.store import live_model
+
+    try:
+        served = [f.model for f in get_family(family).functions if f.runtime != "reid"]
+        name = Path(served[0]).stem if served else "model"  # plankton: separator.onnx
+        live = live_model(family, models_dir, name=name)
+    except UserError:
+        return "no model yet: nothing serves"
+    where = "installed by hand" if live.source == "installed" else "bundled with the package"
+    return f"default  the model {where} ({live.path}), no version promoted"
