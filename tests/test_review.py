@@ -162,6 +162,46 @@ def test_mistakes_are_ranked_by_disagreement_when_the_brain_names_none(monkeypat
         dataset.delete()
 
 
+def test_dense_images_are_ranked_without_mistakenness(monkeypatch):
+    """fiftyone-brain's mistakenness grows with the square of a sample's boxes: a review of
+    litter frames of 2,000 boxes ran past 13 minutes with no word."""
+    from pathlib import Path
+
+    import fiftyone.brain as fob
+
+    from imagine_assist.review.review import (
+        EVAL_KEY,
+        GROUND_TRUTH,
+        MISTAKENNESS_MAX_LABELS,
+        MISTAKES_VIEW,
+        flag_mistakes,
+    )
+
+    fo = fiftyone()
+    dataset = fo.Dataset()
+    boxes = [fo.Detection(label="bottle", bounding_box=[0.1, 0.1, 0.01, 0.01])]
+    samples = []
+    for name, count, fp in (("dense.jpg", MISTAKENNESS_MAX_LABELS + 1, 0), ("sparse.jpg", 2, 2)):
+        sample = fo.Sample(filepath=f"/nowhere/{name}")
+        sample[GROUND_TRUTH] = fo.Detections(detections=boxes * count)
+        for key, value in (("tp", count), ("fp", fp), ("fn", 0)):
+            sample[f"{EVAL_KEY}_{key}"] = value
+        samples.append(sample)
+    dataset.add_samples(samples)
+
+    def never(*args, **kwargs):
+        raise AssertionError("mistakenness was computed")
+
+    monkeypatch.setattr(fob, "compute_mistakenness", never)
+    try:
+        method = flag_mistakes(dataset, ["bottle", "can"])
+        assert method.startswith("(FP + FN)") and "holds 301 labels" in method
+        ranked = [Path(s.filepath).name for s in dataset.load_saved_view(MISTAKES_VIEW)]
+        assert ranked == ["sparse.jpg", "dense.jpg"]
+    finally:
+        dataset.delete()
+
+
 def test_tied_mistakes_are_listed_in_one_order_everywhere():
     """Ties broken by path: the first few (the terminal, worst.png) and the whole list
     (summary.json) were ordered differently."""

@@ -97,6 +97,23 @@ def _disagreement_share(dataset) -> None:
         sample[MISTAKENNESS] = (fp + fn) / max(tp + fp + fn, 1) + 1e-3 * min(fp + fn, 100)
 
 
+# labels (drawn or predicted) on one sample above which mistakenness is not computed
+MISTAKENNESS_MAX_LABELS = 300
+
+
+def _most_labels_on_a_sample(dataset) -> int:
+    """The most boxes, drawn or predicted, of any one sample."""
+    from fiftyone import ViewField as F
+
+    most = 0
+    for field in (GROUND_TRUTH, PREDICTIONS):
+        if not dataset.has_field(field):
+            continue
+        counts = dataset.values(F(f"{field}.detections").length())
+        most = max([most, *(count or 0 for count in counts)])
+    return most
+
+
 def flag_mistakes(dataset, classes: list[str]) -> str:
     """Score each sample's likely label mistakes; return how it was scored.
 
@@ -109,7 +126,16 @@ def flag_mistakes(dataset, classes: list[str]) -> str:
         import fiftyone.brain as fob
     except ImportError:
         fob = None
-    if fob is not None and len(classes) > 1:
+    densest = _most_labels_on_a_sample(dataset)
+    if fob is not None and len(classes) > 1 and densest > MISTAKENNESS_MAX_LABELS:
+        # its cost grows with the square of a sample's labels: 12 s for 400 on 2 cores,
+        # minutes with no word for a litter frame of 2,000
+        _disagreement_share(dataset)
+        method = (
+            f"{rule} (a sample holds {densest:,} labels; fiftyone-brain mistakenness would "
+            f"take minutes past {MISTAKENNESS_MAX_LABELS})"
+        )
+    elif fob is not None and len(classes) > 1:
         fob.compute_mistakenness(dataset, PREDICTIONS, label_field=GROUND_TRUTH, progress=False)
         scores = [v for v in dataset.values(MISTAKENNESS) if v is not None]
         # Only a positive score names a likely mistake (the summary and `send` list those);
