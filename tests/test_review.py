@@ -5,6 +5,7 @@ import json
 import pytest
 
 from imagine_assist.app.main import main
+from imagine_assist.errors import UserError
 from imagine_assist.samples import write_cvat_export
 from imagine_assist.training.exports import fiftyone
 
@@ -228,3 +229,53 @@ def test_tied_mistakes_are_listed_in_one_order_everywhere():
         assert len({s[MISTAKENNESS] for s in view}) == 1
     finally:
         dataset.delete()
+
+
+@pytest.mark.slow  # two whole reviews: the full tier
+def test_a_rerun_keeps_the_reviewers_tags_and_views_and_a_failed_one_loses_nothing(
+    tmp_path, home, monkeypatch
+):
+    """A rerun deleted the tags and views a reviewer made in the App; a rerun stopped
+    halfway removed the images behind the earlier, complete review; a failed first review
+    left a copy of the export behind."""
+    from pathlib import Path
+
+    from imagine_assist.review import review as review_module
+    from imagine_assist.review.review import review_export
+
+    samples = [s for s in fish_samples(10, 96) if s.objects][:6]
+    export = write_cvat_export(tmp_path / "task.zip", samples, FISH_LABELS)
+    work = home / "runs" / "review"
+    dataset, _ = review_export(export, "fish-detector", tmp_path / "r1", work)
+    first = dataset.first()
+    first.tags.append("checked")
+    first.ground_truth.detections[0].tags = ["wrong"]
+    first.save()
+    dataset.save_view("mine", dataset.match_tags("checked"))
+    name, images = dataset.name, [Path(p) for p in dataset.values("filepath")]
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(review_module, "flag_mistakes", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        review_export(export, "fish-detector", tmp_path / "r2", work)
+    monkeypatch.undo()
+    fo = fiftyone()
+    assert [n for n in fo.list_datasets() if "building" in n] == []
+    earlier = fo.load_dataset(name)
+    assert all(path.is_file() for path in images)  # its images are still there
+    assert len(earlier.match_tags("checked")) == 1
+
+    again, _ = review_export(export, "fish-detector", tmp_path / "r3", work)
+    assert again.name == name and len(again) == len(samples)
+    assert again.match_tags("checked").first().filepath == first.filepath
+    assert again.count_label_tags() == {"wrong": 1}
+    assert len(again.load_saved_view("mine")) == 1 and "mistakes" in again.list_saved_views()
+
+    other = write_cvat_export(tmp_path / "other.zip", samples[:3], FISH_LABELS)
+    before = sorted(p.name for p in work.iterdir())
+    renamed = {label: label.title() for label in FISH_LABELS}  # labels the family lacks
+    with pytest.raises(UserError, match="does not know"):
+        review_export(other, "fish-detector", tmp_path / "r4", work, label_map=renamed)
+    assert sorted(p.name for p in work.iterdir()) == before  # no copy of it left behind

@@ -345,7 +345,9 @@ def test_an_export_that_cannot_be_read_takes_its_unpack_folder_with_it(tmp_path,
     assert info.root.is_dir()
     # no FiftyOne needed: the video reader refuses an export without frames before using it
     monkeypatch.setattr(
-        exports, "fiftyone", lambda: SimpleNamespace(dataset_exists=lambda name: False)
+        exports,
+        "fiftyone",
+        lambda: SimpleNamespace(dataset_exists=lambda name: False, list_datasets=lambda: []),
     )
     with pytest.raises(UserError, match="'Save images'"):
         load_export(info)

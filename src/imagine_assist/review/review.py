@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -356,7 +357,13 @@ def review_export(
     from imagine_assist.errors import UserError
     from imagine_assist.functions.catalog import load_function
     from imagine_assist.functions.detector import DetectorFunction
-    from imagine_assist.training.exports import check_export, load_export, relabel, unpack
+    from imagine_assist.training.exports import (
+        check_export,
+        load_export,
+        relabel,
+        remove_unless_used,
+        unpack,
+    )
 
     log_fiftyone_once()
     function = load_function(function_id, models_dir=models_dir)
@@ -365,21 +372,90 @@ def review_export(
     info = unpack(export, work_dir)
     classes = list(function.spec.label_names)
     mode = "agnostic" if class_agnostic else "classes"
-    dataset = load_export(info, name=f"review-{function_id}-{info.sha256[:12]}-{mode}")
-    relabel(dataset, GROUND_TRUTH, label_map)
-    if class_agnostic:
-        check_export(dataset, tuple(labels_in(dataset)), info.path)  # not empty, has boxes
-        classes = [AGNOSTIC_LABEL]
-        relabel(dataset, GROUND_TRUTH, to=AGNOSTIC_LABEL)
-    else:
-        check_export(dataset, tuple(classes), info.path)
-    dataset.persistent = True  # so `--app` and later sessions find it by name
-    add_predictions(dataset, function, threshold)
-    if class_agnostic:
-        relabel(dataset, PREDICTIONS, to=AGNOSTIC_LABEL)
-    results = evaluate(dataset, classes)
-    method = flag_mistakes(dataset, classes)
+    name = f"review-{function_id}-{info.sha256[:12]}-{mode}"
+    # Built under a name of its own and put in place when complete: a rerun stopped or
+    # failed halfway leaves the earlier review as it was, images and all.
+    building = f"{name}-building-{uuid.uuid4().hex[:8]}"
+    dataset = None
+    try:
+        dataset = load_export(info, name=building)
+        relabel(dataset, GROUND_TRUTH, label_map)
+        if class_agnostic:
+            check_export(dataset, tuple(labels_in(dataset)), info.path)  # not empty, has boxes
+            classes = [AGNOSTIC_LABEL]
+            relabel(dataset, GROUND_TRUTH, to=AGNOSTIC_LABEL)
+        else:
+            check_export(dataset, tuple(classes), info.path)
+        add_predictions(dataset, function, threshold)
+        if class_agnostic:
+            relabel(dataset, PREDICTIONS, to=AGNOSTIC_LABEL)
+        results = evaluate(dataset, classes)
+        method = flag_mistakes(dataset, classes)
+        fo = fiftyone()
+        if fo.dataset_exists(name):
+            carry_over_review_work(fo.load_dataset(name), dataset)
+            fo.delete_dataset(name)
+        dataset.name = name
+        dataset.persistent = True  # so `--app` and later sessions find it by name
+    except BaseException:
+        if dataset is not None and fiftyone().dataset_exists(building):
+            fiftyone().delete_dataset(building)
+        remove_unless_used(info, building)
+        raise
     return dataset, summarise(dataset, results, classes, method, out_dir)
+
+
+def carry_over_review_work(earlier, dataset) -> None:
+    """What a reviewer did on an earlier review of the same export, onto the new one: the
+    tags of samples (matched by file), the tags of drawn and predicted boxes (matched by
+    file, label and box; a box the model no longer predicts keeps none), and the views
+    they saved. A rerun used to delete them without a word."""
+    sample_tags: dict[str, list[str]] = {}
+    box_tags: dict[tuple, list[str]] = {}
+    for sample in earlier.iter_samples():
+        if sample.tags:
+            sample_tags[sample.filepath] = list(sample.tags)
+        for field in (GROUND_TRUTH, PREDICTIONS):
+            for box in _boxes(sample, field):
+                if box.tags:
+                    box_tags[_box_key(sample.filepath, field, box)] = list(box.tags)
+    carried = 0
+    if sample_tags or box_tags:
+        for sample in dataset.iter_samples(autosave=True):
+            tags = [t for t in sample_tags.get(sample.filepath, []) if t not in sample.tags]
+            sample.tags.extend(tags)
+            carried += len(tags)
+            for field in (GROUND_TRUTH, PREDICTIONS):
+                for box in _boxes(sample, field):
+                    tags = box_tags.get(_box_key(sample.filepath, field, box), [])
+                    box.tags = [*box.tags, *(t for t in tags if t not in box.tags)]
+                    carried += len(tags)
+    views = [view for view in earlier.list_saved_views() if view != MISTAKES_VIEW]
+    for view_name in views:
+        rebuilt = dataset.view()
+        try:
+            # a saved view is its stages; FiftyOne keeps them on the view only
+            for stage in earlier.load_saved_view(view_name)._stages:
+                rebuilt = rebuilt.add_stage(stage)
+        except Exception as error:  # a stage naming a field this review does not have
+            log.warning("your saved view %r does not apply to the new review: %s", view_name, error)
+            continue
+        dataset.save_view(view_name, rebuilt, overwrite=True)
+    if carried or views:
+        log.warning(
+            "kept from the earlier review of this export: %d tag(s), saved view(s) %s",
+            carried,
+            ", ".join(views) or "none",
+        )
+
+
+def _boxes(sample, field: str) -> list:
+    labels = sample[field] if sample.has_field(field) else None
+    return list(labels.detections) if labels is not None else []
+
+
+def _box_key(filepath: str, field: str, box) -> tuple:
+    return (filepath, field, box.label, *(round(v, 4) for v in box.bounding_box))
 
 
 def send_to_cvat(

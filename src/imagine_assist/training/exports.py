@@ -306,8 +306,14 @@ def unpack(export: str | Path, work_dir: Path, sha256: str | None = None) -> Exp
             export_format = detect_format(staging, export)
             check_image_names(staging, export_format, export)
             if root.exists():
-                shutil.rmtree(root)
-            os.replace(staging, root)
+                # moved aside, then removed: the folder is missing for two renames, not for
+                # the whole removal (earlier datasets of this export point into it)
+                old = work_dir / f".export-{sha[:12]}.{os.getpid()}.old.partial"
+                os.replace(root, old)
+                os.replace(staging, root)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(staging, root)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -660,12 +666,23 @@ def load_export(info: ExportInfo, name: str | None = None):
             dataset.delete()
             raise _outside(info.path, outside)
     except BaseException:
-        shutil.rmtree(info.root, ignore_errors=True)
+        remove_unless_used(info, name)
         raise
     dataset.info["export"] = {"path": str(info.path), "sha256": info.sha256, "format": info.format}
     dataset.info["declared_labels"] = export_declared_labels(info, dataset.info)
     dataset.save()
     return dataset
+
+
+def remove_unless_used(info: ExportInfo, own: str | None = None) -> None:
+    """Remove an export's unpack folder unless a FiftyOne dataset other than `own` may
+    still point into it: the datasets of one export (each function's review, class-agnostic
+    or not) share the folder named after its hash, and carry that hash in their names."""
+    fo = fiftyone()
+    tag = info.sha256[:12]
+    if any(tag in name and name != own for name in fo.list_datasets()):
+        return
+    shutil.rmtree(info.root, ignore_errors=True)
 
 
 # CVAT label types that can never be a box: a family's detector would offer CVAT a box label
