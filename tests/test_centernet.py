@@ -450,3 +450,21 @@ def test_a_checkpoint_with_a_tampered_normalisation_is_refused(tmp_path):
     del saved["normalisation"]  # a checkpoint from before normalisation existed
     torch.save(saved, path)
     assert centernet.load_checkpoint(path).normalisation == colour.NONE
+
+
+def test_a_tiff_turned_by_its_exif_orientation_is_read_upright(tmp_path):
+    """OpenCV's imread gave nothing for such a file, so a retraining from an export of
+    drone TIFFs stopped at it; it is read upright, as CVAT shows it."""
+    from PIL import Image
+
+    stored = np.zeros((40, 60, 3), np.uint8)
+    stored[:, :30] = 255  # white on the left as stored: on top once turned upright
+    path = tmp_path / "on its side.tif"
+    Image.fromarray(stored).save(path, tiffinfo={0x0112: 6})
+    upright = centernet._read_rgb(path)
+    assert upright.shape == (60, 40, 3)
+    assert upright[:30].mean() > 250 and upright[30:].mean() < 5
+    empty = tmp_path / "empty.png"
+    empty.touch()
+    with pytest.raises(UserError, match="not a readable image"):
+        centernet._read_rgb(empty)

@@ -202,7 +202,14 @@ def read_yolo_images(images_dir: Path, labels_dir: Path | None = None) -> list[F
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    # imdecode, not imread: OpenCV's imread gives nothing for a TIFF that carries an EXIF
+    # orientation (and for some non-ASCII paths), where imdecode turns it upright as CVAT
+    # shows it; ultralytics reads its training images the same way
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise UserError(f"{path} cannot be read: {error.strerror}") from None
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if bgr is None:
         raise UserError(f"{path} is not a readable image")
     return np.ascontiguousarray(bgr[:, :, ::-1])
