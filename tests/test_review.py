@@ -279,3 +279,11 @@ def test_a_rerun_keeps_the_reviewers_tags_and_views_and_a_failed_one_loses_nothi
     with pytest.raises(UserError, match="does not know"):
         review_export(other, "fish-detector", tmp_path / "r4", work, label_map=renamed)
     assert sorted(p.name for p in work.iterdir()) == before  # no copy of it left behind
+
+
+@pytest.mark.slow  # FiftyOne's import: the full tier
+def test_reviewing_the_plankton_separator_points_to_evaluate(tmp_path, capsys):
+    export = write_cvat_export(tmp_path / "task.zip", fish_samples(2, 97), FISH_LABELS)
+    argv = ["review", str(export), "--function", "plankton-separator", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert "evaluate TASK.zip --function plankton-separator" in capsys.readouterr().err

@@ -357,6 +357,7 @@ def review_export(
     from imagine_assist.errors import UserError
     from imagine_assist.functions.catalog import load_function
     from imagine_assist.functions.detector import DetectorFunction
+    from imagine_assist.functions.separator import SeparatorFunction
     from imagine_assist.training.exports import (
         check_export,
         load_export,
@@ -368,7 +369,15 @@ def review_export(
     log_fiftyone_once()
     function = load_function(function_id, models_dir=models_dir)
     if not isinstance(function, DetectorFunction):
-        raise UserError(f"{function_id} is not a box detector; review takes a detector function")
+        hint = (
+            f"; its masks and tags are checked against a corrected task by `imagine-assist "
+            f"evaluate TASK.zip --function {function_id}`"
+            if isinstance(function, SeparatorFunction)
+            else ""
+        )
+        raise UserError(
+            f"{function_id} is not a box detector; review takes a detector function{hint}"
+        )
     info = unpack(export, work_dir)
     classes = list(function.spec.label_names)
     mode = "agnostic" if class_agnostic else "classes"

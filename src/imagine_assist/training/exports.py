@@ -668,7 +668,12 @@ def load_export(info: ExportInfo, name: str | None = None):
     except BaseException:
         remove_unless_used(info, name)
         raise
-    dataset.info["export"] = {"path": str(info.path), "sha256": info.sha256, "format": info.format}
+    # absolute: the dataset is reopened from other folders and sessions
+    dataset.info["export"] = {
+        "path": str(info.path.absolute()),
+        "sha256": info.sha256,
+        "format": info.format,
+    }
     dataset.info["declared_labels"] = export_declared_labels(info, dataset.info)
     dataset.save()
     return dataset
