@@ -92,3 +92,9 @@ def test_a_bundle_built_with_no_network_says_so(tmp_path):
     empty_index.mkdir()
     with pytest.raises(UserError, match="pip found no wheel for some dependency"):
         _run_pip([*pip, "--no-index", "--find-links", str(empty_index), "-d", str(tmp_path), "x"])
+    own = [sys.executable, "-m", "pip", "--isolated", "wheel", "--no-deps", "--no-index"]
+    with pytest.raises(UserError, match="could not build imagine-assist's own wheel"):
+        _run_pip(
+            [*own, "-w", str(tmp_path), str(tmp_path / "no project here")],
+            failed="pip could not build imagine-assist's own wheel",
+        )

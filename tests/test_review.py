@@ -252,6 +252,7 @@ def test_a_rerun_keeps_the_reviewers_tags_and_views_and_a_failed_one_loses_nothi
     first.ground_truth.detections[0].tags = ["wrong"]
     first.save()
     dataset.save_view("mine", dataset.match_tags("checked"))
+    dataset.save_view("picked", dataset.select(first.id))  # samples picked by hand
     name, images = dataset.name, [Path(p) for p in dataset.values("filepath")]
 
     def stopped(*args, **kwargs):
@@ -272,6 +273,7 @@ def test_a_rerun_keeps_the_reviewers_tags_and_views_and_a_failed_one_loses_nothi
     assert again.match_tags("checked").first().filepath == first.filepath
     assert again.count_label_tags() == {"wrong": 1}
     assert len(again.load_saved_view("mine")) == 1 and "mistakes" in again.list_saved_views()
+    assert again.load_saved_view("picked").values("filepath") == [first.filepath]
 
     other = write_cvat_export(tmp_path / "other.zip", samples[:3], FISH_LABELS)
     before = sorted(p.name for p in work.iterdir())
@@ -287,3 +289,36 @@ def test_reviewing_the_plankton_separator_points_to_evaluate(tmp_path, capsys):
     argv = ["review", str(export), "--function", "plankton-separator", "--out", str(tmp_path)]
     assert main(argv) == 2
     assert "evaluate TASK.zip --function plankton-separator" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # FiftyOne: the full tier
+def test_tags_on_identical_boxes_are_carried_over_one_for_one(caplog):
+    from imagine_assist.review.review import GROUND_TRUTH, carry_over_review_work
+
+    fo = fiftyone()
+
+    def review(tagged: bool):
+        dataset = fo.Dataset()
+        boxes = [fo.Detection(label="fish", bounding_box=[0.1, 0.1, 0.2, 0.2]) for _ in range(2)]
+        if tagged:
+            boxes[0].tags = ["wrong"]
+        sample = fo.Sample(filepath="/nowhere/a.jpg")
+        sample[GROUND_TRUTH] = fo.Detections(detections=boxes)
+        dataset.add_sample(sample)
+        return dataset
+
+    earlier, new = review(True), review(False)
+    box_id = earlier.first()[GROUND_TRUTH].detections[0].id
+    earlier.save_view("boxes", earlier.select_labels(ids=[box_id]))  # boxes picked by hand
+    earlier.save_view("tagged", earlier.select_labels(tags="wrong"))
+    try:
+        with caplog.at_level("WARNING"):
+            carry_over_review_work(earlier, new)
+        assert new.count_label_tags() == {"wrong": 1}
+        assert "1 tag(s)" in caplog.text
+        assert "not kept" in caplog.text and "boxes (it picks boxes by id" in caplog.text
+        assert new.list_saved_views() == ["tagged"]
+        assert new.load_saved_view("tagged").count(f"{GROUND_TRUTH}.detections") == 1
+    finally:
+        earlier.delete()
+        new.delete()

@@ -192,3 +192,4 @@ def test_every_object_is_found_once_however_sure_each_window_is():
         )
         merged = merge_tiles(dets, np.array(flags))
         assert sorted(map(tuple, merged.xyxy.astype(int).tolist())) == sorted(map(tuple, objects))
+        assert (np.diff(merged.confidence) <= 0).all()  # surest first, as NMS gives them

@@ -78,13 +78,19 @@ _NO_NETWORK = (
     "Name or service not known",
     "Network is unreachable",
     "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "Read timed out",
     "ProxyError",
+    "407 Proxy Authentication Required",
+    "SSLError",
+    "CERTIFICATE_VERIFY_FAILED",
 )
 
 
-def _run_pip(command: list[str]) -> None:
+def _run_pip(command: list[str], failed: str | None = None) -> None:
     """Run pip; its errors are shown, and a failure says whether the index was out of reach
-    (a bundle needs the network, ashore) or a wheel was missing for the target."""
+    (a bundle needs the network, ashore), else `failed`, else that a wheel was missing for
+    the target."""
     done = subprocess.run(command, stderr=subprocess.PIPE, text=True, errors="replace")
     if done.returncode == 0:
         return
@@ -94,6 +100,8 @@ def _run_pip(command: list[str]) -> None:
             "pip could not reach the package index (see above): a bundle is built ashore, "
             "on a machine with the network, and then carried to the vessel"
         )
+    if failed is not None:
+        raise UserError(failed)
     raise UserError(
         "pip found no wheel for some dependency on that Python and platform (see above). "
         "Give every platform tag the target accepts, e.g. --platform manylinux_2_28_x86_64 "
@@ -109,7 +117,10 @@ def download_wheels(target: Path, extras: str, python: str, platforms: list[str]
         )
     target.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip"]
-    _run_pip([*pip, "wheel", "--no-deps", "--quiet", "-w", str(target), str(REPO)])
+    _run_pip(
+        [*pip, "wheel", "--no-deps", "--quiet", "-w", str(target), str(REPO)],
+        failed=f"pip could not build imagine-assist's own wheel from {REPO} (see above)",
+    )
     constraints = target.parent / ".constraints.txt"
     constraints.write_text("\n".join(CONSTRAINTS) + "\n")
     command = [

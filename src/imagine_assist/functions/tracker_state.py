@@ -106,7 +106,7 @@ def decode_state(state: object, key: bytes) -> TrackState:
     if state.get("v") != STATE_VERSION:
         raise BadRequest(
             f"tracker state version {state.get('v')!r} is not {STATE_VERSION}; "
-            "restart tracking of this object (send null)"
+            "track this object again (a client sends null for its state)"
         )
     if set(state) != _FIELDS:
         raise BadRequest(f"tracker state has fields {sorted(state)}, expected {sorted(_FIELDS)}")

@@ -128,18 +128,24 @@ def merge_tiles(
     keep_index = [members[0] for members in objects]
     keep_box = [xyxy[members[0]] for members in objects]
     keep_conf = [float(confidence[members].max()) for members in objects]
-    for named, box, members in _parts_joined(xyxy, class_id, leftover, containment, aligned):
+    joined = _parts_joined(xyxy, class_id, leftover, iou_threshold, containment, aligned)
+    for named, box, members in joined:
         keep_index.append(named)
         keep_box.append(box)
         keep_conf.append(float(confidence[members].max()))
     merged = detections[np.array(keep_index)]
     merged.xyxy = np.array(keep_box, dtype=np.float32)
     merged.confidence = np.array(keep_conf, dtype=np.float32)
-    return merged
+    return merged[np.argsort(-merged.confidence, kind="stable")]  # surest first, as NMS gives
 
 
 def _parts_joined(
-    xyxy: np.ndarray, class_id: np.ndarray, parts: list[int], containment: float, aligned: float
+    xyxy: np.ndarray,
+    class_id: np.ndarray,
+    parts: list[int],
+    iou_threshold: float,
+    containment: float,
+    aligned: float,
 ) -> list[tuple[int, np.ndarray, list[int]]]:
     """Cut parts of objects no window saw whole, joined into their union: the surest part
     (first in `parts`) names each object, and a part joined can bring the next in reach."""
@@ -158,9 +164,9 @@ def _parts_joined(
             # a part in a larger part under another label: a model shown less of the
             # object may have named it otherwise
             iou, ios, axis_iou = _pair_overlaps(box, xyxy[rest])
-            same = (same_label & ((iou > 0.5) | (ios > containment) | (axis_iou > aligned))) | (
-                ~same_label & (ios > containment)
-            )
+            same = (
+                same_label & ((iou > iou_threshold) | (ios > containment) | (axis_iou > aligned))
+            ) | (~same_label & (ios > containment))
             if not same.any():
                 break
             for j in rest[same]:

@@ -385,6 +385,7 @@ def review_export(
     # Built under a name of its own and put in place when complete: a rerun stopped or
     # failed halfway leaves the earlier review as it was, images and all.
     building = f"{name}-building-{uuid.uuid4().hex[:8]}"
+    _recover_killed_rerun(name)
     dataset = None
     try:
         dataset = load_export(info, name=building)
@@ -401,11 +402,12 @@ def review_export(
         results = evaluate(dataset, classes)
         method = flag_mistakes(dataset, classes)
         fo = fiftyone()
+        # persistent before the earlier one goes, so that one of the two always stays
+        dataset.persistent = True  # so `--app` and later sessions find it by name
         if fo.dataset_exists(name):
             carry_over_review_work(fo.load_dataset(name), dataset)
             fo.delete_dataset(name)
         dataset.name = name
-        dataset.persistent = True  # so `--app` and later sessions find it by name
     except BaseException:
         if dataset is not None and fiftyone().dataset_exists(building):
             fiftyone().delete_dataset(building)
@@ -414,48 +416,93 @@ def review_export(
     return dataset, summarise(dataset, results, classes, method, out_dir)
 
 
+def _recover_killed_rerun(name: str) -> None:
+    """A rerun killed as it put itself in place leaves its complete review (persistent) under
+    its building name: it becomes the review again if the earlier one is gone, else it goes.
+    One killed earlier is not persistent, and FiftyOne removes it itself."""
+    fo = fiftyone()
+    for stale in fo.list_datasets(f"{name}-building-*"):
+        dataset = fo.load_dataset(stale)
+        if dataset.persistent and not fo.dataset_exists(name):
+            dataset.name = name
+        else:
+            dataset.delete()
+
+
 def carry_over_review_work(earlier, dataset) -> None:
     """What a reviewer did on an earlier review of the same export, onto the new one: the
     tags of samples (matched by file), the tags of drawn and predicted boxes (matched by
-    file, label and box; a box the model no longer predicts keeps none), and the views
-    they saved. A rerun used to delete them without a word."""
+    file, label and box, in order among identical boxes; a box the model no longer
+    predicts keeps none), and the views they saved (samples picked by hand are found again
+    by file; a view that picks boxes by hand cannot be, and is named). A rerun used to
+    delete them all without a word."""
     sample_tags: dict[str, list[str]] = {}
-    box_tags: dict[tuple, list[str]] = {}
+    box_tags: dict[tuple, list[list[str]]] = {}  # one entry per box, identical boxes in order
     for sample in earlier.iter_samples():
         if sample.tags:
             sample_tags[sample.filepath] = list(sample.tags)
         for field in (GROUND_TRUTH, PREDICTIONS):
             for box in _boxes(sample, field):
-                if box.tags:
-                    box_tags[_box_key(sample.filepath, field, box)] = list(box.tags)
+                box_tags.setdefault(_box_key(sample.filepath, field, box), []).append(box.tags)
     carried = 0
-    if sample_tags or box_tags:
+    if sample_tags or any(any(tags) for tags in box_tags.values()):
         for sample in dataset.iter_samples(autosave=True):
             tags = [t for t in sample_tags.get(sample.filepath, []) if t not in sample.tags]
             sample.tags.extend(tags)
             carried += len(tags)
             for field in (GROUND_TRUTH, PREDICTIONS):
                 for box in _boxes(sample, field):
-                    tags = box_tags.get(_box_key(sample.filepath, field, box), [])
+                    waiting = box_tags.get(_box_key(sample.filepath, field, box))
+                    tags = waiting.pop(0) if waiting else []
                     box.tags = [*box.tags, *(t for t in tags if t not in box.tags)]
                     carried += len(tags)
-    views = [view for view in earlier.list_saved_views() if view != MISTAKES_VIEW]
-    for view_name in views:
-        rebuilt = dataset.view()
+    kept, dropped = [], []
+    for view_name in earlier.list_saved_views():
+        if view_name == MISTAKES_VIEW:
+            continue
         try:
-            # a saved view is its stages; FiftyOne keeps them on the view only
-            for stage in earlier.load_saved_view(view_name)._stages:
-                rebuilt = rebuilt.add_stage(stage)
+            rebuilt = _rebuilt_view(earlier, dataset, earlier.load_saved_view(view_name))
         except Exception as error:  # a stage naming a field this review does not have
-            log.warning("your saved view %r does not apply to the new review: %s", view_name, error)
+            dropped.append(f"{view_name} ({error})")
             continue
         dataset.save_view(view_name, rebuilt, overwrite=True)
-    if carried or views:
+        kept.append(view_name)
+    if carried or kept:
         log.warning(
             "kept from the earlier review of this export: %d tag(s), saved view(s) %s",
             carried,
-            ", ".join(views) or "none",
+            ", ".join(kept) or "none",
         )
+    if dropped:
+        log.warning(
+            "saved views not kept (they do not apply to the new review): %s", "; ".join(dropped)
+        )
+
+
+def _rebuilt_view(earlier, dataset, view):
+    """`view`'s stages on `dataset`. Samples picked by id are picked again by file: a
+    rerun makes every sample anew."""
+    import fiftyone.core.stages as fos
+
+    new_ids = dict(zip(dataset.values("filepath"), dataset.values("id"), strict=True))
+    old_paths = dict(zip(earlier.values("id"), earlier.values("filepath"), strict=True))
+
+    def again(ids) -> list[str]:
+        ids = [ids] if isinstance(ids, str) else list(ids)
+        return [new_ids[old_paths[i]] for i in ids if old_paths.get(i) in new_ids]
+
+    rebuilt = dataset.view()
+    for stage in view._stages:  # a saved view is its stages; FiftyOne keeps them there
+        if isinstance(stage, fos.Select):
+            stage = fos.Select(again(stage.sample_ids), ordered=stage.ordered)
+        elif isinstance(stage, fos.Exclude):
+            stage = fos.Exclude(again(stage.sample_ids))
+        elif isinstance(stage, fos.SelectLabels | fos.ExcludeLabels) and (
+            stage.labels or stage.ids or stage.instance_ids
+        ):
+            raise ValueError("it picks boxes by id, and the rerun made every box anew")
+        rebuilt = rebuilt.add_stage(stage)
+    return rebuilt
 
 
 def _boxes(sample, field: str) -> list:
