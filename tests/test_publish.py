@@ -289,6 +289,9 @@ class RecordingZenodo(BaseHTTPRequestHandler):
                 "publish": f"{base}/api/deposit/depositions/42/actions/publish",
             }
             self._answer(201, {"id": 42, "links": links})
+        elif self.command == "DELETE" and self.path.startswith("/api/files/bucket-42/"):
+            self.send_response(204)
+            self.end_headers()
         elif self.command == "PUT" and self.path.startswith("/api/files/bucket-42/"):
             self._answer(201, {"checksum": "md5:" + hashlib.md5(body).hexdigest()})
         elif self.command == "PUT" and self.path == "/api/deposit/depositions/42":
@@ -302,7 +305,7 @@ class RecordingZenodo(BaseHTTPRequestHandler):
         else:
             self._answer(404, {"message": "not found"})
 
-    do_POST = do_PUT = do_GET = _handle
+    do_POST = do_PUT = do_GET = do_DELETE = _handle
 
 
 @pytest.fixture
@@ -360,6 +363,24 @@ def test_upload_creates_a_draft_uploads_then_sets_metadata_and_never_publishes_u
     assert "a draft, not published" in out
     draft = json.loads((deposit_folder / "zenodo-draft.json").read_text())
     assert draft["id"] == 42 and list(draft["files"]) == ["fish-v1-dataset.zip", "dataset-card.md"]
+
+
+def test_a_draft_loses_the_files_of_an_earlier_card_in_its_folder(deposit, zenodo, monkeypatch):
+    """A card of v1, uploaded, then a card of v2 in the same folder: the draft held both
+    versions' zips, and --publish would have minted one DOI for the two."""
+    url, recorder = zenodo
+    monkeypatch.setenv("ZT", "s3cret-token")
+    assert upload(deposit, url) == 0
+    (deposit / "fish-v1-dataset.zip").rename(deposit / "fish-v2-dataset.zip")  # the new card
+    recorder.requests.clear()
+    assert upload(deposit, url) == 0
+    calls = [(method, path) for method, path, _, _ in recorder.requests]
+    assert calls[:2] == [
+        ("DELETE", "/api/files/bucket-42/fish-v1-dataset.zip"),
+        ("PUT", "/api/files/bucket-42/fish-v2-dataset.zip"),
+    ]
+    draft = json.loads((deposit / "zenodo-draft.json").read_text())
+    assert sorted(draft["files"]) == ["dataset-card.md", "fish-v2-dataset.zip"]
 
 
 def test_publish_happens_only_with_the_flag_and_last(deposit, zenodo, monkeypatch, capsys):

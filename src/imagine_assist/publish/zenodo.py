@@ -353,6 +353,18 @@ def upload(
     bucket = links.get("bucket")
     if not bucket:
         raise UserError(f"Zenodo's answer for draft {draft_id} has no bucket link to upload to")
+    # A file the draft holds that this folder no longer does is an earlier card's (another
+    # version's zip): it would be published under this deposit's DOI with the rest.
+    for name in [n for n in record["files"] if n not in {path.name for path in files}]:
+        client.call(
+            "DELETE",
+            f"{bucket}/{name}",
+            f"remove {name}, which this folder no longer holds, from draft {draft_id}",
+            (200, 204, 404),
+        )
+        del record["files"][name]
+        _save_draft(folder, record)
+        log(f"removed {name} from the draft: this folder no longer holds it")
     for path in files:
         md5 = _md5(path)
         if record["files"].get(path.name) == md5:
