@@ -135,6 +135,31 @@ def test_card_after_a_loop_round_fills_what_the_registry_knows_and_names_the_res
     ) in found["Data splitting"]
 
 
+@pytest.mark.slow  # one more training round: the full tier
+def test_a_second_version_with_a_fixed_validation_export_is_credited_in_full(loop_round, tmp_path):
+    """v2, fine-tuned from v1 with a `--val` export: its card dropped the bundled model's
+    CC BY credits (v1 was not followed back to it), and the validation export, though in
+    the zip, was in neither card."""
+    root, export, _ = loop_round
+    models = shutil.copytree(root / "models", tmp_path / "models")
+    val = write_cvat_export(tmp_path / "fixed-val.zip", fish_samples(8, 91), FISH_LABELS)
+    argv = ["train", "fish", "--from", str(export), "--val", str(val), "--epochs", "1"]
+    assert main([*argv, "--force", "--models", str(models), "--work", str(tmp_path / "w")]) == 0
+    card = json.loads((models / "fish" / "versions" / "v2" / "card.json").read_text())
+    assert card["started_from"] == "v1"
+    out = tmp_path / "out"
+    argv = ["publish", "card", "fish", "--version", "v2", "--models", str(models)]
+    assert main([*argv, "--out", str(out)]) == 0
+    dataset = sections((out / "dataset-card.md").read_text())
+    assert (
+        "`fixed-val.zip`" in dataset["Data sources"] and "(validation)" in dataset["Data sources"]
+    )
+    assert "validation split is the 1 held-out export" in dataset["Data splitting"]
+    model = sections((out / "model-card.md").read_text())
+    assert "DeepFish" in model["Training data"] and "CC BY 4.0" in model["Training data"]
+    assert "2 CVAT export(s)" in model["Training data"]
+
+
 def test_filled_metadata_completes_the_card_and_the_deposit_meets_zenodo_rules(
     loop_round, tmp_path, capsys
 ):

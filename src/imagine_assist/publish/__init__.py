@@ -68,7 +68,12 @@ def write_publication(
     with tempfile.TemporaryDirectory(prefix="publish-", dir=out_dir) as work:
         folder = rebuild(version, exports, Path(work) / "package", Path(work))
         card = version.card
-        lineage = card.get("data", {}).get("exports", [])
+        # the fixed validation exports (--val) are in the zip too, and marked in the cards
+        validation = [
+            {**entry, "validation": True}
+            for entry in card.get("data", {}).get("validation_exports", []) or []
+        ]
+        lineage = [*card.get("data", {}).get("exports", []), *validation]
         facts = dataset_facts(folder, list(card["recipe"]["classes"]), lineage)
         dataset_doc = dataset_card(version, facts, meta)
         dataset_markdown = to_markdown(dataset_doc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 from imagine_assist.errors import UserError
@@ -114,18 +115,30 @@ def dataset_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetada
         ],
     )
     video = any(entry["format"] == "CVAT for video 1.1" for entry in facts.exports)
+    fixed = [e for e in facts.exports if e.get("validation")]
     doc.add(
         "Data splitting",
         3,
-        "Each image's split follows from the SHA-256 of its bytes, so an image keeps its split "
-        "in every retraining round and no image is in two splits. "
+        (
+            f"The validation split is the {len(fixed)} held-out export(s) given as such "
+            "(marked under Data sources); every other image's split follows from the SHA-256 "
+            "of its bytes, "
+            if fixed
+            else "Each image's split follows from the SHA-256 of its bytes, "
+        )
+        + "so an image keeps its split in every retraining round and no image is in two "
+        "splits. "
         + (
             "Frames of video tasks are split by stretches of 100 video frames instead (the "
             "task and the stretch decide), so neighbouring frames share their split. "
             if video
             else ""
         )
-        + f"Shares: validation {recipe.get('val_share')}, test {recipe.get('test_share')}; "
+        + (
+            f"Share: test {recipe.get('test_share')}; "
+            if fixed
+            else f"Shares: validation {recipe.get('val_share')}, test {recipe.get('test_share')}; "
+        )
         + _metrics_split(card),
         Table(
             ("split", "images", "boxes"),
@@ -163,7 +176,7 @@ def dataset_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetada
     doc.add("Parameters", 3, parameters if parameters else Missing("parameters", where))
     sources = [
         f"`{entry['path'].rsplit('/', 1)[-1]}`: {entry['format']}, {entry['images']} images, "
-        f"sha256 `{entry['sha256'][:16]}`"
+        f"sha256 `{entry['sha256'][:16]}`" + (" (validation)" if entry.get("validation") else "")
         for entry in facts.exports
     ]
     doc.add("Data sources", 3, *([meta.data_sources] if meta.data_sources else []), sources)
@@ -209,13 +222,25 @@ def dataset_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetada
     return doc
 
 
-def _base_family(card: dict, family: str) -> str:
+def _base_family(card: dict, family: str, versions: Path) -> str:
     """The built-in family whose bundled model a version descends from: its own, or the one
-    `families create` started it from (`started_from` names that model's folder)."""
-    started = Path(str(card.get("started_from") or ""))
-    for part in reversed(started.parts):
-        if (BUNDLED_DIR / part).is_dir():
-            return part
+    `families create` started it from (`started_from` names that model's folder). A version
+    fine-tuned from an earlier one of its family (`started_from` "v1") descends from what
+    that one did, and so on down the chain in `versions`."""
+    for _ in range(1000):  # the chain of a family's versions; a loop in tampered cards ends
+        started = Path(str(card.get("started_from") or ""))
+        for part in reversed(started.parts):
+            if (BUNDLED_DIR / part).is_dir():
+                return part
+        earlier = versions / started.name / "card.json"
+        if not re.fullmatch(r"v\d+", started.name) or not earlier.is_file():
+            return family
+        try:
+            card = json.loads(earlier.read_text())
+        except (OSError, ValueError):
+            return family
+        if not isinstance(card, dict):
+            return family
     return family
 
 
@@ -310,7 +335,7 @@ def model_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetadata
         f"({'; '.join(gate.get('reasons', []))}).",
     )
     # A fine-tuned version still carries what the bundled model learned: credit its data.
-    base = _base_family(card, version.family)
+    base = _base_family(card, version.family, version.path.parent)
     # a version trained from scratch owes the bundled model nothing
     base_metrics = bundled_metrics(base) if recipe.get("start_from") == "deployed" else {}
     inherited = [str(credit) for credit in base_metrics.get("credits", [])]
@@ -336,7 +361,8 @@ def model_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetadata
             + (
                 f"the model deployed before it ({metrics['deployed_version']})"
                 if recipe.get("start_from") == "deployed" and metrics.get("deployed_version")
-                else f"`{card.get('started_from')}` (another family's model, a new head)"
+                else f"the {base} model `{Path(str(card.get('started_from'))).name}` "
+                "(another family's model, a new head)"
                 if recipe.get("start_from") == "deployed"
                 else f"`{Path(str(card.get('started_from'))).name}`, untrained"
             ),
