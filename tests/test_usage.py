@@ -255,3 +255,48 @@ def test_a_mistyped_log_a_log_given_twice_and_a_forged_count(tmp_path, capsys):
 
     assert _every_month(["2026-01", "2026-09"])[:3] == ["2026-01", "2026-02", "2026-03"]
     assert len(_every_month(["2025-11", "2026-02"])) == 4  # across the new year
+
+
+def test_hostile_log_lines_are_skipped_and_the_report_stays_quick(tmp_path, capsys):
+    """`"images": Infinity` crashed the report; "1_000", true and 2.9 were counted as
+    images; a list became a function; one line dated 9999 kept it busy for minutes and
+    one of 1970 drew a plot 40,000 px wide."""
+    log = tmp_path / "gateway-access.jsonl"
+    good = {"time": "2026-03-10T10:00:00+00:00", "path": "/api/function_invocations",
+            "status": 200, "function": "fish-detector", "images": 2}  # fmt: skip
+    hostile = [
+        '{"time": "2026-03-10T10:00:00+00:00", "path": "/api/function_invocations", '
+        '"status": 200, "images": Infinity}',
+        *(json.dumps({**good, "images": value}) for value in ("1_000", " 7 ", True, 2.9)),
+        json.dumps({**good, "function": ["x"]}),
+        json.dumps({**good, "client": {"a": 1}}),
+        json.dumps({**good, "function": "f" * 100_000}),
+        json.dumps({**good, "status": "200"}),
+        json.dumps({**good, "time": "9999-12-01T00:00:00+00:00"}),
+        json.dumps({**good, "time": "1970-01-01T00:00:00+00:00"}),
+    ]
+    log.write_text("\n".join([json.dumps(good), *hostile]) + "\n")
+    out = tmp_path / "out"
+    assert main(["usage", "report", "--log", str(log), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"skipped {len(hostile)} unreadable log line(s)" in printed
+    assert [r["month"] for r in rows(out / "usage-monthly.csv")] == ["2026-03"]
+    assert "fish-detector: 2 images" in printed
+
+
+def test_the_access_log_follows_logrotate(tmp_path):
+    """After logrotate moved the log aside, every later request went into the moved (then
+    compressed and deleted) file, and out of the report."""
+    log = tmp_path / "gateway-access.jsonl"
+    gateway = Gateway(build_hosts(["fish-detector"], tmp_path / "models"), port=0, access_log=log)
+    try:
+        gateway.write_access({"n": 1})
+        log.rename(tmp_path / "gateway-access.jsonl.1")  # logrotate's default: create
+        log.touch()
+        gateway.write_access({"n": 2})
+        log.unlink()  # removed by hand: made anew
+        gateway.write_access({"n": 3})
+    finally:
+        gateway.close()
+    assert (tmp_path / "gateway-access.jsonl.1").read_text() == '{"n": 1}\n'
+    assert log.read_text() == '{"n": 3}\n'

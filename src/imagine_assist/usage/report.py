@@ -65,13 +65,38 @@ class Use:
         return 200 <= self.status < 300
 
 
+# The first release's year, and a day past now: a line dated outside them is a device with
+# no clock or a forged one, and the report (one bar a month between the extremes) would
+# run for minutes to a year 9999.
+EARLIEST_YEAR = 2024
+
+
 def _parse_time(text: str) -> dt.datetime:
     """The time as written, in the writer's own zone: a request at 00:30 on 1 January,
     local time, belongs to the new year whatever UTC says."""
+    if not isinstance(text, str):
+        raise ValueError("time")
     moment = dt.datetime.fromisoformat(text)  # the gateway's %Y-%m-%dT%H:%M:%S%z
     if moment.tzinfo is None:
         raise ValueError(f"no time zone in {text!r}")
+    latest = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    if moment.year < EARLIEST_YEAR or moment > latest:
+        raise ValueError(f"{text!r} is not a time this tool can have written")
     return moment
+
+
+# a function, client, user or host name longer than this is no name a writer wrote
+MAX_NAME_CHARS = 200
+
+
+def _text(value: object) -> str:
+    """A name from a log line: text of a sensible length, else refused (a list or a dict
+    counted as a client; a 100 k-character header became a row and a legend entry)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > MAX_NAME_CHARS:
+        raise ValueError("name")
+    return value
 
 
 def read_uses(paths: Iterable[Path]) -> tuple[list[Use], int]:
@@ -105,21 +130,25 @@ def _read_log(path: Path, uses: list[Use]) -> int:
                     raise ValueError("not a record")
                 if "source" not in record and record.get("path") != INVOCATIONS:
                     continue  # health checks, listings, metrics: no image processed
-                images = int(record.get("images", 1))
-                if not 0 <= images <= MAX_IMAGES_PER_LINE:
-                    raise ValueError(f"{images} images")  # a damaged or forged line
+                images = record.get("images", 1)
+                # a whole number, as every writer writes it: a damaged or forged line is
+                # skipped, not read as 1_000 images, Infinity or a True
+                if type(images) is not int or not 0 <= images <= MAX_IMAGES_PER_LINE:
+                    raise ValueError(f"{images!r} images")
+                if type(record["status"]) is not int:
+                    raise ValueError("status")
                 uses.append(
                     Use(
                         time=_parse_time(record["time"]),
-                        function=str(record.get("function") or "?"),
-                        status=int(record["status"]),
+                        function=_text(record.get("function")) or "?",
+                        status=record["status"],
                         images=images,
-                        client=str(record.get("client") or ""),
-                        user=str(record.get("user") or ""),
-                        server=str(record.get("server") or ""),
+                        client=_text(record.get("client")),
+                        user=_text(record.get("user")),
+                        server=_text(record.get("server")),
                     )
                 )
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, OverflowError):
                 skipped += 1
     return skipped
 
