@@ -465,6 +465,8 @@ def test_upload_failures_are_clear_and_send_nothing_they_should_not(
 def test_template_is_written_once_and_read_back_empty(tmp_path, capsys):
     path = tmp_path / "fish.yaml"
     assert main(["publish", "template", "fish", "--out", str(path)]) == 0
+    # the hint names the file: the card reads only the default one by itself
+    assert f"publish card fish --metadata {path} --out FOLDER" in capsys.readouterr().out
     from imagine_assist.publish.metadata import load_metadata
 
     assert load_metadata(path, "fish").missing() == [
@@ -515,3 +517,22 @@ def test_metadata_dates_may_be_datetimes_and_coordinates_southern(tmp_path):
     )
     meta = load_metadata(path, "fish")
     assert str(meta.start) == "2023-01-01" and meta.lat == -42.88
+
+
+@pytest.mark.slow  # the loop round: the full tier
+def test_a_damaged_version_card_writes_nothing_and_says_so(loop_round, tmp_path, capsys):
+    """A card without its mAP50 was a KeyError traceback, with the dataset card and zip
+    written and the model card and deposit not: a folder of two publications' parts."""
+    root, _, _ = loop_round
+    models = shutil.copytree(root / "models", tmp_path / "models")
+    path = models / "fish" / "versions" / "v1" / "card.json"
+    card = json.loads(path.read_text())
+    del card["metrics"]["candidate"]["mAP50"]
+    path.write_text(json.dumps(card))
+    out = tmp_path / "out"
+    argv = ["publish", "card", "fish", "--version", "v1", "--models", str(models)]
+    assert main([*argv, "--out", str(out)]) == 2
+    assert "v1's card.json is damaged (KeyError: 'mAP50'); nothing was written" in (
+        capsys.readouterr().err
+    )
+    assert list(out.iterdir()) == []

@@ -71,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
         path = write_template(
             Path(args.out) if args.out else metadata, family, default_title(family, "vN")
         )
-        print(f"wrote {path}; fill it in, then run `imagine-assist publish card {family}`")
+        # the card reads the default file by itself; any other must be named again
+        given = "" if path == default_path(Home.resolve().root, family) else f" --metadata {path}"
+        print(
+            f"wrote {path}; fill it in, then run `imagine-assist publish card {family}{given} "
+            "--out FOLDER`"
+        )
         return 0
     if not args.out:
         raise UserError("give --out <folder> for the cards, the deposit JSON and the zip")

@@ -67,15 +67,14 @@ def write_publication(
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="publish-", dir=out_dir) as work:
         folder = rebuild(version, exports, Path(work) / "package", Path(work))
-        card = version.card
-        # the fixed validation exports (--val) are in the zip too, and marked in the cards
-        validation = [
-            {**entry, "validation": True}
-            for entry in card.get("data", {}).get("validation_exports", []) or []
-        ]
-        lineage = [*card.get("data", {}).get("exports", []), *validation]
-        facts = dataset_facts(folder, list(card["recipe"]["classes"]), lineage)
-        dataset_doc = dataset_card(version, facts, meta)
+        try:  # everything is made before anything is written: a folder holds one whole card
+            dataset_doc, model_markdown, deposit, facts = _documents(version, folder, meta)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            raise UserError(
+                f"{family} {version.name}'s card.json is damaged ({type(error).__name__}: "
+                f"{error}); nothing was written. Publish another version (`imagine-assist "
+                "models list`)"
+            ) from None
         dataset_markdown = to_markdown(dataset_doc)
         (folder / "README.md").write_text(dataset_markdown)
         target = out_dir / f"{folder.name}-dataset.zip"
@@ -90,29 +89,38 @@ def write_publication(
             earlier.unlink()
             log.info("removed %s, the dataset of an earlier card in %s", earlier.name, out_dir)
     (out_dir / DATASET_CARD).write_text(dataset_markdown)
-    (out_dir / MODEL_CARD).write_text(to_markdown(model_card(version, facts, meta)))
-    keywords = [
-        "iMagine",
-        "imagine-assist",
-        "CVAT",
-        "object detection",
-        family,
-        *facts.classes,
-        *meta.keywords,
+    (out_dir / MODEL_CARD).write_text(model_markdown)
+    (out_dir / DEPOSIT_FILE).write_text(json.dumps(deposit, indent=2, ensure_ascii=False))
+    return Publication(out_dir, version.name, target, dataset_doc.missing(), check_deposit(deposit))
+
+
+def _documents(version, folder: Path, meta):
+    """The dataset card, the model card's text, the deposit metadata and the facts, from the
+    rebuilt dataset `folder` and the version's card."""
+    card = version.card
+    # the fixed validation exports (--val) are in the zip too, and marked in the cards
+    validation = [
+        {**entry, "validation": True}
+        for entry in card.get("data", {}).get("validation_exports", []) or []
     ]
+    lineage = [*card.get("data", {}).get("exports", []), *validation]
+    facts = dataset_facts(folder, list(card["recipe"]["classes"]), lineage)
+    dataset_doc = dataset_card(version, facts, meta)
+    model_markdown = to_markdown(model_card(version, facts, meta))
+    family = version.family
+    keywords = ["iMagine", "imagine-assist", "CVAT", "object detection", family]
     deposit = deposit_metadata(
         title=dataset_doc.title,
         description_html=to_html(dataset_doc),
         version=version.name,
-        keywords=keywords,
+        keywords=[*keywords, *facts.classes, *meta.keywords],
         meta=meta,
         notes=(
-            f"Made by imagine-assist {version.card.get('code_version', '')} from the model "
+            f"Made by imagine-assist {card.get('code_version', '')} from the model "
             f"registry's {family} {version.name}; checksums in MANIFEST.sha256 inside the zip."
         ),
     )
-    (out_dir / DEPOSIT_FILE).write_text(json.dumps(deposit, indent=2, ensure_ascii=False))
-    return Publication(out_dir, version.name, target, dataset_doc.missing(), check_deposit(deposit))
+    return dataset_doc, model_markdown, deposit, facts
 
 
 def upload_publication(
