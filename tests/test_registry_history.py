@@ -306,3 +306,22 @@ def test_models_list_marks_the_default_model_live_when_no_version_is(models, cap
     Registry(models).promote("reef", "v2", "better")
     out = cli(capsys, "models", "list", "reef", "--models", str(models))[1]
     assert [line.split()[1] for line in out.splitlines() if line.startswith("*")] == ["v2"]
+
+
+def test_a_training_never_promotes_over_a_rollback_made_while_it_ran(models):
+    """train gated its candidate against v3; meanwhile the operator rolled back to v2. The
+    candidate replaced v2 without ever being compared with it, undoing the rollback."""
+    from imagine_assist.training.retrain import promote_if_gated
+
+    registry = Registry(models)
+    registry.promote("reef", "v1", "first")
+    registry.promote("reef", "v3", "better")
+    candidate = registry.get("reef", "v4")  # trained from v3 and gated against it
+    registry.rollback("reef", "the operator's rollback")  # to v1, while it trained
+    gate = {"passed": True, "decided": True, "reasons": ["beats v3"]}
+    assert not promote_if_gated(registry, candidate, gate, LABELS, gated_against="v3")
+    assert registry.current("reef").name == "v1"
+    assert "v3 was live when v4 was trained and gated; v1 is live now" in gate["live_changed"]
+    gate = {"passed": True, "decided": True, "reasons": ["beats v1"]}
+    assert promote_if_gated(registry, candidate, gate, LABELS, gated_against="v1")
+    assert registry.current("reef").name == "v4"

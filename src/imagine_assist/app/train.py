@@ -367,7 +367,9 @@ def report_outcome(args: argparse.Namespace, registry, result) -> None:
     for reason in result.gate["reasons"]:
         print(f"gate: {reason}")
     undecided = result.gate.get("decided") is False
-    if result.promoted:
+    if result.gate.get("live_changed"):
+        print(f"not promoted: {result.gate['live_changed']}")
+    elif result.promoted:
         forced = "" if result.gate["passed"] else " (forced)"
         print(f"promoted {result.version.name}{forced}")
         if args.gateway:

@@ -334,6 +334,6 @@ def retrain_separator(
         "gate": gate,
     }
     version = registry.add(FAMILY, {"separator.onnx": onnx, "separator.pt": best}, card)
-    promoted = promote_if_gated(registry, version, gate, classes, force)
+    promoted = promote_if_gated(registry, version, gate, classes, force, gated_against=live_name)
     log.info("%s %s: gate %s", FAMILY, version.name, json.dumps(gate))
     return RetrainResult(version, promoted, gate, card)

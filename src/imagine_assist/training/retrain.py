@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 from contextlib import ExitStack
@@ -359,10 +360,26 @@ def promote_if_gated(
     classes,
     force: bool = False,
     always_promote: bool = False,
+    gated_against: str = "none",
 ) -> bool:
     """Promote the version if the gate passed, `force`, or `always_promote` (a family's first
-    model, with nothing to replace); the reason recorded says which."""
+    model, with nothing to replace); the reason recorded says which. `gated_against` is the
+    live model the run started from and was gated against (a version name, or "installed",
+    "bundled", "none"): if another process promoted or rolled back meanwhile, the candidate
+    was never compared with what serves now, so it is kept, not promoted (`gate["live_changed"]`
+    says so), and an operator's rollback is not undone behind their back."""
     if not (gate["passed"] or force or always_promote):
+        return False
+    current = registry.current(version.family)
+    now = current.name if current is not None else None
+    then = gated_against if re.fullmatch(r"v\d+", gated_against) else None
+    if now != then:
+        gate["live_changed"] = (
+            f"{then or 'the default model'} was live when {version.name} was trained and "
+            f"gated; {now or 'the default model'} is live now (promoted or rolled back "
+            f"meanwhile), so {version.name} was not promoted: compare them, then `imagine-assist "
+            f"models promote {version.family} {version.name}` if it should serve"
+        )
         return False
     reasons = "; ".join(gate["reasons"])
     if gate["passed"]:
@@ -599,6 +616,8 @@ def retrain(
         "gate": gate,
     }
     version = registry.add(family, {"model.onnx": onnx, "model.pt": best}, card)
-    promoted = promote_if_gated(registry, version, gate, recipe.classes, force, always_promote)
+    promoted = promote_if_gated(
+        registry, version, gate, recipe.classes, force, always_promote, deployed_name
+    )
     log.info("%s %s: gate %s", family, version.name, json.dumps(gate))
     return RetrainResult(version, promoted, gate, card)
