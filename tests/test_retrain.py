@@ -412,3 +412,20 @@ def test_a_tow_export_retrains_the_burrow_detector(tow_export, tmp_path, capsys)
     card = Registry(tmp_path / "models").current("burrow").card
     assert card["data"]["exports"][0]["format"] == "CVAT for video 1.1"
     assert sum(card["data"]["split"].values()) == 100
+
+
+@pytest.mark.slow  # FiftyOne: the full tier
+def test_two_runs_reading_one_export_each_keep_their_own_dataset(tmp_path, home):
+    """Two trainings in their own work folders read one export under one dataset name, and
+    each deleted the other's: "export.zip holds no images" for a valid export."""
+    from imagine_assist.training.exports import load_export, unpack
+
+    export = write_cvat_export(tmp_path / "task.zip", fish_samples(4, 98), FISH_LABELS)
+    first = load_export(unpack(export, tmp_path / "w1"))
+    second = load_export(unpack(export, tmp_path / "w2"))
+    try:
+        assert first.name != second.name
+        assert len(first) == len(second) == 4
+    finally:
+        first.delete()
+        second.delete()

@@ -25,6 +25,7 @@ import re
 import shutil
 import struct
 import tempfile
+import uuid
 import xml.etree.ElementTree as ET
 import zipfile
 import zlib
@@ -659,7 +660,9 @@ def load_export(info: ExportInfo, name: str | None = None):
     file lies outside the export is refused here too, whatever the importer made of the
     names `unpack` checked."""
     try:
-        dataset = _read_export(info, name or f"export-{info.sha256[:12]}")
+        # a name of its own per run: two runs reading one export (two trainings in their own
+        # work folders) would each delete the other's dataset under a shared one
+        dataset = _read_export(info, name or f"export-{info.sha256[:12]}-{uuid.uuid4().hex[:8]}")
         root = info.root.resolve()
         outside = next((p for p in dataset.values("filepath") if not _inside(root, p)), None)
         if outside is not None:
