@@ -458,3 +458,26 @@ def test_a_gif_preview_longer_than_its_cap_is_refused_before_tracking(tmp_path):
             preview=tmp_path / "o" / "p.gif",
             preview_seconds=float("inf"),
         )
+
+
+def test_a_rerun_stopped_halfway_leaves_no_earlier_tows_results(tow_files, tracked, tmp_path):
+    """Killed as it wrote its CVAT XML, a rerun left that XML (empty, or another tow's
+    tracks) beside the earlier tow's counts and plot; a cut-short preview stayed too."""
+    import shutil
+
+    from imagine_assist import tow as tow_module
+
+    _, files = tow_files
+    out = shutil.copytree(tracked[0], tmp_path / "out")
+    (out / ".track_preview.partial.mp4").write_bytes(b"cut short")
+    assert (out / "counts_per_minute.csv").is_file() and (out / "density.json").is_file()
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tow_module, "track_video", stopped)
+        assert main(["track", str(files.video), "--out", str(out)]) != 0
+    left = sorted(p.name for p in out.iterdir())
+    assert not set(left) & {*tow_module.TOW_RESULTS, "track_preview.mp4"}, left
+    assert ".track_preview.partial.mp4" not in left

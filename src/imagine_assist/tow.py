@@ -236,6 +236,12 @@ def track_to_files(
                 "give a shorter --preview-seconds, or an .mp4 preview for a longer stretch"
             )
     out.mkdir(parents=True, exist_ok=True)
+    # An earlier run's results go as this one starts: a run stopped halfway must not leave
+    # its CVAT XML beside another tow's counts, plot or preview (as predict does).
+    for name in (*TOW_RESULTS, DEFAULT_PREVIEW):
+        (out / name).unlink(missing_ok=True)
+    for target in (out / DEFAULT_PREVIEW, preview_path):  # a preview cut short by a kill
+        preview_partial(target).unlink(missing_ok=True)
     width_m = survey.ground_width_m()
     if system_radius_px is None:
         metres_per_px = width_m / video.size[0] if width_m else None
@@ -254,9 +260,6 @@ def track_to_files(
     )
     if grouped:  # otherwise each track counts on its own, with no group (as tracked)
         group_systems(result, system_radius_px)
-    # an earlier run's preview in the default place would show another tow's tracks beside
-    # these counts (this run's own is written whole, then put there)
-    (out / DEFAULT_PREVIEW).unlink(missing_ok=True)
     counts = result.counts_per_minute()
     report = TowReport(
         out,
@@ -291,8 +294,6 @@ def track_to_files(
         }
         (out / "density.json").write_text(json.dumps(report.density, indent=2))
         title += f", {systems / area:.3f} per m²"
-    else:  # an earlier run's density would contradict these counts
-        (out / "density.json").unlink(missing_ok=True)
     plot_counts_per_minute(counts, report.plot, title, report.counted)
     if preview_seconds > 0:
         report.preview = write_track_preview(
@@ -303,6 +304,15 @@ def track_to_files(
             previewed,
         )
     return report
+
+
+# what `track_tow` writes into its folder, besides the preview
+TOW_RESULTS = ("annotations.xml", "counts_per_minute.csv", "counts_per_minute.png", "density.json")
+
+
+def preview_partial(target: Path) -> Path:
+    """Where a preview is written before it is moved to `target` whole."""
+    return target.with_name(f".{target.stem}.partial{target.suffix}")
 
 
 def check_preview_path(path: Path) -> None:
@@ -329,7 +339,7 @@ def write_track_preview(
     target.parent.mkdir(parents=True, exist_ok=True)
     # written beside the target, then put in its place: a run stopped while writing leaves
     # no cut-short preview under the preview's name
-    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
+    partial = preview_partial(target)
     drawn = (
         _track_frame(image, by_frame.get(index, []), scale, size, index / video.fps)
         for index, image in islice(enumerate(video.frames()), first, first + count, step)
