@@ -333,7 +333,7 @@ def test_a_second_training_on_the_same_work_folder_is_refused_at_once(tmp_path, 
     with work_folder_held(work, "training of fish"):
         assert main(argv) == 2
         error = capsys.readouterr().err
-        assert "in use by another training of fish" in error and f"pid {os.getpid()}" in error
+        assert f"in use by another run (training of fish, pid {os.getpid()})" in error
     holder = subprocess.Popen(
         [
             sys.executable,

@@ -170,3 +170,36 @@ def test_when_no_image_can_be_read_the_error_says_why(tmp_path, capsys):
     assert error.startswith("error: none of the 5 images under")
     assert "0.jpg" in error and "not an image that can be read" in error
     assert error.endswith("and 2 more")
+
+
+@pytest.mark.parametrize("command", ["predict", "separate", "track"])
+def test_a_second_run_into_an_out_folder_in_use_is_refused(tmp_path, capsys, command):
+    """Two predicts into one --out removed each other's results, and the folder's listing
+    of its outputs was the last one's: one run's results were lost though it said it had
+    written them."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    holder = subprocess.Popen(  # another run holding the folder, as a real one would
+        [sys.executable, "-c", "import sys, time; from imagine_assist.home import "
+         "out_folder_held\nwith out_folder_held(sys.argv[1], 'predict'):\n print('held', "
+         "flush=True); time.sleep(60)", str(out)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        source = tmp_path / "photos"
+        source.mkdir()
+        argv = {
+            "predict": ["predict", str(source), "--function", "fish-detector"],
+            "separate": ["separate", str(source)],
+            "track": ["track", str(source / "tow.mp4")],
+        }[command]
+        assert main([*argv, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"{out} is in use by another run (predict, pid {holder.pid})" in err
+        assert "another folder with --out" in err
+    finally:
+        holder.kill()
+        holder.wait()

@@ -106,22 +106,43 @@ def work_folder_held(folder: str | Path, what: str) -> Iterator[Path]:
     beside the folder, since the folder itself is emptied) is the kernel's, so a run that
     is killed holds nothing."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "a+") as handle:
+    with _held(folder.parent / f".{folder.name}.lock", folder, what, "--work"):
+        yield folder
+
+
+@contextmanager
+def out_folder_held(folder: str | Path, what: str) -> Iterator[Path]:
+    """An output folder (`--out`), held by this run for the length of the block: two runs
+    writing one folder each removed the other's results and left the folder's listing of
+    its outputs to whichever ended last. The lock is `.<name>.lock` beside the folder, as
+    for a work folder, so that nothing is made before the run has checked its input; inside
+    the folder only where the folder exists and its parent cannot be written."""
+    folder = Path(folder)
+    lock = folder.parent / f".{folder.name}.lock"
+    if folder.is_dir() and not os.access(folder.parent, os.W_OK):
+        lock = folder / ".imagine-assist.lock"
+    with _held(lock, folder, what, "--out"):
+        yield folder
+
+
+@contextmanager
+def _held(lock: Path, folder: Path, what: str, option: str) -> Iterator[None]:
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            holder = handle.read().strip() or "pid unknown"
             raise UserError(
-                f"{folder} is in use by another {what} ({holder}): wait for it to end, or "
-                "give this one another folder with --work"
+                f"{folder} is in use by another run ({holder}): wait for it to end, or "
+                f"give this one another folder with {option}"
             ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()}")
+        handle.write(f"{what}, pid {os.getpid()}")  # what the next one is told holds it
         handle.flush()
         try:
-            yield folder
+            yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)

@@ -45,15 +45,17 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from imagine_assist.home import out_folder_held
     from imagine_assist.predict import predict_to_files
 
     function = box_detector(
         args.function, args.weights, args.models, args.tile_size, args.tile_overlap
     )
     threshold = checked_threshold(function.spec, args.threshold)
-    report = predict_to_files(
-        function, args.source, args.out, threshold, previews=not args.no_previews
-    )
+    with out_folder_held(args.out, "predict"):
+        report = predict_to_files(
+            function, args.source, args.out, threshold, previews=not args.no_previews
+        )
     print(
         f"{args.function}: {sum(report.totals.values())} objects "
         f"{json.dumps(report.totals)} -> {report.out_dir}"

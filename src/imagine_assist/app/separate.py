@@ -36,6 +36,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from imagine_assist.home import out_folder_held
     from imagine_assist.images import readable_name
     from imagine_assist.zooscan import SeparatorSource, separate_to_files
 
@@ -44,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UserError("--workers must be 1 or more")
     source = SeparatorSource(args.weights, args.models, args.scale_bar_rows)
-    report = separate_to_files(args.source, args.out, source, workers=args.workers)
+    with out_folder_held(args.out, "separate"):
+        report = separate_to_files(args.source, args.out, source, workers=args.workers)
     print(
         f"{report.vignettes} vignettes ({report.multiples} multiple) -> {report.objects} "
         f"organisms; EcoTaxa TSV {report.tsv}"

@@ -83,6 +83,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from imagine_assist.home import out_folder_held
     from imagine_assist.tow import Survey, track_to_files, upload_tracks
 
     if args.every < 1:
@@ -93,17 +94,18 @@ def run(args: argparse.Namespace) -> int:
         cvat_login()
     function = box_detector(args.function, args.weights, args.models)
     survey = Survey(args.fov_deg, args.camera_height_m, args.tow_length_m, args.speed_m_s)
-    report = track_to_files(
-        args.video,
-        function,
-        args.out,
-        args.every,
-        survey,
-        args.system_radius_px,
-        preview=args.preview,
-        preview_from_s=args.preview_from,
-        preview_seconds=args.preview_seconds,
-    )
+    with out_folder_held(args.out, "track"):
+        report = track_to_files(
+            args.video,
+            function,
+            args.out,
+            args.every,
+            survey,
+            args.system_radius_px,
+            preview=args.preview,
+            preview_from_s=args.preview_from,
+            preview_seconds=args.preview_seconds,
+        )
     systems = sum(n for _, n in report.counts)
     print(
         f"{len(report.tracks.tracks)} tracks, {systems} {report.counted} over "
