@@ -203,3 +203,26 @@ def test_a_second_run_into_an_out_folder_in_use_is_refused(tmp_path, capsys, com
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_one_out_folder_is_one_lock_however_it_is_spelt(tmp_path, monkeypatch, capsys):
+    """`--out .` and a symbolic link took locks of their own beside the same folder, and
+    a run refused for its input left the folders it had made for its lock."""
+    from imagine_assist.errors import UserError
+    from imagine_assist.home import out_folder_held
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "link").symlink_to(out)
+    monkeypatch.chdir(out)
+    with out_folder_held(out, "predict"):
+        for spelt in (".", tmp_path / "link", f"{out}/"):
+            with pytest.raises(UserError, match="in use by another run"):
+                with out_folder_held(spelt, "separate"):
+                    pass
+    assert sorted(p.name for p in out.iterdir()) == []  # the lock is beside it, not inside
+    deep = tmp_path / "new" / "deep" / "out"
+    argv = ["predict", str(tmp_path / "nosuch"), "--function", "fish-detector"]
+    assert main([*argv, "--out", str(deep)]) == 2
+    assert "neither an image nor a directory" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()

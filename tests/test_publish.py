@@ -151,10 +151,15 @@ def test_a_second_version_with_a_fixed_validation_export_is_credited_in_full(loo
     argv = ["publish", "card", "fish", "--version", "v2", "--models", str(models)]
     assert main([*argv, "--out", str(out)]) == 0
     dataset = sections((out / "dataset-card.md").read_text())
+    assert "`fixed-val.zip`" in dataset["Data sources"]
+    assert "(held out: the test split)" in dataset["Data sources"]
+    # --val exports are the split the gate measures on: the test split (build_dataset)
     assert (
-        "`fixed-val.zip`" in dataset["Data sources"] and "(validation)" in dataset["Data sources"]
+        "The test split is the 1 held-out export(s) given with `--val`"
+        in (dataset["Data splitting"])
     )
-    assert "validation split is the 1 held-out export" in dataset["Data splitting"]
+    assert "Share: validation 0.3" in dataset["Data splitting"]
+    assert card["data"]["split"]["test"] == 8  # the 8 images of fixed-val.zip
     model = sections((out / "model-card.md").read_text())
     assert "DeepFish" in model["Training data"] and "CC BY 4.0" in model["Training data"]
     assert "2 CVAT export(s)" in model["Training data"]

@@ -325,3 +325,17 @@ def test_a_training_never_promotes_over_a_rollback_made_while_it_ran(models):
     gate = {"passed": True, "decided": True, "reasons": ["beats v1"]}
     assert promote_if_gated(registry, candidate, gate, LABELS, gated_against="v1")
     assert registry.current("reef").name == "v4"
+
+
+def test_a_current_damaged_while_a_training_ran_stops_its_promotion_with_the_reason(models):
+    from imagine_assist.training.retrain import promote_if_gated
+
+    registry = Registry(models)
+    registry.promote("reef", "v1", "first")
+    (models / "reef" / "CURRENT").write_text("{ garbage")
+    gate = {"passed": True, "decided": True, "reasons": ["beats v1"]}
+    assert not promote_if_gated(
+        registry, registry.get("reef", "v2"), gate, LABELS, True, False, "v1"
+    )
+    assert "CURRENT was damaged while v2 trained" in gate["live_changed"]
+    assert "models repair reef" in gate["live_changed"]

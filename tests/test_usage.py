@@ -300,3 +300,23 @@ def test_the_access_log_follows_logrotate(tmp_path):
         gateway.close()
     assert (tmp_path / "gateway-access.jsonl.1").read_text() == '{"n": 1}\n'
     assert log.read_text() == '{"n": 3}\n'
+
+
+def test_an_access_log_that_cannot_be_written_never_breaks_an_answer(tmp_path, caplog):
+    """With the log's folder removed, every answer was cut off mid-body (the line is written
+    before the last bytes go out), and the gateway never wrote its log again."""
+    import shutil
+
+    log = tmp_path / "logs" / "gateway-access.jsonl"
+    log.parent.mkdir()
+    gateway = Gateway(build_hosts(["fish-detector"], tmp_path / "models"), port=0, access_log=log)
+    with background_server(gateway) as url:
+        shutil.rmtree(log.parent)
+        with caplog.at_level("WARNING"):
+            for _ in range(2):
+                answer = requests.get(f"{url}/api/functions", timeout=30)
+                assert answer.status_code == 200 and answer.json()
+        assert caplog.text.count("cannot write the access log") == 1
+        log.parent.mkdir()  # the folder is back: the log goes on
+        assert requests.get(f"{url}/api/functions", timeout=30).status_code == 200
+    assert '"path": "/api/functions"' in log.read_text()

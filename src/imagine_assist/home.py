@@ -6,6 +6,7 @@ directory by default. Flags override single parts (``--models DIR``).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -114,15 +115,27 @@ def work_folder_held(folder: str | Path, what: str) -> Iterator[Path]:
 def out_folder_held(folder: str | Path, what: str) -> Iterator[Path]:
     """An output folder (`--out`), held by this run for the length of the block: two runs
     writing one folder each removed the other's results and left the folder's listing of
-    its outputs to whichever ended last. The lock is `.<name>.lock` beside the folder, as
-    for a work folder, so that nothing is made before the run has checked its input; inside
-    the folder only where the folder exists and its parent cannot be written."""
+    its outputs to whichever ended last. The lock is `.<name>.lock` beside the folder as
+    it really is (`.`, a symbolic link and a full path are one folder, one lock); inside it
+    only for a folder with no name (`/`) or whose parent cannot be written. A run that
+    fails leaves neither the lock nor the folders it made for it."""
     folder = Path(folder)
-    lock = folder.parent / f".{folder.name}.lock"
-    if folder.is_dir() and not os.access(folder.parent, os.W_OK):
-        lock = folder / ".imagine-assist.lock"
-    with _held(lock, folder, what, "--out"):
-        yield folder
+    real = folder.resolve()
+    lock = real.parent / f".{real.name}.lock"
+    if not real.name or (real.is_dir() and not os.access(real.parent, os.W_OK)):
+        lock = real / ".imagine-assist.lock"
+    made = [p for p in [lock.parent, *lock.parent.parents] if not p.exists()]
+    existed = lock.exists()
+    try:
+        with _held(lock, folder, what, "--out"):
+            yield folder
+    except BaseException:
+        if not existed:
+            lock.unlink(missing_ok=True)
+        for path in made:  # deepest first: only folders this run made, and only if empty
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
 
 
 @contextmanager

@@ -184,11 +184,13 @@ class Gateway:
         self._log_lock = threading.Lock()
         # line-buffered: each record reaches the file when written, without a reopen
         self._access_file = access_log.open("a", buffering=1) if access_log else None
+        self._access_failing = self._access_closed = False
 
     def close(self) -> None:
         self.admission.close()
-        if self._access_file is not None:
-            with self._log_lock:
+        with self._log_lock:
+            self._access_closed = True
+            if self._access_file is not None:
                 self._access_file.close()
                 self._access_file = None
 
@@ -206,23 +208,37 @@ class Gateway:
         line = json.dumps(record)
         if log.isEnabledFor(logging.INFO):
             log.info("%s", line)
-        if self._access_file is not None:
-            with self._log_lock:
+        if self.access_log is None:
+            return
+        with self._log_lock:
+            if self._access_closed:
+                return
+            try:
                 self._reopen_if_rotated()
                 self._access_file.write(line + "\n")
+                self._access_failing = False
+            except (OSError, ValueError) as error:
+                # the log is the report's, never a reason to break an answer (this runs
+                # before the answer's last bytes go out); said once, tried again next time
+                if not self._access_failing:
+                    log.warning("cannot write the access log %s: %s", self.access_log, error)
+                self._access_failing = True
+                self._access_file = None
 
     def _reopen_if_rotated(self) -> None:
         """logrotate moves the log aside and makes a new one (or the user deletes it): the
         open file would take every later line into the moved or deleted one, out of the
         report. One stat a request; nothing to configure (no copytruncate, no signal)."""
-        try:
-            current = os.stat(self.access_log)
-            same = os.path.samestat(current, os.fstat(self._access_file.fileno()))
-        except OSError:  # gone: made anew below
-            same = False
-        if not same:
+        if self._access_file is not None:
+            try:
+                current = os.stat(self.access_log)
+                if os.path.samestat(current, os.fstat(self._access_file.fileno())):
+                    return
+            except OSError:  # gone: made anew below
+                pass
             self._access_file.close()
-            self._access_file = self.access_log.open("a", buffering=1)
+            self._access_file = None
+        self._access_file = self.access_log.open("a", buffering=1)
 
     # --- listing ------------------------------------------------------------------------
     def config(self, host: FunctionHost) -> dict:

@@ -120,9 +120,9 @@ def dataset_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetada
         "Data splitting",
         3,
         (
-            f"The validation split is the {len(fixed)} held-out export(s) given as such "
-            "(marked under Data sources); every other image's split follows from the SHA-256 "
-            "of its bytes, "
+            f"The test split is the {len(fixed)} held-out export(s) given with `--val` "
+            "(marked under Data sources), which the gate and the metrics are measured on; "
+            "every other image goes to training or validation by the SHA-256 of its bytes, "
             if fixed
             else "Each image's split follows from the SHA-256 of its bytes, "
         )
@@ -135,7 +135,8 @@ def dataset_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetada
             else ""
         )
         + (
-            f"Share: test {recipe.get('test_share')}; "
+            # the hash's test slot validates when the test split is a fixed export
+            f"Share: validation {_share(recipe.get('val_share'), recipe.get('test_share'))}; "
             if fixed
             else f"Shares: validation {recipe.get('val_share')}, test {recipe.get('test_share')}; "
         )
@@ -176,7 +177,8 @@ def dataset_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetada
     doc.add("Parameters", 3, parameters if parameters else Missing("parameters", where))
     sources = [
         f"`{entry['path'].rsplit('/', 1)[-1]}`: {entry['format']}, {entry['images']} images, "
-        f"sha256 `{entry['sha256'][:16]}`" + (" (validation)" if entry.get("validation") else "")
+        f"sha256 `{entry['sha256'][:16]}`"
+        + (" (held out: the test split)" if entry.get("validation") else "")
         for entry in facts.exports
     ]
     doc.add("Data sources", 3, *([meta.data_sources] if meta.data_sources else []), sources)
@@ -220,6 +222,13 @@ def dataset_card(version: ModelVersion, facts: DatasetFacts, meta: PublishMetada
     else:
         doc.add("Contact information", 2, Missing("contact", where))
     return doc
+
+
+def _share(*parts) -> str:
+    try:
+        return f"{sum(float(part) for part in parts):g}"
+    except (TypeError, ValueError):
+        return "?"
 
 
 def _base_family(card: dict, family: str, versions: Path) -> str:

@@ -24,7 +24,7 @@ from imagine_assist.errors import ModelNotFound, UserError
 from imagine_assist.families import Family, Gate, TrainingRecipe, family_from_dict, get_family
 from imagine_assist.home import Home, configure_offline
 from imagine_assist.images import rewrite_wide_samples
-from imagine_assist.models.registry import ModelVersion, Registry
+from imagine_assist.models.registry import DamagedCurrent, ModelVersion, Registry
 from imagine_assist.models.store import live_model
 from imagine_assist.training.detector import evaluate_yolo, export_onnx, train_yolo
 from imagine_assist.training.exports import (
@@ -370,7 +370,14 @@ def promote_if_gated(
     says so), and an operator's rollback is not undone behind their back."""
     if not (gate["passed"] or force or always_promote):
         return False
-    current = registry.current(version.family)
+    try:
+        current = registry.current(version.family)
+    except DamagedCurrent as error:  # sound when the run started (deployed_weights)
+        gate["live_changed"] = (
+            f"the registry's CURRENT was damaged while {version.name} trained, so it was not "
+            f"promoted ({error})"
+        )
+        return False
     now = current.name if current is not None else None
     then = gated_against if re.fullmatch(r"v\d+", gated_against) else None
     if now != then:
@@ -444,7 +451,7 @@ def _read_exports(
 
 
 def delete_dataset(dataset) -> None:
-    if not dataset.deleted:  # the same export named twice shares one dataset name
+    if not dataset.deleted:  # deleted already when the run's cleanup came first
         dataset.delete()
 
 

@@ -85,8 +85,8 @@ def _parse_time(text: str) -> dt.datetime:
     return moment
 
 
-# a function, client, user or host name longer than this is no name a writer wrote
-MAX_NAME_CHARS = 200
+# a function, client, user or server (a CVAT URL) longer than this is no name a writer wrote
+MAX_NAME_CHARS = 1000
 
 
 def _text(value: object) -> str:
