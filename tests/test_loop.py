@@ -25,7 +25,9 @@ class RecordingTask:
 
     def export_dataset(self, format_name, filename, **kwargs):
         self.client.calls.append(("export_dataset", self.id, format_name, kwargs))
-        shutil.copyfile(self.client.exports[self.id], filename)  # what CVAT would send
+        # what CVAT would send; cvat-sdk's download writes over no file (FileExistsError)
+        with open(self.client.exports[self.id], "rb") as sent, open(filename, "xb") as kept:
+            shutil.copyfileobj(sent, kept)
         return filename
 
 
@@ -35,10 +37,15 @@ class RecordingClient:
     def __init__(self, exports, modes=None):
         self.exports, self.calls = exports, []
         self.modes = modes or {}
+        self.known = {8}  # a task with nothing to export yet: the next one to pre-annotate
         self.tasks = self
 
     def retrieve(self, task_id):
+        from cvat_sdk.api_client.exceptions import NotFoundException
+
         self.calls.append(("tasks.retrieve", task_id))
+        if task_id not in self.exports and task_id not in self.known:
+            raise NotFoundException(status=404, reason="Not Found")
         return RecordingTask(self, task_id)
 
     def __enter__(self):
@@ -96,6 +103,7 @@ def test_loop_exports_reviews_retrains_and_pre_annotates_the_next_task(tmp_path,
     assert made == [("https://cvat.example", {"credentials": ("annotator", "secret")})]
     assert recording.calls == [
         ("tasks.retrieve", 7),
+        ("tasks.retrieve", 8),  # the next task is checked before anything is exported
         ("export_dataset", 7, "CVAT for images 1.1", {"include_images": True}),
     ]
     (used_client, task_id, function, kwargs) = annotated[0]
@@ -150,3 +158,32 @@ def test_loop_on_a_video_task_exports_its_tracks_and_retrains_from_the_frames(
     assert card["data"]["exports"][0]["format"] == "CVAT for video 1.1"
     assert sum(card["data"]["split"].values()) == 100  # every exported frame
     assert (tmp_path / "work" / "review-task-21" / "summary.json").is_file()
+
+
+@pytest.mark.slow  # trains twice
+def test_a_turn_run_again_and_a_bad_export_or_next_task_never_stop_later_turns(
+    tmp_path, client, capsys
+):
+    """A second turn on one task crashed (cvat-sdk writes over no file); an export without
+    boxes stayed among the exports and stopped every later turn; a wrong --next-task was
+    found only after the retraining."""
+    recording, _, annotated = client
+    samples = fish_samples(8, 99)
+    for sample in samples:
+        sample.objects.clear()
+    recording.exports[1] = write_cvat_export(tmp_path / "no-boxes.zip", samples, FISH_LABELS)
+    work = tmp_path / "work"
+    base = ["loop", "fish", "--cvat", "https://cvat.example", "--models", str(tmp_path / "m")]
+    base += ["--work", str(work), "--epochs", "1", "--force"]
+    assert cli.main([*base, "--task", "1"]) == 2
+    assert "no boxes" in capsys.readouterr().err
+    assert sorted(p.name for p in (work / "exports").glob("*.zip")) == []
+    recording.calls.clear()
+    assert cli.main([*base, "--task", "7", "--next-task", "555"]) == 2
+    assert "CVAT has no task 555 (--next-task); nothing was exported" in capsys.readouterr().err
+    assert [c for c in recording.calls if c[0] == "export_dataset"] == []
+    for _ in range(2):  # the same task again, after more corrections
+        assert cli.main([*base, "--task", "7"]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (work / "exports").glob("*.zip")) == ["task-7.zip"]
+    assert Registry(tmp_path / "m").current("fish").name == "v2"
+    assert annotated == []

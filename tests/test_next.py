@@ -304,3 +304,38 @@ def test_errors_are_one_line(tmp_path, monkeypatch, detector, capsys, extra, mes
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_cvat_login_missing_is_said_before_the_folder_is_scored(
+    tmp_path, monkeypatch, detector, capsys
+):
+    mixed_folder(tmp_path / "images", detector)
+    for name in ("CVAT_ACCESS_TOKEN", "CVAT_USER", "CVAT_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    scored = []
+    monkeypatch.setattr(
+        "imagine_assist.review.next_images.next_images", lambda *a, **k: scored.append(a)
+    )
+    argv = ["next", "--function", FUNCTION, "--from", str(tmp_path / "images")]
+    assert cli.main([*argv, "--cvat", "https://cvat.example", "--out", str(tmp_path / "o")]) == 2
+    assert "CVAT_ACCESS_TOKEN" in capsys.readouterr().err and scored == []
+
+
+def test_a_cvat_job_that_fails_on_cvats_side_is_one_line(tmp_path, cvat, detector, capsys):
+    """cvat-sdk raises BackgroundRequestException when CVAT's own job (the task's data)
+    fails: it was a traceback."""
+    from cvat_sdk.core.exceptions import BackgroundRequestException
+
+    recording, _, _ = cvat
+
+    def failing(spec, resources, **kwargs):
+        raise BackgroundRequestException("Request failed: disk full on the server")
+
+    recording.tasks.create_from_data = failing
+    mixed_folder(tmp_path / "images", detector)
+    argv = ["next", "--function", FUNCTION, "--from", str(tmp_path / "images"), "-n", "2"]
+    argv += ["--cvat", "https://cvat.example", "--out", str(tmp_path / "o")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "CVAT at https://cvat.example could not finish its job: Request failed" in err
+    assert "Traceback" not in err

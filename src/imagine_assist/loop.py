@@ -44,6 +44,18 @@ def detector_of(family: str) -> str:
     raise UserError(f"no detector function for the family {family!r}")
 
 
+def _task(client, task_id: int, option: str):
+    """The CVAT task, or one line naming it when CVAT has none by that id."""
+    from cvat_sdk.api_client.exceptions import NotFoundException
+
+    try:
+        return client.tasks.retrieve(task_id)
+    except NotFoundException:
+        raise UserError(
+            f"CVAT has no task {task_id} ({option}); nothing was exported or trained"
+        ) from None
+
+
 def run_loop(
     client,
     family: str,
@@ -67,13 +79,29 @@ def run_loop(
     exports_dir = work_dir / "exports"
     exports_dir.mkdir(parents=True, exist_ok=True)
     export = exports_dir / f"task-{task_id}.zip"
-    task = client.tasks.retrieve(task_id)
+    task = _task(client, task_id, "--task")
+    if next_task_id is not None:  # before the export and the training, not after them
+        _task(client, next_task_id, "--next-task")
+    # Downloaded beside the exports, and among them only once it has been read: an export
+    # CVAT cut short or made without boxes would stop every later turn, and cvat-sdk
+    # writes over no file (a task exported again replaces its earlier export here).
+    incoming = exports_dir / ".incoming" / export.name
+    incoming.parent.mkdir(exist_ok=True)
+    incoming.unlink(missing_ok=True)
     log.info("exporting task %s (%s)", task_id, export_format(task))
-    task.export_dataset(export_format(task), export, include_images=True)
-
-    _, summary = review_export(
-        export, function_id, work_dir / f"review-task-{task_id}", work_dir / "unpacked", models_dir
-    )
+    task.export_dataset(export_format(task), incoming, include_images=True)
+    try:
+        _, summary = review_export(
+            incoming,
+            function_id,
+            work_dir / f"review-task-{task_id}",
+            work_dir / "unpacked",
+            models_dir,
+        )
+    except BaseException:
+        incoming.unlink(missing_ok=True)
+        raise
+    incoming.replace(export)
     # every corrected task so far: a later export of the same task replaces its earlier one
     exports = sorted(exports_dir.glob("task-*.zip"))
     registry = Registry(family_dir(family, models_dir).parent)
@@ -91,7 +119,18 @@ def run_loop(
 
     if next_task_id is not None:
         live = SdkDetectionFunction(load_function(function_id, models_dir=models_dir))
-        annotate_task(client, next_task_id, live, allow_unmatched_labels=True)
+        try:
+            annotate_task(client, next_task_id, live, allow_unmatched_labels=True)
+        except BaseException:
+            # what the turn did to the model is said before its last step's error
+            log.warning(
+                "%s %s was %s; pre-annotating task %s failed:",
+                family,
+                result.version.name,
+                "promoted" if result.promoted else "kept, not promoted",
+                next_task_id,
+            )
+            raise
     return LoopReport(
         export,
         exports,

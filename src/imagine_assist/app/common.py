@@ -250,6 +250,9 @@ def reaching_cvat(url: str) -> Iterator[None]:
         answer = api_problem(error, url)
         if answer is not None:
             raise UserError(answer) from None
+        if type(error).__name__ == "BackgroundRequestException":  # cvat_sdk.core.exceptions
+            # a job CVAT ran for us (an export, a task's data) that failed on its side
+            raise UserError(f"CVAT at {url} could not finish its job: {error}") from None
         raise
 
 

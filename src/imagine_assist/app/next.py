@@ -14,6 +14,7 @@ from imagine_assist.app.common import (
     box_detector,
     checked_threshold,
     cvat_client,
+    cvat_login,
     threshold_value,
 )
 from imagine_assist.errors import UserError
@@ -78,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"-n must be at least 1, got {args.n}")
     if args.cvat is None and (args.project is not None or args.task_name or args.pre_annotate):
         raise UserError("--project, --task-name and --pre-annotate need --cvat URL")
+    if args.cvat is not None:
+        cvat_login()  # before scoring a whole folder, not after it
     function = box_detector(args.function, args.weights, args.models)
     threshold = checked_threshold(function.spec, args.threshold)
     out = Path(args.out) if args.out else Home.resolve().root / "next" / args.function
