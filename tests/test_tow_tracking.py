@@ -481,3 +481,45 @@ def test_a_rerun_stopped_halfway_leaves_no_earlier_tows_results(tow_files, track
     left = sorted(p.name for p in out.iterdir())
     assert not set(left) & {*tow_module.TOW_RESULTS, "track_preview.mp4"}, left
     assert ".track_preview.partial.mp4" not in left
+
+
+def test_a_lamp_dropout_does_not_throw_the_seabed_coordinates(tow_files):
+    """Phase correlation of two black frames answers half the frame: ten black frames threw
+    the seabed position by thousands of pixels, and burrows found again after them became
+    new tracks of a second system."""
+    import supervision as sv
+
+    from imagine_assist.models.track import track_video
+    from imagine_assist.tow import open_video
+
+    tow, files = tow_files
+    frames = list(open_video(files.video).frames())[:120]
+    dark = [np.zeros_like(f) if 60 <= i < 70 else f for i, f in enumerate(frames)]
+
+    def offsets(video):
+        return track_video(iter(video), lambda f: sv.Detections.empty(), tow.geometry.fps).offsets
+
+    clear, dropped = offsets(frames), offsets(dark)
+    steps = np.linalg.norm(np.diff(dropped, axis=0), axis=1)
+    usual = np.linalg.norm(np.diff(clear, axis=0), axis=1)
+    assert steps.max() < 3 * usual.max() + 1  # no jump across the dark frames
+    assert np.linalg.norm(dropped[-1] - clear[-1]) < 0.1 * np.linalg.norm(clear[-1] - clear[0])
+
+
+@pytest.mark.parametrize("every", [10, 25])
+def test_a_sparse_every_still_counts_the_burrows(tow_files, every):
+    """At --every 25 (one frame a second) each burrow is seen two or three times while it
+    crosses the frame: the first sighting was dropped as unconfirmed and three were needed,
+    so a whole tow counted 0 burrows."""
+    from imagine_assist.functions.catalog import load_function
+    from imagine_assist.models.track import track_video
+    from imagine_assist.tow import open_video
+
+    tow, files = tow_files
+    function = load_function("burrow-detector")
+    dense = track_video(open_video(files.video).frames(), function.detect, tow.geometry.fps)
+    sparse = track_video(
+        open_video(files.video).frames(), function.detect, tow.geometry.fps, every=every
+    )
+    assert len(dense.tracks) > 0
+    assert len(sparse.tracks) >= 0.7 * len(dense.tracks)

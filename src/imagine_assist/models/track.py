@@ -39,6 +39,19 @@ def camera_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, floa
     return dx, dy
 
 
+# Below this spread of grey levels a small frame shows nothing to follow (a lamp dropout,
+# a sediment cloud): phase correlation of two flat frames answers half the frame.
+FLAT_FRAME_STD = 2.0
+
+
+def seabed_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, float] | None:
+    """`camera_shift`, or None when either frame is too flat to say."""
+    if min(float(previous.std()), float(current.std())) < FLAT_FRAME_STD:
+        return None
+    dx, dy = camera_shift(previous, current)
+    return (dx, dy) if np.isfinite(dx) and np.isfinite(dy) else None
+
+
 def small_grey(frame: np.ndarray) -> np.ndarray:
     scale = MOTION_WIDTH / frame.shape[1]
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
@@ -110,12 +123,18 @@ def track_video(
     )
     offsets: list[tuple[float, float]] = []
     seen: dict[int, dict[int, np.ndarray]] = {}
+    # the last processed frame's unconfirmed boxes (seabed coordinates, frame, frame box):
+    # a track confirmed now began there, and that first box places it in its minute
+    waiting: list[tuple[np.ndarray, int, np.ndarray]] = []
     previous, position, size, index = None, np.zeros(2), (0, 0), -1
+    motion = np.zeros(2)  # the last shift measured, held through frames too flat to measure
     for index, frame in enumerate(tqdm(frames, total=frame_count, desc="tracking", unit="frame")):
         grey = small_grey(frame)
         if previous is not None:
-            dx, dy = camera_shift(previous, grey)
-            position = position - np.array([dx, dy]) * (frame.shape[1] / MOTION_WIDTH)
+            measured = seabed_shift(previous, grey)
+            if measured is not None:
+                motion = np.array(measured)
+            position = position - motion * (frame.shape[1] / MOTION_WIDTH)
         previous = grey
         offsets.append((float(position[0]), float(position[1])))
         size = (frame.shape[1], frame.shape[0])
@@ -126,17 +145,47 @@ def track_video(
         on_seabed = detections[:]
         on_seabed.xyxy = detections.xyxy + shift  # boxes in seabed coordinates
         tracked = tracker.update(on_seabed)
+        pending = []
         for box, track_id in zip(tracked.xyxy, tracked.tracker_id, strict=True):
             if track_id < 0:
-                continue  # not yet confirmed
+                pending.append((box, index, box - shift))  # not yet confirmed
+                continue
+            if int(track_id) not in seen:
+                start = _started_at(box, waiting)
+                if start is not None:
+                    seen[int(track_id)] = {start[1]: start[2]}
             seen.setdefault(int(track_id), {})[index] = box - shift
+        waiting = pending
     frame_total = index + 1
+    # A track needs `min_detections` boxes; a sparse `every` sees a burrow only a few times
+    # while it crosses the frame (about 2 s at survey speed), so then two are enough.
+    needed = min_detections if fps / every >= min_detections else min(2, min_detections)
     tracks = [
         Track(track_id, label, _interpolate(boxes, every, frame_total - 1))
         for track_id, boxes in sorted(seen.items())
-        if len(boxes) >= min_detections
+        if len(boxes) >= needed
     ]
     return TowTracks(tracks, frame_total, size, fps, np.array(offsets).reshape(-1, 2))
+
+
+def _started_at(box: np.ndarray, waiting: list) -> tuple | None:
+    """The unconfirmed box of the frame before that a newly confirmed track grew from: the
+    one it overlaps most on the seabed, if any overlaps it at all (IoU 0.3)."""
+    best, best_iou = None, 0.3
+    for candidate in waiting:
+        other = candidate[0]
+        ix = max(0.0, min(box[2], other[2]) - max(box[0], other[0]))
+        iy = max(0.0, min(box[3], other[3]) - max(box[1], other[1]))
+        inter = ix * iy
+        union = (
+            (box[2] - box[0]) * (box[3] - box[1])
+            + (other[2] - other[0]) * (other[3] - other[1])
+            - inter
+        )
+        iou = inter / union if union > 0 else 0.0
+        if iou > best_iou:
+            best, best_iou = candidate, iou
+    return best
 
 
 def group_systems(result: TowTracks, radius_px: float) -> dict[int, int]:
