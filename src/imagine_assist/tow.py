@@ -92,7 +92,7 @@ def open_video(path: str | Path) -> Video:
 class Survey:
     """The camera geometry needed to turn counts into density (all optional)."""
 
-    fov_deg: float | None = None  # horizontal field of view
+    fov_deg: float | None = None  # field of view across the tow (the frame's width)
     camera_height_m: float | None = None
     tow_length_m: float | None = None
     speed_m_s: float | None = None
@@ -100,15 +100,17 @@ class Survey:
     def check(self) -> None:
         """Refuse a value no camera or tow has, before the tracking: a negative length or
         speed would write a negative density, and NaN one that is not valid JSON."""
-        if self.fov_deg is not None and not 0 < self.fov_deg < 180:
-            raise UserError(f"--fov-deg must lie in (0, 180), got {self.fov_deg:g}")
-        for option, value in (
-            ("--camera-height-m", self.camera_height_m),
-            ("--tow-length-m", self.tow_length_m),
-            ("--speed-m-s", self.speed_m_s),
+        if self.fov_deg is not None and not 0.1 <= self.fov_deg <= 179:
+            raise UserError(f"--fov-deg must lie in [0.1, 179], got {self.fov_deg:g}")
+        # far past any sledge, tow or ship, and short of numbers whose area overflows to
+        # Infinity (not valid JSON) or whose density comes out at 1e300
+        for option, value, most in (
+            ("--camera-height-m", self.camera_height_m, 1000.0),
+            ("--tow-length-m", self.tow_length_m, 1e6),
+            ("--speed-m-s", self.speed_m_s, 100.0),
         ):
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise UserError(f"{option} must be a positive number, got {value:g}")
+            if value is not None and not (math.isfinite(value) and 0 < value <= most):
+                raise UserError(f"{option} must be a positive number up to {most:g}, got {value:g}")
 
     def missing_for_density(self) -> str | None:
         """What is missing for a density, in the options' words; None when nothing is or

@@ -33,7 +33,8 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     parser.add_argument(
         "--fov-deg",
         type=float,
-        help="horizontal field of view of the camera (default: unknown: no density)",
+        help="the camera's field of view across the tow, along the frame's width "
+        "(default: unknown: no density)",
     )
     parser.add_argument(
         "--camera-height-m",
