@@ -152,8 +152,10 @@ def score_images(
 
 
 def typical_distance(descriptors: np.ndarray) -> float:
-    """The median distance between two images, from a fixed sample of at most
-    TYPICAL_DISTANCE_SAMPLE of them (the same images give the same answer)."""
+    """The mean distance between two images, from a fixed sample of at most
+    TYPICAL_DISTANCE_SAMPLE of them (the same images give the same answer). The mean, not
+    the median: in a folder that is mostly one burst of near copies, most pairs are copies,
+    the median distance is about 0, and every copy would count as new."""
     if len(descriptors) > TYPICAL_DISTANCE_SAMPLE:
         chosen = np.random.default_rng(0).choice(
             len(descriptors), TYPICAL_DISTANCE_SAMPLE, replace=False
@@ -164,7 +166,7 @@ def typical_distance(descriptors: np.ndarray) -> float:
     squared = (descriptors**2).sum(axis=1)
     gram = descriptors @ descriptors.T
     distances = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2 * gram, 0.0))
-    return float(np.median(distances[np.triu_indices(len(descriptors), k=1)]))
+    return float(np.mean(distances[np.triu_indices(len(descriptors), k=1)]))
 
 
 def choose(scores: Sequence[ImageScore], n: int) -> list[ImageScore]:
