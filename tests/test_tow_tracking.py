@@ -147,7 +147,7 @@ def test_tracks_reach_the_cvat_task_with_a_token(tracked):
 
 def test_upload_request_body_is_what_cvat_expects():
     track = Track(3, "burrow", {10: (1, 2, 30, 40), 11: (2, 3, 31, 41)}, group_id=2)
-    body = tracks_request([track], {"burrow": 7}).to_dict()
+    body = tracks_request([track], {"burrow": 7}, frame_count=100).to_dict()
     assert body["shapes"] == [] and body["tags"] == []
     (sent,) = body["tracks"]
     assert sent["label_id"] == 7 and sent["frame"] == 10 and sent["group"] == 2
@@ -155,6 +155,16 @@ def test_upload_request_body_is_what_cvat_expects():
     frames = [(s["frame"], s["outside"], s["type"]) for s in sent["shapes"]]
     assert frames == [(10, False, "rectangle"), (11, False, "rectangle"), (12, True, "rectangle")]
     assert sent["shapes"][0]["points"] == [1.0, 2.0, 30.0, 40.0]
+
+
+def test_an_uploaded_track_stops_across_its_gaps_and_never_past_the_task():
+    """The upload drew the box across a gap (a burrow lost, then found again) where the
+    CVAT XML stops it, and put an outside shape on a frame past the task's last."""
+    box = (1, 2, 30, 40)
+    track = Track(3, "burrow", {f: box for f in (0, 1, 2, 10, 11)})
+    (sent,) = tracks_request([track], {"burrow": 7}, frame_count=12).to_dict()["tracks"]
+    frames = [(s["frame"], s["outside"]) for s in sent["shapes"]]
+    assert frames == [(0, False), (1, False), (2, False), (3, True), (10, False), (11, False)]
 
 
 def test_tracks_become_cvat_video_tracks_unchanged():

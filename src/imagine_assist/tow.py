@@ -447,8 +447,11 @@ def video_tracks(tracks: Iterable[Track]) -> list[VideoTrack]:
     return [VideoTrack(t.track_id, t.label, dict(t.boxes), t.group_id) for t in tracks]
 
 
-def tracks_request(tracks: Sequence[Track], label_ids: dict[str, int]):
-    """The body of CVAT's PATCH /api/tasks/<id>/annotations?action=create for these tracks."""
+def tracks_request(tracks: Sequence[Track], label_ids: dict[str, int], frame_count: int):
+    """The body of CVAT's PATCH /api/tasks/<id>/annotations?action=create for these tracks:
+    as the CVAT XML has them (`cvat.xml`), an `outside` shape on the frame after each run of
+    frames ends, so CVAT does not draw the box across a gap (a burrow lost and found again),
+    and none past the task's last frame."""
     from cvat_sdk import models
 
     def shape(frame: int, box, outside: bool):
@@ -465,8 +468,11 @@ def tracks_request(tracks: Sequence[Track], label_ids: dict[str, int]):
     requests = []
     for track in tracks:
         frames = sorted(track.boxes)
-        shapes = [shape(f, track.boxes[f], False) for f in frames]
-        shapes.append(shape(frames[-1] + 1, track.boxes[frames[-1]], True))
+        shapes = []
+        for frame in frames:
+            shapes.append(shape(frame, track.boxes[frame], False))
+            if frame + 1 not in track.boxes and frame + 1 < frame_count:
+                shapes.append(shape(frame + 1, track.boxes[frame], True))
         requests.append(
             models.LabeledTrackRequest(
                 frame=frames[0],
@@ -480,8 +486,9 @@ def tracks_request(tracks: Sequence[Track], label_ids: dict[str, int]):
     return models.PatchedLabeledDataRequest(tracks=requests, shapes=[], tags=[])
 
 
-def upload_tracks(client, task_id: int, tracks: Sequence[Track]) -> None:
-    """Add the tracks to a CVAT task's annotations (cvat-sdk client, already logged in)."""
+def upload_tracks(client, task_id: int, tracks: Sequence[Track], frame_count: int) -> None:
+    """Add the tracks to a CVAT task's annotations (cvat-sdk client, already logged in);
+    `frame_count`: the tow's frames, the task's."""
     task = client.tasks.retrieve(task_id)
     label_ids = {label.name: label.id for label in task.get_labels()}
     missing = sorted({t.label for t in tracks} - set(label_ids))
@@ -489,4 +496,6 @@ def upload_tracks(client, task_id: int, tracks: Sequence[Track]) -> None:
         raise UserError(f"task {task_id} has no label {missing}; add it in CVAT first")
     from cvat_sdk.core.proxies.annotations import AnnotationUpdateAction
 
-    task.update_annotations(tracks_request(tracks, label_ids), action=AnnotationUpdateAction.CREATE)
+    task.update_annotations(
+        tracks_request(tracks, label_ids, frame_count), action=AnnotationUpdateAction.CREATE
+    )

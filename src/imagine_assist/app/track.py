@@ -123,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"tracks drawn on the tow: {report.preview}")
     if url is not None:
         with cvat_client(url) as client:
-            upload_tracks(client, args.upload_to_task, report.tracks.tracks)
+            upload_tracks(
+                client, args.upload_to_task, report.tracks.tracks, report.tracks.frame_count
+            )
         print(f"uploaded {len(report.tracks.tracks)} tracks to task {args.upload_to_task}")
     return 0
