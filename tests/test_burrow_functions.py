@@ -206,3 +206,13 @@ def test_a_template_of_a_huge_box_looks_as_the_full_average_does():
         seabed[y1:y2, x1:x2], (TEMPLATE_SIZE, TEMPLATE_SIZE), interpolation=cv2.INTER_AREA
     )
     assert fast.shape == full.shape and similarity(fast, full) > 0.98
+
+
+def test_reid_between_two_dark_frames_takes_no_camera_motion():
+    """Phase correlation of two flat frames answers half the frame: boxes in the same place
+    on two frames of a lamp dropout were moved 320 px apart and never matched."""
+    reid = load_function("burrow-reid")
+    dark = np.zeros((480, 640, 3), np.uint8)  # the lamp off
+    shape = {"points": [300, 200, 340, 240], "label_id": 1, "frame": 0}
+    body = {"image0": b64(dark), "image1": b64(dark), "boxes0": [shape], "boxes1": [shape]}
+    assert over_json(reid, {**body, "threshold": 0.0, "max_distance": 50}) == [0]

@@ -12,7 +12,7 @@ import numpy as np
 
 from imagine_assist.functions.appearance import grey, similarity, template
 from imagine_assist.functions.spec import FunctionSpec
-from imagine_assist.models.track import MOTION_WIDTH, camera_shift, small_grey
+from imagine_assist.models.track import MOTION_WIDTH, seabed_shift, small_grey
 
 
 class ReidFunction:
@@ -39,7 +39,8 @@ class ReidFunction:
         # CVAT's whole automatic-annotation request, which does not retry.
         if len(boxes0) == 0 or len(boxes1) == 0 or image0.shape[:2] != image1.shape[:2]:
             return [-1] * len(boxes0)
-        dx, dy = camera_shift(small_grey(image0), small_grey(image1))
+        # two frames too flat to follow (a lamp dropout) say nothing of the motion: none
+        dx, dy = seabed_shift(small_grey(image0), small_grey(image1)) or (0.0, 0.0)
         scale = image0.shape[1] / MOTION_WIDTH
         centres0 = (boxes0[:, :2] + boxes0[:, 2:]) / 2 + np.array([dx, dy]) * scale
         centres1 = (boxes1[:, :2] + boxes1[:, 2:]) / 2
