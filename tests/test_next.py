@@ -341,14 +341,17 @@ def test_a_cvat_job_that_fails_on_cvats_side_is_one_line(tmp_path, cvat, detecto
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("burst_size", [12, 120])
 def test_a_burst_that_is_most_of_the_folder_gives_one_pick_then_new_scenes(
-    tmp_path, function, detector
+    tmp_path, function, detector, burst_size
 ):
-    """12 near copies and 3 other scenes: most pairs were copies, the median distance about
-    0, and the 4 picks were 4 frames of the burst, each "new"."""
+    """Near copies and 3 other scenes: most pairs were copies, the median (and, for a burst
+    of 100, the mean) distance about 0, and the 4 picks were 4 frames of the burst."""
     images = Images(tmp_path / "images", detector)
     burst = scene(1)
-    copies = {images.add(f"burst-{i}", near_copy(burst, i), UNSURE * 2).name for i in range(12)}
+    copies = {
+        images.add(f"burst-{i}", near_copy(burst, i), UNSURE * 2).name for i in range(burst_size)
+    }
     others = {images.add(f"other-{i}", scene(10 + i), UNSURE).name for i in range(3)}
     picks = choose(score_images(function, sorted((tmp_path / "images").iterdir())), 4)
     names = [pick.path.name for pick in picks]

@@ -536,3 +536,43 @@ def test_a_sparse_every_still_counts_the_burrows(tow_files, every):
     )
     assert len(dense.tracks) > 0
     assert len(sparse.tracks) >= 0.7 * len(dense.tracks)
+
+
+def test_a_dark_low_contrast_seabed_is_still_followed():
+    """A spread-of-grey rule for "too flat to follow" also stopped the motion on a dark,
+    low-contrast seabed that phase correlation follows well."""
+    import cv2
+
+    from imagine_assist.models.track import seabed_shift
+
+    rng = np.random.default_rng(3)
+    texture = cv2.GaussianBlur(rng.normal(0, 1, (200, 400)).astype(np.float32), (0, 0), 3)
+    seabed = 20 + texture / texture.std() * 1.5  # dark, and a spread of 1.5 grey levels
+    before, after = seabed[40:160, 100:260].copy(), seabed[40:160, 92:252].copy()
+    shift = seabed_shift(before, after)
+    assert shift is not None and shift[0] == pytest.approx(8, abs=1) and abs(shift[1]) < 1
+    black = np.zeros_like(before)
+    assert seabed_shift(black, black) is None
+
+
+def test_one_sighting_starts_one_track():
+    """Two openings side by side, both confirmed on the next frame: the closest-overlap
+    back-fill gave both tracks the first sighting of one of them."""
+    import supervision as sv
+
+    from imagine_assist.models.track import track_video
+
+    frames = [np.full((240, 320, 3), 90, np.uint8)] * 3
+    first = [[100, 100, 140, 140], [120, 100, 160, 140]]  # overlapping, side by side
+    later = [[100, 100, 140, 140], [108, 100, 148, 140]]
+    calls = []
+
+    def detect(frame):
+        boxes = np.array(first if not calls else later, np.float32)
+        calls.append(1)
+        return sv.Detections(xyxy=boxes, confidence=np.full(2, 0.9, np.float32),
+                             class_id=np.zeros(2, int))  # fmt: skip
+
+    result = track_video(iter(frames), detect, fps=25.0, min_detections=2)
+    starts = sorted(tuple(track.boxes[0]) for track in result.tracks if 0 in track.boxes)
+    assert starts == [tuple(map(float, box)) for box in first]

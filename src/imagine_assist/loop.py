@@ -45,8 +45,9 @@ def detector_of(family: str) -> str:
 
 
 def _task(client, task_id: int, option: str):
-    """The CVAT task, or one line naming it when CVAT has none by that id."""
-    from cvat_sdk.api_client.exceptions import NotFoundException
+    """The CVAT task, or one line naming it when CVAT has none by that id, or none this
+    login may see (CVAT answers 403 for a task of another organisation)."""
+    from cvat_sdk.api_client.exceptions import ForbiddenException, NotFoundException
 
     try:
         return client.tasks.retrieve(task_id)
@@ -54,6 +55,25 @@ def _task(client, task_id: int, option: str):
         raise UserError(
             f"CVAT has no task {task_id} ({option}); nothing was exported or trained"
         ) from None
+    except ForbiddenException:
+        raise UserError(
+            f"CVAT does not let this login see task {task_id} ({option}): another "
+            "organisation's, or not shared with you; nothing was exported or trained"
+        ) from None
+
+
+def _record_export_path(dataset, summary_path: Path, export: Path) -> None:
+    """The review read the download before it joined the exports: it names the export
+    where it now lies, in the dataset and in summary.json."""
+    import json
+
+    where = str(export.absolute())
+    dataset.info["export"] = {**(dataset.info.get("export") or {}), "path": where}
+    dataset.save()
+    summary = json.loads(summary_path.read_text())
+    if isinstance(summary.get("export"), dict):
+        summary["export"]["path"] = where
+        summary_path.write_text(json.dumps(summary, indent=2))
 
 
 def run_loop(
@@ -91,7 +111,7 @@ def run_loop(
     log.info("exporting task %s (%s)", task_id, export_format(task))
     task.export_dataset(export_format(task), incoming, include_images=True)
     try:
-        _, summary = review_export(
+        dataset, summary = review_export(
             incoming,
             function_id,
             work_dir / f"review-task-{task_id}",
@@ -102,6 +122,7 @@ def run_loop(
         incoming.unlink(missing_ok=True)
         raise
     incoming.replace(export)
+    _record_export_path(dataset, summary.summary, export)
     # every corrected task so far: a later export of the same task replaces its earlier one
     exports = sorted(exports_dir.glob("task-*.zip"))
     registry = Registry(family_dir(family, models_dir).parent)

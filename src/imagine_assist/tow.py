@@ -496,6 +496,9 @@ def upload_tracks(client, task_id: int, tracks: Sequence[Track], frame_count: in
         raise UserError(f"task {task_id} has no label {missing}; add it in CVAT first")
     from cvat_sdk.core.proxies.annotations import AnnotationUpdateAction
 
+    # the task's own frame count where CVAT gives it: it may count frames OpenCV did not decode
+    size = getattr(task, "size", None)
+    frames = size if isinstance(size, int) and size > 0 else frame_count
     task.update_annotations(
-        tracks_request(tracks, label_ids, frame_count), action=AnnotationUpdateAction.CREATE
+        tracks_request(tracks, label_ids, frames), action=AnnotationUpdateAction.CREATE
     )

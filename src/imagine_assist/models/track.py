@@ -35,21 +35,26 @@ class Track:
 def camera_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """How far the scene moved between two small grey frames, in their pixels (dx, dy)."""
     window = cv2.createHanningWindow(previous.shape[::-1], cv2.CV_32F)
-    (dx, dy), _ = cv2.phaseCorrelate(previous, current, window)
+    (dx, dy), _ = cv2.phaseCorrelate(previous.copy(), current.copy(), window)
     return dx, dy
 
 
-# Below this spread of grey levels a small frame shows nothing to follow (a lamp dropout,
-# a sediment cloud): phase correlation of two flat frames answers half the frame.
-FLAT_FRAME_STD = 2.0
+# Below this peak of the phase correlation two frames share nothing to follow (a lamp
+# dropout, a sediment cloud): two black frames answer "half the frame" at 0.0, dark noise
+# about 0.004, while consecutive tow frames give 0.87 or more, and blurred ones 0.27. A
+# spread of grey levels would not do: a dark, low-contrast seabed has little and is followed.
+MIN_SHIFT_RESPONSE = 0.05
 
 
 def seabed_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, float] | None:
-    """`camera_shift`, or None when either frame is too flat to say."""
-    if min(float(previous.std()), float(current.std())) < FLAT_FRAME_STD:
+    """How far the scene moved, as `camera_shift`, or None when the two frames say nothing
+    of it."""
+    window = cv2.createHanningWindow(previous.shape[::-1], cv2.CV_32F)
+    # copies: OpenCV's phaseCorrelate writes into the arrays it is given
+    (dx, dy), response = cv2.phaseCorrelate(previous.copy(), current.copy(), window)
+    if not (np.isfinite(dx) and np.isfinite(dy) and response >= MIN_SHIFT_RESPONSE):
         return None
-    dx, dy = camera_shift(previous, current)
-    return (dx, dy) if np.isfinite(dx) and np.isfinite(dy) else None
+    return dx, dy
 
 
 def small_grey(frame: np.ndarray) -> np.ndarray:
@@ -114,7 +119,7 @@ def track_video(
 
     tracker = ByteTrackTracker(
         frame_rate=fps / every,
-        lost_track_buffer=int(fps / every),
+        lost_track_buffer=max(1, int(fps / every)),  # 0 would end a track at one miss
         # weak detections still extend tracks; new tracks need a confident start
         track_activation_threshold=0.4,
         high_conf_det_threshold=0.5,
@@ -145,16 +150,16 @@ def track_video(
         on_seabed = detections[:]
         on_seabed.xyxy = detections.xyxy + shift  # boxes in seabed coordinates
         tracked = tracker.update(on_seabed)
-        pending = []
+        pending, confirmed = [], []
         for box, track_id in zip(tracked.xyxy, tracked.tracker_id, strict=True):
             if track_id < 0:
                 pending.append((box, index, box - shift))  # not yet confirmed
                 continue
             if int(track_id) not in seen:
-                start = _started_at(box, waiting)
-                if start is not None:
-                    seen[int(track_id)] = {start[1]: start[2]}
+                confirmed.append((int(track_id), box))
             seen.setdefault(int(track_id), {})[index] = box - shift
+        for track_id, (_, start, first_box) in _started_at(confirmed, waiting).items():
+            seen[track_id][start] = first_box
         waiting = pending
     frame_total = index + 1
     # A track needs `min_detections` boxes; a sparse `every` sees a burrow only a few times
@@ -168,24 +173,40 @@ def track_video(
     return TowTracks(tracks, frame_total, size, fps, np.array(offsets).reshape(-1, 2))
 
 
-def _started_at(box: np.ndarray, waiting: list) -> tuple | None:
-    """The unconfirmed box of the frame before that a newly confirmed track grew from: the
-    one it overlaps most on the seabed, if any overlaps it at all (IoU 0.3)."""
-    best, best_iou = None, 0.3
-    for candidate in waiting:
-        other = candidate[0]
-        ix = max(0.0, min(box[2], other[2]) - max(box[0], other[0]))
-        iy = max(0.0, min(box[3], other[3]) - max(box[1], other[1]))
-        inter = ix * iy
-        union = (
-            (box[2] - box[0]) * (box[3] - box[1])
-            + (other[2] - other[0]) * (other[3] - other[1])
-            - inter
-        )
-        iou = inter / union if union > 0 else 0.0
-        if iou > best_iou:
-            best, best_iou = candidate, iou
-    return best
+def _started_at(confirmed: list, waiting: list) -> dict[int, tuple]:
+    """The unconfirmed sighting of the frame before that each newly confirmed track grew
+    from, by one-to-one assignment on their overlap on the seabed, as the tracker itself
+    matches (IoU at least `BACKFILL_IOU`): one sighting starts one track."""
+    from scipy.optimize import linear_sum_assignment
+
+    if not confirmed or not waiting:
+        return {}
+    new = np.array([box for _, box in confirmed], dtype=np.float64)
+    old = np.array([item[0] for item in waiting], dtype=np.float64)
+    ix = np.clip(
+        np.minimum(new[:, None, 2], old[None, :, 2]) - np.maximum(new[:, None, 0], old[None, :, 0]),
+        0,
+        None,
+    )
+    iy = np.clip(
+        np.minimum(new[:, None, 3], old[None, :, 3]) - np.maximum(new[:, None, 1], old[None, :, 1]),
+        0,
+        None,
+    )
+    inter = ix * iy
+    area = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # noqa: E731
+    union = area(new)[:, None] + area(old)[None, :] - inter
+    iou = np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+    rows, cols = linear_sum_assignment(-iou)
+    return {
+        confirmed[r][0]: waiting[c]
+        for r, c in zip(rows, cols, strict=True)
+        if iou[r, c] >= BACKFILL_IOU
+    }
+
+
+# the tracker's own minimum_iou_threshold: a sighting it could have matched
+BACKFILL_IOU = 0.2
 
 
 def group_systems(result: TowTracks, radius_px: float) -> dict[int, int]:

@@ -152,10 +152,12 @@ def score_images(
 
 
 def typical_distance(descriptors: np.ndarray) -> float:
-    """The mean distance between two images, from a fixed sample of at most
-    TYPICAL_DISTANCE_SAMPLE of them (the same images give the same answer). The mean, not
-    the median: in a folder that is mostly one burst of near copies, most pairs are copies,
-    the median distance is about 0, and every copy would count as new."""
+    """The largest distance between two images, from a fixed sample of at most
+    TYPICAL_DISTANCE_SAMPLE of them (the same images give the same answer): how far apart
+    two different scenes of this folder can be. Not the median, nor the mean: in a folder
+    that is mostly one burst of near copies (frames pulled from a video), most pairs are
+    copies, both go to 0, and every copy would count as new. The descriptors are bounded,
+    so one odd image cannot stretch it far."""
     if len(descriptors) > TYPICAL_DISTANCE_SAMPLE:
         chosen = np.random.default_rng(0).choice(
             len(descriptors), TYPICAL_DISTANCE_SAMPLE, replace=False
@@ -166,7 +168,7 @@ def typical_distance(descriptors: np.ndarray) -> float:
     squared = (descriptors**2).sum(axis=1)
     gram = descriptors @ descriptors.T
     distances = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2 * gram, 0.0))
-    return float(np.mean(distances[np.triu_indices(len(descriptors), k=1)]))
+    return float(np.max(distances[np.triu_indices(len(descriptors), k=1)]))
 
 
 def choose(scores: Sequence[ImageScore], n: int) -> list[ImageScore]:
