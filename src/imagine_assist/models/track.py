@@ -34,9 +34,14 @@ class Track:
 
 def camera_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """How far the scene moved between two small grey frames, in their pixels (dx, dy)."""
+    return _phase_shift(previous, current)[0]
+
+
+def _phase_shift(previous: np.ndarray, current: np.ndarray) -> tuple[tuple[float, float], float]:
+    """Phase correlation's shift and its peak (how sure it is)."""
     window = cv2.createHanningWindow(previous.shape[::-1], cv2.CV_32F)
-    (dx, dy), _ = cv2.phaseCorrelate(previous.copy(), current.copy(), window)
-    return dx, dy
+    # copies: OpenCV's phaseCorrelate writes into the arrays it is given
+    return cv2.phaseCorrelate(previous.copy(), current.copy(), window)
 
 
 # Below this peak of the phase correlation two frames share nothing to follow (a lamp
@@ -49,9 +54,7 @@ MIN_SHIFT_RESPONSE = 0.05
 def seabed_shift(previous: np.ndarray, current: np.ndarray) -> tuple[float, float] | None:
     """How far the scene moved, as `camera_shift`, or None when the two frames say nothing
     of it."""
-    window = cv2.createHanningWindow(previous.shape[::-1], cv2.CV_32F)
-    # copies: OpenCV's phaseCorrelate writes into the arrays it is given
-    (dx, dy), response = cv2.phaseCorrelate(previous.copy(), current.copy(), window)
+    (dx, dy), response = _phase_shift(previous, current)
     if not (np.isfinite(dx) and np.isfinite(dy) and response >= MIN_SHIFT_RESPONSE):
         return None
     return dx, dy
@@ -183,20 +186,7 @@ def _started_at(confirmed: list, waiting: list) -> dict[int, tuple]:
         return {}
     new = np.array([box for _, box in confirmed], dtype=np.float64)
     old = np.array([item[0] for item in waiting], dtype=np.float64)
-    ix = np.clip(
-        np.minimum(new[:, None, 2], old[None, :, 2]) - np.maximum(new[:, None, 0], old[None, :, 0]),
-        0,
-        None,
-    )
-    iy = np.clip(
-        np.minimum(new[:, None, 3], old[None, :, 3]) - np.maximum(new[:, None, 1], old[None, :, 1]),
-        0,
-        None,
-    )
-    inter = ix * iy
-    area = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # noqa: E731
-    union = area(new)[:, None] + area(old)[None, :] - inter
-    iou = np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+    iou = sv.box_iou_batch(new, old)
     rows, cols = linear_sum_assignment(-iou)
     return {
         confirmed[r][0]: waiting[c]
