@@ -195,6 +195,25 @@ def test_the_command_on_a_yolo_folder_and_a_cvat_export(tmp_path, capsys):
     assert facts["threshold"] == 0.3 and facts["format"] == "CVAT for images 1.1"
 
 
+@pytest.mark.slow  # three evaluations: the full tier
+def test_a_split_folder_without_its_data_yaml_names_the_extra_class_ids_by_number(tmp_path):
+    """A Roboflow split (fish4knowledge/valid: images/ and labels/, the data.yaml one level
+    up) whose boxes are class 6: scored with --class-agnostic, or mapped by the id's number,
+    as docs/models.md does for Fish4Knowledge; it was refused as naming one class."""
+    source = write_case(tmp_path / "case")
+    for label in (source / "labels").glob("*.txt"):
+        label.write_text(label.read_text().replace("0 ", "6 "))
+    with pytest.raises(UserError, match="labels this family does not know: 6"):
+        evaluate_function(source, stub_function(), tmp_path / "out", tmp_path / "work")
+    agnostic = evaluate_function(
+        source, stub_function(0.75), tmp_path / "out", tmp_path / "work", class_agnostic=True
+    ).facts
+    mapped = evaluate_function(
+        source, stub_function(0.75), tmp_path / "o2", tmp_path / "work", label_map={"6": "fish"}
+    ).facts
+    assert agnostic["AP50"] == mapped["AP50"] == pytest.approx(56 / 101, abs=1e-3)
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [

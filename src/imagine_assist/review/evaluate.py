@@ -119,12 +119,14 @@ def _yolo_splits(root: Path) -> tuple[dict, list[Path]]:
 
 def load_yolo_folder(root: Path, work_dir: Path, names: list[str], name: str):
     """A YOLO folder: a data.yaml naming the classes and image folders, or images/ and
-    labels/ side by side (class ids then stand for `names`, in order). Images without a
-    label file are empty images, as Ultralytics reads them."""
+    labels/ side by side (class ids then stand for `names`, in order, and ids past them for
+    their own number). Images without a label file are empty images, as Ultralytics reads
+    them."""
     fo = fiftyone()
+    declared = None
     if (root / "data.yaml").is_file():
         config, folders = _yolo_splits(root)
-        names = config.get("names") or names
+        declared = config.get("names")
         if not folders and (root / "images").is_dir() and (root / "labels").is_dir():
             # an export whose data.yaml names split folders it does not hold (Roboflow's
             # flattened downloads): its images/ and labels/ beside the yaml are the data
@@ -138,7 +140,15 @@ def load_yolo_folder(root: Path, work_dir: Path, names: list[str], name: str):
             f"{root} is not a YOLO folder: give one with a data.yaml, or with images/ and "
             "labels/ side by side"
         )
-    check_yolo_labels(folders, yolo_class_ids(names), root)
+    if declared:
+        names = declared
+        check_yolo_labels(folders, yolo_class_ids(names), root)
+    else:
+        # without a data.yaml naming them, class ids are the function's labels in order, and
+        # ids past those are named by their number: a Roboflow split folder (its data.yaml
+        # one level up) is then evaluated with --class-agnostic, or its ids mapped (--map 6=fish)
+        used = check_yolo_labels(folders, None, root)
+        names = list(names) + [str(i) for i in range(len(names), max(used, default=-1) + 1)]
     for folder in folders:  # FiftyOne passes over them without a word: their boxes unscored
         labels = yolo_labels_folder(Path(folder))
         named, missing = yolo_images_of_labels(labels, Path(folder)) if labels else (0, [])

@@ -986,11 +986,13 @@ def yolo_class_ids(names) -> set[int]:
     return set(range(len(names or [])))
 
 
-def check_yolo_labels(image_folders, class_ids: set[int], where: Path) -> None:
+def check_yolo_labels(image_folders, class_ids: set[int] | None, where: Path) -> set[int]:
     """Every line of the label files of these image folders is a box or polygon of a class
-    the data names. FiftyOne's importer passes over a line with another class id, or one
-    it cannot parse, without a word: an evaluation or a training would quietly lack those
-    boxes, where a CVAT or COCO export with an unknown label is refused."""
+    the data names (`class_ids`; None: any class id from 0). FiftyOne's importer passes
+    over a line with another class id, or one it cannot parse, without a word: an
+    evaluation or a training would quietly lack those boxes, where a CVAT or COCO export
+    with an unknown label is refused. Returns the class ids the lines use."""
+    used: set[int] = set()
     for images in image_folders:
         labels = yolo_labels_folder(Path(images))
         if labels is None or not labels.is_dir():
@@ -1011,12 +1013,14 @@ def check_yolo_labels(image_folders, class_ids: set[int], where: Path) -> None:
                         f"{where}: {readable_name(path)} line {number} is not a YOLO box "
                         f"(class x y width height): {readable_name(line[:80])!r}"
                     )
-                if label not in class_ids:
-                    known = ", ".join(map(str, sorted(class_ids))) or "none"
+                if label < 0 or (class_ids is not None and label not in class_ids):
+                    known = ", ".join(map(str, sorted(class_ids or ()))) or "none"
                     raise UserError(
                         f"{where}: {readable_name(path)} line {number} has class {label}, but "
-                        f"data.yaml names {len(class_ids)} classes ({known})"
+                        f"data.yaml names {len(class_ids or ())} classes ({known})"
                     )
+                used.add(label)
+    return used
 
 
 def _load_yolo(fo, root: Path, common: dict):
