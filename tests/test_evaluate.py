@@ -195,6 +195,35 @@ def test_the_command_on_a_yolo_folder_and_a_cvat_export(tmp_path, capsys):
     assert facts["threshold"] == 0.3 and facts["format"] == "CVAT for images 1.1"
 
 
+@pytest.mark.slow  # seconds of FiftyOne work: the full tier
+def test_labelled_boxes_outside_the_image_are_cut_to_it_or_left_out_by_name(tmp_path, caplog):
+    """A box wholly outside its image, or of no area, is one no detector can match: it was
+    scored a miss without a word (AP50 0.976 -> 0.909 on six frames)."""
+    source = write_case(tmp_path / "case")
+    label = source / "labels" / "a.txt"
+    half_out = "0 0.95 0.35 0.3 0.3\n"  # reaches 0.15 past the right edge: cut to it
+    label.write_text(label.read_text() + "0 1.3 0.5 0.2 0.2\n0 0.5 0.5 0 0\n" + half_out)
+    with caplog.at_level("WARNING", logger="imagine_assist"):
+        facts = evaluate_function(source, stub_function(0.75), tmp_path / "o", tmp_path / "w").facts
+    assert facts["boxes"] == 4  # the case's 3 and the cut one
+    assert "1 labelled boxes reach outside their image and were cut to it, and 2 lie" in caplog.text
+    assert "a.png" in caplog.text
+
+
+def test_a_threshold_under_the_prediction_floor_is_scored_on_what_it_would_send(tmp_path):
+    source = write_case(tmp_path / "case")
+    CASE["e"] = (210, [(10, 10, 30, 30)], [((10, 10, 30, 30), 0.0007)])
+    try:
+        Image.fromarray(np.full((SIZE, SIZE, 3), 210, np.uint8)).save(source / "images/e.png")
+        (source / "labels/e.txt").write_text("0 0.2 0.2 0.2 0.2\n")
+        facts = evaluate_function(
+            source, stub_function(), tmp_path / "o", tmp_path / "w", threshold=0.0005
+        ).facts
+    finally:
+        del CASE["e"]
+    assert facts["tp"] == 3  # the 0.0007 box is sent at 0.0005
+
+
 @pytest.mark.slow  # three evaluations: the full tier
 def test_a_split_folder_without_its_data_yaml_names_the_extra_class_ids_by_number(tmp_path):
     """A Roboflow split (fish4knowledge/valid: images/ and labels/, the data.yaml one level

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
@@ -86,6 +87,42 @@ def test_cvat_box_corners_keep_their_fractions_of_a_pixel(tmp_path):
         [10.37 / 64, 20.71 / 48, 9.25 / 64, 6.54 / 48], abs=1e-9
     )
     assert turned.bounding_box == pytest.approx([33 / 64, 7 / 48, 4 / 64, 10 / 48], abs=1e-9)
+
+
+def test_polygons_ellipses_and_masks_are_labelled_objects_too(tmp_path, caplog):
+    """FiftyOne's importer reads a CVAT for images <box> only: a fish outlined with a
+    polygon was not there, and a model's box on it was scored a false positive. Each shape
+    with an area becomes the upright box around it; a polyline or points, by count."""
+    from PIL import Image
+
+    shapes = (
+        '<box label="fish" xtl="1" ytl="2" xbr="11" ybr="12" occluded="0"/>'
+        '<polygon label="fish" points="20.5,5;30,8;25,20.25" occluded="0"/>'
+        '<ellipse label="fish" cx="50" cy="30" rx="4" ry="2" occluded="0"/>'
+        '<mask label="fish" rle="3, 2, 3" left="5" top="30" width="2" height="4" occluded="0"/>'
+        '<polyline label="fish" points="1,1;5,5" occluded="0"/>'
+    )
+    xml = (
+        '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version>'
+        f'<image id="0" name="a.png" width="64" height="48">{shapes}</image>'
+        '<image id="1" name="b.png" width="64" height="48">'
+        '<polygon label="fish" points="0,0;8,0;8,6" occluded="0"/></image></annotations>'
+    )
+    archive = tmp_path / "task.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("annotations.xml", xml)
+        for name in ("a.png", "b.png"):
+            Image.new("RGB", (64, 48)).save(tmp_path / name)
+            zipped.write(tmp_path / name, f"images/{name}")
+    with caplog.at_level("WARNING", logger="imagine_assist"):
+        a, b = load_export(unpack(archive, tmp_path / "work"), name="outlines")
+    assert "1 polyline have no area" in caplog.text
+    boxes = [d.bounding_box for d in a.ground_truth.detections]
+    assert np.asarray(boxes) == pytest.approx(
+        np.array([[1, 2, 10, 10], [20.5, 5, 9.5, 15.25], [46, 28, 8, 4], [5, 30, 2, 4]])
+        / [64, 48, 64, 48]
+    )
+    assert [d.bounding_box for d in b.ground_truth.detections] == [[0, 0, 8 / 64, 6 / 48]]
 
 
 def test_exports_whose_images_share_names_all_reach_the_dataset(tmp_path):
@@ -282,23 +319,26 @@ def test_coco_and_yolo_exports_import_with_the_same_boxes(export, tmp_path, layo
     fo = fiftyone()
     source = load_export(unpack(export, tmp_path / "source"), name=f"source-{layout[:4]}")
     folder = tmp_path / "layout"
-    if layout == "COCO 1.0":  # as CVAT lays out a COCO 1.0 export
-        source.export(
-            dataset_type=fo.types.COCODetectionDataset,
-            data_path=str(folder / "images"),
-            labels_path=str(folder / "annotations" / "instances_default.json"),
-            label_field="ground_truth",
-            classes=FISH_LABELS,
-        )
-    else:  # data.yaml, images/train, labels/train
-        source.export(
-            export_dir=str(folder),
-            dataset_type=fo.types.YOLOv5Dataset,
-            label_field="ground_truth",
-            split="train",
-            classes=FISH_LABELS,
-            yaml_path="data.yaml",
-        )
+    # two of a task's subsets, as CVAT names them: only the first file or a fixed list of
+    # split names was read, and the other subset was left out without a word
+    for subset, view in (("Train", source[:14]), ("Test", source[14:])):
+        if layout == "COCO 1.0":  # instances_<subset>.json, images/<subset>/
+            view.export(
+                dataset_type=fo.types.COCODetectionDataset,
+                data_path=str(folder / "images" / subset),
+                labels_path=str(folder / "annotations" / f"instances_{subset}.json"),
+                label_field="ground_truth",
+                classes=FISH_LABELS,
+            )
+        else:  # data.yaml, images/<subset>, labels/<subset>
+            view.export(
+                export_dir=str(folder),
+                dataset_type=fo.types.YOLOv5Dataset,
+                label_field="ground_truth",
+                split=subset,
+                classes=FISH_LABELS,
+                yaml_path="data.yaml",
+            )
     archive = tmp_path / "other.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
         for path in folder.rglob("*"):

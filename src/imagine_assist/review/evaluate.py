@@ -193,13 +193,37 @@ def ground_truth(dataset, classes: list[str], class_agnostic: bool) -> list[Boxe
     ids = {label: index for index, label in enumerate(classes)}
     boxes = dataset.values(f"{GROUND_TRUTH}.detections.bounding_box")
     labels = dataset.values(f"{GROUND_TRUTH}.detections.label")
-    return [
-        Boxes(
-            np.array(rows or [], dtype=np.float64).reshape(-1, 4),
-            [0 if class_agnostic else ids[label] for label in names or []],
+    truth, cut, empty, where = [], 0, 0, None
+    for filepath, rows, names in zip(dataset.values("filepath"), boxes, labels, strict=True):
+        xywh = np.array(rows or [], dtype=np.float64).reshape(-1, 4)
+        inside, kept = _inside_image(xywh)
+        if len(inside) < len(xywh) or not np.allclose(inside, xywh[kept]):
+            cut += int(np.count_nonzero(~np.isclose(inside, xywh[kept]).all(1)))
+            empty += len(xywh) - len(inside)
+            where = where or filepath
+        ids_of = [0 if class_agnostic else ids[label] for label in names or []]
+        truth.append(Boxes(inside, [ids_of[i] for i in np.flatnonzero(kept)]))
+    if where is not None:
+        # a box no detector can match would count as a miss: cut to the image, as CVAT
+        # and Ultralytics keep boxes, and one with nothing inside it left out, by name
+        log.warning(
+            "%d labelled boxes reach outside their image and were cut to it, and %d lie "
+            "wholly outside it or have no area and were left out (%s first)",
+            cut,
+            empty,
+            readable_name(where),
         )
-        for rows, names in zip(boxes, labels, strict=True)
-    ]
+    return truth
+
+
+def _inside_image(xywh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Relative [x, y, w, h] boxes cut to the image, and which boxes keep an area."""
+    x1, y1 = np.clip(xywh[:, 0], 0, 1), np.clip(xywh[:, 1], 0, 1)
+    x2 = np.clip(xywh[:, 0] + xywh[:, 2], 0, 1)
+    y2 = np.clip(xywh[:, 1] + xywh[:, 3], 0, 1)
+    kept = (x2 > x1) & (y2 > y1)
+    cut = np.stack([x1, y1, x2 - x1, y2 - y1], axis=1)[kept]
+    return cut, kept
 
 
 def predict(
@@ -220,7 +244,8 @@ def predict(
     for filepath in tqdm(filepaths, desc="predicting"):
         try:
             image = read_image(filepath)
-            detections = function.detect(image, PREDICTION_FLOOR)
+            # a threshold under the floor is scored on what it would send
+            detections = function.detect(image, min(PREDICTION_FLOOR, threshold or 1.0))
         except BadRequest as error:
             # as predict, next and separate do: one file does not end a long evaluation
             name, message = readable_name(filepath), str(error)

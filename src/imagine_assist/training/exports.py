@@ -29,6 +29,7 @@ import uuid
 import xml.etree.ElementTree as ET
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -405,8 +406,21 @@ def _number_attribute(element: ET.Element, key: str, what: str, export: Path) ->
     raise UserError(f"{export}: {what} has {said}, where CVAT writes a number")
 
 
-def _coco_image_names(root: Path, export: Path) -> Iterator[tuple[str, object]]:
-    labels = sorted(root.glob("annotations/*.json"))[0]  # the file load_export reads
+def coco_subsets(root: Path) -> list[tuple[Path, Path]]:
+    """A COCO export's label files, each with the folder its images are in: CVAT writes
+    one `instances_<subset>.json` a subset (Train, Validation...), with the subset's
+    images in `images/<subset>/`, or all of them in `images/`."""
+    files = sorted(root.glob("annotations/instances_*.json")) or sorted(
+        root.glob("annotations/*.json")
+    )
+    subsets = []
+    for labels in files:
+        folder = images_dir(root) / labels.stem.removeprefix("instances_")
+        subsets.append((labels, folder if folder.is_dir() else images_dir(root)))
+    return subsets
+
+
+def _coco_image_names(labels: Path, export: Path) -> Iterator[tuple[str, object]]:
     try:
         data = json.loads(labels.read_bytes())
     except RecursionError:
@@ -539,13 +553,19 @@ def check_image_names(root: Path, export_format: str, export: Path) -> None:
     if export_format == "CVAT for images 1.1":
         names, base = _cvat_image_names(root / "annotations.xml", export), images_dir(root)
     elif export_format == "COCO 1.0":
-        names, base = _coco_image_names(root, export), images_dir(root)
+        for labels, base in coco_subsets(root):
+            _check_named_images(root, _coco_image_names(labels, export), base, export)
+        return
     elif export_format == "Ultralytics YOLO Detection 1.0":
         _confine_yolo(root, export)
         _refuse_missing(export, *_yolo_missing_images(root))
         return
     else:
         return
+    _check_named_images(root, names, base, export)
+
+
+def _check_named_images(root: Path, names, base: Path, export: Path) -> None:
     named, missing, declared = 0, [], []
     for name, size in names:
         if not _inside(root, base / name):
@@ -781,13 +801,7 @@ def _read_export(info: ExportInfo, name: str):
         if info.format == "CVAT for video 1.1":
             return _load_cvat_video(fo, root, name, info.path)
         if info.format == "COCO 1.0":
-            return fo.Dataset.from_dir(
-                dataset_type=fo.types.COCODetectionDataset,
-                data_path=str(images_dir(root)),
-                labels_path=str(sorted(root.glob("annotations/*.json"))[0]),
-                label_types="detections",
-                **common,
-            )
+            return _load_coco(fo, root, common)
         return _load_yolo(fo, root, common)
     except UserError:
         raise
@@ -797,45 +811,85 @@ def _read_export(info: ExportInfo, name: str):
         ) from None
 
 
+def _load_coco(fo, root: Path, common: dict):
+    """Every subset of a COCO export (`coco_subsets`): reading only the first label file
+    left the other subsets out without a word."""
+    dataset = fo.Dataset(common["name"])
+    for labels, images in coco_subsets(root):
+        dataset.add_dir(
+            dataset_type=fo.types.COCODetectionDataset,
+            data_path=str(images),
+            labels_path=str(labels),
+            label_types="detections",
+            label_field=common["label_field"],
+        )
+    return dataset
+
+
 def _restore_exact_boxes(dataset, xml_path: Path, base: Path, export: Path) -> None:
-    """Put back the box corners FiftyOne's CVAT importer rounds to whole pixels.
+    """Put back the box corners FiftyOne's CVAT importer rounds to whole pixels, and add the
+    objects it reads as no box at all: polygons, ellipses and masks, as the upright box
+    around each (as video exports' shapes are read).
 
     CVAT keeps corners to a hundredth of a pixel. Rounded, a 10-pixel fish's box moves by
     up to half a pixel a side, enough to turn a match at IoU 0.5 into a miss when a model
     is scored, and to teach a model boxes a little off. The importer reads an <image>'s
     boxes in order, so each is matched to its own by position; an image whose detections
     do not pair with its boxes one for one, label for label, keeps FiftyOne's reading. A
-    turned box becomes the upright box around it, as video exports' boxes do."""
-    exact = {}
+    turned box becomes the upright box around it. A fish outlined with a polygon was left
+    out, and the model's box on it scored a false positive."""
+    import fiftyone as fo
+
+    exact, left_out = {}, Counter()
     for image in cvat_images(xml_path, export):
         try:
             width, height = float(image.get("width")), float(image.get("height"))
             boxes = [(box.get("label"), shape_bounds(box)) for box in image.iter("box")]
-        except (TypeError, ValueError):
+            outlines = []
+            for shape in image:
+                if shape.tag == "box" or shape.tag == "tag":
+                    continue
+                bounds = shape_bounds(shape)
+                if bounds is None:
+                    left_out[shape.tag] += 1
+                else:
+                    outlines.append((shape.get("label"), bounds))
+        except (TypeError, ValueError, AttributeError):
             continue  # FiftyOne's reading stands; it refuses what it cannot read itself
-        if boxes and width > 0 and height > 0:
+        if (boxes or outlines) and width > 0 and height > 0:
             where = os.path.normpath(os.path.abspath(base / cvat_image_name(image)))
-            exact[where] = (width, height, boxes)
+            exact[where] = (width, height, boxes, outlines)
+    if left_out:
+        log.warning(
+            "%s: %s have no area to hold a box and were left out",
+            export,
+            ", ".join(f"{count} {tag}" for tag, count in sorted(left_out.items())),
+        )
     if not exact:
         return
+
+    def relative(bounds, width, height) -> list[float]:
+        x1, y1, x2, y2 = bounds
+        return [x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height]
+
     for sample in dataset.iter_samples(autosave=True):
         found = exact.get(os.path.normpath(sample.filepath))
-        detections = sample[GROUND_TRUTH]
-        if found is None or detections is None:
+        if found is None:
             continue
-        width, height, boxes = found
-        drawn = detections.detections
-        if len(drawn) != len(boxes) or any(
-            d.label != label for d, (label, _) in zip(drawn, boxes, strict=True)
+        width, height, boxes, outlines = found
+        detections = sample[GROUND_TRUTH] if sample.has_field(GROUND_TRUTH) else None
+        drawn = detections.detections if detections is not None else []
+        if len(drawn) == len(boxes) and all(
+            d.label == label for d, (label, _) in zip(drawn, boxes, strict=True)
         ):
-            continue
-        for detection, (_, (x1, y1, x2, y2)) in zip(drawn, boxes, strict=True):
-            detection.bounding_box = [
-                x1 / width,
-                y1 / height,
-                (x2 - x1) / width,
-                (y2 - y1) / height,
+            for detection, (_, bounds) in zip(drawn, boxes, strict=True):
+                detection.bounding_box = relative(bounds, width, height)
+        if outlines:
+            added = [
+                fo.Detection(label=label, bounding_box=relative(bounds, width, height))
+                for label, bounds in outlines
             ]
+            sample[GROUND_TRUTH] = fo.Detections(detections=list(drawn) + added)
 
 
 def _video_identity(tree, xml_path: Path) -> str:
@@ -1024,23 +1078,29 @@ def check_yolo_labels(image_folders, class_ids: set[int] | None, where: Path) ->
 
 
 def _load_yolo(fo, root: Path, common: dict):
-
+    """Every subset folder under images/: CVAT names them after the task's subsets (Train,
+    Test, Validation, default or the user's own), and a subset missing from a fixed list
+    was left out without a word. FiftyOne's importer reads one split of one yaml, so ours
+    (in the unpack folder) names each folder."""
     config = read_yaml(root / "data.yaml", root) or {}
     names = config.get("names") if isinstance(config, dict) else None
+    images = root / "images"
+    folders = sorted(p for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
     if isinstance(names, list | dict):
-        folders = [root / "images" / split for split in YOLO_SPLITS]
-        check_yolo_labels([f for f in folders if f.is_dir()], yolo_class_ids(names), root)
+        check_yolo_labels(folders, yolo_class_ids(names), root)
+    splits = {f"subset{index}": str(folder) for index, folder in enumerate(folders)}
+    yaml_path = root / ".imagine-assist-subsets.yaml"
+    yaml_path.write_text(yaml.safe_dump({"names": names, **splits}))
     dataset = fo.Dataset(common["name"])
-    for split in YOLO_SPLITS:
-        if (root / "images" / split).is_dir():
-            dataset.add_dir(
-                dataset_dir=str(root),
-                dataset_type=fo.types.YOLOv5Dataset,
-                yaml_path=str(root / "data.yaml"),
-                split=split,
-                label_field=common["label_field"],
-                include_all_data=True,  # images without a label file are background, not noise
-            )
+    for split in splits:
+        dataset.add_dir(
+            dataset_dir=str(root),
+            dataset_type=fo.types.YOLOv5Dataset,
+            yaml_path=str(yaml_path),
+            split=split,
+            label_field=common["label_field"],
+            include_all_data=True,  # images without a label file are background, not noise
+        )
     if not len(dataset) and config:
         raise UserError(f"{root}: data.yaml names no image folder under images/")
     return dataset
