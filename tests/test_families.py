@@ -89,6 +89,8 @@ def test_a_family_file_in_the_home_is_listed_and_served(home):
         ("name: other\nlabels: [a]\n", "name the file other.yaml"),
         ("[1, 2]\n", "YAML mapping"),
         ("name: obsea\nlabels: [a]\ntraining: {split: {val: 0.6, test: 0.5}}\n", "split"),
+        (f"name: obsea\nlabels: [{'a' * 65}]\n", "65 characters; CVAT takes at most 64"),
+        ("name: obsea\nlabels: ['fish ']\n", "starts or ends with a space"),
     ],
 )
 def test_a_bad_family_file_is_a_clear_error(home, text, fragment):
@@ -272,6 +274,46 @@ def test_a_user_family_that_cannot_be_served_leaves_the_others_serving(home):
         "name: obsea\nlabels: [a]\nfunctions: [{kind: detector, threshold: 5}]\n"
     )
     assert "obsea-detector" not in FUNCTIONS and "fish-detector" in FUNCTIONS
+    # a label type CVAT has no name for: `functions list`, `render` and `serve` stopped
+    # with a traceback for every family
+    (home / "families" / "obsea.yaml").write_text(
+        "name: obsea\nlabels: [a]\nfunctions: [{kind: detector, labels: [{name: a, "
+        "type: skeleton}]}]\n"
+    )
+    assert "obsea-detector" not in FUNCTIONS and "fish-detector" in FUNCTIONS
+    assert main(["functions", "list"]) == 0
+    with pytest.raises(UserError, match="obsea.yaml: label 'a': type 'skeleton'"):
+        get_spec("obsea-detector")
+
+
+def test_families_create_never_writes_over_a_family_file_it_cannot_read(home, tmp_path, capsys):
+    """The user's own file with a typo (`start_from: deployd`) was replaced, comments and
+    settings gone, by the file of the new family."""
+    mine = "# our observatory\nname: obsea\nlabels: [a]\ntraining: {start_from: deployd}\n"
+    (home / "families" / "obsea.yaml").write_text(mine)
+    assert main(["families", "create", "obsea", "--from", str(tmp_path / "x.zip")]) == 2
+    assert "exists but cannot be used" in capsys.readouterr().err
+    assert (home / "families" / "obsea.yaml").read_text() == mine
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("fish:\n", None),
+        ("yes: fish\n", None),
+        ("6: fish\nSarpa salpa: sarpa\n", {"6": "fish", "Sarpa salpa": "sarpa"}),
+    ],
+)
+def test_a_label_map_file_names_a_label_on_both_sides(tmp_path, text, expected):
+    """YAML reads `fish:` as None and `yes` as True: a family got a label called None."""
+    from imagine_assist.training.exports import parse_label_map
+
+    (tmp_path / "map.yaml").write_text(text)
+    if expected is None:
+        with pytest.raises(UserError, match="both sides need a label name"):
+            parse_label_map([str(tmp_path / "map.yaml")])
+    else:
+        assert parse_label_map([str(tmp_path / "map.yaml")]) == expected
 
 
 def test_a_family_takes_every_label_its_task_declares_not_only_those_with_boxes(home, tmp_path):

@@ -106,7 +106,7 @@ def test_polygons_ellipses_and_masks_are_labelled_objects_too(tmp_path, caplog):
         '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version>'
         f'<image id="0" name="a.png" width="64" height="48">{shapes}</image>'
         '<image id="1" name="b.png" width="64" height="48">'
-        '<polygon label="fish" points="0,0;8,0;8,6" occluded="0"/></image></annotations>'
+        '<polygon label="fish " points="0,0;8,0;8,6" occluded="0"/></image></annotations>'
     )
     archive = tmp_path / "task.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
@@ -123,6 +123,7 @@ def test_polygons_ellipses_and_masks_are_labelled_objects_too(tmp_path, caplog):
         / [64, 48, 64, 48]
     )
     assert [d.bounding_box for d in b.ground_truth.detections] == [[0, 0, 8 / 64, 6 / 48]]
+    assert b.ground_truth.detections[0].label == "fish"  # as CVAT keeps it: not a 2nd class
 
 
 def test_exports_whose_images_share_names_all_reach_the_dataset(tmp_path):

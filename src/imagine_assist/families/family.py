@@ -28,6 +28,8 @@ SERVED_KINDS = ("detector", "tracker", "reid")
 # classifier pair, a tracker around a detector, or motion and appearance alone.
 RUNTIMES = ("detector", "separator", "tracker", "reid")
 LABELS_FROM_MODEL = "from-model"
+# CVAT's longest label name: the SDK refuses a longer one, so cvat-cli stopped with a trace
+MAX_LABEL_CHARS = 64
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")  # becomes part of a DNS-safe function id
 
 
@@ -145,7 +147,21 @@ def _labels(raw: Any, where: str) -> tuple[str, ...] | None:
         )
     if len(set(raw)) != len(raw):
         raise UserError(f"{where}: labels are not unique: {raw}")
+    check_label_names(raw, where)
     return tuple(raw)
+
+
+def check_label_names(names, where: str) -> None:
+    """Label names CVAT can hold: at most MAX_LABEL_CHARS, no space at either end (CVAT
+    strips it, and "fish " beside "fish" was two classes)."""
+    for name in names:
+        if len(name) > MAX_LABEL_CHARS:
+            raise UserError(
+                f"{where}: the label {name[:40]!r}... has {len(name)} characters; CVAT takes "
+                f"at most {MAX_LABEL_CHARS} (shorten it, or map it with --map OLD=NEW)"
+            )
+        if name != name.strip():
+            raise UserError(f"{where}: the label {name!r} starts or ends with a space")
 
 
 def _function(raw: dict, family: str, where: str) -> FunctionDef:
@@ -168,6 +184,7 @@ def _function(raw: dict, family: str, where: str) -> FunctionDef:
             )
             for label in raw["labels"]
         )
+        check_label_names([label.name for label in labels], where)
     tile_size = int(raw.get("tile_size") or 0) or None
     tile_overlap = int(raw.get("tile_overlap", 0))
     if tile_size is not None and not 0 <= tile_overlap <= tile_size // 2:

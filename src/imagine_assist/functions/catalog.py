@@ -53,21 +53,22 @@ def spec_of(
 ) -> FunctionSpec:
     """The CVAT-facing spec of one function of a family. `model_classes`: the classes of
     the model it will serve, for a family that takes its labels from its model."""
-    if function.labels is not None:
-        labels = tuple(
-            LabelSpec(index, label.name, label.type, label.text_attributes)
-            for index, label in enumerate(function.labels)
-        )
-    elif function.kind == "detector":
-        if family.labels is None and model_classes is not None:
-            labels = labels_of(model_classes)
-        else:
-            labels = labels_of(family_labels(family, models_dir))
-    else:  # trackers and re-identification follow the shapes they are given
-        labels = ()
     try:
+        if function.labels is not None:
+            labels = tuple(
+                LabelSpec(index, label.name, label.type, label.text_attributes)
+                for index, label in enumerate(function.labels)
+            )
+        elif function.kind == "detector":
+            if family.labels is None and model_classes is not None:
+                labels = labels_of(model_classes)
+            else:
+                labels = labels_of(family_labels(family, models_dir))
+        else:  # trackers and re-identification follow the shapes they are given
+            labels = ()
         return _spec(family, function, labels)
     except ValueError as error:  # a value the family file allowed but CVAT's spec does not
+        # (a label type CVAT has no name for): this family is left out, the others served
         raise UserError(f"{family.source or family.name}: {error}") from None
 
 

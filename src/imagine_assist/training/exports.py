@@ -688,6 +688,10 @@ def load_export(info: ExportInfo, name: str | None = None):
         if outside is not None:
             dataset.delete()
             raise _outside(info.path, outside)
+        # declared labels are read stripped, as CVAT keeps them: a drawn "fish " beside a
+        # declared "fish" would be a second class
+        spaced = {label: label.strip() for label in labels_in(dataset) if label != label.strip()}
+        relabel(dataset, GROUND_TRUTH, spaced)
     except BaseException:
         remove_unless_used(info, name)
         raise
@@ -1179,9 +1183,16 @@ def parse_label_map(items: list[str] | None) -> dict[str, str]:
             if not isinstance(pairs, dict):
                 raise UserError(f"{path}: a label map is a YAML mapping, export label: label")
         for source, target in pairs.items():
-            if not str(source) or not str(target):
-                raise UserError(f"--map {item!r}: both sides need a label name")
-            mapping[str(source)] = str(target)
+            # YAML reads `fish:` as None and `yes: fish` as True: neither is a label name
+            if any(
+                side is None or isinstance(side, bool) or not str(side).strip()
+                for side in (source, target)
+            ):
+                raise UserError(
+                    f"--map {item!r}: both sides need a label name, got {source!r}: {target!r} "
+                    "(quote a name YAML reads otherwise: 'yes', 'no', 'on', 'off')"
+                )
+            mapping[str(source).strip()] = str(target).strip()
     return mapping
 
 

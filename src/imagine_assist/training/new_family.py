@@ -18,9 +18,10 @@ from imagine_assist.families import (
     Family,
     FunctionDef,
     Publication,
-    all_families,
     builtin_families,
+    check_label_names,
     family_from_dict,
+    read_families,
     save_family,
 )
 from imagine_assist.home import Home
@@ -134,6 +135,7 @@ def create_family(
     work_dir = Path(work_dir).resolve()
     # the fixed validation export is of the same task: its labels are the family's too
     labels = export_labels([*exports, *(val_exports or [])], work_dir / "labels", label_map)
+    check_label_names(labels, "the export's labels")  # before an hour of training
     base_name = base or closest_base(labels)
     builtin = builtin_families()
     if base_name not in builtin:
@@ -165,7 +167,14 @@ def create_family(
 def check_new_name(name: str) -> None:
     """Before any work: a valid name that no family has taken."""
     family_from_dict({"name": name, "labels": ["x"]})  # the name rule of family files
-    if name in all_families():
+    families, unusable = read_families(None)
+    for path, error in unusable.items():
+        if path.stem == name:  # the user's own file, with a typo: never written over
+            raise UserError(
+                f"the family file {path} exists but cannot be used ({error}); fix it, or "
+                "move it away to start the family anew"
+            )
+    if name in families:
         raise UserError(
             f"a family {name!r} exists already; retrain it with `imagine-assist train {name} "
             "--from export.zip`, or choose another name"
