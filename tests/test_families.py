@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -76,6 +77,35 @@ def test_a_family_file_in_the_home_is_listed_and_served(home):
         assert answer.status_code == 200
         items = answer.json()
         assert items and {item["label"] for item in items} <= {"fish"}
+
+
+def test_a_family_created_while_the_gateway_runs_is_served_from_the_next_sighup(home):
+    """`families create` says the family is served by `imagine-assist serve`: a gateway
+    already running listed only what existed when it started, SIGHUP or not."""
+    import functools
+
+    gateway = Gateway(
+        build_hosts(None, None), find_hosts=functools.partial(build_hosts, None, None)
+    )
+    assert "obsea-detector" not in gateway.hosts and gateway.take_new_functions() == []
+    (home / "families" / "obsea.yaml").write_text(OBSEA)
+    (home / "models" / "obsea").mkdir(parents=True)
+    shutil.copyfile(BUNDLED_DIR / "fish" / "model.onnx", home / "models" / "obsea" / "model.onnx")
+    with background_server(gateway) as url:
+        gateway.reload_all()  # what SIGHUP runs
+        listing = requests.get(f"{url}/api/functions").json()
+        assert "obsea-detector" in listing and "fish-detector" in listing
+        image = next(iter(generate_fish(1, seed=3))).image
+        for _ in range(200):  # its model loads in the background
+            answer = requests.post(
+                f"{url}/api/function_invocations",
+                json={"image": base64.b64encode(encode_jpeg(image)).decode()},
+                headers={"x-nuclio-function-name": "obsea-detector"},
+            )
+            if answer.status_code != 503:
+                break
+            time.sleep(0.05)
+        assert answer.status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -114,7 +114,8 @@ def _create(args: argparse.Namespace) -> int:
         print(f"note: {result.gate['reasons'][0]}; this first model serves anyway")
     print(f"family file {created.path}")
     print(
-        f"served as {created.family.functions[0].id}: `imagine-assist serve`, "
+        f"served as {created.family.functions[0].id}: `imagine-assist serve` (a gateway "
+        "already running: `kill -HUP` it), "
         f"`imagine-assist predict IMAGES --function {created.family.functions[0].id}`; "
         f"retrain with `imagine-assist train {created.family.name} --from NEXT_EXPORT.zip`"
     )

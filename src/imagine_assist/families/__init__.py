@@ -5,7 +5,8 @@
 
 A user's family may not take a built-in name: `fish-detector` must mean the same thing on
 every machine. Files are read on every call (a handful of small YAML files), so a family
-added while the gateway or a long session runs is seen without a restart.
+added while a long session runs is seen without a restart (a running gateway takes it at
+its next SIGHUP).
 """
 
 from __future__ import annotations

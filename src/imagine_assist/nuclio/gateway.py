@@ -166,8 +166,12 @@ class Gateway:
         body_budget_bytes: int = BODY_BUDGET_BYTES,
         access_log: Path | None = None,
         watch_models_s: float | None = None,
+        find_hosts: Callable[[], Mapping[str, FunctionHost]] | None = None,
     ) -> None:
         self.hosts = dict(hosts)
+        # every function there is now (serving them all): a family created while the
+        # gateway runs is served from the next SIGHUP
+        self.find_hosts = find_hosts
         # seconds between looks for a live model changed on disk (None: only reloads asked for)
         self.watch_models_s = watch_models_s
         self.port = port
@@ -185,6 +189,31 @@ class Gateway:
         # line-buffered: each record reaches the file when written, without a reopen
         self._access_file = access_log.open("a", buffering=1) if access_log else None
         self._access_failing = self._access_closed = False
+
+    def take_new_functions(self) -> list[str]:
+        """Host the functions created since the gateway started (a family made by
+        `families create`), loading each; the ids taken. The mapping is replaced, not
+        changed, so a request reading the old one is never disturbed."""
+        if self.find_hosts is None:
+            return []
+        new = {
+            function_id: host
+            for function_id, host in self.find_hosts().items()
+            if function_id not in self.hosts
+        }
+        if new:
+            self.hosts = {**self.hosts, **new}
+            log.info("serving new functions: %s", ", ".join(new))
+        return list(new)
+
+    def reload_all(self) -> None:
+        """What SIGHUP does: take new functions, and load every function's model anew."""
+        try:
+            self.take_new_functions()
+        except Exception:  # a family file being written: the next SIGHUP takes it
+            log.exception("looking for new functions failed")
+        for host in self.hosts.values():
+            host.load_in_background()
 
     def close(self) -> None:
         self.admission.close()
@@ -409,14 +438,12 @@ def create_app(gateway: Gateway, load_on_start: bool = True) -> Starlette:
                 host.load_in_background()
         loop = asyncio.get_running_loop()
         try:  # SIGHUP reloads every function, as `kill -HUP` users expect
-            loop.add_signal_handler(
-                signal.SIGHUP, lambda: [h.load_in_background() for h in gateway.hosts.values()]
-            )
+            loop.add_signal_handler(signal.SIGHUP, gateway.reload_all)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread (tests) or not a POSIX platform
         watch = None
         if gateway.watch_models_s:
-            watch = ModelWatch(list(gateway.hosts.values()), gateway.watch_models_s).start()
+            watch = ModelWatch(lambda: gateway.hosts.values(), gateway.watch_models_s).start()
         yield
         if watch is not None:
             watch.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -131,7 +131,12 @@ class ModelWatch:
     serves without a restart. Loads run in this thread, one at a time; requests keep the
     previous model until the new one is ready (`FunctionHost.load`)."""
 
-    def __init__(self, hosts: list[FunctionHost], interval_s: float) -> None:
+    def __init__(
+        self,
+        hosts: list[FunctionHost] | Callable[[], Iterable[FunctionHost]],
+        interval_s: float,
+    ) -> None:
+        # a callable: the gateway's hosts as they are at each look (new ones included)
         self.hosts, self.interval_s = hosts, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="model-watch", daemon=True)
@@ -147,7 +152,7 @@ class ModelWatch:
     def look(self) -> list[str]:
         """Reload every function whose model changed; the ids reloaded."""
         reloaded = []
-        for host in self.hosts:
+        for host in list(self.hosts() if callable(self.hosts) else self.hosts):
             if self._stop.is_set():
                 break
             if host.changed_on_disk():

@@ -273,6 +273,7 @@ def serve(
         body_timeout_s=body_timeout_s,
         access_log=access_log,
         watch_models_s=watch_models_s,
+        find_hosts=None if function_ids else functools.partial(build_hosts, None, models_dir),
     )
     print(
         f"imagine-assist gateway on http://{host}:{port} serving {', '.join(gateway.hosts)}; "
