@@ -92,3 +92,21 @@ def test_partition_gives_disjoint_masks_covering_the_foreground():
     assert masks[2].sum() == disc(SHAPE, (20, 185), 8).sum()
     assert partition_foreground(np.stack([sure_left]), np.zeros(SHAPE, bool)) == []
     assert len(partition_foreground(np.zeros((0, *SHAPE), np.float32), LEFT)) == 1
+
+
+def test_an_instance_box_reaching_an_organism_that_does_not_touch_its_own_gives_it_back():
+    """A vignette's instance masks are read over their whole boxes: a box that took in a
+    second organism 60 px away put both into one EcoTaxa object (a cut-out of two animals).
+    Parts of one organism a few pixels apart (a leg the threshold cut off) stay together."""
+    body, apart = disc(SHAPE, (60, 50), 30), disc(SHAPE, (60, 170), 15)
+    wide = np.where(disc(SHAPE, (60, 110), 200), 3.0, -5.0)[None].astype(np.float32)
+    masks = partition_foreground(wide, body | apart)
+    assert sorted(int(m.sum()) for m in masks) == sorted([int(apart.sum()), int(body.sum())])
+    # the far organism found by a less sure instance goes to it, not to the wide one
+    own = np.where(apart, 1.0, -5.0)[None].astype(np.float32)
+    masks = partition_foreground(np.concatenate([wide, own]), body | apart)
+    assert sorted(int(m.sum()) for m in masks) == sorted([int(apart.sum()), int(body.sum())])
+    leg = np.zeros(SHAPE, bool)
+    leg[59:61, 96:110] = True  # 16 px from the body
+    masks = partition_foreground(wide, body | leg)
+    assert len(masks) == 1 and masks[0].sum() == (body | leg).sum()
