@@ -465,3 +465,40 @@ def test_serve_flags_set_the_limits_a_client_meets(tmp_path):
     finally:
         server.terminate()
         server.wait(10)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST /nothing HTTP/1.1\r\nHost: g\r\nContent-Length: 10000000000\r\n\r\n",
+        b"GET /api/healthz HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n\r\n",
+        post_head(name="no-such-function", length=10**10),
+    ],
+)
+def test_a_body_dribbled_after_an_early_answer_does_not_hold_the_connection(head):
+    """Answered before its body was read, a client sent a byte every 2 s: each byte put the
+    keep-alive off again, and ten such connections shut one address out for good."""
+    limits = ConnectionLimits(keep_alive_s=1.0)
+    with background_server(stand_in_gateway(), limits=limits) as url:
+        sock = connect(port_of(url))
+        try:
+            sock.sendall(head)
+            status, _, _ = read_response(sock)
+            assert status in (200, 404)
+            answered = time.monotonic()
+            closed = False
+            while time.monotonic() - answered < 4:
+                try:
+                    sock.sendall(b"7")
+                    if sock.recv(1, socket.MSG_DONTWAIT) == b"":
+                        closed = True
+                        break
+                except BlockingIOError:
+                    pass
+                except OSError:  # reset: closed with our bytes unread
+                    closed = True
+                    break
+                time.sleep(0.3)
+        finally:
+            sock.close()
+    assert closed and time.monotonic() - answered < 2.5

@@ -64,6 +64,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
             super().connection_made(transport)
             self.peer = self.client[0] if self.client else ""
             self.header_timer: asyncio.TimerHandle | None = None
+            self.unread_timer: asyncio.TimerHandle | None = None
             self.refused = False
             self.head_seen, self.head_tail = 0, b""  # bytes of the head so far, its last 3
             held[self.peer] += 1
@@ -90,7 +91,21 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
             if held[self.peer] <= 0:
                 del held[self.peer]
             self.stop_header_timer()
+            self.stop_unread_timer()
             super().connection_lost(exc)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+                # answered before the body was read (404, 401, 413 and the like): the rest is
+                # read and dropped, and each byte of it would put uvicorn's keep-alive off
+                # again, so a client dribbling a 10 GB body held the connection forever
+                self.unread_timer = self.loop.call_later(limits.keep_alive_s, self.transport.close)
+
+        def stop_unread_timer(self) -> None:
+            if self.unread_timer is not None:
+                self.unread_timer.cancel()
+                self.unread_timer = None
 
         def data_received(self, data: bytes) -> None:
             if self.refused:
@@ -99,6 +114,8 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
                 self.refuse(431, f"the request headers are over {limits.header_bytes:,} bytes")
                 return
             super().data_received(data)
+            if self.unread_timer is not None and self.conn.their_state is not h11.SEND_BODY:
+                self.stop_unread_timer()  # the unread body has ended: the connection goes on
             in_headers = self.conn.their_state is h11.IDLE and not self.transport.is_closing()
             if not in_headers:
                 self.stop_header_timer()
