@@ -473,6 +473,48 @@ def test_a_gif_preview_longer_than_its_cap_is_refused_before_tracking(tmp_path):
         )
 
 
+def test_an_every_too_sparse_for_the_camera_speed_is_warned_about(caplog):
+    """--every 75 on a 10-minute tow counted 0 of 132 burrow systems, without a word."""
+    from imagine_assist.models.track import TowTracks
+    from imagine_assist.tow import sightings_per_crossing, warn_if_too_sparse
+
+    # the seabed moves 12 px a frame down a 480 px frame: it crosses in 40 frames
+    offsets = np.stack([np.zeros(300), -12.0 * np.arange(300)], axis=1)
+    tow = TowTracks([], 300, (640, 480), 25.0, offsets)
+    assert sightings_per_crossing(tow, 10) == pytest.approx(4.0)
+    with caplog.at_level("WARNING", logger="imagine_assist"):
+        assert warn_if_too_sparse(tow, 10) == pytest.approx(4.0)
+        assert not caplog.records
+        assert warn_if_too_sparse(tow, 30) == pytest.approx(480 / 360)
+    assert "at --every 30 the seabed crosses the frame in 1.3 detections" in caplog.text
+    assert "--every 20 or less" in caplog.text
+    still = TowTracks([], 300, (640, 480), 25.0, np.zeros((300, 2)))
+    assert sightings_per_crossing(still, 30) is None  # a camera at rest: nothing to say
+
+
+def test_a_preview_naming_the_tow_video_is_refused_and_the_video_kept(tmp_path):
+    """`--preview tow.mp4` for the tow.mp4 being tracked replaced the survey footage with a
+    two-second preview."""
+    import os
+    from types import SimpleNamespace
+
+    from imagine_assist.errors import UserError
+    from imagine_assist.tow import track_to_files
+
+    video = grey_video(tmp_path / "tow.mp4", frames=30)
+    before = video.path.read_bytes()
+    os.symlink(video.path, tmp_path / "link.mp4")
+
+    def never(frame):
+        raise AssertionError("tracked before the preview was checked")
+
+    function = SimpleNamespace(spec=SimpleNamespace(name="b", label_names=["burrow"]), detect=never)
+    for preview in (video.path, tmp_path / "link.mp4", tmp_path / "." / "tow.mp4"):
+        with pytest.raises(UserError, match="is the tow video itself"):
+            track_to_files(video.path, function, tmp_path / "o", preview=preview)
+    assert video.path.read_bytes() == before
+
+
 def test_a_rerun_stopped_halfway_leaves_no_earlier_tows_results(tow_files, tracked, tmp_path):
     """Killed as it wrote its CVAT XML, a rerun left that XML (empty, or another tow's
     tracks) beside the earlier tow's counts and plot; a cut-short preview stayed too."""
