@@ -178,9 +178,16 @@ def _parts_joined(
 
 
 def detect_tiled(
-    image: np.ndarray, detect: DetectFn, tile: int, overlap: int, edge_margin: float = 2.0
+    image: np.ndarray,
+    detect: DetectFn,
+    tile: int,
+    overlap: int,
+    edge_margin: float = 2.0,
+    max_boxes: int | None = None,
 ) -> sv.Detections:
-    """Run `detect` on overlapping windows of `image` and merge the results."""
+    """Run `detect` on overlapping windows of `image` and merge the results; `max_boxes`:
+    the most confident of the windows' boxes kept for the merge (at threshold 0 a 20 MP
+    frame gave 25,666, and merging them took seconds)."""
     height, width = image.shape[:2]
     parts: list[sv.Detections] = []
     flags: list[np.ndarray] = []
@@ -195,4 +202,8 @@ def detect_tiled(
         flags.append(_clipped_flags(found.xyxy, window, width, height, edge_margin))
     if not parts:
         return sv.Detections.empty()
-    return merge_tiles(sv.Detections.merge(parts), np.concatenate(flags))
+    found, clipped = sv.Detections.merge(parts), np.concatenate(flags)
+    if max_boxes is not None and len(found) > max_boxes and found.confidence is not None:
+        kept = np.sort(np.argsort(-found.confidence, kind="stable")[:max_boxes])
+        found, clipped = found[kept], clipped[kept]
+    return merge_tiles(found, clipped)
