@@ -172,6 +172,21 @@ def test_when_no_image_can_be_read_the_error_says_why(tmp_path, capsys):
     assert error.endswith("and 2 more")
 
 
+def test_a_rerun_that_can_read_no_image_leaves_the_earlier_results(fish_images, tmp_path):
+    """A second run into the same folder, of files that all fail to read, deleted the
+    earlier XML, CSVs and plot before failing, and left nothing in their place."""
+    out = tmp_path / "out"
+    argv = ["predict", str(fish_images), "--function", "fish-detector", "--out", str(out)]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert {"annotations.xml", "boxes.csv", "counts.csv", "counts.png"} <= set(before)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "0.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    assert main(["predict", str(broken), "--function", "fish-detector", "--out", str(out)]) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
 @pytest.mark.parametrize("command", ["predict", "separate", "track"])
 def test_a_second_run_into_an_out_folder_in_use_is_refused(tmp_path, capsys, command):
     """Two predicts into one --out removed each other's results, and the folder's listing

@@ -144,11 +144,10 @@ def predict_to_files(
         out_dir / "counts_total.csv",
         out_dir / PLOT,
     )
-    # An earlier run's results go before this one's previews come: a run stopped halfway
-    # leaves previews and no counts, never the earlier counts beside this run's previews
+    # An earlier run's results go before this one's first preview comes: a run stopped
+    # halfway leaves previews and no counts, never the earlier counts beside this run's
+    # previews; and a run that can read no image at all leaves the earlier results be
     results_before = (report.cvat_xml, report.boxes_csv, report.counts_csv, report.totals_csv)
-    for result in (*results_before, report.plot):
-        result.unlink(missing_ok=True)
     results: list[tuple[str, int, int, sv.Detections]] = []
     for path in tqdm(paths, desc=f"{function.spec.id}", unit="image"):
         try:
@@ -158,6 +157,9 @@ def predict_to_files(
             log.warning("skipped %s", error)
             report.skipped.append((path, str(error)))
             continue
+        if not results:
+            for result in (*results_before, report.plot):
+                result.unlink(missing_ok=True)
         detections = function.detect(image, threshold)
         name = readable_name(path.relative_to(base).as_posix())  # valid in CSV and XML
         height, width = image.shape[:2]
