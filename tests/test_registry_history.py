@@ -247,6 +247,27 @@ def test_a_live_model_cut_short_is_found_by_repair(models, capsys, tmp_path):
     assert code == 0 and "not a readable ONNX model" in out and "reef serves v1" in out
 
 
+def test_a_live_model_replaced_by_another_file_is_found_not_served(models, capsys, tmp_path):
+    """Another valid model copied over the live version's: `list` called it sound,
+    `repair` had nothing to do, and the other weights served under v2's name and card."""
+    registry = Registry(models)
+    registry.promote("reef", "v1", "first")
+    registry.promote("reef", "v2", "better")
+    v2 = models / "reef" / "versions" / "v2" / "model.onnx"
+    v2.write_bytes((models / "reef" / "versions" / "v3" / "model.onnx").read_bytes())
+    function = ["--function", "reef-detector", "--out", str(tmp_path / "o")]
+    code, _, err = cli(capsys, "predict", str(tmp_path), *function, "--models", str(models))
+    assert code == 2 and "model.onnx is not the file stored with it" in err
+    assert "`imagine-assist models repair reef`" in err
+    code, out, _ = cli(capsys, "models", "list", "reef", "--models", str(models))
+    assert "v2  damaged: model.onnx is not the file stored with it" in out
+    code, _, err = cli(capsys, "models", "show", "reef", "v2", "--models", str(models))
+    assert code == 0 and "warning: reef v2 is damaged: model.onnx is not the file" in err
+    code, out, _ = cli(capsys, "models", "repair", "reef", "--models", str(models))
+    assert code == 0 and "reef serves v1" in out
+    assert live_text(models) == "one"
+
+
 @pytest.mark.parametrize("card", ['{"classes": ["gro', "[]", ""])
 def test_a_damaged_card_is_a_clear_error_and_hides_no_other_version(models, capsys, card):
     registry = Registry(models)

@@ -104,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
                 f"`imagine-assist models show {family} v1`"
             )
         print(json.dumps(version.card, indent=2))
+        problem = version.problem() or version.unreadable_model()
+        if problem is not None:  # as `list` marks it: a card alone looks sound
+            print(f"warning: {problem}", file=sys.stderr)
         return 0
     if args.action == "promote":
         if not args.version:

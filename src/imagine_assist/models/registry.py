@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import UserError
 
 CURRENT = "CURRENT"
@@ -117,17 +118,48 @@ class ModelVersion:
         except DamagedVersion:
             return False  # `problem` names that
 
-    def unreadable_model(self) -> str | None:
-        """Why one of its ONNX files will not load (cut short, overwritten), or None. Opens
-        each: for a promotion or a repair, not for every request."""
+    def altered(self, name: str) -> str | None:
+        """Why the file `name` is not the one the version was stored with (its checksum in
+        the card differs), or None; a card written before checksums were kept says None.
+        Reads the whole file: for loading and promoting, not for every lookup."""
+        try:
+            recorded = self.card.get("sha256")
+        except DamagedVersion as error:
+            return str(error)
+        expected = recorded.get(name) if isinstance(recorded, dict) else None
+        if not isinstance(expected, str) or not self.file(name).is_file():
+            return None
+        if file_sha256(self.file(name)) != expected:
+            return (
+                f"{self.family} {self.name} is damaged: {name} is not the file stored with "
+                f"it (its checksum differs from the card's); {_repair(self.family)}"
+            )
+        return None
+
+    def unloadable(self, name: str) -> str | None:
+        """Why the ONNX file `name` will not open, or None (also for other files)."""
         from imagine_assist.models.detector import open_onnx
 
+        if not name.endswith(".onnx"):
+            return None
+        try:
+            open_onnx(self.file(name), threads=1)
+        except UserError as error:
+            return f"{self.family} {self.name} is damaged: {error}"
+        return None
+
+    def unreadable_model(self) -> str | None:
+        """Why one of its ONNX files will not load (cut short, overwritten, replaced by
+        another file), or None. Opens each: for a promotion or a repair, not for every
+        request."""
+        for name in self.model_files():  # cut short first: the plainer reason
+            problem = self.unloadable(name)
+            if problem is not None:
+                return problem
         for name in self.model_files():
-            if name.endswith(".onnx"):
-                try:
-                    open_onnx(self.file(name), threads=1)
-                except UserError as error:
-                    return f"{self.family} {self.name} is damaged: {error}"
+            changed = self.altered(name)
+            if changed is not None:
+                return changed
         return None
 
     def classes(self) -> list[str] | None:
@@ -305,7 +337,13 @@ class Registry:
         try:
             for name, source in files.items():
                 shutil.copyfile(source, staging / name)
-            card = {**card, "files": sorted(files)}  # what `problem` checks is still there
+            card = {
+                **card,
+                "files": sorted(files),  # what `problem` checks is still there
+                # what `altered` checks is still what was stored: a model file copied over
+                # a version's served another model under its name and card
+                "sha256": {name: file_sha256(staging / name) for name in sorted(files)},
+            }
             while True:
                 existing = [v.number for v in self.versions(family)]
                 name = f"v{max(existing, default=0) + 1}"

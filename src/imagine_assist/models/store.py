@@ -52,6 +52,11 @@ def live_model(
     root = family_dir(family, models_dir).parent
     promoted = Registry(root).current(family)
     if promoted is not None and promoted.file(f"{name}.{fmt}").is_file():
+        altered = promoted.altered(f"{name}.{fmt}")
+        if altered is not None and promoted.unloadable(f"{name}.{fmt}") is None:
+            # another model under the live version's name and card; a file cut short is
+            # left to the loader, whose error says so
+            raise ModelNotFound(altered)
         return LiveModel(promoted.file(f"{name}.{fmt}"), promoted.name)
     if promoted is not None and promoted.missing_file(f"{name}.{fmt}"):
         # a retraining would start from other weights than the live ones it is gated against
