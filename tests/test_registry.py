@@ -111,6 +111,15 @@ def test_a_tampered_current_pointer_is_a_clear_error(tmp_path):
     (tmp_path / "fish" / "CURRENT").write_text("[" * 5000)  # a RecursionError traceback once
     with pytest.raises(UserError, match="not a promotion record"):
         registry.current("fish")
+    (tmp_path / "fish" / "CURRENT").unlink()
+    (tmp_path / "fish" / "CURRENT").mkdir()  # called missing, and repair then crashed
+    with pytest.raises(UserError, match="CURRENT is not a file; remove it"):
+        registry.current("fish")
+    with pytest.raises(UserError, match="cannot write .*CURRENT"):
+        registry.repair("fish")
+    assert not list((tmp_path / "fish").glob(".CURRENT.*.partial"))
+    (tmp_path / "fish" / "CURRENT").rmdir()
+    (tmp_path / "fish" / "CURRENT").write_text("[" * 5000)
     (tmp_path / "fish" / "history.jsonl").write_text("[" * 5000 + "\n{}\n")
     assert registry.history("fish") == [{}] and registry.needs_repair("fish")
     assert registry.repair("fish") is None  # nothing good in history: the default model

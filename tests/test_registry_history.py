@@ -343,6 +343,11 @@ def test_a_training_never_promotes_over_a_rollback_made_while_it_ran(models):
     assert not promote_if_gated(registry, candidate, gate, LABELS, gated_against="v3")
     assert registry.current("reef").name == "v1"
     assert "v3 was live when v4 was trained and gated; v1 is live now" in gate["live_changed"]
+    assert "`imagine-assist models promote reef v4` if" in gate["live_changed"]
+    # a forced run's candidate: the command given must be one that works
+    forced = {"passed": False, "decided": False, "reasons": ["too few images"]}
+    assert not promote_if_gated(registry, candidate, forced, LABELS, True, gated_against="v3")
+    assert "`imagine-assist models promote reef v4 --force` if" in forced["live_changed"]
     gate = {"passed": True, "decided": True, "reasons": ["beats v1"]}
     assert promote_if_gated(registry, candidate, gate, LABELS, gated_against="v1")
     assert registry.current("reef").name == "v4"

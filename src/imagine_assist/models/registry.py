@@ -182,8 +182,12 @@ class ModelVersion:
 
 def _write_atomically(path: Path, text: str) -> None:
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    except OSError as error:  # a folder in its place, a read-only or full disk
+        partial.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def _append_line(path: Path, text: str) -> None:
@@ -283,6 +287,10 @@ class Registry:
         history.jsonl records a version live is damage: serving the default model instead
         would change the model in silence."""
         pointer = self.family_dir(family) / CURRENT
+        if pointer.exists() and not pointer.is_file():  # a folder made by hand, say
+            raise DamagedCurrent(
+                f"{pointer} is not a file; remove it, then {_repair(family).lstrip()}"
+            )
         if not pointer.is_file():
             last = next((r for r in reversed(self.history(family)) if _is_record(r)), None)
             if last is not None and last["version"] is not None:

@@ -385,7 +385,10 @@ def promote_if_gated(
             f"{then or 'the default model'} was live when {version.name} was trained and "
             f"gated; {now or 'the default model'} is live now (promoted or rolled back "
             f"meanwhile), so {version.name} was not promoted: compare them, then `imagine-assist "
-            f"models promote {version.family} {version.name}` if it should serve"
+            f"models promote {version.family} {version.name}"
+            # a gate that did not pass is promoted by hand only with --force, as here
+            + ("" if gate["passed"] else " --force")
+            + "` if it should serve"
         )
         return False
     reasons = "; ".join(gate["reasons"])
