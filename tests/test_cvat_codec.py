@@ -94,6 +94,24 @@ def test_polygon_of_a_mask_covers_it():
     assert iou > 0.9
 
 
+def test_the_polygon_of_a_mask_in_parts_covers_every_part():
+    """Under "Convert masks to polygons" CVAT stores the polygon, not the mask: the largest
+    part alone dropped 45 % of a real single whose legs the threshold cut off."""
+    import cv2
+
+    mask = np.zeros((120, 220), bool)
+    mask[10:50, 10:60] = True  # the body
+    mask[60:100, 100:190] = True  # a larger part, apart
+    mask[5:9, 150:156] = True  # a speck of a leg
+    mask[70:80, 20:40] = True
+    mask[75:77, 25:30] = False  # a hole stays filled, as in every outline of ours
+    points = np.array(mask_to_polygon(mask), dtype=np.float64).reshape(-1, 2)
+    drawn = np.zeros(mask.shape, np.uint8)
+    cv2.fillPoly(drawn, [points.round().astype(np.int32)], 1)
+    assert (drawn.astype(bool) & mask).sum() >= mask.sum() - 10  # the hole's pixels
+    assert drawn.sum() - (drawn.astype(bool) & mask).sum() < 0.05 * mask.sum()
+
+
 def test_sdk_masks_decode_pixel_for_pixel():
     ids = {"copepod": 0, "egg": 1}
     types = {"copepod": "mask", "egg": "mask"}

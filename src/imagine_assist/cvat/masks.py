@@ -85,8 +85,30 @@ def from_nuclio_mask(values: list[int], width: int, height: int) -> np.ndarray:
     return mask
 
 
+def _joined(rings: list[np.ndarray]) -> np.ndarray:
+    """Rings (the largest first) as one: each next ring, the one nearest to what is joined
+    so far, goes in at its closest point, out and back along the same bridge."""
+    joined, rest = rings[0], list(rings[1:])
+    while rest:
+        best = None  # (distance, ring index, vertex in joined, vertex in the ring)
+        for index, ring in enumerate(rest):
+            gaps = np.linalg.norm(joined[:, None, :] - ring[None, :, :], axis=2)
+            at, to = np.unravel_index(int(np.argmin(gaps)), gaps.shape)
+            if best is None or gaps[at, to] < best[0]:
+                best = (gaps[at, to], index, at, to)
+        _, index, at, to = best
+        ring = rest.pop(index)
+        tour = np.concatenate([ring[to:], ring[: to + 1]])  # around it, back to where it began
+        joined = np.concatenate([joined[: at + 1], tour, joined[at:]])
+    return joined
+
+
 def mask_to_polygon(mask: Mask, tolerance: float = 1.0) -> list[float]:
-    """Outer contour of the largest component as a flat [x1, y1, x2, y2, ...] list.
+    """The mask's outline as one polygon, a flat [x1, y1, x2, y2, ...] list: each part's
+    outer contour, the parts joined in one ring by bridges of no width from each to the
+    nearest part already in it. CVAT stores this polygon instead of the mask under "Convert
+    masks to polygons", and one shape holds one polygon: the largest part alone dropped up
+    to half of an organism whose legs the threshold cut off.
 
     CVAT needs at least 3 points; a tiny or thin mask falls back to its bbox corners.
     """
@@ -95,12 +117,14 @@ def mask_to_polygon(mask: Mask, tolerance: float = 1.0) -> list[float]:
     contours, _ = cv2.findContours(
         local.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x, y)
     )
-    if contours:
-        contour = max(contours, key=cv2.contourArea)
+    rings = []
+    for contour in sorted(contours, key=cv2.contourArea, reverse=True):
         if tolerance > 0:
             contour = cv2.approxPolyDP(contour, tolerance, True)
-        points = contour.reshape(-1, 2)
+        points = contour.reshape(-1, 2).astype(np.float64)
         if len(points) >= 3:
-            return [float(v) for v in points.ravel()]
+            rings.append(points)
+    if rings:
+        return [float(v) for v in _joined(rings).ravel()]
     x1, y1, x2, y2 = mask_bbox(mask)
     return [float(x1), float(y1), float(x2), float(y1), float(x2), float(y2), float(x1), float(y2)]
