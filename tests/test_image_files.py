@@ -82,6 +82,15 @@ def test_output_stems_are_unique_and_plain_where_they_can_be():
     }
 
 
+def test_a_stem_never_starts_or_ends_with_a_space():
+    """EcoTaxa strips every TSV cell: the cut-out " leading_1.png" was looked for as
+    "leading_1.png" and reported missing."""
+    base = Path("/scan")
+    paths = [base / " leading.jpg", base / "trailing .jpg", base / " .jpg", base / "in side.jpg"]
+    stems = output_stems(paths, base)
+    assert list(stems.values()) == ["_leading", "trailing_", "_", "in side"]
+
+
 def test_a_counted_name_never_takes_another_images_stem():
     base = Path("/scan")
     paths = [base / "a" / "b.jpg", base / "a__b.jpg", base / "a__b_jpg-2.jpg"]

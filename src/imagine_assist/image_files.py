@@ -140,6 +140,16 @@ def _is_under(parent: Path, folders: list[Path], known: dict[Path, bool]) -> boo
     return known[parent]
 
 
+def _edge_spaces(stem: str) -> str:
+    """Spaces at either end of a stem as underscores: EcoTaxa strips every TSV cell, so a
+    cut-out named " a_1.png" was looked for as "a_1.png" and reported missing."""
+    kept = stem.strip()
+    if kept == stem:
+        return stem
+    lead = len(stem) - len(stem.lstrip())
+    return "_" * lead + kept + "_" * (len(stem) - lead - len(kept)) if kept else "_" * len(stem)
+
+
 def output_stems(paths: list[Path], base: Path, with_folders: bool = False) -> dict[Path, str]:
     """A stem for each image's outputs, unique within `paths`, in `readable_name` form.
 
@@ -154,9 +164,11 @@ def output_stems(paths: list[Path], base: Path, with_folders: bool = False) -> d
 
     def joined(path: Path, suffix: str) -> str:
         parts = relative(path).parts
-        return readable_name("__".join([*parts[:-1], Path(parts[-1]).stem + suffix]))
+        return _edge_spaces(readable_name("__".join([*parts[:-1], Path(parts[-1]).stem + suffix])))
 
-    stems = {p: joined(p, "") if with_folders else readable_name(p.stem) for p in paths}
+    stems = {
+        p: joined(p, "") if with_folders else _edge_spaces(readable_name(p.stem)) for p in paths
+    }
     shared = Counter(stems.values())
     for path in paths:
         if shared[stems[path]] > 1:
