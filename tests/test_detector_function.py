@@ -83,6 +83,13 @@ def test_picture_box_finds_bars_and_leaves_dark_scenes_whole():
     thin = np.full((200, 300, 3), 90, np.uint8)
     thin[:2] = 0  # two dark rows are a sensor edge, not a bar
     assert picture_box(thin) == (0, 0, 300, 200)
+    # a drone frame with a dark strip along its top: a 40 px object in it is picture (2 % of
+    # a 20 MP frame's width is 109 px, and such an object was cut away as bar)
+    drone = np.full((1200, 2400, 3), 120, np.uint8)
+    drone[:400] = 8
+    assert picture_box(drone) == (0, 400, 2400, 1200)
+    drone[150:190, 1000:1040] = 200
+    assert picture_box(drone)[1] <= 150
 
 
 @pytest.mark.parametrize("tile_size", [None, 128])
