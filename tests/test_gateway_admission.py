@@ -502,3 +502,24 @@ def test_a_body_dribbled_after_an_early_answer_does_not_hold_the_connection(head
         finally:
             sock.close()
     assert closed and time.monotonic() - answered < 2.5
+
+
+def test_a_client_that_stops_reading_its_answer_loses_the_connection(monkeypatch):
+    """Eight clients that never read an 8 MB answer held their connections, answers and
+    tasks for good; behind a proxy, one address is every client."""
+    big = [{"label": "burrow", "points": [1.5] * 4, "type": "rectangle"}] * 150_000  # ~9 MB
+    monkeypatch.setattr(gateway_module, "answer", lambda function, body: big)
+    limits = ConnectionLimits(per_client=1, send_timeout_s=1.0)
+    with background_server(stand_in_gateway(), limits=limits) as url:
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect(("127.0.0.1", port_of(url)))
+        try:
+            body = json.dumps({"image": FRAME}).encode()
+            stuck.sendall(post_head(length=len(body)) + body)  # and never reads
+            time.sleep(0.5)
+            refused = requests.get(f"{url}/api/healthz")
+            assert refused.status_code == 503  # its one connection is the stuck one
+            wait_until(lambda: requests.get(f"{url}/api/healthz").status_code == 200, 5.0)
+        finally:
+            stuck.close()

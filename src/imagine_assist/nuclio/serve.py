@@ -48,6 +48,9 @@ class ConnectionLimits:
         10.0  # from the connection, or a request's first byte, to its blank line
     )
     keep_alive_s: float = 5.0  # idle between two requests on one connection
+    # an answer that cannot be handed to the client for this long (it stopped reading: its
+    # window full) ends the connection: the answer, its task and its place were held for good
+    send_timeout_s: float = 60.0
     retry_after_s: int = 5  # suggested to a client refused for holding too many connections
 
 
@@ -65,6 +68,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
             self.peer = self.client[0] if self.client else ""
             self.header_timer: asyncio.TimerHandle | None = None
             self.unread_timer: asyncio.TimerHandle | None = None
+            self.send_timer: asyncio.TimerHandle | None = None
             self.refused = False
             self.head_seen, self.head_tail = 0, b""  # bytes of the head so far, its last 3
             held[self.peer] += 1
@@ -92,7 +96,30 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
                 del held[self.peer]
             self.stop_header_timer()
             self.stop_unread_timer()
+            if self.send_timer is not None:
+                self.send_timer.cancel()
+                self.send_timer = None
             super().connection_lost(exc)
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if self.send_timer is None:
+                self.send_timer = self.loop.call_later(limits.send_timeout_s, self.reader_gone)
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            if self.send_timer is not None:
+                self.send_timer.cancel()
+                self.send_timer = None
+
+        def reader_gone(self) -> None:
+            self.send_timer = None
+            log.info(
+                "closed a connection from %s: it read none of its answer for %g s",
+                self.peer,
+                limits.send_timeout_s,
+            )
+            self.transport.abort()  # close() would wait for the unread bytes to leave
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
