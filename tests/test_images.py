@@ -145,6 +145,18 @@ def test_float_and_small_integer_grey_frames():
     assert decode_image(buffer.getvalue())[0, 0].tolist() == [90, 90, 90]
 
 
+def test_a_wide_frame_taller_than_a_strip_is_scaled_by_its_whole_range():
+    """Wide frames become bytes strip by strip (a 60 MP float TIFF took 1.4 GB whole): the
+    range is the whole frame's, the darkest strip's minimum and the brightest's maximum."""
+    field = np.linspace(-20.0, 80.0, 900 * 50, dtype=np.float32).reshape(900, 50)
+    field[450, 10] = np.inf
+    buffer = io.BytesIO()
+    Image.fromarray(field).save(buffer, format="TIFF")
+    decoded = decode_image(buffer.getvalue())[..., 0].astype(int)
+    assert decoded[0, 0] == 0 and decoded[-1, -1] == 255 and decoded[450, 10] == 255
+    assert np.all(np.diff(decoded.ravel()[decoded.ravel() != 255][:-1]) >= 0)  # no seam
+
+
 def test_a_sixteen_bit_training_frame_is_read_by_opencv_as_it_is_served(tmp_path):
     """The trainers read files with OpenCV, which makes a 12-bit frame in 16-bit PNG near
     black (samples / 256). The retraining dataset rewrites such a frame as it is served."""

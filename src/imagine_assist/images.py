@@ -172,6 +172,9 @@ def _exif_orientation(image: Image.Image) -> int:
 _WIDE_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 
 
+_STRIP_ROWS = 256  # rows of a wide-sample frame turned into bytes at once
+
+
 def _rgb8(image: Image.Image) -> np.ndarray:
     """RGB, one byte a sample. Wide grey samples are scaled so that the frame's own range
     fills 0-255 (its brightest pixel 255; a negative minimum 0), as CVAT scales 32-bit
@@ -179,16 +182,26 @@ def _rgb8(image: Image.Image) -> np.ndarray:
     scaled, since their unit (0-1, or a physical one) says nothing about bytes."""
     if image.mode not in _WIDE_MODES:
         return np.asarray(image.convert("RGB"))
-    grey = np.asarray(image, dtype=np.float32)
-    finite = grey[np.isfinite(grey)]
-    low = min(float(finite.min()), 0.0) if finite.size else 0.0
-    high = float(finite.max()) if finite.size else 0.0
-    if low < 0 or high > 255 or image.mode == "F":
-        span = high - low
-        grey = (grey - low) * (255.0 / span) if span > 0 else np.zeros_like(grey)
-    grey = np.nan_to_num(grey, nan=0.0, posinf=255.0, neginf=0.0)
-    byte = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
-    return np.repeat(byte[:, :, None], 3, axis=2)
+    grey = np.asarray(image)  # one copy, in its own sample type
+    # Strip by strip: whole-frame float temporaries took a 60 MP float TIFF (348 KB on
+    # disk) to 1.4 GB, past the gateway's bound.
+    strips = [grey[top : top + _STRIP_ROWS] for top in range(0, grey.shape[0], _STRIP_ROWS)]
+    low, high = math.inf, -math.inf  # over the finite samples
+    for strip in strips:
+        values = strip[np.isfinite(strip)] if strip.dtype.kind == "f" else strip
+        if values.size:
+            low, high = min(low, float(values.min())), max(high, float(values.max()))
+    low, high = (min(low, 0.0), high) if high >= low else (0.0, 0.0)
+    scaled = low < 0 or high > 255 or image.mode == "F"
+    span = high - low
+    rgb = np.empty((*grey.shape[:2], 3), np.uint8)
+    for top, strip in zip(range(0, grey.shape[0], _STRIP_ROWS), strips, strict=True):
+        values = strip.astype(np.float32)
+        if scaled:
+            values = (values - low) * (255.0 / span) if span > 0 else np.zeros_like(values)
+        values = np.nan_to_num(values, nan=0.0, posinf=255.0, neginf=0.0)
+        rgb[top : top + len(strip)] = np.clip(np.rint(values), 0, 255).astype(np.uint8)[..., None]
+    return rgb
 
 
 def readable_name(name: str | os.PathLike) -> str:
