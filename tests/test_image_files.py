@@ -82,6 +82,16 @@ def test_output_stems_are_unique_and_plain_where_they_can_be():
     }
 
 
+def test_photos_in_a_format_not_read_are_named_not_passed_over(tmp_path, caplog):
+    """A DJI flight saved as HEIC beside one PNG: only the PNG was counted, without a word."""
+    (tmp_path / "DJI_0001.HEIC").write_bytes(b"not read")
+    (tmp_path / "DJI_0002.heic").write_bytes(b"not read")
+    (tmp_path / "a.png").write_bytes(b"")
+    with caplog.at_level("WARNING", logger="imagine_assist"):
+        assert list_images(tmp_path) == [tmp_path / "a.png"]
+    assert "2 photos (.heic) are not read" in caplog.text and "DJI_0001.HEIC" in caplog.text
+
+
 def test_a_stem_never_starts_or_ends_with_a_space():
     """EcoTaxa strips every TSV cell: the cut-out " leading_1.png" was looked for as
     "leading_1.png" and reported missing."""

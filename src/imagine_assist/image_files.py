@@ -28,6 +28,9 @@ from imagine_assist.images import readable_name
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+# Photos we cannot read, which a folder of drone or camera pictures holds: named, not
+# passed over in silence (a DJI flight saved as HEIC counted nothing and said nothing).
+UNREAD_PHOTO_SUFFIXES = {".heic", ".heif", ".avif", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raw"}
 
 
 def list_images(
@@ -54,13 +57,23 @@ def list_images(
         skips = [out / folder for folder in own_folders] if holds_source else [out]
     inside: dict[Path, bool] = {}  # per folder: one resolve for a folder of 10,000 vignettes
     listed: dict[Path, frozenset[str]] = {}  # per folder: the outputs its listings name
+    files = list(_files_under(source))
     images = sorted(
         p
-        for p in _files_under(source)
+        for p in files
         if p.suffix.lower() in IMAGE_SUFFIXES
         and not _is_under(p.parent, skips, inside)
         and not _written_by_a_run(p, source, listed)
     )
+    unread = sorted(p for p in files if p.suffix.lower() in UNREAD_PHOTO_SUFFIXES)
+    if unread:
+        kinds = ", ".join(sorted({p.suffix.lower() for p in unread}))
+        log.warning(
+            "%d photos (%s) are not read, %s first: convert them to JPEG, PNG or TIFF",
+            len(unread),
+            kinds,
+            readable_name(unread[0]),
+        )
     if not images:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {source}")
     return images
