@@ -86,11 +86,19 @@ def plot_counts(totals: dict[str, int], path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6, 3.5), dpi=120)
+    # wider with more labels, names turned past five, room above the tallest bar's number:
+    # eight litter categories ran into each other, and a family may have 14 species
+    many = len(totals) > 5
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.6 * len(totals) + 2), 3.8), dpi=120)
     bars = axis.bar(list(totals), list(totals.values()), color="#2a7fb8")
     axis.bar_label(bars)
     axis.set_ylabel("count")
     axis.set_title(title)
+    axis.set_ylim(0, max(1, max(totals.values(), default=0)) * 1.15)
+    if many:
+        axis.tick_params(axis="x", labelrotation=35)
+        for label in axis.get_xticklabels():
+            label.set_horizontalalignment("right")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -194,6 +202,7 @@ def predict_to_files(
     plot_counts(
         report.totals,
         report.plot,
-        f"{function.spec.name}: {len(results)} images, {sum(totals.values())} objects",
+        f"{function.spec.name}: {len(results)} image{'' if len(results) == 1 else 's'}, "
+        f"{sum(totals.values())} objects",
     )
     return report
