@@ -207,6 +207,8 @@ def test_wrong_model_says_so():
         (["function=int:5"], "function=str:..., not 5"),
         (["function=str:fish-detector", "weights=int:5"], "weights=str:..., not 5"),
         (["function=str:plankton-separator", "scale_bar_rows=int:-3"], "0 or more, not -3"),
+        # 0 became the family's 640 without a word; predict --tile-size 0 is refused
+        (["function=str:litter-detector", "tile_size=int:0"], "tile_size must be at least 64"),
     ],
 )
 def test_user_errors_are_ones_cvat_cli_prints_without_a_traceback(parameters, message):

@@ -18,7 +18,7 @@ import PIL.Image
 from imagine_assist.cvat.sdk_tracking import SdkTrackingFunction
 from imagine_assist.cvat.shapes import to_sdk_annotations
 from imagine_assist.errors import BadRequest, UserError
-from imagine_assist.functions.detector import DetectorFunction
+from imagine_assist.functions.detector import MIN_TILE_SIZE, DetectorFunction
 from imagine_assist.functions.separator import SeparatorFunction
 from imagine_assist.functions.spec import LabelSpec
 from imagine_assist.functions.tracker import TrackerFunction
@@ -147,6 +147,8 @@ def cvat_cli_parameters(given: dict) -> CvatCliParameters:
             raise UserError(f"-p {name} is {meaning}: give it as {name}={kind}:..., not {value!r}")
         if wanted is int and value < 0:
             raise UserError(f"-p {name} must be 0 or more, not {value}")
+        if name == "tile_size" and value < MIN_TILE_SIZE:  # 0 became the family's 640
+            raise UserError(f"-p tile_size must be at least {MIN_TILE_SIZE} pixels, not {value}")
     return CvatCliParameters(
         function=given.get("function", ""),  # none: the catalog's error lists the known ids
         weights=given.get("weights") or None,
