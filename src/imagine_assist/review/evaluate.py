@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -464,6 +465,8 @@ def gallery(tiles, colour: str, title: str, target: Path, plt) -> None:
             draw_box(axis, plt, box, width, height, colour, linewidth=2)
         axis.set_title(f"{Path(filepath).name[:28]}\n{caption}", fontsize=7)
     figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    figure.savefig(target, dpi=80)
+    with warnings.catch_warnings():  # a file name in a script the font lacks: drawn as boxes
+        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        figure.tight_layout()
+        figure.savefig(target, dpi=80)
     plt.close(figure)

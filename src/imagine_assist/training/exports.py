@@ -798,6 +798,7 @@ def _read_export(info: ExportInfo, name: str):
                 dataset_type=fo.types.CVATImageDataset,
                 data_path=str(images_dir(root)),
                 labels_path=str(root / "annotations.xml"),
+                progress=False,  # as every other loader here: a bar out of nowhere
                 **boxes,
             )
             _restore_exact_boxes(dataset, root / "annotations.xml", images_dir(root), info.path)
@@ -826,6 +827,7 @@ def _load_coco(fo, root: Path, common: dict):
             labels_path=str(labels),
             label_types="detections",
             label_field=common["label_field"],
+            progress=False,
         )
     return dataset
 
@@ -1104,6 +1106,7 @@ def _load_yolo(fo, root: Path, common: dict):
             split=split,
             label_field=common["label_field"],
             include_all_data=True,  # images without a label file are background, not noise
+            progress=False,
         )
     if not len(dataset) and config:
         raise UserError(f"{root}: data.yaml names no image folder under images/")
