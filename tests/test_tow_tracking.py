@@ -492,6 +492,27 @@ def test_an_every_too_sparse_for_the_camera_speed_is_warned_about(caplog):
     assert sightings_per_crossing(still, 30) is None  # a camera at rest: nothing to say
 
 
+def test_a_frame_rate_no_camera_records_at_is_refused_unless_given(tmp_path, capsys):
+    """A header patched to 1000 frames/s made a 4 s tow 0.1 s long, and its density 40
+    times too high; a rate of 0 silently became 25."""
+    from imagine_assist.errors import UserError
+    from imagine_assist.tow import open_video
+
+    path = tmp_path / "tow.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 1000.0, (64, 48))
+    for _ in range(20):
+        writer.write(np.full((48, 64, 3), 60, np.uint8))
+    writer.release()
+    with pytest.raises(UserError, match="says it runs at 1000 frames/s.*give the rate .* --fps"):
+        open_video(path)
+    assert open_video(path, fps=25).fps == 25.0 and open_video(path, fps=25).frame_count == 20
+    with pytest.raises(UserError, match=r"--fps must lie in \[1, 240\], got 0"):
+        open_video(path, fps=0)
+    argv = ["track", str(path), "--out", str(tmp_path / "o"), "--function", "burrow-detector"]
+    assert main(argv) == 2 and "--fps" in capsys.readouterr().err
+    assert main([*argv, "--fps", "25", "--preview-seconds", "0"]) == 0
+
+
 def test_a_preview_naming_the_tow_video_is_refused_and_the_video_kept(tmp_path):
     """`--preview tow.mp4` for the tow.mp4 being tracked replaced the survey footage with a
     two-second preview."""

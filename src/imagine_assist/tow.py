@@ -71,25 +71,49 @@ class Video:
             capture.release()
 
 
-def open_video(path: str | Path) -> Video:
+# Frame rates a survey camera records at; a container reporting another (0 for a raw
+# stream, 1000 for a patched header) would scale every minute, length and density.
+FPS_RANGE = (1.0, 240.0)
+MAX_FRAMES = 50_000_000  # a header's frame count past this is garbage: the frames are counted
+
+
+def open_video(path: str | Path, fps: float | None = None) -> Video:
+    """The video's frame rate (`fps`: the user's, over what its container says), frame
+    count and size."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no video at {path}")
+    if fps is not None and not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+        raise UserError(f"--fps must lie in [{FPS_RANGE[0]:g}, {FPS_RANGE[1]:g}], got {fps:g}")
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
             raise UserError(f"{path} is not a video OpenCV can read (try MP4 with H.264 or MPEG-4)")
-        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        reported = capture.get(cv2.CAP_PROP_FPS)
+        count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
         size = (
             int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
             int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         )
+        if not (math.isfinite(count) and 0 < count <= MAX_FRAMES):
+            # a raw stream's header holds no count (OpenCV says -1.9e14): count by reading
+            count = 0
+            while capture.grab():
+                count += 1
+        count = int(count)
     finally:
         capture.release()
     if count <= 0 or size[0] <= 0:
         raise UserError(f"{path} has no readable frames")
-    return Video(path, fps, count, size)
+    if fps is None:
+        if not (math.isfinite(reported) and FPS_RANGE[0] <= reported <= FPS_RANGE[1]):
+            raise UserError(
+                f"{path} says it runs at {reported:g} frames/s, which no survey camera "
+                "records at: give the rate it was filmed at with --fps (minutes, tow length "
+                "and density are counted from it)"
+            )
+        fps = reported
+    return Video(path, float(fps), count, size)
 
 
 @dataclass(frozen=True)
@@ -199,9 +223,11 @@ def track_to_files(
     preview: str | Path | None = None,
     preview_from_s: float = 0.0,
     preview_seconds: float = PREVIEW_SECONDS,
+    fps: float | None = None,
 ) -> TowReport:
     """`preview`: where the preview video goes (`.mp4` or `.gif`; default
-    `<out>/track_preview.mp4`); `preview_seconds` 0 writes none."""
+    `<out>/track_preview.mp4`); `preview_seconds` 0 writes none. `fps`: the rate the tow
+    was filmed at, over what the video's container says."""
     survey.check()
     if system_radius_px is not None and not (
         math.isfinite(system_radius_px) and system_radius_px > 0
@@ -219,7 +245,7 @@ def track_to_files(
         raise UserError(f"--preview-from must be 0 or more seconds, got {preview_from_s:g}")
     if not preview_seconds >= 0:  # NaN too; inf is the rest of the tow
         raise UserError(f"--preview-seconds must be 0 or more, got {preview_seconds:g}")
-    video = open_video(video_path)
+    video = open_video(video_path, fps)
     out = Path(out_dir)
     preview_path = Path(preview) if preview else out / DEFAULT_PREVIEW
     check_preview_path(preview_path)

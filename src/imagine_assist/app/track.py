@@ -31,6 +31,12 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     parser.add_argument("--models", help=MODELS_HELP)
     parser.add_argument("--every", type=int, default=1, help="detect on every k-th frame")
     parser.add_argument(
+        "--fps",
+        type=float,
+        help="the rate the tow was filmed at, frames/s (default: what the video says; "
+        "needed when it says none, or a rate no camera records at)",
+    )
+    parser.add_argument(
         "--fov-deg",
         type=float,
         help="the camera's field of view across the tow, along the frame's width "
@@ -106,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             preview=args.preview,
             preview_from_s=args.preview_from,
             preview_seconds=args.preview_seconds,
+            fps=args.fps,
         )
     systems = sum(n for _, n in report.counts)
     print(
