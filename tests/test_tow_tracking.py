@@ -137,12 +137,27 @@ def test_tracks_follow_the_ground_truth(tow_files):
 
 def test_tracks_reach_the_cvat_task_with_a_token(tracked):
     out, cvat = tracked
-    assert cvat.made == [("https://cvat.example", {"access_token": "pat"})]
+    # once to ask for the task and its label before tracking, once to upload
+    assert cvat.made == [("https://cvat.example", {"access_token": "pat"})] * 2
     ((task_id, body, action),) = cvat.updates
     written = ET.parse(out / "annotations.xml").getroot().findall("track")
     assert task_id == 42 and action.value == "create"
     assert len(body["tracks"]) == len(written) > 0
     assert {track["label_id"] for track in body["tracks"]} == {7}
+
+
+def test_a_task_without_the_label_is_refused_before_the_tow_is_tracked(tmp_path, monkeypatch):
+    """Whether the task exists and has the label was found out only after the tracking."""
+    import imagine_assist.tow as tow_module
+
+    cvat = RecordingCvat()
+    monkeypatch.setattr("cvat_sdk.make_client", cvat)
+    monkeypatch.setenv("CVAT_ACCESS_TOKEN", "pat")
+    monkeypatch.setattr(tow_module, "track_video", lambda *a, **k: pytest.fail("tracked"))
+    video = grey_video(tmp_path / "tow.mp4")
+    argv = ["track", str(video.path), "--out", str(tmp_path / "o"), "--upload-to-task", "42"]
+    argv += ["--cvat", "https://cvat.example", "--function", "fish-detector"]
+    assert main(argv) == 2  # the fake task has `burrow` only
 
 
 def test_upload_request_body_is_what_cvat_expects():

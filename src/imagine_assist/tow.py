@@ -568,14 +568,22 @@ def tracks_request(tracks: Sequence[Track], label_ids: dict[str, int], frame_cou
     return models.PatchedLabeledDataRequest(tracks=requests, shapes=[], tags=[])
 
 
+def task_label_ids(client, task_id: int, labels) -> tuple[object, dict[str, int]]:
+    """A CVAT task (cvat-sdk client, logged in) and its label ids, refused if it lacks one
+    of `labels`. `track --upload-to-task` asks before tracking too: a server out of reach,
+    a task that is not there or lacks the label was found only after an hour's tow."""
+    task = client.tasks.retrieve(task_id)
+    label_ids = {label.name: label.id for label in task.get_labels()}
+    missing = sorted(set(labels) - set(label_ids))
+    if missing:
+        raise UserError(f"task {task_id} has no label {missing}; add it in CVAT first")
+    return task, label_ids
+
+
 def upload_tracks(client, task_id: int, tracks: Sequence[Track], frame_count: int) -> None:
     """Add the tracks to a CVAT task's annotations (cvat-sdk client, already logged in);
     `frame_count`: the tow's frames, the task's."""
-    task = client.tasks.retrieve(task_id)
-    label_ids = {label.name: label.id for label in task.get_labels()}
-    missing = sorted({t.label for t in tracks} - set(label_ids))
-    if missing:
-        raise UserError(f"task {task_id} has no label {missing}; add it in CVAT first")
+    task, label_ids = task_label_ids(client, task_id, {t.label for t in tracks})
     from cvat_sdk.core.proxies.annotations import AnnotationUpdateAction
 
     # the task's own frame count where CVAT gives it: it may count frames OpenCV did not decode

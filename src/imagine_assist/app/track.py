@@ -91,7 +91,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from imagine_assist.home import out_folder_held
-    from imagine_assist.tow import Survey, track_to_files, upload_tracks
+    from imagine_assist.tow import Survey, task_label_ids, track_to_files, upload_tracks
 
     if args.every < 1:
         raise UserError("--every must be 1 or more")
@@ -100,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
         url = cvat_url(args.cvat)
         cvat_login()
     function = box_detector(args.function, args.weights, args.models)
+    if url is not None:  # the server, the task and its label, before the long tracking
+        with cvat_client(url) as client:
+            task_label_ids(client, args.upload_to_task, function.spec.label_names[:1])
     survey = Survey(args.fov_deg, args.camera_height_m, args.tow_length_m, args.speed_m_s)
     with out_folder_held(args.out, "track"):
         report = track_to_files(
