@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 from tqdm.auto import tqdm
 
 from imagine_assist.errors import BadRequest, UserError
@@ -41,6 +40,7 @@ from imagine_assist.review.annotator_time import annotator_time
 from imagine_assist.review.review import AGNOSTIC_LABEL, draw_box
 from imagine_assist.training.exports import (
     GROUND_TRUTH,
+    add_yolo_folders,
     check_export,
     check_yolo_labels,
     fiftyone,
@@ -163,25 +163,12 @@ def load_yolo_folder(root: Path, work_dir: Path, names: list[str], name: str):
                 folder,
                 missing[0],
             )
-    # FiftyOne's importer reads one split of one yaml: ours names every folder found
     work_dir.mkdir(parents=True, exist_ok=True)
-    yaml_path = work_dir / f"{name}.yaml"
-    splits = {f"split{index}": str(folder) for index, folder in enumerate(folders)}
-    yaml_path.write_text(yaml.safe_dump({"names": names, **splits}))
     if fo.dataset_exists(name):
         fo.delete_dataset(name)
     dataset = fo.Dataset(name)
     try:
-        for split in splits:
-            dataset.add_dir(
-                dataset_dir=str(root),
-                dataset_type=fo.types.YOLOv5Dataset,
-                yaml_path=str(yaml_path),
-                split=split,
-                label_field=GROUND_TRUTH,
-                include_all_data=True,
-                progress=False,
-            )
+        add_yolo_folders(dataset, root, folders, names, work_dir / f"{name}.yaml")
     except Exception as error:  # FiftyOne's importer raises many kinds on malformed files
         raise UserError(f"{root}: FiftyOne could not read it as a YOLO dataset: {error}") from None
     dataset.info["export"] = {"path": str(root), "format": "YOLO folder"}

@@ -1094,23 +1094,31 @@ def _load_yolo(fo, root: Path, common: dict):
     folders = sorted(p for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
     if isinstance(names, list | dict):
         check_yolo_labels(folders, yolo_class_ids(names), root)
-    splits = {f"subset{index}": str(folder) for index, folder in enumerate(folders)}
-    yaml_path = root / ".imagine-assist-subsets.yaml"
-    yaml_path.write_text(yaml.safe_dump({"names": names, **splits}))
     dataset = fo.Dataset(common["name"])
+    add_yolo_folders(dataset, root, folders, names, root / ".imagine-assist-subsets.yaml")
+    if not len(dataset) and config:
+        raise UserError(f"{root}: data.yaml names no image folder under images/")
+    return dataset
+
+
+def add_yolo_folders(dataset, root: Path, folders: list[Path], names, yaml_path: Path) -> None:
+    """Each image folder (its labels where Ultralytics looks) into the dataset's
+    `ground_truth`. FiftyOne's importer reads one split of one yaml: the yaml written at
+    `yaml_path` names every folder as a split of its own."""
+    import fiftyone as fo
+
+    splits = {f"subset{index}": str(folder) for index, folder in enumerate(folders)}
+    yaml_path.write_text(yaml.safe_dump({"names": names, **splits}))
     for split in splits:
         dataset.add_dir(
             dataset_dir=str(root),
             dataset_type=fo.types.YOLOv5Dataset,
             yaml_path=str(yaml_path),
             split=split,
-            label_field=common["label_field"],
+            label_field=GROUND_TRUTH,
             include_all_data=True,  # images without a label file are background, not noise
             progress=False,
         )
-    if not len(dataset) and config:
-        raise UserError(f"{root}: data.yaml names no image folder under images/")
-    return dataset
 
 
 def labels_in(dataset) -> set[str]:
