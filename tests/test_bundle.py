@@ -12,6 +12,7 @@ def test_bundle_holds_wheels_live_models_functions_and_checksums(tmp_path, capsy
     wheels = tmp_path / "wheelhouse"
     wheels.mkdir()
     (wheels / "imagine_assist-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
+    (wheels / "onnxruntime-1.20.0-cp311-cp311-manylinux_x86_64.whl").write_bytes(b"wheel")
     models = tmp_path / "models"
     promoted = tiny_onnx(tmp_path / "promoted.onnx", "the promoted fish model")
     registry = Registry(models)
@@ -98,3 +99,57 @@ def test_a_bundle_built_with_no_network_says_so(tmp_path):
             [*own, "-w", str(tmp_path), str(tmp_path / "no project here")],
             failed="pip could not build imagine-assist's own wheel",
         )
+
+
+def test_a_wheelhouse_that_cannot_install_is_refused_before_anything_is_written(tmp_path, capsys):
+    """An empty wheelhouse made a bundle with 0 wheels, exit 0 and a manifest that
+    verified, for an install.sh that failed at sea; a missing one, a traceback."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for wheels, says in (
+        (empty, "lacks wheels for imagine_assist"),
+        (tmp_path / "no", "no wheelhouse"),
+    ):
+        out = tmp_path / f"bundle-{wheels.name}"
+        assert main(["bundle", "--out", str(out), "--wheelhouse", str(wheels)]) == 2
+        assert says in capsys.readouterr().err and not out.exists()
+    from imagine_assist.bundle import REPO
+
+    inside = REPO / "compose" / "inner"
+    assert main(["bundle", "--out", str(inside), "--wheelhouse", str(empty)]) == 2
+    assert "which the bundle copies" in capsys.readouterr().err and not inside.exists()
+
+
+def test_install_sh_keeps_one_headless_opencv_and_needs_no_models_folder(tmp_path):
+    """ultralytics pulls OpenCV's GUI build, whose libGL a headless laptop lacks; a bundle
+    of burrow-reid alone has no models/ and install.sh stopped at `cp`. Run with a python3
+    whose venv's pip records what it is asked (installing needs the real wheels)."""
+    import os
+    import subprocess
+
+    from imagine_assist.bundle import INSTALL_SH
+
+    bundle, fake = tmp_path / "bundle", tmp_path / "bin"
+    (bundle / "wheels").mkdir(parents=True)
+    fake.mkdir()
+    log = tmp_path / "pip.log"
+    pip = f'#!/bin/sh\necho "$@" >> {log}\n'  # `pip show opencv-python` succeeds: installed
+    (fake / "python3").write_text(
+        '#!/bin/sh\n[ "$1" = "-m" ] && [ "$2" = "venv" ] || exit 1\n'
+        f'mkdir -p "$3/bin" && printf %s \'{pip}\' > "$3/bin/pip" && chmod +x "$3/bin/pip"\n'
+    )
+    (fake / "python3").chmod(0o755)
+    (bundle / "install.sh").write_text(INSTALL_SH % {"extras": ""})
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["bash", str(bundle / "install.sh"), str(tmp_path / "venv"), str(tmp_path / "home")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    calls = log.read_text().splitlines()
+    assert calls[2] == "uninstall --quiet -y opencv-python opencv-python-headless"
+    assert calls[3].endswith("--no-deps --quiet opencv-python-headless<5")
+    assert (tmp_path / "home" / "models").is_dir()

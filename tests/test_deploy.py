@@ -36,6 +36,7 @@ def run_steps(config):
 @pytest.mark.parametrize("gpu", [False, True])
 def test_offline_build_references_only_local_files(tmp_path, capsys, gpu):
     models, out = tmp_path / "models", tmp_path / "build"
+    models.mkdir()
     argv = [
         "deploy",
         "fish-detector",
@@ -70,13 +71,54 @@ def test_a_wheelhouse_without_the_package_is_refused(tmp_path, capsys):
     folder.mkdir()
     (folder / "numpy-2.4.6-cp311-manylinux.whl").write_bytes(b"wheel")
     argv = ["deploy", "fish-detector", "--wheelhouse", str(folder), "--out", str(tmp_path / "b")]
+    argv += ["--models", str(tmp_path)]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "lacks wheels for imagine_assist, onnxruntime" in err
     assert "imagine-assist bundle --out DIR" in err
+    # wheels for the wrong Python: found only when pip ran in the image (3.12 on GPU)
+    for name in ("imagine_assist-0.1.0-py3-none-any.whl", "onnxruntime-1.20.0-cp311-cp311-x.whl"):
+        (folder / name).write_bytes(b"wheel")
+    (folder / "onnxruntime_gpu-1.23.0-cp311-cp311-manylinux_x86_64.whl").write_bytes(b"wheel")
+    assert main([*argv, "--gpu", "--print-only"]) == 2
+    assert "built for another Python than the image's 3.12" in capsys.readouterr().err
+
+
+def test_deploy_refuses_what_would_fail_or_serve_the_wrong_thing(tmp_path, capsys, monkeypatch):
+    """A registry placeholder given to nuctl, a build started with no imagine-assist wheel
+    (the index's package of that name installed), a models folder that is not there (an
+    empty mount: the wheel's own models served in silence)."""
+    calls = []
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/nuctl")
+    monkeypatch.setattr("subprocess.run", lambda command, check: calls.append(command))
+    base = ["deploy", "fish-detector", "--out", str(tmp_path / "b")]
+    assert main([*base, "--models", str(tmp_path / "none")]) == 2
+    assert "no models folder at" in capsys.readouterr().err
+    models = tmp_path / "models"
+    models.mkdir()
+    base += ["--models", str(models)]
+    assert main([*base, "--kube"]) == 2
+    assert "give --registry" in capsys.readouterr().err
+    assert main(base) == 2 and "holds no imagine-assist wheel" in capsys.readouterr().err
+    assert calls == []
+    assert (
+        main(
+            [
+                *base,
+                "--wheelhouse",
+                str(wheelhouse(tmp_path, False)),
+                "--kube",
+                "--registry",
+                "registry.local:5000",
+            ]
+        )
+        == 0
+    )
+    assert calls[0][calls[0].index("--registry") + 1] == "registry.local:5000"
 
 
 def test_without_a_wheelhouse_the_build_says_it_needs_a_network(tmp_path, capsys):
+    (tmp_path / "m").mkdir()
     argv = [
         "deploy",
         "plankton-separator",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagine_assist.checksums import write_manifest
+from imagine_assist.deploy import check_wheelhouse
 from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import get_spec
 from imagine_assist.functions.render import family_files, rendered_files
@@ -38,8 +39,17 @@ venv="${1:-$HOME/imagine-assist-venv}"
 home="${2:-$HOME/.local/share/imagine-assist}"
 python3 -m venv "$venv"
 "$venv/bin/pip" install --no-index --find-links "$here/wheels" --quiet "imagine-assist%(extras)s"
+if "$venv/bin/pip" show --quiet opencv-python >/dev/null 2>&1; then
+  # ultralytics pulls OpenCV's GUI build, which needs libGL and X libraries a headless
+  # laptop lacks; both write cv2/, so keep exactly one: the headless build
+  "$venv/bin/pip" uninstall --quiet -y opencv-python opencv-python-headless
+  "$venv/bin/pip" install --no-index --find-links "$here/wheels" --no-deps --quiet \
+    "opencv-python-headless<5"
+fi
 mkdir -p "$home/models"
-cp -r "$here/models/." "$home/models/"
+if [ -d "$here/models" ]; then  # none for a bundle of functions without models (reid)
+  cp -r "$here/models/." "$home/models/"
+fi
 if [ -d "$here/families" ]; then
   mkdir -p "$home/families" && cp -r "$here/families/." "$home/families/"
 fi
@@ -166,6 +176,11 @@ def build_bundle(
                 "folder and run again, or give a new one"
             )
         raise UserError(f"{out} is not empty; give a new folder for the bundle")
+    compose = (REPO / "compose").resolve()
+    if out.resolve().is_relative_to(compose):  # copied into itself, round and round
+        raise UserError(f"{out} is inside {compose}, which the bundle copies: give another --out")
+    if wheelhouse is not None:  # checked before anything is written: found at sea, too late
+        check_wheelhouse(wheelhouse)
     specs = [get_spec(function_id) for function_id in function_ids]
     extras = [
         name for name, wanted in (("train", with_training), ("review", with_review)) if wanted

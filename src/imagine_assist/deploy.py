@@ -105,7 +105,11 @@ class DeployPlan:
     notes: list[str]
 
 
-def check_wheelhouse(wheelhouse: Path, gpu: bool) -> list[Path]:
+def check_wheelhouse(wheelhouse: Path, gpu: bool = False, python: str | None = None) -> list[Path]:
+    """The wheels of a folder that can install imagine-assist with no network: ours and
+    onnxruntime there (onnxruntime-gpu for `gpu`), and every CPython wheel built for
+    `python` ("3.12"; None: not checked). An offline build finds a wrong one only when pip
+    runs in the image, or at sea."""
     if not wheelhouse.is_dir():
         raise UserError(f"no wheelhouse folder at {wheelhouse}")
     wheels = sorted(wheelhouse.glob("*.whl"))
@@ -118,7 +122,30 @@ def check_wheelhouse(wheelhouse: Path, gpu: bool) -> list[Path]:
             "wheels/ folder of `imagine-assist bundle --out DIR` (docs/vessel.md), with "
             "onnxruntime-gpu added by `pip download -d DIR/wheels onnxruntime-gpu` for --gpu"
         )
+    if python is not None:
+        tag = "cp" + python.replace(".", "")
+        other = [w.name for w in wheels if not _installs_on(w.name, tag)]
+        if other:
+            raise UserError(
+                f"{len(other)} wheels of {wheelhouse} are built for another Python than the "
+                f"image's {python} ({other[0]} first): make the wheelhouse with "
+                f"`imagine-assist bundle --python {python}`"
+            )
     return wheels
+
+
+def _installs_on(wheel: str, cpython: str) -> bool:
+    """Whether a wheel's Python tag (name-version[-build]-PY-ABI-PLATFORM.whl) takes this
+    CPython ("cp312"): pure wheels and abi3 ones from an older CPython do."""
+    parts = wheel[: -len(".whl")].split("-")
+    if len(parts) < 5:
+        return True  # not a wheel name we can read: pip will say
+    pythons, abi = parts[-3].split("."), parts[-2]
+    if any(not tag.startswith("cp") for tag in pythons):  # py3, py2.py3
+        return True
+    if abi == "abi3":
+        return any(int(tag[2:] or 0) <= int(cpython[2:]) for tag in pythons)
+    return cpython in pythons
 
 
 def tracker_key(config: dict, folder: Path, kube: bool) -> str:
@@ -156,14 +183,18 @@ def plan_deploy(
     project: str = "cvat",
     kube: KubeSettings | None = None,
     kafka: KafkaSource | None = None,
+    registry: str | None = None,
 ) -> DeployPlan:
+    """The build folder, its function.yaml and the nuctl command. `registry`: where a
+    Kubernetes build pushes its image."""
     config = function_config(spec, gpu, offline=wheelhouse is not None)
     build = config["spec"]["build"]
     notes: list[str] = []
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "wheels").mkdir(exist_ok=True)
     if wheelhouse is not None:
-        for wheel in check_wheelhouse(wheelhouse, gpu):
+        python = str(config["spec"]["runtime"]).partition(":")[2] or None
+        for wheel in check_wheelhouse(wheelhouse, gpu, python):
             shutil.copyfile(wheel, folder / "wheels" / wheel.name)
         if gpu:
             notes.append(
@@ -205,6 +236,6 @@ def plan_deploy(
         "kube" if kube else "local",
     ]
     if kube:
-        command += ["--namespace", "nuclio", "--registry", "<your registry>"]
+        command += ["--namespace", "nuclio", "--registry", registry or "<your registry>"]
         notes.append("copy the promoted models into the claim imagine-assist-models (kubernetes/)")
     return DeployPlan(folder, target, [command], notes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from imagine_assist.errors import UserError
 from imagine_assist.home import Home
 
 
@@ -26,6 +27,9 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
     )
     parser.add_argument("--print-only", action="store_true", help="print the nuctl command")
     parser.add_argument("--kube", action="store_true", help="Nuclio on Kubernetes settings")
+    parser.add_argument(
+        "--registry", help="with --kube: the image registry the build pushes to (nuctl's)"
+    )
     parser.add_argument(
         "--replicas",
         type=int,
@@ -50,6 +54,15 @@ def run(args: argparse.Namespace) -> int:
 
     spec = get_spec(args.function)
     models = Path(args.models) if args.models else Home.resolve().models
+    if not models.is_dir():  # mounted as it is: an empty folder, the wheel's models served
+        raise UserError(
+            f"no models folder at {models}: give the folder the function should serve from "
+            "(--models), or put a model there first (`imagine-assist models list FAMILY`)"
+        )
+    if args.kube and not args.registry and not args.print_only:
+        raise UserError("--kube builds an image and pushes it: give --registry (nuctl's)")
+    if args.registry and not args.kube:
+        raise UserError("--registry goes with --kube")
     folder = Path(args.out or Home.resolve().root / "deploy" / spec.id)
     wheelhouse = Path(args.wheelhouse) if args.wheelhouse else None
     kube = KubeSettings(*args.replicas) if args.kube else None
@@ -60,11 +73,27 @@ def run(args: argparse.Namespace) -> int:
             tuple(filter(None, (args.kafka_topics or "").split(","))),
         )
     plan = plan_deploy(
-        spec, folder, models, args.gpu, wheelhouse, args.base_image, kube=kube, kafka=kafka
+        spec,
+        folder,
+        models,
+        args.gpu,
+        wheelhouse,
+        args.base_image,
+        kube=kube,
+        kafka=kafka,
+        registry=args.registry,
     )
     print(f"build folder {plan.folder} ({plan.config.name}, main.py, wheels/)")
     for note in plan.notes:
         print(f"note: {note}")
+    ours = list((plan.folder / "wheels").glob("imagine_assist-*.whl"))
+    if not ours and not args.print_only:
+        # the build would install whatever the index serves under our name, or fail
+        raise UserError(
+            f"{plan.folder / 'wheels'} holds no imagine-assist wheel: `pip wheel --no-deps . "
+            f"-w {plan.folder / 'wheels'}` in a checkout, or give --wheelhouse; then run "
+            "this again"
+        )
     nuctl = shutil.which("nuctl")
     for command in plan.commands:
         if nuctl and not args.print_only:
