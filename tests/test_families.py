@@ -140,6 +140,24 @@ def test_a_value_cvat_would_refuse_names_the_family_file(home):
         get_spec("obsea-detector")
 
 
+@pytest.mark.parametrize(
+    ("function", "fragment"),
+    [
+        ("{kind: detector, id: cam.x-}", "Nuclio's names"),  # a dot, a trailing '-'
+        ("{kind: detector, id: " + "a" * 57 + "}", "at most 56"),  # nuclio-<id> over 63
+        ("{kind: detector, timeout_s: 0}", "1 or more"),
+        ("{kind: detector, max_body_mib: 0}", "1 or more"),
+    ],
+)
+def test_a_function_nuclio_would_refuse_names_the_family_file(home, function, fragment):
+    """These rendered and deployed: `eventTimeout: 0s`, an image tag ending in `x.:0.1.0`."""
+    (home / "families" / "obsea.yaml").write_text(
+        f"name: obsea\nlabels: [a]\nfunctions: [{function}]\n"
+    )
+    with pytest.raises(UserError, match=f"obsea.yaml: .*{fragment}"):
+        get_spec(next(iter(get_family("obsea").functions)).id)
+
+
 def test_a_user_family_cannot_take_a_built_in_name(home):
     (home / "families" / "fish.yaml").write_text("name: fish\nlabels: [fish]\n")
     assert get_family("fish").builtin
@@ -284,6 +302,7 @@ def test_an_offline_bundle_carries_a_user_family(home, tmp_path, capsys):
     wheels = tmp_path / "wheelhouse"
     wheels.mkdir()
     (wheels / "imagine_assist-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
+    (wheels / "onnxruntime-1.20.0-cp311-cp311-manylinux_x86_64.whl").write_bytes(b"wheel")
     out = tmp_path / "bundle"
     argv = ["bundle", "--out", str(out), "--wheelhouse", str(wheels)]
     assert main([*argv, "--functions", "obsea-detector"]) == 0, capsys.readouterr().err

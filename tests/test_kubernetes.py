@@ -103,6 +103,7 @@ def test_a_kafka_trigger_needs_brokers_and_topics(tmp_path, capsys, brokers, top
 
 def tracker_config(tmp_path, *extra):
     out = tmp_path / "tracker-build"
+    (tmp_path / "m").mkdir(exist_ok=True)
     argv = ["deploy", "burrow-tracker", "--out", str(out), "--models", str(tmp_path / "m")]
     assert main([*argv, "--print-only", *extra]) == 0
     return yaml.safe_load((out / "function.yaml").read_text())["spec"]["env"], out

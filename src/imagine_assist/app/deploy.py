@@ -54,11 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     spec = get_spec(args.function)
     models = Path(args.models) if args.models else Home.resolve().models
-    if not models.is_dir():  # mounted as it is: an empty folder, the wheel's models served
-        raise UserError(
-            f"no models folder at {models}: give the folder the function should serve from "
-            "(--models), or put a model there first (`imagine-assist models list FAMILY`)"
-        )
+    missing_models = not args.kube and not models.is_dir()
     if args.kube and not args.registry and not args.print_only:
         raise UserError("--kube builds an image and pushes it: give --registry (nuctl's)")
     if args.registry and not args.kube:
@@ -84,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
         registry=args.registry,
     )
     print(f"build folder {plan.folder} ({plan.config.name}, main.py, wheels/)")
+    if missing_models:  # mounted as it is: an empty folder, so the defaults serve
+        plan.notes.append(
+            f"no models folder at {models}: the function serves the default models in its "
+            "wheel until the family's models are there (`--models` names another folder)"
+        )
     for note in plan.notes:
         print(f"note: {note}")
     ours = list((plan.folder / "wheels").glob("imagine_assist-*.whl"))

@@ -31,7 +31,10 @@ THRESHOLD_MEANINGS = {
 P_MULTIPLE_MEANING = "the P(multiple) at or above which a vignette is cut into organisms"
 THRESHOLD_RANGE = (0.0, 1.0)
 LABEL_TYPES = ("rectangle", "polygon", "mask", "polyline", "points", "ellipse", "tag", "any")
-_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]*$")  # a CVAT function id and a DNS-safe name
+# A CVAT function id and a Nuclio function name: a DNS-1123 label (no dots, which Nuclio
+# refuses, and ending in a letter or digit) short enough that Kubernetes' service name
+# `nuclio-<id>` stays within 63 characters.
+_ID_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,54}[a-z0-9])?$")
 MIB = 1024 * 1024
 # No function can say anything about a frame smaller than this on a side: a model's letterbox
 # would blow up a few pixels into invented objects (a 1x1 frame got a litter "can" at 0.95).
@@ -93,8 +96,11 @@ class FunctionSpec:
     def __post_init__(self) -> None:
         if not _ID_PATTERN.match(self.id):
             raise ValueError(
-                f"function id {self.id!r} must be lower-case letters, digits, '-' or '.'"
+                f"function id {self.id!r} must be at most 56 lower-case letters, digits and "
+                "'-', starting and ending with a letter or digit (Nuclio's names)"
             )
+        if self.event_timeout_s < 1 or self.max_body_bytes < 1:
+            raise ValueError(f"{self.id}: timeout_s and max_body_mib must be 1 or more")
         if self.kind not in FUNCTION_KINDS:
             raise ValueError(f"{self.id}: kind {self.kind!r} is not one of {FUNCTION_KINDS}")
         names = [label.name for label in self.labels]
