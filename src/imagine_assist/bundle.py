@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagine_assist.checksums import write_manifest
-from imagine_assist.deploy import check_wheelhouse
 from imagine_assist.errors import UserError
 from imagine_assist.functions.catalog import get_spec
 from imagine_assist.functions.render import family_files, rendered_files
 from imagine_assist.models.store import resolve_model
+from imagine_assist.wheelhouse import check_wheelhouse
 
 REPO = Path(__file__).resolve().parents[2]
 # OpenCV 5 breaks FiftyOne and is untested here; the development stack runs 4.x headless.
