@@ -71,6 +71,17 @@ def test_a_polygon_is_an_organism_and_a_tag_is_read(tmp_path):
         ),
         ('width="40" height="30"', '<mask label="o" rle="5, x" left="0" top="0" '
          'width="4" height="4"/>', "cannot be read"),
+        # decoded before it was checked: 1.7 GB, or a traceback
+        ('width="40" height="30"', '<mask label="o" rle="1500000000, 1" left="0" top="0" '
+         'width="4" height="4"/>', "runs cover 1500000001 pixels, not its 4x4 box"),
+        ('width="40" height="30"', '<mask label="o" rle="1e30" left="0" top="0" '
+         'width="4" height="4"/>', "not whole numbers"),
+        ('width="40" height="30"', '<mask label="o" rle="7.9, 8.1" left="0" top="0" '
+         'width="4" height="4"/>', "not whole numbers"),  # truncated and accepted
+        ('width="40" height="30"', '<polygon label="o" points="nan,1;5,5;9,9"/>', "not numbers"),
+        ('width="40" height="30"', '<polygon label="o" points="1,1;5,5"/>', "at least 3"),
+        ('width="40" height="30"', '<polygon label="o" points="-1e12,0;1e12,0;0,1e12"/>',
+         "within reach"),
     ],
 )  # fmt: skip
 def test_a_tampered_export_is_refused_before_masks_are_drawn(tmp_path, image, shapes, says):
@@ -84,6 +95,20 @@ def test_a_tampered_export_is_refused_before_masks_are_drawn(tmp_path, image, sh
     )
     with pytest.raises(UserError, match=says):
         list(read_cvat_organisms(xml, xml))
+
+
+def test_a_mask_a_row_past_its_image_is_cut_to_it(tmp_path):
+    """CVAT keeps such masks (cvat-ai/cvat#9316): one refused the whole export."""
+    xml = tmp_path / "annotations.xml"
+    xml.write_text(
+        '<annotations><image id="0" name="v.png" width="6" height="4">'
+        '<mask label="o" rle="4, 8" left="2" top="1" width="4" height="3"/></image></annotations>'
+    )  # a 4x3 box from row 1: its first row background, rows 2 and 3 filled
+    (vignette,) = read_cvat_organisms(xml, xml)
+    assert vignette.organisms[0].xyxy == (2, 2, 5, 3) and vignette.organisms[0].area == 8
+    xml.write_text(xml.read_text().replace('top="1"', 'top="2"'))  # rows 2-4 of 4
+    (vignette,) = read_cvat_organisms(xml, xml)
+    assert vignette.organisms[0].xyxy == (2, 3, 5, 3) and vignette.organisms[0].area == 4
 
 
 @pytest.fixture(scope="module")

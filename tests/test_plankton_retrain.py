@@ -99,12 +99,52 @@ def test_a_fixed_validation_export_never_trains_and_a_later_export_wins(tmp_path
 def test_a_validation_vignette_nobody_drew_on_still_never_trains(tmp_path, home):
     samples = list(generate_plankton(8, seed=47, max_size=300))
     untouched = dataclasses.replace(samples[0], objects=[])
-    val = mask_export(tmp_path / "val.zip", [untouched])
+    val = mask_export(tmp_path / "val.zip", [untouched, samples[1]])
     train = mask_export(tmp_path / "train.zip", samples)
     counts, held_out, _, _ = build_dataset(
         [train], [val], tmp_path / "ds", SeparatorRetrainRecipe(), tmp_path / "w", Home.resolve()
     )
-    assert counts["train"] + counts["val"] == 7 and counts["test"] == 0 == len(held_out.images)
+    assert counts["train"] + counts["val"] == 6 and counts["test"] == 1 == len(held_out.images)
+
+
+def test_a_validation_export_without_masks_is_refused_before_training(tmp_path, home):
+    """Found only after a 7-minute training, which then stored a version nobody could
+    judge; the same export given with --from was refused at once."""
+    samples = list(generate_plankton(6, seed=49, max_size=300))
+    boxes = write_cvat_export(tmp_path / "val-boxes.zip", samples[:2], PLANKTON_LABELS)
+    train = mask_export(tmp_path / "train.zip", samples)
+    with pytest.raises(UserError, match="val-boxes.zip hold no vignette with an organism drawn"):
+        build_dataset(
+            [train],
+            [boxes],
+            tmp_path / "ds",
+            SeparatorRetrainRecipe(),
+            tmp_path / "w",
+            Home.resolve(),
+        )
+
+
+def test_a_vignette_the_function_refuses_neither_trains_nor_is_gated(tmp_path, home):
+    """A 6x6 or 40x3 vignette stopped ultralytics with a traceback, and counted in the gate
+    though `evaluate` and the served function leave it out."""
+    from imagine_assist.samples.base import SampleObject
+
+    samples = list(generate_plankton(6, seed=50, max_size=300))
+    strip_mask = np.zeros((3, 40), bool)
+    strip_mask[1, 5:30] = True
+    image = np.full((3, 40, 3), 230, np.uint8)
+    image[strip_mask] = 40
+    strip = dataclasses.replace(
+        samples[0],
+        name="strip.png",
+        image=image,
+        objects=[SampleObject(PLANKTON_LABELS[0], (5, 1, 30, 2), strip_mask)],
+    )
+    tiny = mask_export(tmp_path / "tiny.zip", [*samples, strip])
+    counts, _, _, _ = build_dataset(
+        [tiny], [], tmp_path / "ds", SeparatorRetrainRecipe(), tmp_path / "w", Home.resolve()
+    )
+    assert counts["train"] + counts["val"] + counts["test"] == 6
 
 
 def test_a_work_folder_holding_other_things_is_refused_not_emptied(tmp_path, home):

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from imagine_assist.checksums import file_sha256
 from imagine_assist.errors import BadRequest, ModelNotFound, UserError
 from imagine_assist.families import get_family
+from imagine_assist.functions.catalog import get_spec
 from imagine_assist.home import Home
 from imagine_assist.images import read_image
 from imagine_assist.models.registry import Registry
@@ -126,6 +127,8 @@ def build_dataset(
     left_out: list[str] = []
     fixed: set[str] = set()
     lineage: dict[str, list] = {"exports": [], "validation_exports": []}
+    separator = get_spec("plankton-separator")
+    drawn_for_validation = 0
     for export, is_fixed in [(p, True) for p in val_exports] + [(p, False) for p in exports]:
         with unpacked(export, work_dir / "exports") as info:
             _check_format(export, info.format)
@@ -147,10 +150,14 @@ def build_dataset(
                     continue
                 try:
                     image = read_drawn_image(path, vignette)
+                    # what the served function refuses (a 6x6 or 40x3 vignette) neither
+                    # trains (ultralytics stopped on it) nor counts in the gate
+                    separator.check_image_size(image.shape[1], image.shape[0], vignette.name)
                 except BadRequest as error:
                     log.warning("left out: %s", error)
                     left_out.append(vignette.name)
                     continue
+                drawn_for_validation += is_fixed
                 split = (
                     "test"
                     if is_fixed
@@ -173,6 +180,12 @@ def build_dataset(
                     held_out[digest] = (target, [BoxMask.around(m) for m in masks if m.any()])
                 elif split == "train" and len(calibration) < recipe.calibration_images:
                     calibration.append(_at_size(cut, recipe.imgsz))
+    if val_exports and not drawn_for_validation:  # found after the training, before
+        raise UserError(
+            f"the --val export{'s' if len(val_exports) > 1 else ''} "
+            f"{', '.join(p.name for p in val_exports)} hold no vignette with an organism drawn "
+            "as a mask or polygon: export the corrected task with its masks"
+        )
     for index in range(recipe.synthetic_replay):
         sample = plankton_sample(recipe.replay_seed, index, fractions=(1.0, 0.0, 0.0))
         write_separator_sample(sample, out)
