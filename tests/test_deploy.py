@@ -81,7 +81,7 @@ def test_a_wheelhouse_without_the_package_is_refused(tmp_path, capsys):
         (folder / name).write_bytes(b"wheel")
     (folder / "onnxruntime_gpu-1.23.0-cp311-cp311-manylinux_x86_64.whl").write_bytes(b"wheel")
     assert main([*argv, "--gpu", "--print-only"]) == 2
-    assert "built for another Python than the image's 3.12" in capsys.readouterr().err
+    assert "built for another Python than 3.12" in capsys.readouterr().err
 
 
 def test_deploy_refuses_what_would_fail_or_serve_the_wrong_thing(tmp_path, capsys, monkeypatch):

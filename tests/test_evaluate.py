@@ -213,15 +213,23 @@ def test_labelled_boxes_outside_the_image_are_cut_to_it_or_left_out_by_name(tmp_
 def test_a_threshold_under_the_prediction_floor_is_scored_on_what_it_would_send(tmp_path):
     source = write_case(tmp_path / "case")
     CASE["e"] = (210, [(10, 10, 30, 30)], [((10, 10, 30, 30), 0.0007)])
+    CASE["f"] = (240, [(50, 50, 70, 70)], [((50, 50, 70, 70), 0.0)])
     try:
-        Image.fromarray(np.full((SIZE, SIZE, 3), 210, np.uint8)).save(source / "images/e.png")
-        (source / "labels/e.txt").write_text("0 0.2 0.2 0.2 0.2\n")
-        facts = evaluate_function(
+        for name, level, line in (("e", 210, "0.2 0.2"), ("f", 240, "0.6 0.6")):
+            Image.fromarray(np.full((SIZE, SIZE, 3), level, np.uint8)).save(
+                source / f"images/{name}.png"
+            )
+            (source / f"labels/{name}.txt").write_text(f"0 {line} 0.2 0.2\n")
+        low = evaluate_function(
             source, stub_function(), tmp_path / "o", tmp_path / "w", threshold=0.0005
         ).facts
+        zero = evaluate_function(
+            source, stub_function(), tmp_path / "o0", tmp_path / "w", threshold=0.0
+        ).facts
     finally:
-        del CASE["e"]
-    assert facts["tp"] == 3  # the 0.0007 box is sent at 0.0005
+        del CASE["e"], CASE["f"]
+    assert low["tp"] == 3  # the 0.0007 box is sent at 0.0005, the one scored 0 is not
+    assert zero["tp"] == 4  # at 0, every box is sent: 0 was read as no threshold
 
 
 @pytest.mark.slow  # three evaluations: the full tier

@@ -76,6 +76,11 @@ def test_a_polygon_is_an_organism_and_a_tag_is_read(tmp_path):
          'width="4" height="4"/>', "runs cover 1500000001 pixels, not its 4x4 box"),
         ('width="40" height="30"', '<mask label="o" rle="1e30" left="0" top="0" '
          'width="4" height="4"/>', "not whole numbers"),
+        # runs that wrap round to the box's 16 pixels in int64: a crash of the process
+        ('width="40" height="30"', '<mask label="o" rle="' + ",".join([str(2**62)] * 4)
+         + ',16" left="0" top="0" width="4" height="4"/>', "larger than the box"),
+        ('width="40" height="30"', '<mask label="o" rle="9223372036854775808, 1" left="0" '
+         'top="0" width="4" height="4"/>', "larger than the box"),
         ('width="40" height="30"', '<mask label="o" rle="7.9, 8.1" left="0" top="0" '
          'width="4" height="4"/>', "not whole numbers"),  # truncated and accepted
         ('width="40" height="30"', '<polygon label="o" points="nan,1;5,5;9,9"/>', "not numbers"),

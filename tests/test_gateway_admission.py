@@ -523,3 +523,44 @@ def test_a_client_that_stops_reading_its_answer_loses_the_connection(monkeypatch
             wait_until(lambda: requests.get(f"{url}/api/healthz").status_code == 200, 5.0)
         finally:
             stuck.close()
+
+
+@pytest.mark.slow  # 12 MB read slowly: seconds
+def test_a_client_reading_its_answer_slowly_keeps_the_connection(monkeypatch):
+    """The send deadline is for a client that takes nothing: one reading a large answer at
+    a few hundred KB/s was dropped halfway once the deadline passed."""
+    big = [
+        {"label": "burrow", "points": [1.5] * 4, "type": "rectangle"}
+    ] * 180_000  # ~12 MB: more than the kernel buffers take
+    monkeypatch.setattr(gateway_module, "answer", lambda function, body: big)
+    limits = ConnectionLimits(send_timeout_s=1.0)
+    with background_server(stand_in_gateway(), limits=limits) as url:
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        slow.connect(("127.0.0.1", port_of(url)))
+        try:
+            body = json.dumps({"image": FRAME}).encode()
+            slow.sendall(post_head(length=len(body)) + body)
+            received, started, length = b"", time.monotonic(), None
+            while time.monotonic() - started < 60:
+                chunk = slow.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+                head, _, payload = received.partition(b"\r\n\r\n")
+                if length is None and _:
+                    lines = head.decode().lower().split("\r\n")
+                    length = int(
+                        next(
+                            v
+                            for k, _, v in (x.partition(": ") for x in lines)
+                            if k == "content-length"
+                        )
+                    )
+                if length is not None and len(payload) >= length:
+                    break
+                time.sleep(0.02)  # about 1.5 MB/s: 12 MB take several send deadlines
+        finally:
+            slow.close()
+    head, _, payload = received.partition(b"\r\n\r\n")
+    assert b"200" in head.split(b"\r\n")[0] and len(json.loads(payload)) == len(big)

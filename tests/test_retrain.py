@@ -354,6 +354,22 @@ def test_coco_and_yolo_exports_import_with_the_same_boxes(export, tmp_path, layo
     assert set(dataset.distinct("ground_truth.detections.label")) == set(FISH_LABELS)
 
 
+def test_a_yolo_export_whose_data_yaml_names_its_folders_elsewhere_is_read(tmp_path):
+    """`path: sub` and `train: images`, as Ultralytics reads them: only folders under the
+    export's own images/ were read, and such an export loaded nothing."""
+    from PIL import Image
+
+    archive = tmp_path / "sub.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("data.yaml", "path: sub\ntrain: images\nnames: [fish]\n")
+        for index in range(3):
+            Image.new("RGB", (64, 48), (90, 90, 90)).save(tmp_path / "a.png")
+            zipped.write(tmp_path / "a.png", f"sub/images/a{index}.png")
+            zipped.writestr(f"sub/labels/a{index}.txt", "0 0.5 0.5 0.2 0.2\n")
+    dataset = load_export(unpack(archive, tmp_path / "work"), name="yaml-folders")
+    assert len(dataset) == 3 and dataset.count("ground_truth.detections") == 3
+
+
 def test_a_video_export_without_frames_gets_advice(tmp_path):
     archive = tmp_path / "video.zip"
     with zipfile.ZipFile(archive, "w") as zipped:

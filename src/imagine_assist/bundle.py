@@ -180,7 +180,7 @@ def build_bundle(
     if out.resolve().is_relative_to(compose):  # copied into itself, round and round
         raise UserError(f"{out} is inside {compose}, which the bundle copies: give another --out")
     if wheelhouse is not None:  # checked before anything is written: found at sea, too late
-        check_wheelhouse(wheelhouse)
+        check_wheelhouse(wheelhouse, python=python)
     specs = [get_spec(function_id) for function_id in function_ids]
     extras = [
         name for name, wanted in (("train", with_training), ("review", with_review)) if wanted

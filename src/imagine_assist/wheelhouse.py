@@ -32,9 +32,10 @@ def check_wheelhouse(wheelhouse: Path, gpu: bool = False, python: str | None = N
         other = [w.name for w in wheels if not _installs_on(w.name, tag)]
         if other:
             raise UserError(
-                f"{len(other)} wheels of {wheelhouse} are built for another Python than the "
-                f"image's {python} ({other[0]} first): make the wheelhouse with "
-                f"`imagine-assist bundle --python {python}`"
+                f"{len(other)} wheels of {wheelhouse} are built for another Python than "
+                f"{python}, the one they must install into ({other[0]} first): make the "
+                f"wheelhouse for {python} (`imagine-assist bundle --python {python}`), or "
+                "give the Python it was made for"
             )
     return wheels
 

@@ -85,6 +85,9 @@ def from_nuclio_mask(values: list[int], width: int, height: int) -> np.ndarray:
     return mask
 
 
+MAX_JOINED_PARTS = 32  # parts of one mask outlined in its polygon, the largest first
+
+
 def _joined(rings: list[np.ndarray]) -> np.ndarray:
     """Rings (the largest first) as one: each next ring, the one nearest to what is joined
     so far, goes in at its closest point, out and back along the same bridge."""
@@ -118,7 +121,9 @@ def mask_to_polygon(mask: Mask, tolerance: float = 1.0) -> list[float]:
         local.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x, y)
     )
     rings = []
-    for contour in sorted(contours, key=cv2.contourArea, reverse=True):
+    # the largest parts only: joining costs the square of the points joined for every part,
+    # and a mask of hundreds of specks took seconds a shape (the specks are a few pixels)
+    for contour in sorted(contours, key=cv2.contourArea, reverse=True)[:MAX_JOINED_PARTS]:
         if tolerance > 0:
             contour = cv2.approxPolyDP(contour, tolerance, True)
         points = contour.reshape(-1, 2).astype(np.float64)

@@ -314,35 +314,40 @@ def _one_blob_each(labelled: np.ndarray, inside: np.ndarray, next_label: int) ->
     whole box, which can reach a blob that does not touch the organism it found (another
     organism in the box's corner): those pixels go to the organism whose main blob that is,
     or, where no organism has its main part there, become an organism of their own. Parts
-    closer than BLOB_GAP (a leg the threshold cut off) are one blob."""
+    closer than BLOB_GAP (a leg the threshold cut off) are one blob.
+
+    One pass over the foreground's (organism, blob) pairs, counted sparsely: thousands of
+    specks must not cost a frame-sized pass each, nor an organisms-by-blobs table."""
     gap = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (BLOB_GAP + 1, BLOB_GAP + 1))
     count, blobs = cv2.connectedComponents(cv2.dilate(inside.astype(np.uint8), gap), None, 8)
     if count <= 2:  # background and one blob
         return labelled
-    blobs[~inside] = 0
-    labels = int(labelled.max()) + 1
-    pixels = np.bincount(
-        labelled.ravel().astype(np.int64) * count + blobs.ravel(), minlength=labels * count
-    ).reshape(labels, count)
-    pixels[0], pixels[:, 0] = 0, 0
-    home = pixels.argmax(1)  # each organism's main blob
-    present = np.flatnonzero(pixels.any(1))
-    stray = [(label, blob) for label in present for blob in np.flatnonzero(pixels[label])]
-    stray = [(label, blob) for label, blob in stray if blob != home[label]]
-    if not stray:
+    where = (labelled > 0) & inside
+    pairs, inverse, pixels = np.unique(
+        labelled[where].astype(np.int64) * count + blobs[where],
+        return_inverse=True,
+        return_counts=True,
+    )
+    label, blob = pairs // count, pairs % count
+    # each organism's main blob: its pair with the most pixels (sorted by label, then most)
+    order = np.lexsort((-pixels, label))
+    main = np.zeros(len(pairs), bool)
+    main[order[np.r_[True, label[order][1:] != label[order][:-1]]]] = True
+    if main.all():
         return labelled
-    relabel = {}  # (organism, blob) -> its new organism
-    for label, blob in stray:
-        owners = [other for other in present if home[other] == blob]
-        if owners:  # the organism with most pixels there
-            relabel[(label, blob)] = max(owners, key=lambda other: pixels[other, blob])
-        else:  # every stray part in an unowned blob: one organism
-            relabel[(label, blob)] = next(
-                (new for (_, b), new in relabel.items() if b == blob and new >= next_label),
-                next_label + len({b for (_, b), n in relabel.items() if n >= next_label}),
-            )
-    for (label, blob), new in relabel.items():
-        labelled[(labelled == label) & (blobs == blob)] = new
+    # each blob's owner: of the organisms whose main blob it is, the one with most pixels
+    owner = {}
+    for index in np.flatnonzero(main)[np.argsort(pixels[main], kind="stable")]:
+        owner[int(blob[index])] = int(label[index])  # the largest comes last and stays
+    new_label = label.copy()
+    unowned: dict[int, int] = {}  # blob -> the organism its stray parts become
+    for index in np.flatnonzero(~main):
+        where_to = owner.get(int(blob[index]))
+        if where_to is None:
+            where_to = unowned.setdefault(int(blob[index]), next_label + len(unowned))
+        new_label[index] = where_to
+    labelled = labelled.copy()
+    labelled[where] = new_label[inverse.ravel()]
     return labelled
 
 

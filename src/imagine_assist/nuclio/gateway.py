@@ -437,8 +437,11 @@ def create_app(gateway: Gateway, load_on_start: bool = True) -> Starlette:
             for host in gateway.hosts.values():
                 host.load_in_background()
         loop = asyncio.get_running_loop()
-        try:  # SIGHUP reloads every function, as `kill -HUP` users expect
-            loop.add_signal_handler(signal.SIGHUP, gateway.reload_all)
+        try:  # SIGHUP reloads every function, as `kill -HUP` users expect; off the loop:
+            # reading the family files (and a model's labels) must not stop the answers
+            loop.add_signal_handler(
+                signal.SIGHUP, lambda: loop.run_in_executor(None, gateway.reload_all)
+            )
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread (tests) or not a POSIX platform
         watch = None

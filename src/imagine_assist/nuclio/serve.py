@@ -69,6 +69,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
             self.header_timer: asyncio.TimerHandle | None = None
             self.unread_timer: asyncio.TimerHandle | None = None
             self.send_timer: asyncio.TimerHandle | None = None
+            self.unsent = 0  # bytes of the answer not yet taken, when last looked at
             self.refused = False
             self.head_seen, self.head_tail = 0, b""  # bytes of the head so far, its last 3
             held[self.peer] += 1
@@ -104,6 +105,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
         def pause_writing(self) -> None:
             super().pause_writing()
             if self.send_timer is None:
+                self.unsent = self.transport.get_write_buffer_size()
                 self.send_timer = self.loop.call_later(limits.send_timeout_s, self.reader_gone)
 
         def resume_writing(self) -> None:
@@ -113,7 +115,15 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
                 self.send_timer = None
 
         def reader_gone(self) -> None:
+            """Still paused after the timeout: a client that took some of the answer
+            meanwhile is reading (slowly) and gets another timeout; one that took none is
+            dropped."""
             self.send_timer = None
+            left = self.transport.get_write_buffer_size()
+            if left < self.unsent:
+                self.unsent = left
+                self.send_timer = self.loop.call_later(limits.send_timeout_s, self.reader_gone)
+                return
             log.info(
                 "closed a connection from %s: it read none of its answer for %g s",
                 self.peer,

@@ -233,7 +233,8 @@ def predict(
         try:
             image = read_image(filepath)
             # a threshold under the floor is scored on what it would send
-            detections = function.detect(image, min(PREDICTION_FLOOR, threshold or 1.0))
+            floor = PREDICTION_FLOOR if threshold is None else min(PREDICTION_FLOOR, threshold)
+            detections = function.detect(image, floor)
         except BadRequest as error:
             # as predict, next and separate do: one file does not end a long evaluation
             name, message = readable_name(filepath), str(error)

@@ -1091,7 +1091,25 @@ def _load_yolo(fo, root: Path, common: dict):
     config = read_yaml(root / "data.yaml", root) or {}
     names = config.get("names") if isinstance(config, dict) else None
     images = root / "images"
-    folders = sorted(p for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
+    folders = sorted(p.resolve() for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
+    # and the image folders data.yaml names elsewhere (`path: sub`, `train: sub/images`),
+    # as Ultralytics reads them; image lists (.txt) name images in these folders
+    base = root / str(config.get("path") or ".") if isinstance(config, dict) else root
+    for key in YOLO_SPLITS if isinstance(config, dict) else ():
+        value = config.get(key)
+        for entry in (
+            [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        ):
+            where = (base / str(entry)).resolve()
+            if (
+                where.is_dir()
+                and _inside(root, where)
+                and not any(
+                    f == where or f.is_relative_to(where) or where.is_relative_to(f)
+                    for f in folders
+                )
+            ):
+                folders.append(where)
     if isinstance(names, list | dict):
         check_yolo_labels(folders, yolo_class_ids(names), root)
     dataset = fo.Dataset(common["name"])

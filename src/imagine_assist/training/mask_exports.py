@@ -54,16 +54,20 @@ def _rle_mask(shape: ET.Element, width: int, height: int) -> BoxMask:
     if box_width * box_height > (width + 2) * (height + 2):
         raise ValueError(f"its box {box_width}x{box_height} is larger than the image")
     try:
-        runs = np.array([int(run) for run in shape.get("rle", "").split(",") if run.strip()])
+        runs = [int(run) for run in shape.get("rle", "").split(",") if run.strip()]
     except ValueError:
         raise ValueError("its runs are not whole numbers") from None
-    if len(runs) == 0 or (runs < 0).any() or int(runs.sum()) != box_width * box_height:
+    area = box_width * box_height
+    # Python's integers, checked one by one: runs of 2**62 summed in int64 wrap round to
+    # the box's area, and numpy then crashed the process
+    if not runs or any(not 0 <= run <= area for run in runs) or sum(runs) != area:
+        covered = sum(runs) if runs else 0
         raise ValueError(
-            f"its runs cover {int(runs.sum()) if len(runs) else 0} pixels, not its "
-            f"{box_width}x{box_height} box (or one is negative)"
+            f"its runs cover {covered} pixels, not its {box_width}x{box_height} box (or one "
+            "is negative or larger than the box)"
         )
     filled = np.arange(len(runs)) % 2 == 1  # background first
-    crop = np.repeat(filled, runs).reshape(box_height, box_width)
+    crop = np.repeat(filled, np.array(runs, np.int64)).reshape(box_height, box_width)
     x1, y1 = max(left, 0), max(top, 0)
     x2, y2 = min(left + box_width, width), min(top + box_height, height)
     if x2 <= x1 or y2 <= y1:
