@@ -504,6 +504,16 @@ def test_a_body_dribbled_after_an_early_answer_does_not_hold_the_connection(head
     assert closed and time.monotonic() - answered < 2.5
 
 
+def invoked_with_a_small_window(url: str, window: int) -> socket.socket:
+    """A connection with a receive buffer of `window` bytes that has sent one invocation."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, window)
+    sock.connect(("127.0.0.1", port_of(url)))
+    body = json.dumps({"image": FRAME}).encode()
+    sock.sendall(post_head(length=len(body)) + body)
+    return sock
+
+
 def test_a_client_that_stops_reading_its_answer_loses_the_connection(monkeypatch):
     """Eight clients that never read an 8 MB answer held their connections, answers and
     tasks for good; behind a proxy, one address is every client."""
@@ -511,12 +521,8 @@ def test_a_client_that_stops_reading_its_answer_loses_the_connection(monkeypatch
     monkeypatch.setattr(gateway_module, "answer", lambda function, body: big)
     limits = ConnectionLimits(per_client=1, send_timeout_s=1.0)
     with background_server(stand_in_gateway(), limits=limits) as url:
-        stuck = socket.socket()
-        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stuck.connect(("127.0.0.1", port_of(url)))
+        stuck = invoked_with_a_small_window(url, 4096)  # and never reads
         try:
-            body = json.dumps({"image": FRAME}).encode()
-            stuck.sendall(post_head(length=len(body)) + body)  # and never reads
             time.sleep(0.5)
             refused = requests.get(f"{url}/api/healthz")
             assert refused.status_code == 503  # its one connection is the stuck one
@@ -535,12 +541,8 @@ def test_a_client_reading_its_answer_slowly_keeps_the_connection(monkeypatch):
     monkeypatch.setattr(gateway_module, "answer", lambda function, body: big)
     limits = ConnectionLimits(send_timeout_s=1.0)
     with background_server(stand_in_gateway(), limits=limits) as url:
-        slow = socket.socket()
-        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
-        slow.connect(("127.0.0.1", port_of(url)))
+        slow = invoked_with_a_small_window(url, 32768)
         try:
-            body = json.dumps({"image": FRAME}).encode()
-            slow.sendall(post_head(length=len(body)) + body)
             received, started, length = b"", time.monotonic(), None
             while time.monotonic() - started < 60:
                 chunk = slow.recv(65536)
