@@ -26,6 +26,23 @@ def test_drift_is_detected(tmp_path):
     assert drift(specs, tmp_path) == [str(target)]
 
 
+def test_the_folder_of_a_function_that_is_gone_is_drift(tmp_path):
+    """CVAT's deploy scripts deploy every function.yaml they find: a folder left from a
+    function renamed or removed passed `render --check` and would be deployed."""
+    specs = list(builtin_specs().values())
+    render(specs, tmp_path)
+    (tmp_path / "old-fish-detector").mkdir()
+    (tmp_path / "fish-detector" / "function.yaml").rename(
+        tmp_path / "old-fish-detector" / "function.yaml"
+    )
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "function.yaml").write_text("# a user's own Nuclio function\n")
+    render(specs, tmp_path)  # writes fish-detector again
+    assert drift(specs, tmp_path) == [str(tmp_path / "old-fish-detector" / "function.yaml")]
+    fish = [spec for spec in specs if spec.family == "fish"]
+    assert drift(fish, tmp_path, whole=False) == []  # a folder of several families' functions
+
+
 def test_function_yaml_has_what_cvat_reads():
     for spec in builtin_specs().values():
         for name in ("function.yaml", "function-gpu.yaml"):

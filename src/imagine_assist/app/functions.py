@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from imagine_assist.app.common import check_output_folder
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers, parents) -> argparse.ArgumentParser:
@@ -38,7 +41,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from imagine_assist.families import get_family
     from imagine_assist.functions.catalog import FUNCTIONS, builtin_specs
-    from imagine_assist.functions.render import drift, render
+    from imagine_assist.functions.render import drift, orphans, render
 
     specs = list((builtin_specs() if args.builtin else FUNCTIONS).values())
     if args.family:
@@ -49,13 +52,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"{spec.id:22} {spec.kind:9} {', '.join(spec.label_names)}")
         return 0
     if args.check:
-        stale = drift(specs, args.out)
+        stale = drift(specs, args.out, whole=not args.family)
         for path in stale:
             print(f"out of date: {path}", file=sys.stderr)
         if stale:
-            print("run `imagine-assist functions render` and commit the result", file=sys.stderr)
+            print(
+                "run `imagine-assist functions render`, remove the folders of functions that "
+                "are gone, and commit the result",
+                file=sys.stderr,
+            )
         return 1 if stale else 0
     check_output_folder(args.out)  # only here: list and --check write nothing
     for path in render(specs, args.out):
         print(path)
+    for path in orphans(specs, args.out) if not args.family else ():
+        log.warning("%s is of no function now: remove %s", path, path.parent)
     return 0

@@ -187,12 +187,26 @@ def render(specs: list[FunctionSpec], out_dir: str | Path) -> list[Path]:
     return written
 
 
-def drift(specs: list[FunctionSpec], out_dir: str | Path) -> list[str]:
-    """Files under `out_dir` that differ from what `render` would write (missing included)."""
+def drift(specs: list[FunctionSpec], out_dir: str | Path, whole: bool = True) -> list[str]:
+    """Files under `out_dir` that differ from what `render` would write (missing included),
+    and, for a `whole` folder (every function of it given), our function folders of no
+    function now: CVAT's deploy scripts deploy every function.yaml they find."""
     stale = []
     for spec in specs:
         for name, content in rendered_files(spec).items():
             path = Path(out_dir) / spec.id / name
             if not path.is_file() or path.read_text() != content:
                 stale.append(str(path))
+    if whole:
+        stale += [str(path) for path in orphans(specs, out_dir)]
     return stale
+
+
+def orphans(specs: list[FunctionSpec], out_dir: str | Path) -> list[Path]:
+    """The function.yaml files `render` wrote under `out_dir` for functions not in `specs`."""
+    ids = {spec.id for spec in specs}
+    found = []
+    for path in sorted(Path(out_dir).glob("*/function.yaml")):
+        if path.parent.name not in ids and path.read_text(errors="replace").startswith(HEADER):
+            found.append(path)
+    return found
