@@ -76,6 +76,20 @@ def test_masks_reach_cvat_exactly_with_polygons_and_a_tag(monkeypatch):
             np.testing.assert_array_equal(from_nuclio_mask(item["mask"], width, height), full)
 
 
+def test_a_blank_vignette_gets_no_tag_in_cvat():
+    """No organism, yet CVAT got a "single" tag with a confidence, where `separate` says
+    "no organism found"; the cvat-cli module did the same."""
+    from types import SimpleNamespace
+
+    from imagine_assist.cvat.sdk_function import sdk_function_for
+
+    function = load_function("plankton-separator")
+    blank = np.full((200, 240, 3), 240, np.uint8)
+    assert answer(function, {"image": png_b64(blank)}) == []
+    context = SimpleNamespace(conf_threshold=None, conv_mask_to_poly=False, frame_name="b.png")
+    assert sdk_function_for(function).detect(context, Image.fromarray(blank)) == []
+
+
 def test_cvats_threshold_is_the_p_multiple_threshold(monkeypatch):
     """CVAT's dialog offers one threshold: for the separator it moves the single/multiple
     call, as `evaluate --threshold` does. It used to change nothing."""

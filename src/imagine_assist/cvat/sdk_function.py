@@ -100,7 +100,8 @@ class SdkSeparatorFunction(SdkDetectionFunction):
         if separation.p_multiple is not None:
             value = f"{separation.p_multiple:.4f}"
             attributes = [models.AttributeValRequest(spec_id=0, value=value)]
-        annotations.append(cvataa.tag(self._label_ids[separation.tag], attributes=attributes))
+        if len(separation.detections):  # a blank vignette: no organism, no call to make
+            annotations.append(cvataa.tag(self._label_ids[separation.tag], attributes=attributes))
         return annotations
 
 

@@ -137,8 +137,13 @@ def answer_separator(function: SeparatorFunction, body: dict) -> list[dict]:
         # else the classifier said multiple and the cut left one organism: no probability
         # speaks for "single", so the tag carries none (P(multiple) stays an attribute)
         tag["attributes"] = [{"name": "p_multiple", "value": f"{p:.4f}"}]
+    # a blank vignette (no organism found) is neither single nor multiple: no tag, as
+    # `separate` says "no organism" for it
     return to_detector_response(
-        separation.detections, function.spec.label_types, (width, height), tags=[tag]
+        separation.detections,
+        function.spec.label_types,
+        (width, height),
+        tags=[tag] if len(separation.detections) else [],
     )
 
 
