@@ -14,8 +14,8 @@ test: setup
 # (pytest-xdist): each pays its own imports (about 8 s) and FiftyOne's database start
 # (about 6 s), and the tests split between them, an idle process taking tests from the busy
 # one's queue (worksteal). On a 2-core host: 53-67 s with 470 tests; 62-72 s with 510,
-# 63 s with 562, and 48 s with 616 (2026-12-02, pytest's own count; the whole make target
-# 76 s with its setup check); 81 s on three processes, 89 s in one (562 tests).
+# 63 s with 562, 48 s with 616, and 56 s with 744 (2026-12-02, pytest's own count; the
+# whole make target 57 s with its setup check); 81 s on three processes, 89 s in one (562).
 test-fast: setup
 	@scripts/offline.sh .venv/bin/python -m pytest -m "not slow" -n 2 --dist worksteal $(PYTEST_ARGS)
 

@@ -210,6 +210,7 @@ def test_labelled_boxes_outside_the_image_are_cut_to_it_or_left_out_by_name(tmp_
     assert "a.png" in caplog.text
 
 
+@pytest.mark.slow  # FiftyOne or a server: the full tier
 def test_a_threshold_under_the_prediction_floor_is_scored_on_what_it_would_send(tmp_path):
     source = write_case(tmp_path / "case")
     CASE["e"] = (210, [(10, 10, 30, 30)], [((10, 10, 30, 30), 0.0007)])

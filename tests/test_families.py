@@ -79,6 +79,7 @@ def test_a_family_file_in_the_home_is_listed_and_served(home):
         assert items and {item["label"] for item in items} <= {"fish"}
 
 
+@pytest.mark.slow  # FiftyOne or a server: the full tier
 def test_a_family_created_while_the_gateway_runs_is_served_from_the_next_sighup(home):
     """`families create` says the family is served by `imagine-assist serve`: a gateway
     already running listed only what existed when it started, SIGHUP or not."""

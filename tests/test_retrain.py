@@ -89,6 +89,7 @@ def test_cvat_box_corners_keep_their_fractions_of_a_pixel(tmp_path):
     assert turned.bounding_box == pytest.approx([33 / 64, 7 / 48, 4 / 64, 10 / 48], abs=1e-9)
 
 
+@pytest.mark.slow  # FiftyOne or a server: the full tier
 def test_polygons_ellipses_and_masks_are_labelled_objects_too(tmp_path, caplog):
     """FiftyOne's importer reads a CVAT for images <box> only: a fish outlined with a
     polygon was not there, and a model's box on it was scored a false positive. Each shape
@@ -354,6 +355,7 @@ def test_coco_and_yolo_exports_import_with_the_same_boxes(export, tmp_path, layo
     assert set(dataset.distinct("ground_truth.detections.label")) == set(FISH_LABELS)
 
 
+@pytest.mark.slow  # FiftyOne or a server: the full tier
 def test_a_yolo_export_whose_data_yaml_names_its_folders_elsewhere_is_read(tmp_path):
     """`path: sub` and `train: images`, as Ultralytics reads them: only folders under the
     export's own images/ were read, and such an export loaded nothing."""
