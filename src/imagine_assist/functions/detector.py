@@ -10,7 +10,7 @@ from imagine_assist.functions.spec import FunctionSpec
 from imagine_assist.images import decode_image_reduced
 from imagine_assist.models.borders import picture_box
 from imagine_assist.models.detector import Detector
-from imagine_assist.models.tiling import detect_tiled
+from imagine_assist.models.tiling import detect_tiled, surest
 
 # Boxes of different labels overlapping more than this are one object named twice (the
 # models' own NMS, within a label, uses the same IoU).
@@ -84,8 +84,8 @@ class DetectorFunction:
             )
         else:
             detections = self.detector(picture, threshold)
-        if len(detections) > MAX_BOXES and detections.confidence is not None:
-            detections = detections[np.argsort(-detections.confidence, kind="stable")[:MAX_BOXES]]
+        if len(detections) > MAX_BOXES:
+            detections = detections[surest(detections, MAX_BOXES)]
         if self.class_agnostic_nms and len(detections) > 1:
             detections = detections.with_nms(threshold=CROSS_LABEL_NMS_IOU, class_agnostic=True)
         if x0 or y0:

@@ -177,6 +177,14 @@ def _parts_joined(
     return joined
 
 
+def surest(detections: sv.Detections, count: int) -> np.ndarray:
+    """The indices of the `count` most confident detections, surest first (ties in their
+    order); all of them, in order, when there are no more or no confidences."""
+    if detections.confidence is None or len(detections) <= count:
+        return np.arange(len(detections))
+    return np.argsort(-detections.confidence, kind="stable")[:count]
+
+
 def detect_tiled(
     image: np.ndarray,
     detect: DetectFn,
@@ -203,7 +211,7 @@ def detect_tiled(
     if not parts:
         return sv.Detections.empty()
     found, clipped = sv.Detections.merge(parts), np.concatenate(flags)
-    if max_boxes is not None and len(found) > max_boxes and found.confidence is not None:
-        kept = np.sort(np.argsort(-found.confidence, kind="stable")[:max_boxes])
+    if max_boxes is not None and len(found) > max_boxes:
+        kept = np.sort(surest(found, max_boxes))  # in the windows' order, as merged
         found, clipped = found[kept], clipped[kept]
     return merge_tiles(found, clipped)

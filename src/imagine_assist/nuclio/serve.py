@@ -97,9 +97,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
                 del held[self.peer]
             self.stop_header_timer()
             self.stop_unread_timer()
-            if self.send_timer is not None:
-                self.send_timer.cancel()
-                self.send_timer = None
+            self.stop_send_timer()
             super().connection_lost(exc)
 
         def pause_writing(self) -> None:
@@ -110,6 +108,9 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
 
         def resume_writing(self) -> None:
             super().resume_writing()
+            self.stop_send_timer()
+
+        def stop_send_timer(self) -> None:
             if self.send_timer is not None:
                 self.send_timer.cancel()
                 self.send_timer = None

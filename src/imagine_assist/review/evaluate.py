@@ -36,6 +36,7 @@ from imagine_assist.errors import BadRequest, UserError
 from imagine_assist.images import read_image, readable_name
 from imagine_assist.models import detection_metrics as metrics
 from imagine_assist.models.detection_metrics import Boxes
+from imagine_assist.models.tiling import surest
 from imagine_assist.review.annotator_time import annotator_time
 from imagine_assist.review.review import AGNOSTIC_LABEL, draw_box
 from imagine_assist.training.exports import (
@@ -49,6 +50,7 @@ from imagine_assist.training.exports import (
     read_yaml,
     relabel,
     unpacked,
+    yaml_split_folders,
     yolo_class_ids,
     yolo_images_of_labels,
     yolo_labels_folder,
@@ -62,7 +64,6 @@ PREDICTION_FLOOR = 0.001
 MAX_PER_IMAGE = 100
 IOU = 0.5
 GALLERY_SIZE = 12
-_SPLIT_KEYS = ("train", "val", "valid", "test")
 
 
 @dataclass
@@ -100,22 +101,11 @@ def load_source(source: str | Path, work_dir: Path, names: list[str], name: str)
 
 
 def _yolo_splits(root: Path) -> tuple[dict, list[Path]]:
-    """data.yaml's content and its image folders, found the ways Ultralytics finds them:
-    under `path`, beside the yaml, or (Roboflow's `../train/images`) inside the folder."""
+    """data.yaml's content and its image folders (`yaml_split_folders`)."""
     config = read_yaml(root / "data.yaml", root) or {}
     if not isinstance(config, dict):
         raise UserError(f"{root / 'data.yaml'}: expected a mapping with names and image folders")
-    base = Path(config.get("path") or root)
-    base = base if base.is_absolute() else root / base
-    folders: list[Path] = []
-    for key in _SPLIT_KEYS:
-        values = config.get(key)
-        for value in [values] if isinstance(values, str) else values or []:
-            candidates = [base / value, root / value, root / str(value).lstrip("./")]
-            found = next((c.resolve() for c in candidates if c.is_dir()), None)
-            if found is not None and found not in folders:
-                folders.append(found)
-    return config, folders
+    return config, yaml_split_folders(root, config)
 
 
 def load_yolo_folder(root: Path, work_dir: Path, names: list[str], name: str):
@@ -245,7 +235,7 @@ def predict(
         sent = 0 if threshold is None else int(np.count_nonzero(detections.confidence >= threshold))
         kept = max(MAX_PER_IMAGE, sent)
         if len(detections) > kept:
-            detections = detections[np.argsort(-detections.confidence, kind="stable")[:kept]]
+            detections = detections[surest(detections, kept)]
         x1, y1, x2, y2 = detections.xyxy.T
         xywh = np.stack([x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height], axis=1)
         names = detections.data.get("class_name", [])

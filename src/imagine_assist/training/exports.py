@@ -503,6 +503,31 @@ def read_yaml(path: Path, where: object) -> object:
     return value
 
 
+def yaml_split_entries(config: dict) -> Iterator[tuple[str, object]]:
+    """Each (split key, entry) a data.yaml names: a key's string, or each item of its list."""
+    for key in YOLO_SPLITS:
+        value = config.get(key)
+        for entry in (
+            [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        ):
+            yield key, entry
+
+
+def yaml_split_folders(root: Path, config: dict) -> list[Path]:
+    """The image folders a data.yaml's splits name, found the ways Ultralytics finds them:
+    under `path`, beside the yaml, or (Roboflow's `../train/images`) inside the folder;
+    resolved, each once. Image lists (.txt) are no folders: they name images in these."""
+    base = Path(str(config.get("path") or root))
+    base = base if base.is_absolute() else root / base
+    folders: list[Path] = []
+    for _, entry in yaml_split_entries(config):
+        candidates = [base / str(entry), root / str(entry), root / str(entry).lstrip("./")]
+        found = next((c.resolve() for c in candidates if c.is_dir()), None)
+        if found is not None and found not in folders:
+            folders.append(found)
+    return folders
+
+
 def _confine_yolo(root: Path, export: Path) -> None:
     """data.yaml's `path` names where the dataset was written (FiftyOne and Ultralytics
     write an absolute one), which in an export is the export itself: a `path` outside it is
@@ -523,23 +548,19 @@ def _confine_yolo(root: Path, export: Path) -> None:
             )
             config["path"] = "."
             data_yaml.write_text(yaml.safe_dump(config, sort_keys=False))
-    for split in YOLO_SPLITS:
-        value = config.get(split)
-        for entry in (
-            [value] if isinstance(value, str) else value if isinstance(value, list) else []
-        ):
-            if not isinstance(entry, str):
-                raise UserError(
-                    f"{export}: data.yaml's {split} names {readable_name(repr(entry)[:80])}, "
-                    "not a folder or a list of images"
-                )
-            where = base / entry
-            if not _inside(root, where):
-                raise _outside(export, f"{entry} (data.yaml's {split})")
-            if where.suffix == ".txt" and where.is_file():
-                for line in where.read_text(errors="replace").splitlines():
-                    if line.strip() and not _inside(root, where.parent / line.strip()):
-                        raise _outside(export, line.strip())
+    for split, entry in yaml_split_entries(config):
+        if not isinstance(entry, str):
+            raise UserError(
+                f"{export}: data.yaml's {split} names {readable_name(repr(entry)[:80])}, "
+                "not a folder or a list of images"
+            )
+        where = base / entry
+        if not _inside(root, where):
+            raise _outside(export, f"{entry} (data.yaml's {split})")
+        if where.suffix == ".txt" and where.is_file():
+            for line in where.read_text(errors="replace").splitlines():
+                if line.strip() and not _inside(root, where.parent / line.strip()):
+                    raise _outside(export, line.strip())
 
 
 def check_image_names(root: Path, export_format: str, export: Path) -> None:
@@ -853,7 +874,7 @@ def _restore_exact_boxes(dataset, xml_path: Path, base: Path, export: Path) -> N
             boxes = [(box.get("label"), shape_bounds(box)) for box in image.iter("box")]
             outlines = []
             for shape in image:
-                if shape.tag == "box" or shape.tag == "tag":
+                if shape.tag in ("box", "tag"):
                     continue
                 bounds = shape_bounds(shape)
                 if bounds is None:
@@ -1092,24 +1113,13 @@ def _load_yolo(fo, root: Path, common: dict):
     names = config.get("names") if isinstance(config, dict) else None
     images = root / "images"
     folders = sorted(p.resolve() for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
-    # and the image folders data.yaml names elsewhere (`path: sub`, `train: sub/images`),
-    # as Ultralytics reads them; image lists (.txt) name images in these folders
-    base = root / str(config.get("path") or ".") if isinstance(config, dict) else root
-    for key in YOLO_SPLITS if isinstance(config, dict) else ():
-        value = config.get(key)
-        for entry in (
-            [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    # and the image folders data.yaml names elsewhere (`path: sub`), as Ultralytics reads them
+    named = yaml_split_folders(root, config) if isinstance(config, dict) else []
+    for where in named:  # unless read already, inside a folder read or holding one
+        if _inside(root, where) and not any(
+            f == where or f.is_relative_to(where) or where.is_relative_to(f) for f in folders
         ):
-            where = (base / str(entry)).resolve()
-            if (
-                where.is_dir()
-                and _inside(root, where)
-                and not any(
-                    f == where or f.is_relative_to(where) or where.is_relative_to(f)
-                    for f in folders
-                )
-            ):
-                folders.append(where)
+            folders.append(where)
     if isinstance(names, list | dict):
         check_yolo_labels(folders, yolo_class_ids(names), root)
     dataset = fo.Dataset(common["name"])
